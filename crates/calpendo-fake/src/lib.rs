@@ -1,0 +1,1 @@
+//! calpendo-fake (placeholder until its issue lands)

@@ -1,0 +1,1 @@
+//! calpendo-source (placeholder until its issue lands)

@@ -1,0 +1,65 @@
+//! The store's error type.
+
+use std::path::PathBuf;
+
+/// What can go wrong in the worklist store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("cannot open worklist database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's reason.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database was written by a newer mwlbridge.
+    #[error(
+        "worklist database {path} has schema version {found}, newer than this mwlbridge \
+         understands ({supported}); upgrade mwlbridge or point it at another file"
+    )]
+    NewerSchema {
+        /// The database file.
+        path: PathBuf,
+        /// `PRAGMA user_version` of the file.
+        found: i64,
+        /// The newest schema this build knows.
+        supported: i64,
+    },
+    /// A migration failed; the database is left at its previous version.
+    #[error("migrating the worklist database to schema version {version} failed: {source}")]
+    Migration {
+        /// The version being applied.
+        version: i64,
+        /// SQLite's reason.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// A query or statement failed.
+    #[error("worklist database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A stored value could not be read back (the file was edited by hand or is damaged).
+    #[error("worklist database holds an unreadable value in {column} of row {row_id}: {reason}")]
+    Corrupt {
+        /// Row id of the entry.
+        row_id: i64,
+        /// The column.
+        column: &'static str,
+        /// Why it cannot be read.
+        reason: String,
+    },
+    /// An entry handed to reconcile belongs to another source.
+    #[error("entry {record_id} belongs to source {found:?}, not {expected:?}")]
+    SourceMismatch {
+        /// The source being reconciled.
+        expected: String,
+        /// The entry's source.
+        found: String,
+        /// The entry's record id.
+        record_id: String,
+    },
+    /// A background database task panicked or was cancelled.
+    #[error("worklist database task failed: {0}")]
+    Task(String),
+}

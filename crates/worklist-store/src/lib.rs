@@ -1,0 +1,22 @@
+//! mwlbridge's worklist store: the source-neutral domain model ([`WorklistEntry`],
+//! [`StepStatus`]), the [`DataSource`] contract, and the SQLite store that keeps the
+//! entries, reconciles each sync against them and answers the SCP's queries.
+
+pub mod error;
+pub mod identifiers;
+pub mod model;
+pub mod reconcile;
+pub mod schema;
+pub mod source;
+pub mod store;
+pub mod sync_runs;
+pub mod validate;
+pub mod zones;
+
+pub use error::StoreError;
+pub use model::{EntryMeta, StatusSetBy, StepStatus, StoredEntry, WorklistEntry};
+pub use reconcile::ReconcileCounts;
+pub use source::{DataSource, OnCancel, SourceError, SyncWindow};
+pub use store::{EntryFilter, Store, format_da, format_tm, parse_da, parse_tm};
+pub use sync_runs::{SyncOutcome, SyncRun};
+pub use zones::{DEFAULT_TIMEZONE, ZoneDb, ZoneError};

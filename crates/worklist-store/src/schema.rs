@@ -1,0 +1,118 @@
+//! The SQLite schema and its migrations, tracked with `PRAGMA user_version`.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::error::StoreError;
+
+/// Each migration moves the schema from version `index` to `index + 1`.
+const MIGRATIONS: &[&str] = &[
+    // 1: worklist entries, one row per scheduled procedure step.
+    r#"
+    CREATE TABLE worklist_entries (
+        id                              INTEGER PRIMARY KEY,
+        source                          TEXT NOT NULL,
+        source_record_id                TEXT NOT NULL,
+        patient_name                    TEXT,
+        patient_id                      TEXT NOT NULL,
+        patient_birth_date              TEXT,
+        patient_sex                     TEXT,
+        patient_weight_kg               REAL,
+        study_instance_uid              TEXT NOT NULL,
+        accession_number                TEXT NOT NULL,
+        study_description               TEXT,
+        referring_physician_name        TEXT,
+        requested_procedure_id          TEXT NOT NULL,
+        requested_procedure_description TEXT,
+        sps_id                          TEXT NOT NULL,
+        station_ae_title                TEXT,
+        station_name                    TEXT,
+        sps_start_date                  TEXT NOT NULL,
+        sps_start_time                  TEXT NOT NULL,
+        sps_end_date                    TEXT,
+        sps_end_time                    TEXT,
+        modality                        TEXT,
+        performing_physician_name       TEXT,
+        sps_description                 TEXT,
+        sps_location                    TEXT,
+        status                          TEXT NOT NULL
+            CHECK (status IN ('SCHEDULED', 'STARTED', 'COMPLETED', 'DISCONTINUED')),
+        status_set_by                   TEXT NOT NULL
+            CHECK (status_set_by IN ('sync', 'mpps', 'admin')),
+        first_seen                      TEXT NOT NULL,
+        last_updated                    TEXT NOT NULL,
+        status_changed_at               TEXT NOT NULL,
+        UNIQUE (source, source_record_id)
+    );
+    CREATE INDEX idx_entries_start    ON worklist_entries (sps_start_date, sps_start_time);
+    CREATE INDEX idx_entries_station  ON worklist_entries (station_ae_title, sps_start_date);
+    CREATE INDEX idx_entries_modality ON worklist_entries (modality, sps_start_date);
+    CREATE INDEX idx_entries_patient  ON worklist_entries (patient_id);
+    CREATE INDEX idx_entries_access   ON worklist_entries (accession_number);
+    CREATE INDEX idx_entries_study    ON worklist_entries (study_instance_uid);
+    CREATE INDEX idx_entries_status   ON worklist_entries (status, sps_start_date);
+    "#,
+    // 2: one row per sync cycle, for admins and health checks.
+    r#"
+    CREATE TABLE sync_runs (
+        id            INTEGER PRIMARY KEY,
+        source        TEXT NOT NULL,
+        started_at    TEXT NOT NULL,
+        finished_at   TEXT NOT NULL,
+        outcome       TEXT NOT NULL CHECK (outcome IN ('success', 'failed')),
+        window_start  TEXT,
+        window_end    TEXT,
+        fetched       INTEGER NOT NULL DEFAULT 0,
+        inserted      INTEGER NOT NULL DEFAULT 0,
+        updated       INTEGER NOT NULL DEFAULT 0,
+        unchanged     INTEGER NOT NULL DEFAULT 0,
+        discontinued  INTEGER NOT NULL DEFAULT 0,
+        deleted       INTEGER NOT NULL DEFAULT 0,
+        rejected      INTEGER NOT NULL DEFAULT 0,
+        error         TEXT
+    );
+    CREATE INDEX idx_sync_runs_source ON sync_runs (source, started_at);
+    "#,
+];
+
+/// The schema version this build writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// The file's current schema version (0 for a new, empty file).
+pub fn version(conn: &Connection) -> Result<i64, rusqlite::Error> {
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+}
+
+/// Brings the database up to [`SCHEMA_VERSION`], one transaction per migration.
+pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    migrate_to(conn, path, SCHEMA_VERSION)
+}
+
+/// Brings the database up to `target` (tests use it to build older files).
+pub(crate) fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<(), StoreError> {
+    let current = version(conn)?;
+    if current > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: current,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    for v in current..target {
+        let next = v + 1;
+        let sql = MIGRATIONS[v as usize];
+        let apply = |conn: &mut Connection| -> Result<(), rusqlite::Error> {
+            let tx = conn.transaction()?;
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", next)?;
+            tx.commit()
+        };
+        apply(conn).map_err(|source| StoreError::Migration {
+            version: next,
+            source,
+        })?;
+        tracing::info!(version = next, "worklist database migrated");
+    }
+    Ok(())
+}

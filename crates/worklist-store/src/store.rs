@@ -1,0 +1,437 @@
+//! The SQLite worklist store: opening, reading and writing entries.
+//!
+//! One writer connection and a small pool of reader connections, all on one file in WAL
+//! mode, so reads never wait for a sync's write. Every method is blocking; async callers use
+//! [`Store::run`], which moves the work to tokio's blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::civil::{Date, DateTime, Time};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, Row, params};
+
+use crate::error::StoreError;
+use crate::model::{EntryMeta, StatusSetBy, StepStatus, StoredEntry, WorklistEntry};
+use crate::schema;
+
+/// How many idle reader connections are kept.
+const READER_POOL: usize = 8;
+/// How long a statement waits for a lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A handle on the worklist database. Cheap to clone; clones share connections.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.inner.path).finish()
+    }
+}
+
+/// Which entries a listing returns. Every field narrows; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct EntryFilter {
+    /// First scheduled start date (inclusive).
+    pub from_date: Option<Date>,
+    /// Last scheduled start date (inclusive).
+    pub to_date: Option<Date>,
+    /// Scheduled Station AE Title, exact.
+    pub station_ae_title: Option<String>,
+    /// Modality, exact.
+    pub modality: Option<String>,
+    /// Patient ID, exact.
+    pub patient_id: Option<String>,
+    /// Only these statuses (empty: all).
+    pub statuses: Vec<StepStatus>,
+    /// Data source name, exact.
+    pub source: Option<String>,
+}
+
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let open = || -> Result<Connection, rusqlite::Error> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(conn)
+    };
+    open().map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it to the current
+    /// schema. The parent directory must exist.
+    pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        let mut writer = open_connection(&path)?;
+        schema::migrate(&mut writer, &path)?;
+        Ok(Store {
+            inner: Arc::new(Inner {
+                path,
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Runs blocking store work on tokio's blocking pool, so the async runtime is never
+    /// held up by SQLite.
+    pub async fn run<R, F>(&self, f: F) -> Result<R, StoreError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Store) -> Result<R, StoreError> + Send + 'static,
+    {
+        let store = self.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// The writer connection (one writer at a time).
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable: SQLite rolls back
+        // an unfinished transaction when it is dropped.
+        self.inner
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on a reader connection from the pool.
+    pub(crate) fn with_reader<R>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let pooled = self
+            .inner
+            .readers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => open_connection(&self.inner.path)?,
+        };
+        let result = f(&conn);
+        let mut pool = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        result
+    }
+
+    /// The entry of `(source, record id)`, if stored.
+    pub fn get(&self, source: &str, record_id: &str) -> Result<Option<StoredEntry>, StoreError> {
+        self.with_reader(|conn| get_entry(conn, source, record_id))
+    }
+
+    /// The entry with that row id, if stored.
+    pub fn get_by_row_id(&self, row_id: i64) -> Result<Option<StoredEntry>, StoreError> {
+        self.with_reader(|conn| {
+            let sql = format!("SELECT {ENTRY_COLUMNS} FROM worklist_entries WHERE id = ?1");
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let raw = stmt.query_row([row_id], RawEntry::from_row).optional()?;
+            raw.map(RawEntry::into_stored).transpose()
+        })
+    }
+
+    /// Entries matching `filter`, ordered by scheduled start.
+    pub fn list(&self, filter: &EntryFilter) -> Result<Vec<StoredEntry>, StoreError> {
+        let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM worklist_entries WHERE 1 = 1");
+        let mut args: Vec<String> = Vec::new();
+        let mut push = |clause: &str, value: String, sql: &mut String| {
+            args.push(value);
+            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+        };
+        if let Some(d) = filter.from_date {
+            push("sps_start_date >=", format_da(d), &mut sql);
+        }
+        if let Some(d) = filter.to_date {
+            push("sps_start_date <=", format_da(d), &mut sql);
+        }
+        if let Some(v) = &filter.station_ae_title {
+            push("station_ae_title =", v.clone(), &mut sql);
+        }
+        if let Some(v) = &filter.modality {
+            push("modality =", v.clone(), &mut sql);
+        }
+        if let Some(v) = &filter.patient_id {
+            push("patient_id =", v.clone(), &mut sql);
+        }
+        if let Some(v) = &filter.source {
+            push("source =", v.clone(), &mut sql);
+        }
+        if !filter.statuses.is_empty() {
+            let list: Vec<String> = filter
+                .statuses
+                .iter()
+                .map(|s| format!("'{}'", s.as_dicom()))
+                .collect();
+            sql.push_str(&format!(" AND status IN ({})", list.join(", ")));
+        }
+        sql.push_str(" ORDER BY sps_start_date, sps_start_time, id");
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), RawEntry::from_row)?;
+            rows.map(|r| r.map_err(StoreError::from).and_then(RawEntry::into_stored))
+                .collect()
+        })
+    }
+
+    /// How many entries the store holds.
+    pub fn count(&self) -> Result<u64, StoreError> {
+        self.with_reader(|conn| {
+            Ok(conn.query_row("SELECT count(*) FROM worklist_entries", [], |r| r.get(0))?)
+        })
+    }
+
+    /// Sets an entry's status on behalf of `by` (MPPS or an administrator). A status set
+    /// this way is never changed by a sync. Returns false when no such row exists.
+    pub fn set_status(
+        &self,
+        row_id: i64,
+        status: StepStatus,
+        by: StatusSetBy,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let conn = self.writer();
+        let now = now.to_string();
+        let n = conn.execute(
+            "UPDATE worklist_entries
+                SET status = ?2, status_set_by = ?3, status_changed_at = ?4, last_updated = ?4
+              WHERE id = ?1",
+            params![row_id, status.as_dicom(), by.as_str(), now],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Removes entries whose step ended (or, without an end, started) before `cutoff`,
+    /// local time. Returns how many were removed.
+    pub fn purge_ended_before(&self, cutoff: DateTime) -> Result<usize, StoreError> {
+        let conn = self.writer();
+        let (d, t) = (format_da(cutoff.date()), format_tm(cutoff.time()));
+        let n = conn.execute(
+            "DELETE FROM worklist_entries
+              WHERE coalesce(sps_end_date, sps_start_date) || coalesce(sps_end_time, sps_start_time)
+                    < ?1 || ?2",
+            params![d, t],
+        )?;
+        Ok(n)
+    }
+}
+
+/// DICOM DA form of a date: `YYYYMMDD`.
+pub fn format_da(d: Date) -> String {
+    format!("{:04}{:02}{:02}", d.year(), d.month(), d.day())
+}
+
+/// DICOM TM form of a time, to the second: `HHMMSS`.
+pub fn format_tm(t: Time) -> String {
+    format!("{:02}{:02}{:02}", t.hour(), t.minute(), t.second())
+}
+
+/// Parses DICOM DA `YYYYMMDD`.
+pub fn parse_da(s: &str) -> Option<Date> {
+    if s.len() != 8 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let y: i16 = s[0..4].parse().ok()?;
+    let m: i8 = s[4..6].parse().ok()?;
+    let d: i8 = s[6..8].parse().ok()?;
+    Date::new(y, m, d).ok()
+}
+
+/// Parses DICOM TM `HHMMSS` (also `HHMM` and `HH`; a fraction is ignored).
+pub fn parse_tm(s: &str) -> Option<Time> {
+    let whole = s.split('.').next().unwrap_or("");
+    if !whole.bytes().all(|b| b.is_ascii_digit()) || !matches!(whole.len(), 2 | 4 | 6) {
+        return None;
+    }
+    let part = |i: usize| -> Option<i8> {
+        if whole.len() > i {
+            whole[i..i + 2].parse().ok()
+        } else {
+            Some(0)
+        }
+    };
+    Time::new(part(0)?, part(2)?, part(4)?, 0).ok()
+}
+
+pub(crate) const ENTRY_COLUMNS: &str = "id, source, source_record_id, patient_name, patient_id, \
+    patient_birth_date, patient_sex, patient_weight_kg, study_instance_uid, accession_number, \
+    study_description, referring_physician_name, requested_procedure_id, \
+    requested_procedure_description, sps_id, station_ae_title, station_name, sps_start_date, \
+    sps_start_time, sps_end_date, sps_end_time, modality, performing_physician_name, \
+    sps_description, sps_location, status, status_set_by, first_seen, last_updated, \
+    status_changed_at";
+
+pub(crate) fn get_entry(
+    conn: &Connection,
+    source: &str,
+    record_id: &str,
+) -> Result<Option<StoredEntry>, StoreError> {
+    let sql = format!(
+        "SELECT {ENTRY_COLUMNS} FROM worklist_entries WHERE source = ?1 AND source_record_id = ?2"
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let raw = stmt
+        .query_row([source, record_id], RawEntry::from_row)
+        .optional()?;
+    raw.map(RawEntry::into_stored).transpose()
+}
+
+/// A row as SQLite gives it, before the typed values are parsed.
+pub(crate) struct RawEntry {
+    id: i64,
+    weight: Option<f64>,
+    text: Vec<Option<String>>,
+}
+
+/// The text columns, in the order [`RawEntry::into_stored`] takes them.
+const TEXT_COLUMNS: [&str; 28] = [
+    "source",
+    "source_record_id",
+    "patient_name",
+    "patient_id",
+    "patient_birth_date",
+    "patient_sex",
+    "study_instance_uid",
+    "accession_number",
+    "study_description",
+    "referring_physician_name",
+    "requested_procedure_id",
+    "requested_procedure_description",
+    "sps_id",
+    "station_ae_title",
+    "station_name",
+    "sps_start_date",
+    "sps_start_time",
+    "sps_end_date",
+    "sps_end_time",
+    "modality",
+    "performing_physician_name",
+    "sps_description",
+    "sps_location",
+    "status",
+    "status_set_by",
+    "first_seen",
+    "last_updated",
+    "status_changed_at",
+];
+
+impl RawEntry {
+    pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<RawEntry> {
+        let text = TEXT_COLUMNS
+            .iter()
+            .map(|c| row.get::<_, Option<String>>(*c))
+            .collect::<rusqlite::Result<_>>()?;
+        Ok(RawEntry {
+            id: row.get("id")?,
+            weight: row.get("patient_weight_kg")?,
+            text,
+        })
+    }
+
+    pub(crate) fn into_stored(self) -> Result<StoredEntry, StoreError> {
+        let id = self.id;
+        let mut it = self.text.into_iter();
+        let mut next = move || it.next().flatten();
+        let (source, source_record_id, patient_name, patient_id, birth, patient_sex) =
+            (next(), next(), next(), next(), next(), next());
+        let (study_instance_uid, accession_number, study_description, referring_physician_name) =
+            (next(), next(), next(), next());
+        let (requested_procedure_id, requested_procedure_description, sps_id) =
+            (next(), next(), next());
+        let (station_ae_title, station_name, start_date, start_time, end_date, end_time) =
+            (next(), next(), next(), next(), next(), next());
+        let (modality, performing_physician_name, sps_description, sps_location) =
+            (next(), next(), next(), next());
+        let (status, set_by, first_seen, last_updated, status_changed_at) =
+            (next(), next(), next(), next(), next());
+
+        let corrupt = |column: &'static str, reason: &str| StoreError::Corrupt {
+            row_id: id,
+            column,
+            reason: reason.to_string(),
+        };
+        let req = |v: Option<String>, column: &'static str| v.ok_or_else(|| corrupt(column, "missing"));
+        let date = |v: &str, column| parse_da(v).ok_or_else(|| corrupt(column, "not a DICOM date"));
+        let time = |v: &str, column| parse_tm(v).ok_or_else(|| corrupt(column, "not a DICOM time"));
+        let ts = |v: Option<String>, column: &'static str| -> Result<Timestamp, StoreError> {
+            req(v, column)?
+                .parse::<Timestamp>()
+                .map_err(|e| corrupt(column, &e.to_string()))
+        };
+        let start = date(&req(start_date, "sps_start_date")?, "sps_start_date")?
+            .to_datetime(time(&req(start_time, "sps_start_time")?, "sps_start_time")?);
+        let end = match (end_date, end_time) {
+            (Some(d), Some(t)) => Some(date(&d, "sps_end_date")?.to_datetime(time(&t, "sps_end_time")?)),
+            (None, None) => None,
+            _ => return Err(corrupt("sps_end_date", "end date and time must both be set")),
+        };
+        let entry = WorklistEntry {
+            source: req(source, "source")?,
+            source_record_id: req(source_record_id, "source_record_id")?,
+            patient_name,
+            patient_id: req(patient_id, "patient_id")?,
+            patient_birth_date: birth
+                .map(|b| date(&b, "patient_birth_date"))
+                .transpose()?,
+            patient_sex,
+            patient_weight_kg: self.weight,
+            study_instance_uid: req(study_instance_uid, "study_instance_uid")?,
+            accession_number: req(accession_number, "accession_number")?,
+            study_description,
+            referring_physician_name,
+            requested_procedure_id: req(requested_procedure_id, "requested_procedure_id")?,
+            requested_procedure_description,
+            sps_id: req(sps_id, "sps_id")?,
+            station_ae_title,
+            station_name,
+            start,
+            end,
+            modality,
+            performing_physician_name,
+            sps_description,
+            sps_location,
+            status: req(status, "status")?
+                .parse()
+                .map_err(|e: crate::model::UnknownTerm| corrupt("status", &e.to_string()))?,
+        };
+        let meta = EntryMeta {
+            row_id: id,
+            first_seen: ts(first_seen, "first_seen")?,
+            last_updated: ts(last_updated, "last_updated")?,
+            status_changed_at: ts(status_changed_at, "status_changed_at")?,
+            status_set_by: req(set_by, "status_set_by")?
+                .parse()
+                .map_err(|e: crate::model::UnknownTerm| corrupt("status_set_by", &e.to_string()))?,
+        };
+        Ok(StoredEntry { entry, meta })
+    }
+}

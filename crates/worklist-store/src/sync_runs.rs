@@ -1,0 +1,158 @@
+//! The record of sync cycles (`sync_runs`): when each source synced and how it went.
+
+use jiff::Timestamp;
+use rusqlite::params;
+use serde::{Deserialize, Serialize};
+
+use crate::error::StoreError;
+use crate::reconcile::ReconcileCounts;
+use crate::source::SyncWindow;
+use crate::store::Store;
+
+/// How a sync cycle ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncOutcome {
+    /// Fetched and reconciled.
+    Success,
+    /// The fetch or the reconcile failed; the store was not changed.
+    Failed,
+}
+
+impl SyncOutcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            SyncOutcome::Success => "success",
+            SyncOutcome::Failed => "failed",
+        }
+    }
+}
+
+/// One sync cycle of one source.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRun {
+    /// The source's name.
+    pub source: String,
+    /// When the cycle began.
+    pub started_at: Timestamp,
+    /// When it ended.
+    pub finished_at: Timestamp,
+    /// How it ended.
+    pub outcome: SyncOutcome,
+    /// The window it covered, if it got that far.
+    pub window: Option<SyncWindow>,
+    /// What reconcile did (all zero on failure).
+    pub counts: ReconcileCounts,
+    /// Why it failed (never holds subject data or credentials).
+    pub error: Option<String>,
+}
+
+impl Store {
+    /// Records a finished sync cycle.
+    pub fn record_sync_run(&self, run: &SyncRun) -> Result<(), StoreError> {
+        let conn = self.writer();
+        let fmt = |t: jiff::civil::DateTime| t.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+        let c = &run.counts;
+        conn.execute(
+            "INSERT INTO sync_runs (source, started_at, finished_at, outcome, window_start,
+                                    window_end, fetched, inserted, updated, unchanged,
+                                    discontinued, deleted, rejected, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            params![
+                run.source,
+                run.started_at.to_string(),
+                run.finished_at.to_string(),
+                run.outcome.as_str(),
+                run.window.map(|w| fmt(w.start)),
+                run.window.map(|w| fmt(w.end)),
+                c.fetched,
+                c.inserted,
+                c.updated,
+                c.unchanged,
+                c.discontinued,
+                c.deleted,
+                c.rejected,
+                run.error,
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The most recent sync runs, newest first, optionally of one source.
+    pub fn recent_sync_runs(
+        &self,
+        source: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, source, started_at, finished_at, outcome, window_start, window_end,
+                        fetched, inserted, updated, unchanged, discontinued, deleted, rejected,
+                        error
+                   FROM sync_runs
+                  WHERE ?1 IS NULL OR source = ?1
+                  ORDER BY id DESC
+                  LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![source, limit as i64], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    ReconcileCounts {
+                        fetched: r.get(7)?,
+                        inserted: r.get(8)?,
+                        updated: r.get(9)?,
+                        unchanged: r.get(10)?,
+                        discontinued: r.get(11)?,
+                        deleted: r.get(12)?,
+                        rejected: r.get(13)?,
+                    },
+                    r.get::<_, Option<String>>(14)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (id, source, started, finished, outcome, ws, we, counts, error) = row?;
+                let corrupt = |column: &'static str, reason: String| StoreError::Corrupt {
+                    row_id: id,
+                    column,
+                    reason,
+                };
+                let ts = |v: &str, column| {
+                    v.parse::<Timestamp>()
+                        .map_err(|e| corrupt(column, e.to_string()))
+                };
+                let dt = |v: &str, column| {
+                    v.parse::<jiff::civil::DateTime>()
+                        .map_err(|e| corrupt(column, e.to_string()))
+                };
+                let window = match (ws, we) {
+                    (Some(s), Some(e)) => Some(SyncWindow {
+                        start: dt(&s, "window_start")?,
+                        end: dt(&e, "window_end")?,
+                    }),
+                    _ => None,
+                };
+                out.push(SyncRun {
+                    source,
+                    started_at: ts(&started, "started_at")?,
+                    finished_at: ts(&finished, "finished_at")?,
+                    outcome: match outcome.as_str() {
+                        "success" => SyncOutcome::Success,
+                        "failed" => SyncOutcome::Failed,
+                        other => return Err(corrupt("outcome", format!("unknown {other:?}"))),
+                    },
+                    window,
+                    counts,
+                    error,
+                });
+            }
+            Ok(out)
+        })
+    }
+}
