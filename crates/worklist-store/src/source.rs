@@ -80,6 +80,14 @@ pub trait DataSource: Send + Sync {
     /// network; every problem is reported.
     fn validate_config(&self) -> Result<(), Vec<SourceError>>;
 
+    /// The window one sync cycle starting at `now` fetches, in the site's local time.
+    fn sync_window(&self, now: jiff::Timestamp) -> SyncWindow;
+
+    /// What a sync does with cancelled and vanished bookings.
+    fn on_cancel(&self) -> OnCancel {
+        OnCancel::Discontinue
+    }
+
     /// Fetches every entry whose step starts inside `window`, complete: a booking the
     /// result lacks is taken as gone from the source. On error nothing is changed.
     async fn fetch_entries(&self, window: &SyncWindow) -> Result<Vec<WorklistEntry>, SourceError>;
