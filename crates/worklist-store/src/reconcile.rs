@@ -246,8 +246,10 @@ fn values(e: &WorklistEntry) -> Vec<rusqlite::types::Value> {
         text(&e.station_name),
         Value::Text(format_da(e.start.date())),
         Value::Text(format_tm(e.start.time())),
-        e.end.map_or(Value::Null, |t| Value::Text(format_da(t.date()))),
-        e.end.map_or(Value::Null, |t| Value::Text(format_tm(t.time()))),
+        e.end
+            .map_or(Value::Null, |t| Value::Text(format_da(t.date()))),
+        e.end
+            .map_or(Value::Null, |t| Value::Text(format_tm(t.time()))),
         text(&e.modality),
         text(&e.performing_physician_name),
         text(&e.sps_description),
@@ -331,4 +333,3 @@ fn update(
         .execute(rusqlite::params_from_iter(args))?;
     Ok(())
 }
-

@@ -90,7 +90,11 @@ pub fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
 }
 
 /// Brings the database up to `target` (tests use it to build older files).
-pub(crate) fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Result<(), StoreError> {
+pub(crate) fn migrate_to(
+    conn: &mut Connection,
+    path: &Path,
+    target: i64,
+) -> Result<(), StoreError> {
     let current = version(conn)?;
     if current > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema {
@@ -115,4 +119,88 @@ pub(crate) fn migrate_to(conn: &mut Connection, path: &Path, target: i64) -> Res
         tracing::info!(version = next, "worklist database migrated");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+
+    fn tables(conn: &Connection) -> Vec<String> {
+        let mut stmt = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+            .expect("prepare");
+        stmt.query_map([], |r| r.get(0))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    #[test]
+    fn empty_file_migrates_to_current() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.db");
+        let store = Store::open(&path).expect("open");
+        drop(store);
+        let conn = Connection::open(&path).expect("open");
+        assert_eq!(version(&conn).expect("version"), SCHEMA_VERSION);
+        assert_eq!(tables(&conn), ["sync_runs", "worklist_entries"]);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .expect("mode");
+        assert_eq!(mode, "wal");
+    }
+
+    #[test]
+    fn previous_version_migrates_and_keeps_its_rows() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.db");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            migrate_to(&mut conn, &path, SCHEMA_VERSION - 1).expect("old schema");
+            assert_eq!(version(&conn).expect("version"), SCHEMA_VERSION - 1);
+            conn.execute(
+                "INSERT INTO worklist_entries (source, source_record_id, patient_id,
+                    study_instance_uid, accession_number, requested_procedure_id, sps_id,
+                    sps_start_date, sps_start_time, status, status_set_by, first_seen,
+                    last_updated, status_changed_at)
+                 VALUES ('calpendo', '7', 'SUB7', '2.25.7', '7', '7', '7', '20261126', '090000',
+                    'STARTED', 'mpps', '2026-11-26T15:00:00Z', '2026-11-26T15:00:00Z',
+                    '2026-11-26T15:00:00Z')",
+                [],
+            )
+            .expect("insert");
+        }
+        let store = Store::open(&path).expect("migrates");
+        let e = store.get("calpendo", "7").expect("get").expect("kept");
+        assert_eq!(e.entry.status, crate::StepStatus::Started);
+        assert_eq!(e.meta.status_set_by, crate::StatusSetBy::Mpps);
+        assert!(store.recent_sync_runs(None, 1).expect("runs").is_empty());
+        // Opening again is a no-op.
+        drop(store);
+        Store::open(&path).expect("reopen");
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.db");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+                .expect("pragma");
+        }
+        let err = Store::open(&path).expect_err("newer");
+        assert!(matches!(err, StoreError::NewerSchema { .. }), "{err}");
+        assert!(err.to_string().contains("newer than this mwlbridge"));
+    }
+
+    #[test]
+    fn unopenable_path_names_the_file() {
+        let err = Store::open("/nonexistent-dir/sub/w.db").expect_err("no dir");
+        assert!(
+            err.to_string().contains("/nonexistent-dir/sub/w.db"),
+            "{err}"
+        );
+    }
 }

@@ -35,7 +35,9 @@ struct Inner {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.inner.path).finish()
+        f.debug_struct("Store")
+            .field("path", &self.inner.path)
+            .finish()
     }
 }
 
@@ -197,7 +199,8 @@ impl Store {
         sql.push_str(" ORDER BY sps_start_date, sps_start_time, id");
         self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), RawEntry::from_row)?;
+            let rows =
+                stmt.query_map(rusqlite::params_from_iter(args.iter()), RawEntry::from_row)?;
             rows.map(|r| r.map_err(StoreError::from).and_then(RawEntry::into_stored))
                 .collect()
         })
@@ -379,7 +382,8 @@ impl RawEntry {
             column,
             reason: reason.to_string(),
         };
-        let req = |v: Option<String>, column: &'static str| v.ok_or_else(|| corrupt(column, "missing"));
+        let req =
+            |v: Option<String>, column: &'static str| v.ok_or_else(|| corrupt(column, "missing"));
         let date = |v: &str, column| parse_da(v).ok_or_else(|| corrupt(column, "not a DICOM date"));
         let time = |v: &str, column| parse_tm(v).ok_or_else(|| corrupt(column, "not a DICOM time"));
         let ts = |v: Option<String>, column: &'static str| -> Result<Timestamp, StoreError> {
@@ -390,18 +394,23 @@ impl RawEntry {
         let start = date(&req(start_date, "sps_start_date")?, "sps_start_date")?
             .to_datetime(time(&req(start_time, "sps_start_time")?, "sps_start_time")?);
         let end = match (end_date, end_time) {
-            (Some(d), Some(t)) => Some(date(&d, "sps_end_date")?.to_datetime(time(&t, "sps_end_time")?)),
+            (Some(d), Some(t)) => {
+                Some(date(&d, "sps_end_date")?.to_datetime(time(&t, "sps_end_time")?))
+            }
             (None, None) => None,
-            _ => return Err(corrupt("sps_end_date", "end date and time must both be set")),
+            _ => {
+                return Err(corrupt(
+                    "sps_end_date",
+                    "end date and time must both be set",
+                ));
+            }
         };
         let entry = WorklistEntry {
             source: req(source, "source")?,
             source_record_id: req(source_record_id, "source_record_id")?,
             patient_name,
             patient_id: req(patient_id, "patient_id")?,
-            patient_birth_date: birth
-                .map(|b| date(&b, "patient_birth_date"))
-                .transpose()?,
+            patient_birth_date: birth.map(|b| date(&b, "patient_birth_date")).transpose()?,
             patient_sex,
             patient_weight_kg: self.weight,
             study_instance_uid: req(study_instance_uid, "study_instance_uid")?,

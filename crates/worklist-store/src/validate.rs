@@ -24,7 +24,10 @@ pub fn ae_problem(v: &str) -> Option<String> {
     if v.trim().is_empty() {
         Some("AE title is blank".into())
     } else if v.len() > AE_MAX {
-        Some(format!("AE title is {} characters; DICOM allows at most {AE_MAX}", v.len()))
+        Some(format!(
+            "AE title is {} characters; DICOM allows at most {AE_MAX}",
+            v.len()
+        ))
     } else if v.contains('\\') || !v.bytes().all(|b| (0x20..0x7f).contains(&b)) {
         Some("AE title must be printable ASCII without backslash".into())
     } else {
@@ -35,7 +38,10 @@ pub fn ae_problem(v: &str) -> Option<String> {
 /// Problem with a string of at most `max` characters (SH, LO), if any.
 pub fn text_problem(v: &str, max: usize, vr: &str) -> Option<String> {
     if v.chars().count() > max {
-        Some(format!("{vr} value is {} characters; DICOM allows at most {max}", v.chars().count()))
+        Some(format!(
+            "{vr} value is {} characters; DICOM allows at most {max}",
+            v.chars().count()
+        ))
     } else if v.contains('\\') {
         Some(format!("{vr} value must not contain a backslash"))
     } else if has_control(v) {
@@ -118,11 +124,20 @@ pub(crate) fn entry_problems(e: &WorklistEntry) -> Vec<(&'static str, String)> {
     if let Some(w) = e.patient_weight_kg
         && !(w.is_finite() && w > 0.0 && w < 1000.0)
     {
-        check("patient_weight_kg", Some("weight must be a positive number of kg".into()));
+        check(
+            "patient_weight_kg",
+            Some("weight must be a positive number of kg".into()),
+        );
     }
     check("study_instance_uid", uid_problem(&e.study_instance_uid));
-    check("accession_number", text_problem(&e.accession_number, SH_MAX, "SH"));
-    check("requested_procedure_id", text_problem(&e.requested_procedure_id, SH_MAX, "SH"));
+    check(
+        "accession_number",
+        text_problem(&e.accession_number, SH_MAX, "SH"),
+    );
+    check(
+        "requested_procedure_id",
+        text_problem(&e.requested_procedure_id, SH_MAX, "SH"),
+    );
     check("sps_id", text_problem(&e.sps_id, SH_MAX, "SH"));
     for (field, id) in [
         ("accession_number", &e.accession_number),
@@ -144,7 +159,10 @@ pub(crate) fn entry_problems(e: &WorklistEntry) -> Vec<(&'static str, String)> {
     }
     for (field, v) in [
         ("study_description", &e.study_description),
-        ("requested_procedure_description", &e.requested_procedure_description),
+        (
+            "requested_procedure_description",
+            &e.requested_procedure_description,
+        ),
         ("sps_description", &e.sps_description),
         ("sps_location", &e.sps_location),
     ] {
@@ -175,7 +193,8 @@ mod tests {
 
     #[test]
     fn good_entry_has_no_problems() {
-        let mut e = WorklistEntry::new("calpendo", "1", "SUB001", date(2026, 11, 26).at(9, 0, 0, 0));
+        let mut e =
+            WorklistEntry::new("calpendo", "1", "SUB001", date(2026, 11, 26).at(9, 0, 0, 0));
         e.patient_name = Some("Doe^John".into());
         e.station_ae_title = Some("MRI_3T".into());
         e.modality = Some("MR".into());
@@ -190,7 +209,13 @@ mod tests {
         e.study_instance_uid = "1.02.3".into();
         e.end = Some(date(2026, 11, 26).at(8, 0, 0, 0));
         let fields: Vec<_> = e.problems().into_iter().map(|(f, _)| f).collect();
-        for f in ["patient_id", "station_ae_title", "modality", "study_instance_uid", "end"] {
+        for f in [
+            "patient_id",
+            "station_ae_title",
+            "modality",
+            "study_instance_uid",
+            "end",
+        ] {
             assert!(fields.contains(&f), "{f} missing from {fields:?}");
         }
     }

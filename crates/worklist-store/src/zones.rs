@@ -107,7 +107,10 @@ mod tests {
     use jiff::civil::date;
 
     fn offset_hours(zone: &TimeZone, y: i16, m: i8, d: i8) -> i32 {
-        let z = date(y, m, d).at(12, 0, 0, 0).to_zoned(zone.clone()).expect("valid");
+        let z = date(y, m, d)
+            .at(12, 0, 0, 0)
+            .to_zoned_datetime(zone.clone())
+            .expect("valid");
         z.offset().seconds() / 3600
     }
 
