@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): installs what the tests need, then runs the format
+# check, clippy and every test of the workspace.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+# DCMTK (findscu, echoscu, dump2dcm, wlmscpfs): the end-to-end tests' DICOM peers.
+if ! command -v findscu >/dev/null 2>&1 || ! command -v wlmscpfs >/dev/null 2>&1; then
+    echo "==> installing DCMTK"
+    as_root apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq dcmtk >/dev/null
+fi
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "==> cargo test"
+cargo test --workspace --locked
