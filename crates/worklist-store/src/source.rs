@@ -83,6 +83,11 @@ pub trait DataSource: Send + Sync {
     /// The window one sync cycle starting at `now` fetches, in the site's local time.
     fn sync_window(&self, now: jiff::Timestamp) -> SyncWindow;
 
+    /// How long to wait between sync cycles.
+    fn sync_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(60)
+    }
+
     /// What a sync does with cancelled and vanished bookings.
     fn on_cancel(&self) -> OnCancel {
         OnCancel::Discontinue

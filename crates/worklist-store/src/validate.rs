@@ -19,10 +19,18 @@ fn has_control(s: &str) -> bool {
     s.chars().any(|c| c.is_control())
 }
 
+/// Leading and trailing spaces are padding in DICOM text: stored values carry none, so
+/// exact lookups by indexed columns see the same value matching sees.
+fn padded(s: &str) -> bool {
+    s.trim() != s
+}
+
 /// Problem with an AE title value, if any.
 pub fn ae_problem(v: &str) -> Option<String> {
     if v.trim().is_empty() {
         Some("AE title is blank".into())
+    } else if padded(v) {
+        Some("AE title has leading or trailing spaces".into())
     } else if v.len() > AE_MAX {
         Some(format!(
             "AE title is {} characters; DICOM allows at most {AE_MAX}",
@@ -42,6 +50,8 @@ pub fn text_problem(v: &str, max: usize, vr: &str) -> Option<String> {
             "{vr} value is {} characters; DICOM allows at most {max}",
             v.chars().count()
         ))
+    } else if padded(v) {
+        Some(format!("{vr} value has leading or trailing spaces"))
     } else if v.contains('\\') {
         Some(format!("{vr} value must not contain a backslash"))
     } else if has_control(v) {
@@ -92,6 +102,9 @@ pub fn pn_problem(v: &str) -> Option<String> {
 pub fn cs_problem(v: &str) -> Option<String> {
     if v.is_empty() || v.len() > CS_MAX {
         return Some(format!("code string must be 1 to {CS_MAX} characters"));
+    }
+    if padded(v) {
+        return Some("code string has leading or trailing spaces".into());
     }
     if !v
         .bytes()
@@ -206,6 +219,7 @@ mod tests {
         let mut e = WorklistEntry::new("calpendo", "1", " ", date(2026, 11, 26).at(9, 0, 0, 0));
         e.station_ae_title = Some("A_VERY_LONG_AE_TITLE".into());
         e.modality = Some("mr".into());
+        e.accession_number = " 12".into();
         e.study_instance_uid = "1.02.3".into();
         e.end = Some(date(2026, 11, 26).at(8, 0, 0, 0));
         let fields: Vec<_> = e.problems().into_iter().map(|(f, _)| f).collect();
