@@ -1,0 +1,544 @@
+//! CalpendoSource against the fake Calpendo server.
+
+#![allow(clippy::unwrap_used, missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use calpendo_fake::{BookingShape, FakeBooking, FakeCalpendo, FakeConfig, Fault, FaultScope};
+use calpendo_source::{CalpendoSource, parse_config};
+use jiff::civil::{Date, DateTime, date};
+use serde_json::{Value, json};
+use worklist_store::{DataSource, SourceError, StepStatus, SyncWindow, WorklistEntry};
+
+const DAY: Date = date(2026, 11, 26);
+
+fn env(k: &str) -> Option<String> {
+    match k {
+        "CALPENDO_USERNAME" => Some("mwlbridge".into()),
+        "CALPENDO_PASSWORD" => Some("secret".into()),
+        _ => None,
+    }
+}
+
+fn at(h: i8, m: i8) -> DateTime {
+    DAY.at(h, m, 0, 0)
+}
+
+fn booking(id: i64, start: DateTime, resource: &str, status: &str) -> FakeBooking {
+    let mri = resource.starts_with("3T");
+    FakeBooking {
+        id,
+        start,
+        end: start + jiff::SignedDuration::from_mins(60),
+        title: format!("SUB{id:03}_Doe_John"),
+        status: status.into(),
+        biskit_type: if mri { "MRIScan" } else { "EEGScan" }.into(),
+        resource: resource.into(),
+        project: Some("BRISKP (Brain network models)".into()),
+        booker: Some("Alice Williams".into()),
+        owner: Some("Alice Williams".into()),
+        operator: mri.then(|| "Jane Smith".to_string()),
+        description: None,
+        shape: BookingShape::Classic,
+    }
+}
+
+fn day_window(d: Date) -> SyncWindow {
+    SyncWindow {
+        start: d.at(0, 0, 0, 0),
+        end: d.tomorrow().unwrap().at(0, 0, 0, 0),
+    }
+}
+
+async fn fake(bookings: Vec<FakeBooking>) -> FakeCalpendo {
+    let server = FakeCalpendo::start(FakeConfig::default()).await.unwrap();
+    server.set_bookings(bookings);
+    server
+}
+
+fn source_for(server: &FakeCalpendo, extra: Value) -> CalpendoSource {
+    let mut v = json!({
+        "base_url": server.base_url(),
+        "resources": ["3T", "EEG"],
+        "resource_modality_mapping": {"3T": "MR", "EEG": "EEG"},
+        "station_aet_mapping": {"3T Diagnostic": "MRI_3T_DIAG", "3T": "MRI_3T"},
+        "request_timeout": 5,
+        "sync_deadline": 20,
+    });
+    if let (Value::Object(o), Value::Object(x)) = (&mut v, extra) {
+        o.extend(x);
+    }
+    let config = parse_config(&v, &env).unwrap();
+    CalpendoSource::new("calpendo", config)
+        .unwrap()
+        .with_backoff_base(Duration::from_millis(10))
+}
+
+fn ids(entries: &[WorklistEntry]) -> Vec<&str> {
+    entries
+        .iter()
+        .map(|e| e.source_record_id.as_str())
+        .collect()
+}
+
+fn by_id<'a>(entries: &'a [WorklistEntry], id: &str) -> &'a WorklistEntry {
+    entries.iter().find(|e| e.source_record_id == id).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn approved_bookings_are_fetched_and_mapped() {
+    let server = fake(vec![
+        booking(2, at(9, 0), "3T Diagnostic", "Approved"),
+        booking(3, at(10, 30), "EEG Lab Room A", "Approved"),
+        // Outside the window.
+        booking(
+            4,
+            DAY.tomorrow().unwrap().at(9, 0, 0, 0),
+            "3T Diagnostic",
+            "Approved",
+        ),
+    ])
+    .await;
+    let src = source_for(&server, json!({}));
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["2", "3"]);
+
+    let mri = by_id(&entries, "2");
+    assert_eq!(mri.source, "calpendo");
+    assert_eq!(mri.patient_id, "SUB002");
+    assert_eq!(mri.patient_name, None);
+    assert_eq!(mri.study_description.as_deref(), Some("BRISKP"));
+    assert_eq!(mri.sps_description.as_deref(), Some("BRISKP"));
+    assert_eq!(mri.start, at(9, 0));
+    assert_eq!(mri.end, Some(at(10, 0)));
+    assert_eq!(mri.modality.as_deref(), Some("MR"));
+    assert_eq!(mri.station_ae_title.as_deref(), Some("MRI_3T_DIAG"));
+    assert_eq!(mri.station_name.as_deref(), Some("3T Diagnostic"));
+    assert_eq!(mri.performing_physician_name.as_deref(), Some("Smith^Jane"));
+    assert_eq!(mri.status, StepStatus::Scheduled);
+    assert_eq!(mri.accession_number, "2");
+    assert!(mri.study_instance_uid.starts_with("2.25."));
+    assert!(mri.problems().is_empty(), "{:?}", mri.problems());
+
+    let eeg = by_id(&entries, "3");
+    assert_eq!(eeg.modality.as_deref(), Some("EEG"));
+    assert_eq!(eeg.station_ae_title, None);
+    assert_eq!(eeg.performing_physician_name, None);
+
+    let stats = server.stats();
+    assert_eq!(stats.list_requests, 1);
+    assert_eq!(stats.detail_requests, 2);
+    // Only the MRI scan has an operator to look up.
+    assert_eq!(stats.operator_requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pylantir_field_mapping_end_to_end() {
+    let server = fake(vec![booking(12, at(9, 0), "3T Diagnostic", "Approved")]).await;
+    let src = source_for(
+        &server,
+        json!({"field_mapping": {
+            "patient_id": {"source_field": "title", "_extract": {"pattern": "^([A-Z0-9]+)_.*", "group": 1}},
+            "patient_name": {"source_field": "title",
+                "_extract": {"pattern": "^([^_]+)_([^_]+)_(.+)$", "template": "$2^$3"}},
+            "study_description": {"source_field": "properties.project.formattedName",
+                "_extract": {"pattern": "^([^(]+)", "group": 1}},
+            "accession_number": "id",
+            "study_instance_uid": "id",
+            "performing_physician": "operator"
+        }}),
+    );
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    let e = by_id(&entries, "12");
+    assert_eq!(e.patient_id, "SUB012");
+    assert_eq!(e.patient_name.as_deref(), Some("Doe^John"));
+    assert_eq!(e.study_description.as_deref(), Some("BRISKP"));
+    assert_eq!(e.accession_number, "12");
+    assert!(e.study_instance_uid.starts_with("2.25."));
+    assert_eq!(e.performing_physician_name.as_deref(), Some("Smith^Jane"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn several_resources_and_prefix_filter() {
+    let server = fake(vec![
+        booking(1, at(8, 0), "3T Diagnostic", "Approved"),
+        booking(2, at(9, 0), "3T Research", "Approved"),
+        booking(3, at(10, 0), "EEG Lab Room A", "Approved"),
+        booking(4, at(11, 0), "Mock Scanner", "Approved"),
+    ])
+    .await;
+    let src = source_for(&server, json!({}));
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["1", "2", "3"]);
+    assert_eq!(
+        by_id(&entries, "2").station_ae_title.as_deref(),
+        Some("MRI_3T")
+    );
+
+    // A narrower prefix: only the diagnostic scanner (prefixes never go to the server,
+    // so every listed booking's details are read and filtered here).
+    let src = source_for(&server, json!({"resources": ["3T Diag"]}));
+    let before = server.stats().detail_requests;
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["1"]);
+    assert_eq!(server.stats().detail_requests - before, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_filter_one_and_several() {
+    let server = fake(vec![
+        booking(1, at(8, 0), "3T Diagnostic", "Approved"),
+        booking(2, at(9, 0), "3T Diagnostic", "Pending"),
+        booking(3, at(10, 0), "EEG Lab Room A", "Cancelled"),
+        booking(4, at(11, 0), "EEG Lab Room A", "Approved"),
+    ])
+    .await;
+    let src = source_for(&server, json!({"status_filter": "Approved"}));
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["1", "4"]);
+    // The server filtered: only the approved bookings' details were read.
+    assert_eq!(server.stats().detail_requests, 2);
+
+    let src = source_for(&server, json!({"status_filter": ["Approved", "Pending"]}));
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["1", "2", "4"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_resource_filters_combine() {
+    let server = fake(vec![
+        booking(1, at(8, 0), "3T Diagnostic", "Approved"),
+        booking(2, at(9, 0), "3T Diagnostic", "Pending"),
+        booking(3, at(10, 0), "EEG Lab Room A", "Pending"),
+        booking(4, at(11, 0), "EEG Lab Room A", "Approved"),
+        booking(5, at(12, 0), "Mock Scanner", "Approved"),
+    ])
+    .await;
+    let src = source_for(
+        &server,
+        json!({"resources": ["EEG"], "status_filter": ["Approved"]}),
+    );
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["4"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancelled_bookings_are_discontinued() {
+    let server = fake(vec![
+        booking(1, at(8, 0), "3T Diagnostic", "Cancelled"),
+        booking(2, at(9, 0), "3T Diagnostic", "In Progress"),
+        booking(3, at(10, 0), "3T Diagnostic", "Completed"),
+        booking(4, at(11, 0), "3T Diagnostic", "Pending"),
+    ])
+    .await;
+    let src = source_for(&server, json!({}));
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    let status = |id| by_id(&entries, id).status;
+    assert_eq!(status("1"), StepStatus::Discontinued);
+    assert_eq!(status("2"), StepStatus::Started);
+    assert_eq!(status("3"), StepStatus::Completed);
+    assert_eq!(status("4"), StepStatus::Scheduled);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_credentials_are_a_config_error_without_retry() {
+    let server = FakeCalpendo::start(FakeConfig {
+        password: "other".into(),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    server.set_bookings(vec![booking(1, at(8, 0), "3T Diagnostic", "Approved")]);
+    let src = source_for(&server, json!({}));
+    let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
+    match err {
+        SourceError::Config(m) => {
+            assert!(m.contains("401"), "{m}");
+            assert!(!m.contains("secret"), "{m}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(server.stats().unauthorized, 1);
+    assert_eq!(server.stats().requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forbidden_and_bad_request_are_config_errors() {
+    let server = fake(vec![booking(1, at(8, 0), "3T Diagnostic", "Approved")]).await;
+    let src = source_for(&server, json!({}));
+    for code in [400u16, 403] {
+        server.set_fault(Fault::Status(code), FaultScope::List);
+        let before = server.stats().requests;
+        let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
+        assert!(
+            matches!(&err, SourceError::Config(m) if m.contains(&code.to_string())),
+            "{err:?}"
+        );
+        assert_eq!(server.stats().requests - before, 1, "no retry on {code}");
+    }
+    // A 403 on a booking's details fails the cycle as a config error too.
+    server.set_fault(Fault::Status(403), FaultScope::Details);
+    let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
+    assert!(matches!(err, SourceError::Config(_)), "{err:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_errors_are_retried_then_fail() {
+    let server = fake(vec![booking(1, at(8, 0), "3T Diagnostic", "Approved")]).await;
+    let src = source_for(&server, json!({}));
+    server.set_fault(Fault::Status(500), FaultScope::List);
+    let started = Instant::now();
+    let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
+    assert!(
+        matches!(&err, SourceError::Fetch(m) if m.contains("500") && m.contains("4 attempts")),
+        "{err:?}"
+    );
+    // 1 attempt + 3 retries, with back-off 10 + 20 + 40 ms.
+    assert_eq!(server.stats().requests, 4);
+    assert!(started.elapsed() >= Duration::from_millis(70));
+
+    // Two failures, then success: the cycle succeeds.
+    server.set_fault_times(Fault::Status(503), FaultScope::Details, 2);
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["1"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_resets_and_truncated_bodies_are_retried() {
+    let server = fake(vec![booking(1, at(8, 0), "3T Diagnostic", "Approved")]).await;
+    let src = source_for(&server, json!({}));
+    for fault in [Fault::ConnectionReset, Fault::TruncatedBody] {
+        server.set_fault_times(fault.clone(), FaultScope::List, 2);
+        let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+        assert_eq!(ids(&entries), vec!["1"], "{fault:?}");
+
+        server.set_fault(fault.clone(), FaultScope::List);
+        let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
+        assert!(matches!(err, SourceError::Fetch(_)), "{fault:?}: {err:?}");
+        server.clear_fault();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn invalid_json_is_a_fetch_error() {
+    let server = fake(vec![booking(1, at(8, 0), "3T Diagnostic", "Approved")]).await;
+    let src = source_for(&server, json!({}));
+    for scope in [FaultScope::List, FaultScope::Details] {
+        server.set_fault(Fault::InvalidJson, scope);
+        let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
+        assert!(
+            matches!(&err, SourceError::Fetch(m) if m.contains("invalid JSON")),
+            "{scope:?}: {err:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hanging_server_fails_within_the_deadline() {
+    let server = fake(vec![booking(1, at(8, 0), "3T Diagnostic", "Approved")]).await;
+    let src = source_for(&server, json!({"sync_deadline": 1, "request_timeout": 30}));
+    server.set_fault(Fault::Hang, FaultScope::Details);
+    let started = Instant::now();
+    let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
+    let took = started.elapsed();
+    assert!(
+        matches!(&err, SourceError::Fetch(m) if m.contains("deadline exceeded")),
+        "{err:?}"
+    );
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_bodies_hit_the_request_timeout_and_are_retried() {
+    let server = fake(vec![booking(1, at(8, 0), "3T Diagnostic", "Approved")]).await;
+    let src = source_for(&server, json!({"request_timeout": 0.3}));
+    server.set_fault_times(Fault::SlowBody(Duration::from_secs(2)), FaultScope::List, 1);
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["1"]);
+    assert!(server.stats().list_requests >= 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_vanished_booking_detail_is_skipped() {
+    let server = fake(vec![
+        booking(1, at(8, 0), "3T Diagnostic", "Approved"),
+        booking(2, at(9, 0), "3T Diagnostic", "Approved"),
+        booking(3, at(10, 0), "EEG Lab Room A", "Approved"),
+    ])
+    .await;
+    let src = source_for(&server, json!({}));
+    server.set_fault(Fault::Status(404), FaultScope::Booking(2));
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["1", "3"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_in_flight_stay_within_max_workers() {
+    let bookings: Vec<FakeBooking> = (0..24)
+        .map(|i| {
+            let resource = if i % 2 == 0 {
+                "3T Diagnostic"
+            } else {
+                "EEG Lab Room A"
+            };
+            booking(
+                100 + i,
+                at(8, 0) + jiff::SignedDuration::from_mins(i * 20),
+                resource,
+                "Approved",
+            )
+        })
+        .collect();
+    let server = fake(bookings).await;
+    server.set_latency(Duration::from_millis(40));
+    for workers in [3usize, 5] {
+        server.reset_stats();
+        let src = source_for(&server, json!({"max_workers": workers}));
+        let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+        assert_eq!(entries.len(), 24);
+        let stats = server.stats();
+        assert_eq!(stats.detail_requests, 24);
+        assert_eq!(stats.operator_requests, 12);
+        assert!(
+            stats.max_in_flight <= workers as u64,
+            "{} in flight with max_workers {workers}",
+            stats.max_in_flight
+        );
+        assert!(stats.max_in_flight > 1, "no parallelism: {stats:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calpendo11_shape() {
+    // Ids 20..24 cover both end keys (finish/end) and both ISO forms (Z/offset).
+    let bookings: Vec<FakeBooking> = (20..24)
+        .map(|id| FakeBooking {
+            shape: BookingShape::Calpendo11,
+            ..booking(id, at(8 + id as i8 - 20, 15), "3T Diagnostic", "Approved")
+        })
+        .collect();
+    let server = fake(bookings).await;
+    let src = source_for(&server, json!({}));
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["20", "21", "22", "23"]);
+    for (i, e) in entries.iter().enumerate() {
+        let h = 8 + i as i8;
+        assert_eq!(e.start, at(h, 15), "{}", e.source_record_id);
+        assert_eq!(e.end, Some(at(h + 1, 15)), "{}", e.source_record_id);
+        assert_eq!(e.patient_id, format!("SUB0{}", e.source_record_id));
+        assert_eq!(e.status, StepStatus::Scheduled);
+        assert_eq!(e.study_description.as_deref(), Some("BRISKP"));
+        assert_eq!(e.performing_physician_name.as_deref(), Some("Smith^Jane"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hidden_or_failing_operator_is_absent() {
+    let mut hidden_even = booking(30, at(8, 0), "3T Diagnostic", "Approved");
+    hidden_even.operator = Some("<Hidden>".into());
+    let mut hidden_odd = booking(31, at(9, 0), "3T Diagnostic", "Approved");
+    hidden_odd.operator = Some("<Hidden>".into());
+    let mut none = booking(32, at(10, 0), "3T Diagnostic", "Approved");
+    none.operator = None;
+    let mut odd_shape = booking(33, at(11, 0), "3T Diagnostic", "Approved");
+    odd_shape.operator = Some("Tech John Smith".into());
+    let server = fake(vec![hidden_even, hidden_odd, none, odd_shape]).await;
+    let src = source_for(&server, json!({}));
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["30", "31", "32", "33"]);
+    for id in ["30", "31", "32"] {
+        assert_eq!(by_id(&entries, id).performing_physician_name, None, "{id}");
+    }
+    assert_eq!(
+        by_id(&entries, "33").performing_physician_name.as_deref(),
+        Some("Smith^Tech John")
+    );
+
+    // A failing operator lookup keeps the booking, without an operator.
+    server.set_fault(Fault::Status(500), FaultScope::Operator);
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(entries.len(), 4);
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.performing_physician_name.is_none())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_path_and_source_timezone() {
+    let server = FakeCalpendo::start(FakeConfig {
+        timezone: "America/Toronto".into(),
+        ..FakeConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut iso = booking(41, DAY.at(11, 0, 0, 0), "3T Diagnostic", "Approved");
+    iso.shape = BookingShape::Calpendo11;
+    server.set_bookings(vec![
+        booking(40, DAY.at(10, 0, 0, 0), "3T Diagnostic", "Approved"),
+        iso,
+        // 00:30 in Toronto is 23:30 the day before in Edmonton: outside the window.
+        booking(42, DAY.at(0, 30, 0, 0), "3T Diagnostic", "Approved"),
+        // 00:30 in Toronto the next day is 23:30 in Edmonton: inside.
+        booking(
+            43,
+            DAY.tomorrow().unwrap().at(0, 30, 0, 0),
+            "3T Diagnostic",
+            "Approved",
+        ),
+    ]);
+    let src = source_for(
+        &server,
+        json!({"api_path": "/api", "source_timezone": "America/Toronto"}),
+    );
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["40", "41", "43"]);
+    assert_eq!(by_id(&entries, "40").start, at(9, 0));
+    assert_eq!(by_id(&entries, "41").start, at(10, 0));
+    assert_eq!(by_id(&entries, "43").start, at(23, 30));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rolling_window_from_now_covers_today_and_tomorrow() {
+    let src_cfg = parse_config(
+        &json!({"base_url": "http://127.0.0.1:1", "resources": ["3T"]}),
+        &env,
+    )
+    .unwrap();
+    let now = jiff::Timestamp::now();
+    let today = src_cfg.tz.to_datetime(now).date();
+    let tomorrow = today.tomorrow().unwrap();
+    let after = tomorrow.tomorrow().unwrap();
+    let server = fake(vec![
+        booking(50, today.at(9, 0, 0, 0), "3T Diagnostic", "Approved"),
+        booking(51, tomorrow.at(9, 0, 0, 0), "3T Diagnostic", "Approved"),
+        booking(52, after.at(9, 0, 0, 0), "3T Diagnostic", "Approved"),
+    ])
+    .await;
+    let src = source_for(&server, json!({}));
+    let window = src.sync_window(now);
+    assert_eq!(window.start, today.at(0, 0, 0, 0));
+    assert_eq!(window.end, after.at(0, 0, 0, 0));
+    let entries = src.fetch_entries(&window).await.unwrap();
+    assert_eq!(ids(&entries), vec!["50", "51"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn synthetic_day_maps_cleanly() {
+    let bookings = calpendo_fake::synthetic_bookings(80, DAY, 7);
+    let server = fake(bookings.clone()).await;
+    let src = source_for(&server, json!({"resources": ["3T", "EEG", "Mock"]}));
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    let on_day = bookings.iter().filter(|b| b.start.date() == DAY).count();
+    assert_eq!(entries.len(), on_day);
+    for e in &entries {
+        assert!(
+            e.problems().is_empty(),
+            "{}: {:?}",
+            e.source_record_id,
+            e.problems()
+        );
+    }
+}
