@@ -1,0 +1,89 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Version line: crate version and the time zone rules compiled in.
+pub const LONG_VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (bundled tzdata ",
+    env!("MWLBRIDGE_TZDATA_VERSION"),
+    ")"
+);
+
+/// mwlbridge: a DICOM Modality Worklist server fed from Calpendo bookings.
+///
+/// Scanner consoles query it for their worklist (MWL C-FIND); it answers from the
+/// bookings it copies from Calpendo into a local SQLite database.
+#[derive(Debug, Parser)]
+#[command(name = "mwlbridge", version = LONG_VERSION, propagate_version = true)]
+pub struct Cli {
+    /// Least important log messages shown: error, warn, info, debug or trace
+    /// (or a tracing filter such as "info,calpendo_source=debug").
+    #[arg(long, global = true, default_value = "info", env = "MWLBRIDGE_LOG")]
+    pub log_level: String,
+
+    /// Log line format: text for people, json for log collectors.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The config file argument shared by most commands.
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Configuration file: mwlbridge TOML (.toml) or a Pylantir JSON config (.json).
+    #[arg(
+        long,
+        short,
+        env = "MWLBRIDGE_CONFIG",
+        default_value = "/etc/mwlbridge/mwlbridge.toml"
+    )]
+    pub config: PathBuf,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a configuration file and report every problem in it, with where it is.
+    CheckConfig(ConfigArg),
+
+    /// Fetch bookings from every enabled data source into the worklist database.
+    ///
+    /// With --once: one cycle per source, one summary line each; exits 1 if any failed.
+    /// Without: keeps syncing every sync_interval until stopped (Ctrl-C or SIGTERM).
+    Sync {
+        /// The configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Run one cycle of each source and exit.
+        #[arg(long)]
+        once: bool,
+    },
+
+    /// Show the worklist as consoles would see it (all statuses, with who set them).
+    Worklist {
+        /// The configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Day to show: "today", "tomorrow", "all" or YYYYMMDD (site time).
+        #[arg(long, default_value = "today")]
+        date: String,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+}

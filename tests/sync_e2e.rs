@@ -1,0 +1,220 @@
+//! `mwlbridge sync` and `mwlbridge worklist` against the fake Calpendo over real HTTP,
+//! with a real SQLite file.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use calpendo_fake::{Fault, FaultScope};
+use common::{booking, fake, run_async, stderr, stdout, today, write_config};
+use worklist_store::{StepStatus, Store, SyncOutcome};
+
+fn worklist_json(config: &str) -> serde_json::Value {
+    let out = common::run(&["worklist", "--config", config, "--date", "today", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_once_fills_the_worklist_and_follows_changes() {
+    let fake = fake(vec![
+        booking(101, "SUB001_Tremblay_Marie", "3T Diagnostic", 9),
+        booking(102, "SUB002_Novak_Jan", "EEG Lab Room A", 10),
+        booking(103, "SUB003_Other_Resource", "Mock Scanner", 11),
+    ])
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &fake.base_url(), "");
+    let config = config.to_str().expect("utf-8");
+
+    let out = run_async(&["sync", "--once", "--config", config]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("calpendo: ok: fetched 2, inserted 2"),
+        "{}",
+        stdout(&out)
+    );
+
+    let list = worklist_json(config);
+    let entries = list.as_array().expect("array");
+    assert_eq!(
+        entries.len(),
+        2,
+        "the Mock Scanner is not a configured resource"
+    );
+    let first = &entries[0];
+    assert_eq!(first["patient_id"], "SUB001");
+    assert_eq!(first["patient_name"], "Tremblay^Marie");
+    assert_eq!(first["station_ae_title"], "MRI_3T");
+    assert_eq!(first["modality"], "MR");
+    assert_eq!(first["study_description"], "BRISKP");
+    assert_eq!(first["accession_number"], "101");
+    assert_eq!(first["status"], "SCHEDULED");
+    assert_eq!(first["start"], format!("{}T09:00:00", today()));
+    assert_eq!(entries[1]["modality"], "EEG");
+
+    // A table for people: the subject shows, the header too.
+    let out = common::run(&["worklist", "--config", config]);
+    let table = stdout(&out);
+    assert!(table.starts_with("START"), "{table}");
+    assert!(table.contains("SUB002"), "{table}");
+
+    // Nothing changed: nothing written.
+    let out = run_async(&["sync", "--once", "--config", config]).await;
+    assert!(stdout(&out).contains("unchanged 2"), "{}", stdout(&out));
+
+    // Moved, retitled and cancelled in Calpendo.
+    let mut moved = booking(101, "SUB001_Tremblay_Marie-Eve", "3T Diagnostic", 14);
+    moved.project = Some("NEWPROJ (renamed)".into());
+    fake.upsert_booking(moved);
+    let mut cancelled = booking(102, "SUB002_Novak_Jan", "EEG Lab Room A", 10);
+    cancelled.status = "Cancelled".into();
+    fake.upsert_booking(cancelled);
+    let out = run_async(&["sync", "--once", "--config", config]).await;
+    assert!(stdout(&out).contains("updated 1"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("discontinued 1"), "{}", stdout(&out));
+    let list = worklist_json(config);
+    let by_id = |id: &str| {
+        list.as_array()
+            .expect("array")
+            .iter()
+            .find(|e| e["source_record_id"] == id)
+            .cloned()
+            .expect("entry")
+    };
+    assert_eq!(by_id("101")["start"], format!("{}T14:00:00", today()));
+    assert_eq!(by_id("101")["patient_name"], "Tremblay^Marie-Eve");
+    assert_eq!(by_id("101")["study_description"], "NEWPROJ");
+    assert_eq!(by_id("102")["status"], "DISCONTINUED");
+
+    // Deleted from Calpendo: vanished from the window.
+    fake.remove_booking(101);
+    let out = run_async(&["sync", "--once", "--config", config]).await;
+    assert!(stdout(&out).contains("discontinued 1"), "{}", stdout(&out));
+    let store = Store::open(dir.path().join("worklist.db")).expect("open");
+    let e = store.get("calpendo", "101").expect("get").expect("kept");
+    assert_eq!(e.entry.status, StepStatus::Discontinued);
+    assert_eq!(store.recent_sync_runs(None, 10).expect("runs").len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_sync_exits_1_and_changes_nothing() {
+    let fake = fake(vec![booking(201, "SUB010_A_B", "3T Diagnostic", 9)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &fake.base_url(), "");
+    let config = config.to_str().expect("utf-8");
+    let out = run_async(&["sync", "--once", "--config", config]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let before = worklist_json(config);
+
+    for (fault, scope) in [
+        (Fault::Status(500), FaultScope::All),
+        (Fault::Status(401), FaultScope::All),
+        (Fault::InvalidJson, FaultScope::List),
+        (Fault::Status(503), FaultScope::Details),
+    ] {
+        fake.set_fault(fault.clone(), scope);
+        let out = run_async(&["sync", "--once", "--config", config]).await;
+        assert_eq!(out.status.code(), Some(1), "{fault:?}: {}", stderr(&out));
+        assert!(
+            stdout(&out).contains("calpendo: FAILED"),
+            "{fault:?}: {}",
+            stdout(&out)
+        );
+        assert!(
+            stderr(&out).contains("sync failed for calpendo"),
+            "{fault:?}: {}",
+            stderr(&out)
+        );
+        assert!(!stderr(&out).contains("secret"), "no credential in output");
+        assert_eq!(
+            worklist_json(config),
+            before,
+            "{fault:?} changed the worklist"
+        );
+        fake.clear_fault();
+    }
+    // Unreachable: nothing listens there any more.
+    let addr = fake.local_addr();
+    fake.shutdown().await;
+    let out = run_async(&["sync", "--once", "--config", config]).await;
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "unreachable {addr}: {}",
+        stderr(&out)
+    );
+    assert_eq!(worklist_json(config), before);
+
+    let store = Store::open(dir.path().join("worklist.db")).expect("open");
+    let runs = store.recent_sync_runs(Some("calpendo"), 10).expect("runs");
+    assert_eq!(runs.len(), 6);
+    assert!(
+        runs[..5]
+            .iter()
+            .all(|r| r.outcome == SyncOutcome::Failed && r.error.is_some())
+    );
+    assert_eq!(runs[5].outcome, SyncOutcome::Success);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pylantir_json_config_syncs_without_edits() {
+    let fake = fake(vec![booking(
+        301,
+        "SUB301_Example_Person",
+        "3T Diagnostic",
+        9,
+    )])
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Pylantir's documented Calpendo example, with this site's server and database.
+    let example = include_str!("../config/pylantir-example.json")
+        .replace("https://calpendo.example.org", &fake.base_url())
+        .replace(
+            "/var/lib/mwlbridge/worklist.db",
+            &dir.path().join("w.db").display().to_string(),
+        );
+    let path = dir.path().join("pylantir.json");
+    std::fs::write(&path, example).expect("write");
+    let config = path.to_str().expect("utf-8");
+    let out = run_async(&["sync", "--once", "--config", config]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let list = worklist_json(config);
+    assert_eq!(list[0]["patient_id"], "SUB301");
+    assert_eq!(list[0]["patient_name"], "Example_Person");
+    assert_eq!(list[0]["modality"], "MR");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_worker_stops_cleanly_on_sigterm() {
+    let fake = fake(vec![booking(401, "SUB401_A_B", "3T Diagnostic", 9)]).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &fake.base_url(), "sync_interval = 1");
+    let mut child = common::command(&["sync", "--config", config.to_str().expect("utf-8")])
+        .spawn()
+        .expect("spawn");
+    let db = dir.path().join("worklist.db");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Wait for at least two cycles: at start, then after the interval.
+    loop {
+        let runs = Store::open(&db)
+            .ok()
+            .and_then(|s| s.recent_sync_runs(None, 10).ok())
+            .map_or(0, |r| r.len());
+        if runs >= 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no sync cycles recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let waited = tokio::task::spawn_blocking(move || child.wait()).await;
+    let status = waited.expect("join").expect("wait");
+    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+}
