@@ -1,0 +1,522 @@
+//! DIMSE messages over P-DATA: command sets, message assembly from fragments, and packing
+//! responses into PDUs no larger than the peer accepts.
+
+use dicom_core::value::PrimitiveValue;
+use dicom_core::{DataElement, Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
+use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+
+/// Command Field (0000,0100) values we handle.
+pub mod command {
+    /// C-FIND-RQ.
+    pub const C_FIND_RQ: u16 = 0x0020;
+    /// C-FIND-RSP.
+    pub const C_FIND_RSP: u16 = 0x8020;
+    /// C-ECHO-RQ.
+    pub const C_ECHO_RQ: u16 = 0x0030;
+    /// C-ECHO-RSP.
+    pub const C_ECHO_RSP: u16 = 0x8030;
+    /// C-CANCEL-RQ.
+    pub const C_CANCEL_RQ: u16 = 0x0FFF;
+    /// Command Data Set Type (0000,0800) value meaning "no data set".
+    pub const NO_DATA_SET: u16 = 0x0101;
+    /// Command Data Set Type value for "a data set follows" (any other value means so).
+    pub const DATA_SET_PRESENT: u16 = 0x0000;
+}
+
+/// DIMSE status codes (0000,0900) we send.
+pub mod status {
+    /// Success.
+    pub const SUCCESS: u16 = 0x0000;
+    /// Pending: a match follows.
+    pub const PENDING: u16 = 0xFF00;
+    /// Pending, some optional keys were not supported.
+    pub const PENDING_WARNING: u16 = 0xFF01;
+    /// Cancelled after C-CANCEL-RQ.
+    pub const CANCEL: u16 = 0xFE00;
+    /// Identifier does not match SOP class.
+    pub const IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS: u16 = 0xA900;
+    /// Unable to process.
+    pub const UNABLE_TO_PROCESS: u16 = 0xC000;
+    /// SOP class not supported.
+    pub const SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
+    /// Unrecognized operation.
+    pub const UNRECOGNIZED_OPERATION: u16 = 0x0211;
+}
+
+/// Largest command set we accept (they are a few hundred bytes).
+pub const MAX_COMMAND_BYTES: usize = 64 * 1024;
+
+/// A received command set, with the fields we read.
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// The whole command set.
+    pub object: InMemDicomObject,
+    /// Command Field (0000,0100).
+    pub field: u16,
+    /// Message ID (0000,0110), for requests.
+    pub message_id: Option<u16>,
+    /// Message ID Being Responded To (0000,0120), for C-CANCEL.
+    pub responding_to: Option<u16>,
+    /// Affected SOP Class UID (0000,0002), trimmed.
+    pub affected_sop_class: Option<String>,
+    /// Whether a data set follows.
+    pub has_data_set: bool,
+}
+
+/// Why a command set could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// Not a valid Implicit VR Little Endian data set.
+    #[error("command set is not valid DICOM: {0}")]
+    Decode(String),
+    /// A required command element is missing or malformed.
+    #[error("command set lacks a valid {0}")]
+    Missing(&'static str),
+}
+
+fn u16_of(obj: &InMemDicomObject, tag: Tag) -> Option<u16> {
+    obj.get(tag).and_then(|e| e.to_int::<u16>().ok())
+}
+
+fn str_of(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    obj.get(tag)
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+}
+
+impl Command {
+    /// Decodes a command set (always Implicit VR Little Endian).
+    pub fn decode(bytes: &[u8]) -> Result<Command, CommandError> {
+        let object =
+            InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+                .map_err(|e| CommandError::Decode(e.to_string()))?;
+        let field =
+            u16_of(&object, tags::COMMAND_FIELD).ok_or(CommandError::Missing("Command Field"))?;
+        let data_set_type = u16_of(&object, tags::COMMAND_DATA_SET_TYPE)
+            .ok_or(CommandError::Missing("Command Data Set Type"))?;
+        Ok(Command {
+            field,
+            message_id: u16_of(&object, tags::MESSAGE_ID),
+            responding_to: u16_of(&object, tags::MESSAGE_ID_BEING_RESPONDED_TO),
+            affected_sop_class: str_of(&object, tags::AFFECTED_SOP_CLASS_UID),
+            has_data_set: data_set_type != command::NO_DATA_SET,
+            object,
+        })
+    }
+}
+
+/// Builds a response command set: command field, the SOP class, the request's message
+/// ID, the data set type and the status, plus any extra elements (ErrorComment, ...).
+pub fn response_command(
+    field: u16,
+    sop_class: &str,
+    responding_to: u16,
+    has_data_set: bool,
+    status: u16,
+    extra: Vec<DataElement<InMemDicomObject>>,
+) -> InMemDicomObject {
+    let mut elements = vec![
+        DataElement::new(
+            tags::AFFECTED_SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from(uid_value(sop_class)),
+        ),
+        DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(field)),
+        DataElement::new(
+            tags::MESSAGE_ID_BEING_RESPONDED_TO,
+            VR::US,
+            PrimitiveValue::from(responding_to),
+        ),
+        DataElement::new(
+            tags::COMMAND_DATA_SET_TYPE,
+            VR::US,
+            PrimitiveValue::from(if has_data_set {
+                command::DATA_SET_PRESENT
+            } else {
+                command::NO_DATA_SET
+            }),
+        ),
+        DataElement::new(tags::STATUS, VR::US, PrimitiveValue::from(status)),
+    ];
+    elements.extend(extra);
+    InMemDicomObject::command_from_element_iter(elements)
+}
+
+/// A UI value padded to even length with NUL, as PS3.5 requires.
+pub fn uid_value(uid: &str) -> String {
+    let mut s = uid.to_string();
+    if s.len() % 2 == 1 {
+        s.push('\0');
+    }
+    s
+}
+
+/// Error Comment (0000,0902): at most 64 characters.
+pub fn error_comment(text: &str) -> DataElement<InMemDicomObject> {
+    let mut t: String = text.chars().filter(|c| !c.is_control()).take(64).collect();
+    if t.len() % 2 == 1 {
+        t.push(' ');
+    }
+    DataElement::new(tags::ERROR_COMMENT, VR::LO, PrimitiveValue::from(t))
+}
+
+/// Offending Element (0000,0901).
+pub fn offending_elements(list: &[Tag]) -> DataElement<InMemDicomObject> {
+    DataElement::new(
+        tags::OFFENDING_ELEMENT,
+        VR::AT,
+        PrimitiveValue::Tags(list.iter().copied().collect()),
+    )
+}
+
+/// Encodes a command set (Implicit VR Little Endian).
+pub fn encode_command(obj: &InMemDicomObject) -> Result<Vec<u8>, String> {
+    let mut out = Vec::with_capacity(256);
+    obj.write_dataset_with_ts(&mut out, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// A complete DIMSE message: its command and, when announced, its data set bytes.
+#[derive(Debug)]
+pub struct Message {
+    /// Presentation context the command arrived on.
+    pub context_id: u8,
+    /// The command.
+    pub command: Command,
+    /// The data set, still encoded in the context's transfer syntax.
+    pub data: Option<Vec<u8>>,
+}
+
+/// Why the P-DATA stream cannot be followed; the association should be aborted.
+#[derive(Debug, thiserror::Error)]
+pub enum AssemblyError {
+    /// The command set could not be read.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// A fragment came on another presentation context than its message.
+    #[error("fragment on presentation context {got} while a message on {expected} is open")]
+    ContextSwitch {
+        /// Context of the message being assembled.
+        expected: u8,
+        /// Context of the fragment.
+        got: u8,
+    },
+    /// Data arrived before any command, or after a command that announced none.
+    #[error("data set fragment without a command that announces one")]
+    UnexpectedData,
+    /// A command or data set is larger than we accept.
+    #[error("{what} larger than {limit} bytes")]
+    TooLarge {
+        /// Command set or data set.
+        what: &'static str,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+/// Collects command and data fragments (in one PDU or spread over several) into
+/// messages.
+#[derive(Debug)]
+pub struct Assembler {
+    max_data_bytes: usize,
+    context: Option<u8>,
+    command_bytes: Vec<u8>,
+    command: Option<Command>,
+    data: Vec<u8>,
+}
+
+impl Assembler {
+    /// An assembler accepting data sets up to `max_data_bytes`.
+    pub fn new(max_data_bytes: usize) -> Assembler {
+        Assembler {
+            max_data_bytes,
+            context: None,
+            command_bytes: Vec::new(),
+            command: None,
+            data: Vec::new(),
+        }
+    }
+
+    /// Feeds one PDV; returns a message when this fragment completes one.
+    pub fn push(&mut self, pdv: PDataValue) -> Result<Option<Message>, AssemblyError> {
+        if let Some(expected) = self.context
+            && expected != pdv.presentation_context_id
+        {
+            return Err(AssemblyError::ContextSwitch {
+                expected,
+                got: pdv.presentation_context_id,
+            });
+        }
+        self.context = Some(pdv.presentation_context_id);
+        match pdv.value_type {
+            PDataValueType::Command => {
+                if self.command.is_some() {
+                    // A new command while a data set is awaited: the old message is broken.
+                    return Err(AssemblyError::UnexpectedData);
+                }
+                if self.command_bytes.len() + pdv.data.len() > MAX_COMMAND_BYTES {
+                    return Err(AssemblyError::TooLarge {
+                        what: "command set",
+                        limit: MAX_COMMAND_BYTES,
+                    });
+                }
+                self.command_bytes.extend_from_slice(&pdv.data);
+                if !pdv.is_last {
+                    return Ok(None);
+                }
+                let command = Command::decode(&self.command_bytes)?;
+                self.command_bytes.clear();
+                if command.has_data_set {
+                    self.command = Some(command);
+                    Ok(None)
+                } else {
+                    Ok(Some(self.finish(command, None)))
+                }
+            }
+            PDataValueType::Data => {
+                let Some(_) = &self.command else {
+                    return Err(AssemblyError::UnexpectedData);
+                };
+                if self.data.len() + pdv.data.len() > self.max_data_bytes {
+                    return Err(AssemblyError::TooLarge {
+                        what: "data set",
+                        limit: self.max_data_bytes,
+                    });
+                }
+                self.data.extend_from_slice(&pdv.data);
+                if !pdv.is_last {
+                    return Ok(None);
+                }
+                let command = self.command.take().ok_or(AssemblyError::UnexpectedData)?;
+                let data = std::mem::take(&mut self.data);
+                Ok(Some(self.finish(command, Some(data))))
+            }
+        }
+    }
+
+    fn finish(&mut self, command: Command, data: Option<Vec<u8>>) -> Message {
+        let context_id = self.context.take().unwrap_or(0);
+        Message {
+            context_id,
+            command,
+            data,
+        }
+    }
+}
+
+/// The largest PDV payload that fits the peer's maximum PDU length (`0` means no limit).
+pub fn max_fragment(peer_max_pdu: u32) -> usize {
+    let max = if peer_max_pdu == 0 {
+        1 << 20
+    } else {
+        peer_max_pdu.min(1 << 24) as usize
+    };
+    // 6 bytes of PDV header (length + context + control); keep fragments even.
+    (max.saturating_sub(6).max(2)) & !1
+}
+
+/// Packs a command and an optional data set into as few P-DATA PDUs as the peer's
+/// maximum allows (command and data share one PDU when they fit) and encodes them, ready
+/// for one write.
+pub fn encode_message(
+    context_id: u8,
+    command: &[u8],
+    data: Option<&[u8]>,
+    peer_max_pdu: u32,
+) -> Result<Vec<u8>, String> {
+    let frag = max_fragment(peer_max_pdu);
+    let budget = frag + 6;
+    let mut pieces: Vec<PDataValue> = Vec::new();
+    let mut push_all = |bytes: &[u8], value_type: PDataValueType| {
+        if bytes.is_empty() {
+            pieces.push(PDataValue {
+                presentation_context_id: context_id,
+                value_type,
+                is_last: true,
+                data: Vec::new(),
+            });
+            return;
+        }
+        let n = bytes.len().div_ceil(frag);
+        for (i, chunk) in bytes.chunks(frag).enumerate() {
+            pieces.push(PDataValue {
+                presentation_context_id: context_id,
+                value_type: value_type.clone(),
+                is_last: i + 1 == n,
+                data: chunk.to_vec(),
+            });
+        }
+    };
+    push_all(command, PDataValueType::Command);
+    if let Some(d) = data {
+        push_all(d, PDataValueType::Data);
+    }
+    // Greedily put consecutive PDVs into one PDU while they fit.
+    let mut out = Vec::with_capacity(command.len() + data.map_or(0, <[u8]>::len) + 64);
+    let mut current: Vec<PDataValue> = Vec::new();
+    let mut used = 0usize;
+    for p in pieces {
+        let size = p.data.len() + 6;
+        if !current.is_empty() && used + size > budget {
+            dicom_ul::pdu::write_pdu(
+                &mut out,
+                &Pdu::PData {
+                    data: std::mem::take(&mut current),
+                },
+            )
+            .map_err(|e| e.to_string())?;
+            used = 0;
+        }
+        used += size;
+        current.push(p);
+    }
+    if !current.is_empty() {
+        dicom_ul::pdu::write_pdu(&mut out, &Pdu::PData { data: current })
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn echo_rq(message_id: u16) -> Vec<u8> {
+        let obj = InMemDicomObject::command_from_element_iter([
+            DataElement::new(
+                tags::AFFECTED_SOP_CLASS_UID,
+                VR::UI,
+                PrimitiveValue::from(uid_value("1.2.840.10008.1.1")),
+            ),
+            DataElement::new(
+                tags::COMMAND_FIELD,
+                VR::US,
+                PrimitiveValue::from(command::C_ECHO_RQ),
+            ),
+            DataElement::new(tags::MESSAGE_ID, VR::US, PrimitiveValue::from(message_id)),
+            DataElement::new(
+                tags::COMMAND_DATA_SET_TYPE,
+                VR::US,
+                PrimitiveValue::from(command::NO_DATA_SET),
+            ),
+        ]);
+        encode_command(&obj).unwrap()
+    }
+
+    fn pdv(ctx: u8, t: PDataValueType, last: bool, data: &[u8]) -> PDataValue {
+        PDataValue {
+            presentation_context_id: ctx,
+            value_type: t,
+            is_last: last,
+            data: data.to_vec(),
+        }
+    }
+
+    #[test]
+    fn command_in_several_fragments() {
+        let bytes = echo_rq(7);
+        let mut a = Assembler::new(1024);
+        let (first, rest) = bytes.split_at(10);
+        assert!(
+            a.push(pdv(1, PDataValueType::Command, false, first))
+                .unwrap()
+                .is_none()
+        );
+        let msg = a
+            .push(pdv(1, PDataValueType::Command, true, rest))
+            .unwrap()
+            .unwrap();
+        assert_eq!(msg.command.field, command::C_ECHO_RQ);
+        assert_eq!(msg.command.message_id, Some(7));
+        assert_eq!(
+            msg.command.affected_sop_class.as_deref(),
+            Some("1.2.840.10008.1.1")
+        );
+        assert!(msg.data.is_none());
+        assert_eq!(msg.context_id, 1);
+    }
+
+    #[test]
+    fn data_without_command_is_an_error() {
+        let mut a = Assembler::new(1024);
+        assert!(matches!(
+            a.push(pdv(1, PDataValueType::Data, true, b"xx")),
+            Err(AssemblyError::UnexpectedData)
+        ));
+    }
+
+    #[test]
+    fn garbage_command_is_an_error() {
+        let mut a = Assembler::new(1024);
+        assert!(
+            a.push(pdv(1, PDataValueType::Command, true, &[1, 2, 3]))
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn oversized_data_is_refused() {
+        let mut cmd = InMemDicomObject::command_from_element_iter([
+            DataElement::new(
+                tags::COMMAND_FIELD,
+                VR::US,
+                PrimitiveValue::from(command::C_FIND_RQ),
+            ),
+            DataElement::new(
+                tags::COMMAND_DATA_SET_TYPE,
+                VR::US,
+                PrimitiveValue::from(0u16),
+            ),
+        ]);
+        cmd.put(DataElement::new(
+            tags::MESSAGE_ID,
+            VR::US,
+            PrimitiveValue::from(1u16),
+        ));
+        let mut a = Assembler::new(8);
+        a.push(pdv(
+            1,
+            PDataValueType::Command,
+            true,
+            &encode_command(&cmd).unwrap(),
+        ))
+        .unwrap();
+        assert!(matches!(
+            a.push(pdv(1, PDataValueType::Data, true, &[0u8; 10])),
+            Err(AssemblyError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn packing_respects_the_peer_maximum() {
+        let command = vec![0u8; 100];
+        let data = vec![1u8; 1000];
+        // Everything fits one PDU.
+        let one = encode_message(3, &command, Some(&data), 16384).unwrap();
+        assert_eq!(one.len(), 6 + (100 + 6) + (1000 + 6));
+        // A small peer maximum forces several PDUs, none over the limit.
+        let many = encode_message(3, &command, Some(&data), 256).unwrap();
+        let mut pos = 0;
+        let mut pdus = 0;
+        let mut payload = 0;
+        while pos < many.len() {
+            let len = u32::from_be_bytes(many[pos + 2..pos + 6].try_into().unwrap()) as usize;
+            assert!(len <= 256, "PDU of {len} bytes");
+            let pdu = dicom_ul::pdu::read_pdu(&many[pos..pos + 6 + len], 16384, true)
+                .unwrap()
+                .unwrap();
+            let Pdu::PData { data } = pdu else {
+                panic!("not P-DATA")
+            };
+            payload += data.iter().map(|d| d.data.len()).sum::<usize>();
+            pos += 6 + len;
+            pdus += 1;
+        }
+        assert_eq!(payload, 1100);
+        assert!(pdus >= 5);
+    }
+}

@@ -1,0 +1,12 @@
+//! mwlbridge's DICOM Modality Worklist SCP: association handling, the DIMSE messages
+//! (C-ECHO, MWL C-FIND, C-CANCEL), and MWL matching (PS3.4 C.2.2.2, Annex K) of queries
+//! against the worklist store's entries.
+
+pub mod access;
+pub mod dimse;
+pub mod query;
+pub mod server;
+
+pub use access::AePolicy;
+pub use query::{MwlQuery, QueryError, ResponseCharset};
+pub use server::{MWL_FIND, MwlServer, ScpConfig, VERIFICATION};

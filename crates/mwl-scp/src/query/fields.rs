@@ -1,0 +1,244 @@
+//! The worklist attributes we store, where they live in an MWL identifier, and how an
+//! entry's value is read and formatted.
+
+use std::borrow::Cow;
+
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::tags;
+use worklist_store::{WorklistEntry, format_da, format_tm};
+
+/// Where a key sits in an MWL identifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Level {
+    /// The top level of the identifier.
+    Top,
+    /// Inside the (one) Scheduled Procedure Step Sequence item.
+    Sps,
+}
+
+/// An attribute the store holds a value for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Field {
+    PatientName,
+    PatientId,
+    PatientBirthDate,
+    PatientSex,
+    PatientWeight,
+    AccessionNumber,
+    ReferringPhysicianName,
+    StudyInstanceUid,
+    StudyDescription,
+    RequestedProcedureId,
+    RequestedProcedureDescription,
+    StationAeTitle,
+    SpsStartDate,
+    SpsStartTime,
+    SpsEndDate,
+    SpsEndTime,
+    Modality,
+    PerformingPhysicianName,
+    SpsDescription,
+    StationName,
+    SpsLocation,
+    SpsId,
+    SpsStatus,
+}
+
+/// The top-level fields, in tag order.
+pub(crate) const TOP_FIELDS: [Field; 11] = [
+    Field::AccessionNumber,
+    Field::ReferringPhysicianName,
+    Field::StudyDescription,
+    Field::PatientName,
+    Field::PatientId,
+    Field::PatientBirthDate,
+    Field::PatientSex,
+    Field::PatientWeight,
+    Field::StudyInstanceUid,
+    Field::RequestedProcedureDescription,
+    Field::RequestedProcedureId,
+];
+
+/// The step fields, in tag order: what an empty SPS item asks for.
+pub(crate) const SPS_FIELDS: [Field; 12] = [
+    Field::Modality,
+    Field::StationAeTitle,
+    Field::SpsStartDate,
+    Field::SpsStartTime,
+    Field::SpsEndDate,
+    Field::SpsEndTime,
+    Field::PerformingPhysicianName,
+    Field::SpsDescription,
+    Field::SpsId,
+    Field::StationName,
+    Field::SpsLocation,
+    Field::SpsStatus,
+];
+
+impl Field {
+    /// The field stored for `tag` at `level`, if any. A step key at the top level (or a
+    /// top-level key inside the step item) is not one of ours.
+    pub(crate) fn from_tag(tag: Tag, level: Level) -> Option<Field> {
+        let list: &[Field] = match level {
+            Level::Top => &TOP_FIELDS,
+            Level::Sps => &SPS_FIELDS,
+        };
+        list.iter().copied().find(|f| f.tag() == tag)
+    }
+
+    /// The attribute's tag.
+    pub(crate) fn tag(self) -> Tag {
+        match self {
+            Field::PatientName => tags::PATIENT_NAME,
+            Field::PatientId => tags::PATIENT_ID,
+            Field::PatientBirthDate => tags::PATIENT_BIRTH_DATE,
+            Field::PatientSex => tags::PATIENT_SEX,
+            Field::PatientWeight => tags::PATIENT_WEIGHT,
+            Field::AccessionNumber => tags::ACCESSION_NUMBER,
+            Field::ReferringPhysicianName => tags::REFERRING_PHYSICIAN_NAME,
+            Field::StudyInstanceUid => tags::STUDY_INSTANCE_UID,
+            Field::StudyDescription => tags::STUDY_DESCRIPTION,
+            Field::RequestedProcedureId => tags::REQUESTED_PROCEDURE_ID,
+            Field::RequestedProcedureDescription => tags::REQUESTED_PROCEDURE_DESCRIPTION,
+            Field::StationAeTitle => tags::SCHEDULED_STATION_AE_TITLE,
+            Field::SpsStartDate => tags::SCHEDULED_PROCEDURE_STEP_START_DATE,
+            Field::SpsStartTime => tags::SCHEDULED_PROCEDURE_STEP_START_TIME,
+            Field::SpsEndDate => tags::SCHEDULED_PROCEDURE_STEP_END_DATE,
+            Field::SpsEndTime => tags::SCHEDULED_PROCEDURE_STEP_END_TIME,
+            Field::Modality => tags::MODALITY,
+            Field::PerformingPhysicianName => tags::SCHEDULED_PERFORMING_PHYSICIAN_NAME,
+            Field::SpsDescription => tags::SCHEDULED_PROCEDURE_STEP_DESCRIPTION,
+            Field::StationName => tags::SCHEDULED_STATION_NAME,
+            Field::SpsLocation => tags::SCHEDULED_PROCEDURE_STEP_LOCATION,
+            Field::SpsId => tags::SCHEDULED_PROCEDURE_STEP_ID,
+            Field::SpsStatus => tags::SCHEDULED_PROCEDURE_STEP_STATUS,
+        }
+    }
+
+    /// The attribute's value representation.
+    pub(crate) fn vr(self) -> VR {
+        match self {
+            Field::PatientName | Field::ReferringPhysicianName | Field::PerformingPhysicianName => {
+                VR::PN
+            }
+            Field::PatientId
+            | Field::StudyDescription
+            | Field::RequestedProcedureDescription
+            | Field::SpsDescription => VR::LO,
+            Field::AccessionNumber
+            | Field::RequestedProcedureId
+            | Field::StationName
+            | Field::SpsLocation
+            | Field::SpsId => VR::SH,
+            Field::PatientBirthDate | Field::SpsStartDate | Field::SpsEndDate => VR::DA,
+            Field::SpsStartTime | Field::SpsEndTime => VR::TM,
+            Field::PatientSex | Field::Modality | Field::SpsStatus => VR::CS,
+            Field::PatientWeight => VR::DS,
+            Field::StudyInstanceUid => VR::UI,
+            Field::StationAeTitle => VR::AE,
+        }
+    }
+
+    /// The entry's value as text, for text matching (AE, CS, LO, PN, SH). `None` when the
+    /// entry has no value, and for the fields matched some other way.
+    pub(crate) fn text<'e>(self, e: &'e WorklistEntry) -> Option<Cow<'e, str>> {
+        let s: Option<&str> = match self {
+            Field::PatientName => e.patient_name.as_deref(),
+            Field::PatientId => Some(&e.patient_id),
+            Field::PatientSex => e.patient_sex.as_deref(),
+            Field::AccessionNumber => Some(&e.accession_number),
+            Field::ReferringPhysicianName => e.referring_physician_name.as_deref(),
+            Field::StudyInstanceUid => Some(&e.study_instance_uid),
+            Field::StudyDescription => e.study_description.as_deref(),
+            Field::RequestedProcedureId => Some(&e.requested_procedure_id),
+            Field::RequestedProcedureDescription => e.requested_procedure_description.as_deref(),
+            Field::StationAeTitle => e.station_ae_title.as_deref(),
+            Field::Modality => e.modality.as_deref(),
+            Field::PerformingPhysicianName => e.performing_physician_name.as_deref(),
+            Field::SpsDescription => e.sps_description.as_deref(),
+            Field::StationName => e.station_name.as_deref(),
+            Field::SpsLocation => e.sps_location.as_deref(),
+            Field::SpsId => Some(&e.sps_id),
+            Field::SpsStatus => Some(e.status.as_dicom()),
+            Field::PatientBirthDate
+            | Field::PatientWeight
+            | Field::SpsStartDate
+            | Field::SpsStartTime
+            | Field::SpsEndDate
+            | Field::SpsEndTime => None,
+        };
+        s.map(Cow::Borrowed)
+    }
+
+    /// The value sent back for this field, formatted for its VR; `None` for "no value"
+    /// (sent zero-length). Type-1 descriptions are filled here: a description the entry
+    /// lacks becomes the entry's display description, else its modality, else `Scan`.
+    pub(crate) fn response_value(self, e: &WorklistEntry) -> Option<String> {
+        match self {
+            Field::PatientBirthDate => e.patient_birth_date.map(format_da),
+            Field::PatientWeight => e.patient_weight_kg.and_then(format_ds),
+            Field::SpsStartDate => Some(format_da(e.start.date())),
+            Field::SpsStartTime => Some(format_tm(e.start.time())),
+            Field::SpsEndDate => e.end.map(|d| format_da(d.date())),
+            Field::SpsEndTime => e.end.map(|d| format_tm(d.time())),
+            Field::SpsDescription | Field::RequestedProcedureDescription => Some(
+                self.text(e)
+                    .map(Cow::into_owned)
+                    .or_else(|| e.display_description().map(str::to_owned))
+                    .or_else(|| e.modality.clone())
+                    .unwrap_or_else(|| "Scan".to_owned()),
+            ),
+            other => other.text(e).map(Cow::into_owned),
+        }
+    }
+}
+
+/// DICOM DS form of a number: at most 16 characters, no exponent for ordinary weights.
+/// `None` for a value that has no such form (not finite, or too large).
+pub(crate) fn format_ds(v: f64) -> Option<String> {
+    if !v.is_finite() {
+        return None;
+    }
+    let plain = format!("{v}");
+    if plain.len() <= 16 {
+        return Some(plain);
+    }
+    for decimals in (0..=6).rev() {
+        let s = format!("{v:.decimals$}");
+        let s = if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s
+        };
+        if s.len() <= 16 {
+            return Some(s);
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_field_is_found_at_its_level_only() {
+        for f in TOP_FIELDS {
+            assert_eq!(Field::from_tag(f.tag(), Level::Top), Some(f));
+            assert_eq!(Field::from_tag(f.tag(), Level::Sps), None);
+        }
+        for f in SPS_FIELDS {
+            assert_eq!(Field::from_tag(f.tag(), Level::Sps), Some(f));
+            assert_eq!(Field::from_tag(f.tag(), Level::Top), None);
+        }
+    }
+
+    #[test]
+    fn ds_formatting() {
+        assert_eq!(format_ds(72.5).as_deref(), Some("72.5"));
+        assert_eq!(format_ds(70.0).as_deref(), Some("70"));
+        let long = format_ds(72.333_333_333_333_33).unwrap_or_default();
+        assert!(long.len() <= 16 && long.starts_with("72.333"), "{long}");
+        assert_eq!(format_ds(f64::NAN), None);
+    }
+}

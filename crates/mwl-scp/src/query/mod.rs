@@ -1,0 +1,280 @@
+//! MWL query parsing, matching and responses: the pure part of the Modality Worklist
+//! C-FIND service (PS3.4 C.2.2.2 and Annex K), with no I/O.
+//!
+//! The DIMSE layer decodes a C-FIND identifier into an [`InMemDicomObject`] (text is
+//! decoded with the identifier's own Specific Character Set by dicom-rs while reading:
+//! its parser switches character set when it meets (0008,0005)), then:
+//!
+//! 1. [`MwlQuery::parse`] — an error becomes status A900 with OffendingElement;
+//! 2. [`MwlQuery::candidate_filter`] narrows the store's listing on indexed columns;
+//! 3. [`MwlQuery::matches`] decides each candidate exactly;
+//! 4. [`MwlQuery::response`] builds each pending identifier (FF01 instead of FF00 when
+//!    [`MwlQuery::has_unsupported_keys`]).
+//!
+//! # Keys
+//!
+//! Matching keys are the attributes the store holds (see `fields.rs`): at the top level
+//! PatientName, PatientID, PatientBirthDate, PatientSex, PatientWeight, AccessionNumber,
+//! ReferringPhysicianName, StudyInstanceUID, StudyDescription, RequestedProcedureID and
+//! RequestedProcedureDescription; inside the one Scheduled Procedure Step Sequence item
+//! ScheduledStationAETitle, SPS Start/End Date and Time, Modality,
+//! ScheduledPerformingPhysicianName, SPS Description, ScheduledStationName, SPS Location,
+//! SPS ID and SPS Status. Any other key (OtherPatientIDs, MedicalAlerts,
+//! ReferencedStudySequence, ScheduledProtocolCodeSequence, a step key at the top level, ...)
+//! is returned zero-length ("no value") and matches universally when it is empty or `*`;
+//! with another value it is *unsupported*: ignored for matching and reported through
+//! [`MwlQuery::unsupported_keys`] (status FF01). Private keys are unsupported when they
+//! carry a value and are never returned. A Specific Character Set that dicom-rs cannot
+//! decode (an unknown term, or several values: code extensions) is also reported as
+//! unsupported, since text keys may then have been misread.
+//!
+//! # Matching
+//!
+//! - **Universal**: an empty value, or `*` alone, matches every entry, also one without a
+//!   value. Any other value never matches an entry that has no value for the key.
+//! - **Single value**: exact, ignoring padding spaces around values; case-sensitive for
+//!   every VR but PN.
+//! - **Wildcards** `*` (any run) and `?` (exactly one *character*, so `H?bert` matches
+//!   `Hébert`) on AE, CS, LO, SH and PN keys. Not on UI, DA, TM, DS (an error, A900).
+//! - **Lists** `A\B` on text, UID and DS keys match when any element matches; each
+//!   element of a text list may carry wildcards.
+//! - **Person names** match case-insensitively (Unicode lower-casing, character by
+//!   character). Values are normalized first (components trimmed, trailing empty
+//!   components dropped: `DOE^JOHN^^^` is `DOE^JOHN`; `^^^^` is universal). A query
+//!   matches a name when it matches the whole name, or:
+//!   - without `^` (`DOE`, `DO*`): when it matches the family-name component, so `DOE`
+//!     finds `DOE^JOHN`;
+//!   - with `^` (`DOE^J*`, `^JOHN`): component by component, where an empty or absent
+//!     query component matches anything, so `DOE^JOHN` also finds `DOE^JOHN^Q`.
+//!
+//!   A query without `=` is tried on each component group of the name (alphabetic,
+//!   ideographic, phonetic); one with `=` is compared whole. Names are not
+//!   Unicode-normalized (a decomposed `é` differs from a precomposed one).
+//! - **Ranges** on DA and TM: `a-b`, `-b`, `a-`, inclusive. Dates are `YYYYMMDD` (the
+//!   ACR-NEMA `YYYY.MM.DD` is accepted). Times are `HH`, `HHMM`, `HHMMSS` or
+//!   `HHMMSS.F…` (and `HH:MM[:SS]`); a time names the whole span of its precision:
+//!   `1000` alone matches 10:00:00 through 10:00:59, a lower end starts at the start of its
+//!   span, an upper end stops at the end of its span (`-1159` includes 11:59:59). This
+//!   differs from DCMTK, which compares zero-padded strings. A time range alone whose
+//!   lower end is after its upper end (`2200-0200`) wraps around midnight.
+//! - **Combined date-time**: a date key and its time key (SPS Start Date + Start Time,
+//!   and End Date + End Time) are one range from the first date at the lower time to the
+//!   last date at the upper time (PS3.4 C.2.2.2.5): `20261126-20261127` + `0800-1200` is
+//!   26 Nov 08:00 to 27 Nov 12:00, so `20261126-20261127` + `2200-0200` crosses midnight;
+//!   one date + `0800-1200` is that morning; a date range + one time `1000` runs from the
+//!   first date 10:00:00 to the last date 10:00:59; a missing time end is 00:00 / end of
+//!   day; an open date end stays open (its time is then irrelevant). A single date with a
+//!   reversed time range matches nothing. A date alone is whole days; a time alone is
+//!   that time of day on any date. Several values (`\`) in a DA or TM key are an error.
+//! - **Status**: a ScheduledProcedureStepStatus with a value (`SCHEDULED\STARTED`,
+//!   `COMPLETED`, wildcards) filters on the step's status; without one (absent, empty,
+//!   or `*`), only steps [`offered_by_default`](worklist_store::StepStatus::offered_by_default)
+//!   (SCHEDULED, STARTED) are offered, also when the query has no step sequence at all.
+//! - **Sequence**: the Scheduled Procedure Step Sequence holds one item; an item with no
+//!   keys, or a sequence with no items, asks for every step attribute. Two or more items
+//!   are an error (A900, offending (0040,0100)).
+//!
+//! Invalid identifiers (A900): a key of ours with another VR than its own (UN is decoded
+//! as text), a value that is not a date, time, date/time range, UID or number where one is
+//! needed, several SPS items, a sequence key that is not a sequence, or a command-group
+//! (0000,xxxx) or file-meta (0002,xxxx) element.
+
+mod charset;
+mod fields;
+mod matching;
+mod parse;
+mod response;
+#[cfg(test)]
+mod tests;
+
+use dicom_core::{Tag, VR};
+use dicom_object::InMemDicomObject;
+use worklist_store::{EntryFilter, StepStatus, WorklistEntry};
+
+pub use charset::ResponseCharset;
+
+use fields::Field;
+use matching::{DateRange, DateTimeMatcher, NumberMatcher, PnMatcher, TextMatcher, UidMatcher};
+
+/// Why an identifier cannot be processed: C-FIND status A900 ("identifier does not
+/// match SOP class"), with the offending tags for OffendingElement (0000,0901).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QueryError {
+    /// The identifier breaks the MWL information model. For a key inside the Scheduled
+    /// Procedure Step Sequence, `offending` holds the sequence tag, then the key's tag.
+    #[error("invalid identifier: {reason} (offending {offending:?})")]
+    InvalidIdentifier {
+        /// The offending elements.
+        offending: Vec<Tag>,
+        /// What is wrong, for ErrorComment and logs (no patient values).
+        reason: String,
+    },
+}
+
+impl QueryError {
+    /// The offending tags, for OffendingElement (0000,0901).
+    pub fn offending(&self) -> &[Tag] {
+        match self {
+            QueryError::InvalidIdentifier { offending, .. } => offending,
+        }
+    }
+}
+
+/// One matching condition on a field of the entry.
+#[derive(Debug, Clone, PartialEq)]
+enum Condition {
+    Text(Field, TextMatcher),
+    Name(Field, PnMatcher),
+    Uid(Field, UidMatcher),
+    Number(Field, NumberMatcher),
+    Date(Field, DateRange),
+}
+
+impl Condition {
+    fn matches(&self, e: &WorklistEntry) -> bool {
+        match self {
+            Condition::Text(f, m) => m.matches(f.text(e).as_deref()),
+            Condition::Name(f, m) => m.matches(f.text(e).as_deref()),
+            Condition::Uid(f, m) => f.text(e).is_some_and(|v| m.matches(&v)),
+            Condition::Number(Field::PatientWeight, m) => m.matches(e.patient_weight_kg),
+            Condition::Date(Field::PatientBirthDate, m) => m.matches(e.patient_birth_date),
+            // Only the fields above are built with these kinds.
+            Condition::Number(..) | Condition::Date(..) => false,
+        }
+    }
+}
+
+/// What a requested key returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyKind {
+    /// A value the store holds.
+    Field(Field),
+    /// No value: sent zero-length (an empty sequence for SQ).
+    NoValue,
+}
+
+/// A key the response carries, at its level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReturnKey {
+    tag: Tag,
+    vr: VR,
+    kind: KeyKind,
+}
+
+/// A parsed MWL C-FIND identifier: its matching conditions and the keys to return.
+///
+/// See the [module documentation](self) for the matching rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MwlQuery {
+    /// Top-level keys to return, in tag order (without Specific Character Set and the
+    /// step sequence).
+    top: Vec<ReturnKey>,
+    /// The step item's keys to return, when the query has the sequence.
+    sps: Option<Vec<ReturnKey>>,
+    /// Conditions on fields other than status and the date-time pairs.
+    conditions: Vec<Condition>,
+    /// SPS Start Date + Start Time.
+    start: DateTimeMatcher,
+    /// SPS End Date + End Time.
+    end: DateTimeMatcher,
+    /// SPS Status; `None`: the statuses offered by default.
+    status: Option<TextMatcher>,
+    /// Keys not supported for matching (FF01).
+    unsupported: Vec<Tag>,
+    /// Every key asked, for logs.
+    requested: Vec<Tag>,
+}
+
+impl MwlQuery {
+    /// Parses a C-FIND identifier. Its text must already be decoded (dicom-rs does so when
+    /// reading, following the identifier's Specific Character Set).
+    pub fn parse(identifier: &InMemDicomObject) -> Result<MwlQuery, QueryError> {
+        parse::parse(identifier)
+    }
+
+    /// Whether an entry matches every key of the query.
+    pub fn matches(&self, entry: &WorklistEntry) -> bool {
+        let status_ok = match &self.status {
+            None => entry.status.offered_by_default(),
+            Some(m) => m.matches(Some(entry.status.as_dicom())),
+        };
+        status_ok
+            && self.start.matches(Some(entry.start))
+            && self.end.matches(entry.end)
+            && self.conditions.iter().all(|c| c.matches(entry))
+    }
+
+    /// A store filter that keeps every entry [`matches`](Self::matches) accepts (and
+    /// usually many fewer others). Pushed down: an exact single-valued Scheduled Station
+    /// AE Title, Modality and Patient ID; the dates bounding the SPS start date-time range;
+    /// the statuses the status key admits. Everything else is left to `matches`.
+    ///
+    /// The store compares these columns exactly, so this relies on stored AE titles,
+    /// modalities and patient IDs carrying no leading or trailing spaces.
+    pub fn candidate_filter(&self) -> EntryFilter {
+        let exact = |field: Field| {
+            self.conditions.iter().find_map(|c| match c {
+                Condition::Text(f, m) if *f == field => m.exact_single().map(str::to_owned),
+                _ => None,
+            })
+        };
+        let (from_date, to_date) = self.start.date_bounds();
+        let statuses = StepStatus::ALL
+            .into_iter()
+            .filter(|s| match &self.status {
+                None => s.offered_by_default(),
+                Some(m) => m.matches(Some(s.as_dicom())),
+            })
+            .collect();
+        EntryFilter {
+            from_date,
+            to_date,
+            station_ae_title: exact(Field::StationAeTitle),
+            modality: exact(Field::Modality),
+            patient_id: exact(Field::PatientId),
+            statuses,
+            ..EntryFilter::default()
+        }
+    }
+
+    /// Whether some keys were not supported for matching: pending responses then carry
+    /// status FF01 instead of FF00.
+    pub fn has_unsupported_keys(&self) -> bool {
+        !self.unsupported.is_empty()
+    }
+
+    /// The keys ignored for matching (a value on a key we do not store, a private key
+    /// with a value, an undecodable Specific Character Set).
+    pub fn unsupported_keys(&self) -> &[Tag] {
+        &self.unsupported
+    }
+
+    /// Every key the query asked for, for logs: top-level keys, and after the step
+    /// sequence tag, the keys of its item. Tags only, never values.
+    pub fn requested_keys(&self) -> Vec<Tag> {
+        self.requested.clone()
+    }
+
+    /// The response identifier for a matching entry: exactly the keys asked, at the level
+    /// they were asked (step keys inside a one-item step sequence), zero-length where the
+    /// entry has no value, and Specific Character Set (0008,0005) at the top level.
+    ///
+    /// `charset` is a preference: when a value of this response cannot be represented in
+    /// it (a `Ł` in Latin-1, an `é` in ASCII), the whole response is sent in UTF-8
+    /// (`ISO_IR 192`) instead, so that nothing is lost or fails when it is written.
+    /// [`charset_used`](Self::charset_used) tells which one was chosen (to log it); the
+    /// response's (0008,0005) always names it.
+    pub fn response(&self, entry: &WorklistEntry, charset: ResponseCharset) -> InMemDicomObject {
+        response::build(self, entry, charset)
+    }
+
+    /// The character set [`response`](Self::response) uses for this entry: `preferred`
+    /// when every returned value can be written in it, else [`ResponseCharset::Utf8`].
+    pub fn charset_used(
+        &self,
+        entry: &WorklistEntry,
+        preferred: ResponseCharset,
+    ) -> ResponseCharset {
+        response::charset_for(self, entry, preferred)
+    }
+}

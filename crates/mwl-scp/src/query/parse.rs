@@ -1,0 +1,359 @@
+//! From a C-FIND identifier to an [`MwlQuery`].
+
+use dicom_core::dictionary::{DataDictionary, VirtualVr};
+use dicom_core::header::Header;
+use dicom_core::value::{PrimitiveValue, Value};
+use dicom_core::{Tag, VR};
+use dicom_dictionary_std::{StandardDataDictionary, tags};
+use dicom_encoding::text::{DefaultCharacterSetCodec, SpecificCharacterSet, TextCodec};
+use dicom_object::InMemDicomObject;
+use dicom_object::mem::InMemElement;
+
+use super::fields::{Field, Level, SPS_FIELDS};
+use super::matching::{
+    DateRange, DateTimeMatcher, NumberMatcher, PnMatcher, TextMatcher, TimeRange, UidMatcher,
+};
+use super::{Condition, KeyKind, MwlQuery, QueryError, ReturnKey};
+
+/// Where an error is: the top level, or inside the step item.
+fn offending(level: Level, tag: Tag) -> Vec<Tag> {
+    match level {
+        Level::Top => vec![tag],
+        Level::Sps => vec![tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE, tag],
+    }
+}
+
+fn invalid(offending: Vec<Tag>, reason: impl Into<String>) -> QueryError {
+    QueryError::InvalidIdentifier {
+        offending,
+        reason: reason.into(),
+    }
+}
+
+/// The query being built.
+struct Builder {
+    query: MwlQuery,
+    /// The query's character set term, to decode keys sent as UN.
+    charset: Option<String>,
+}
+
+pub(super) fn parse(identifier: &InMemDicomObject) -> Result<MwlQuery, QueryError> {
+    let mut b = Builder {
+        query: MwlQuery {
+            top: Vec::new(),
+            sps: None,
+            conditions: Vec::new(),
+            start: DateTimeMatcher::default(),
+            end: DateTimeMatcher::default(),
+            status: None,
+            unsupported: Vec::new(),
+            requested: Vec::new(),
+        },
+        charset: None,
+    };
+    if let Some(scs) = identifier.get(tags::SPECIFIC_CHARACTER_SET) {
+        b.character_set(scs);
+    }
+    for elem in identifier.iter() {
+        let tag = elem.tag();
+        check_group(tag, Level::Top)?;
+        if tag == tags::SPECIFIC_CHARACTER_SET || tag.element() == 0x0000 {
+            continue;
+        }
+        b.query.requested.push(tag);
+        if tag == tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE {
+            b.step_sequence(elem)?;
+        } else {
+            b.key(elem, Level::Top)?;
+        }
+    }
+    Ok(b.query)
+}
+
+/// Command-group and file-meta elements have no place in an identifier.
+fn check_group(tag: Tag, level: Level) -> Result<(), QueryError> {
+    if tag.group() == 0x0000 || tag.group() == 0x0002 {
+        return Err(invalid(
+            offending(level, tag),
+            "command-group or file-meta element in the identifier",
+        ));
+    }
+    Ok(())
+}
+
+impl Builder {
+    /// Records the query's Specific Character Set; one dicom-rs could not have decoded the
+    /// text with is reported as unsupported.
+    fn character_set(&mut self, elem: &InMemElement) {
+        let terms: Vec<String> = match elem.value() {
+            Value::Primitive(p) => p
+                .to_multi_str()
+                .iter()
+                .map(|s| s.trim().to_owned())
+                .collect(),
+            _ => vec!["?".to_owned()],
+        };
+        let supported = match terms.as_slice() {
+            [] => true,
+            [one] => one.is_empty() || SpecificCharacterSet::from_code(one).is_some(),
+            _ => false,
+        };
+        if !supported {
+            self.query.unsupported.push(tags::SPECIFIC_CHARACTER_SET);
+        }
+        self.charset = terms.into_iter().next().filter(|t| !t.is_empty());
+    }
+
+    /// Parses the Scheduled Procedure Step Sequence.
+    fn step_sequence(&mut self, elem: &InMemElement) -> Result<(), QueryError> {
+        let tag = elem.tag();
+        let items: &[InMemDicomObject] = match elem.value() {
+            Value::Sequence(seq) => seq.items(),
+            Value::Primitive(PrimitiveValue::Empty) => &[],
+            _ => {
+                return Err(invalid(
+                    vec![tag],
+                    format!("{tag} must be a sequence (SQ), not {}", elem.vr()),
+                ));
+            }
+        };
+        let item = match items {
+            [] => None,
+            [one] => Some(one),
+            _ => {
+                return Err(invalid(
+                    vec![tag],
+                    format!(
+                        "the Scheduled Procedure Step Sequence has {} items; MWL allows one",
+                        items.len()
+                    ),
+                ));
+            }
+        };
+        self.query.sps = Some(Vec::new());
+        let mut any_key = false;
+        for inner in item.into_iter().flat_map(|i| i.iter()) {
+            let t = inner.tag();
+            check_group(t, Level::Sps)?;
+            if t == tags::SPECIFIC_CHARACTER_SET || t.element() == 0x0000 {
+                continue;
+            }
+            any_key = true;
+            self.query.requested.push(t);
+            self.key(inner, Level::Sps)?;
+        }
+        if !any_key {
+            // An empty item (or no item): every step attribute.
+            self.query.sps = Some(
+                SPS_FIELDS
+                    .iter()
+                    .map(|&f| ReturnKey {
+                        tag: f.tag(),
+                        vr: f.vr(),
+                        kind: KeyKind::Field(f),
+                    })
+                    .collect(),
+            );
+        }
+        Ok(())
+    }
+
+    fn push_return(&mut self, level: Level, key: ReturnKey) {
+        match level {
+            Level::Top => self.query.top.push(key),
+            Level::Sps => self.query.sps.get_or_insert_with(Vec::new).push(key),
+        }
+    }
+
+    /// Parses one key (not the step sequence, not Specific Character Set).
+    fn key(&mut self, elem: &InMemElement, level: Level) -> Result<(), QueryError> {
+        let tag = elem.tag();
+        if tag.group() % 2 == 1 {
+            // Private: never returned; a value cannot be honoured.
+            if !is_empty_key(elem) {
+                self.query.unsupported.push(tag);
+            }
+            return Ok(());
+        }
+        match Field::from_tag(tag, level) {
+            Some(field) => {
+                self.field_key(elem, field, level)?;
+                self.push_return(
+                    level,
+                    ReturnKey {
+                        tag,
+                        vr: field.vr(),
+                        kind: KeyKind::Field(field),
+                    },
+                );
+            }
+            None => {
+                if !is_empty_key(elem) {
+                    self.query.unsupported.push(tag);
+                }
+                let vr = match elem.vr() {
+                    VR::UN => match StandardDataDictionary.by_tag(tag).map(|e| e.vr) {
+                        Some(VirtualVr::Exact(vr)) => vr,
+                        _ => VR::UN,
+                    },
+                    vr => vr,
+                };
+                self.push_return(
+                    level,
+                    ReturnKey {
+                        tag,
+                        vr,
+                        kind: KeyKind::NoValue,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Parses a key of ours into its condition (none when universal).
+    fn field_key(
+        &mut self,
+        elem: &InMemElement,
+        field: Field,
+        level: Level,
+    ) -> Result<(), QueryError> {
+        let tag = elem.tag();
+        let err = |reason: String| invalid(offending(level, tag), reason);
+        let vr = field.vr();
+        if elem.vr() != vr && elem.vr() != VR::UN {
+            return Err(err(format!("{tag} must have VR {vr}, not {}", elem.vr())));
+        }
+        let values = key_values(elem, vr, self.charset.as_deref()).map_err(err)?;
+        let Some(values) = non_universal(values) else {
+            return Ok(());
+        };
+        let single = |values: &[String]| -> Result<String, QueryError> {
+            match values {
+                [one] => Ok(one.clone()),
+                _ => Err(err(format!("{tag} ({vr}) takes one value or one range"))),
+            }
+        };
+        let q = &mut self.query;
+        match field {
+            Field::SpsStartDate => {
+                q.start.date = Some(DateRange::parse(&single(&values)?).map_err(err)?);
+            }
+            Field::SpsEndDate => {
+                q.end.date = Some(DateRange::parse(&single(&values)?).map_err(err)?);
+            }
+            Field::SpsStartTime => {
+                q.start.time = Some(TimeRange::parse(&single(&values)?).map_err(err)?);
+            }
+            Field::SpsEndTime => {
+                q.end.time = Some(TimeRange::parse(&single(&values)?).map_err(err)?);
+            }
+            Field::PatientBirthDate => {
+                let range = DateRange::parse(&single(&values)?).map_err(err)?;
+                q.conditions.push(Condition::Date(field, range));
+            }
+            Field::SpsStatus => q.status = Some(TextMatcher::new(&values)),
+            _ => match vr {
+                VR::PN => {
+                    if let Some(m) = PnMatcher::new(&values) {
+                        q.conditions.push(Condition::Name(field, m));
+                    }
+                }
+                VR::UI => {
+                    let m = UidMatcher::new(&values).map_err(err)?;
+                    q.conditions.push(Condition::Uid(field, m));
+                }
+                VR::DS => {
+                    let m = NumberMatcher::new(&values).map_err(err)?;
+                    q.conditions.push(Condition::Number(field, m));
+                }
+                _ => q
+                    .conditions
+                    .push(Condition::Text(field, TextMatcher::new(&values))),
+            },
+        }
+        Ok(())
+    }
+}
+
+/// The non-empty values of a key, or `None` when the key is universal (no value, empty
+/// values only, or `*` alone).
+fn non_universal(values: Vec<String>) -> Option<Vec<String>> {
+    let values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
+    match values.as_slice() {
+        [] => None,
+        [one] if one == "*" => None,
+        _ => Some(values),
+    }
+}
+
+/// The values of a primitive key as decoded text: split on `\` (except for the
+/// single-valued text VRs), each trimmed of padding. A key sent as UN is decoded with the
+/// query's character set (the default repertoire for AE, CS, DA, TM, UI, DS).
+fn key_values(elem: &InMemElement, vr: VR, charset: Option<&str>) -> Result<Vec<String>, String> {
+    let tag = elem.tag();
+    let prim = match elem.value() {
+        Value::Primitive(p) => p,
+        _ => return Err(format!("{tag} ({vr}) must not be a sequence")),
+    };
+    let raw: Vec<String> = match prim {
+        PrimitiveValue::Empty => Vec::new(),
+        PrimitiveValue::Str(s) => vec![s.clone()],
+        PrimitiveValue::Strs(v) => v.to_vec(),
+        PrimitiveValue::Date(v) => v.iter().map(|d| d.to_encoded()).collect(),
+        PrimitiveValue::Time(v) => v.iter().map(|t| t.to_encoded()).collect(),
+        PrimitiveValue::DateTime(v) => v.iter().map(|d| d.to_encoded()).collect(),
+        PrimitiveValue::U8(bytes) if elem.vr() == VR::UN => {
+            vec![decode_un(bytes, vr, charset).map_err(|e| format!("{tag}: {e}"))?]
+        }
+        other if matches!(vr, VR::DS) => vec![other.to_str().into_owned()],
+        _ => return Err(format!("{tag} ({vr}) does not hold text")),
+    };
+    let split = !matches!(vr, VR::ST | VR::LT | VR::UT | VR::UR);
+    Ok(raw
+        .iter()
+        .flat_map(|s| {
+            if split {
+                s.split('\\').collect::<Vec<_>>()
+            } else {
+                vec![s.as_str()]
+            }
+        })
+        .map(|s| s.trim_matches([' ', '\0']).to_owned())
+        .collect())
+}
+
+fn decode_un(bytes: &[u8], vr: VR, charset: Option<&str>) -> Result<String, String> {
+    let default_repertoire = matches!(
+        vr,
+        VR::AE | VR::AS | VR::CS | VR::DA | VR::DS | VR::DT | VR::IS | VR::TM | VR::UI
+    );
+    let decoded = if default_repertoire {
+        DefaultCharacterSetCodec.decode(bytes)
+    } else {
+        charset
+            .and_then(SpecificCharacterSet::from_code)
+            .unwrap_or_default()
+            .decode(bytes)
+    };
+    decoded.map_err(|e| format!("cannot decode the value: {e}"))
+}
+
+/// Whether a key asks for nothing but its return: no value, empty values or `*`; for a
+/// sequence, items whose keys are all empty.
+fn is_empty_key(elem: &InMemElement) -> bool {
+    match elem.value() {
+        Value::Primitive(p) => match p {
+            PrimitiveValue::Empty => true,
+            PrimitiveValue::Str(_) | PrimitiveValue::Strs(_) => {
+                let s = p.to_str();
+                let s = s.trim_matches([' ', '\0']);
+                s.is_empty() || s == "*" || s.split('\\').all(|v| v.trim().is_empty())
+            }
+            PrimitiveValue::U8(b) => b.iter().all(|&c| c == b' ' || c == 0),
+            _ => false,
+        },
+        Value::Sequence(seq) => seq.items().iter().all(|item| item.iter().all(is_empty_key)),
+        Value::PixelSequence(_) => false,
+    }
+}

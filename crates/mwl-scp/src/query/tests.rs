@@ -1,0 +1,1521 @@
+//! The query layer's rules, key by key.
+
+#![allow(clippy::unwrap_used)]
+
+use dicom_core::value::{DataSetSequence, PrimitiveValue, Value};
+use dicom_core::{DataElement, Tag, VR};
+use dicom_dictionary_std::tags as t;
+use dicom_object::InMemDicomObject;
+use dicom_object::mem::InMemElement;
+use jiff::civil::{DateTime, date};
+use worklist_store::{StepStatus, WorklistEntry};
+
+use super::{MwlQuery, QueryError, ResponseCharset};
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------
+
+/// A key: tag, VR, value (`\` separates values; `""` is zero-length).
+type Key<'a> = (Tag, VR, &'a str);
+
+const SPS: Tag = t::SCHEDULED_PROCEDURE_STEP_SEQUENCE;
+const ETHNIC_GROUP: Tag = Tag(0x0010, 0x2160);
+const OTHER_PATIENT_IDS: Tag = Tag(0x0010, 0x1000);
+
+fn elem(tag: Tag, vr: VR, v: &str) -> InMemElement {
+    let value: Value<InMemDicomObject> = if vr == VR::SQ {
+        Value::Sequence(DataSetSequence::from(Vec::<InMemDicomObject>::new()))
+    } else if v.is_empty() {
+        PrimitiveValue::Empty.into()
+    } else if matches!(vr, VR::ST | VR::LT | VR::UT) {
+        PrimitiveValue::Str(v.to_owned()).into()
+    } else {
+        PrimitiveValue::Strs(v.split('\\').map(str::to_owned).collect()).into()
+    };
+    DataElement::new(tag, vr, value)
+}
+
+fn item(keys: &[Key]) -> InMemDicomObject {
+    InMemDicomObject::from_element_iter(keys.iter().map(|&(tag, vr, v)| elem(tag, vr, v)))
+}
+
+/// Builds a query identifier: top-level keys, and when `sps` is given, a Scheduled
+/// Procedure Step Sequence with one item holding those keys (`Some(&[])`: an empty item).
+fn q(keys: &[Key], sps: Option<&[Key]>) -> InMemDicomObject {
+    let mut obj = item(keys);
+    if let Some(sps) = sps {
+        obj.put(DataElement::new(
+            SPS,
+            VR::SQ,
+            Value::Sequence(DataSetSequence::from(vec![item(sps)])),
+        ));
+    }
+    obj
+}
+
+fn parse(keys: &[Key], sps: Option<&[Key]>) -> MwlQuery {
+    MwlQuery::parse(&q(keys, sps)).unwrap()
+}
+
+fn parse_err(obj: &InMemDicomObject) -> (Vec<Tag>, String) {
+    match MwlQuery::parse(obj) {
+        Err(QueryError::InvalidIdentifier { offending, reason }) => (offending, reason),
+        Ok(q) => panic!("expected an error, parsed {q:?}"),
+    }
+}
+
+/// Whether a query with one top-level key matches the entry.
+fn top(tag: Tag, vr: VR, v: &str, e: &WorklistEntry) -> bool {
+    parse(&[(tag, vr, v)], None).matches(e)
+}
+
+/// Whether a query with one step key matches the entry.
+fn step(tag: Tag, vr: VR, v: &str, e: &WorklistEntry) -> bool {
+    parse(&[], Some(&[(tag, vr, v)])).matches(e)
+}
+
+fn at(y: i16, mo: i8, d: i8, h: i8, mi: i8) -> DateTime {
+    date(y, mo, d).at(h, mi, 0, 0)
+}
+
+/// An entry with every value filled.
+fn entry() -> WorklistEntry {
+    let mut e = WorklistEntry::new("calpendo", "B1", "SUB001", at(2026, 11, 26, 9, 30));
+    e.patient_name = Some("DOE^JOHN".into());
+    e.patient_birth_date = Some(date(1980, 5, 17));
+    e.patient_sex = Some("M".into());
+    e.patient_weight_kg = Some(72.5);
+    e.study_instance_uid = "1.2.826.0.1.3680043.10.1.1".into();
+    e.accession_number = "ACC001".into();
+    e.study_description = Some("Brain MRI".into());
+    e.referring_physician_name = Some("WHO^GREGORY".into());
+    e.requested_procedure_id = "RP001".into();
+    e.requested_procedure_description = Some("MRI head".into());
+    e.sps_id = "SPS001".into();
+    e.station_ae_title = Some("MRI_3T".into());
+    e.station_name = Some("PRISMA".into());
+    e.end = Some(at(2026, 11, 26, 10, 30));
+    e.modality = Some("MR".into());
+    e.performing_physician_name = Some("Hébert^Anne".into());
+    e.sps_description = Some("Protocol A".into());
+    e.sps_location = Some("Room 1".into());
+    e
+}
+
+/// An entry with only the values every entry has.
+fn bare() -> WorklistEntry {
+    WorklistEntry::new("calpendo", "B2", "SUB002", at(2026, 11, 26, 14, 0))
+}
+
+/// Every optional key of ours, at its level, with a value that matches `entry()`.
+const OPTIONAL_TOP: [Key; 6] = [
+    (t::PATIENT_NAME, VR::PN, "DOE^JOHN"),
+    (t::PATIENT_BIRTH_DATE, VR::DA, "19800517"),
+    (t::PATIENT_SEX, VR::CS, "M"),
+    (t::PATIENT_WEIGHT, VR::DS, "72.5"),
+    (t::STUDY_DESCRIPTION, VR::LO, "Brain MRI"),
+    (t::REFERRING_PHYSICIAN_NAME, VR::PN, "WHO^GREGORY"),
+];
+const OPTIONAL_STEP: [Key; 9] = [
+    (t::SCHEDULED_STATION_AE_TITLE, VR::AE, "MRI_3T"),
+    (t::MODALITY, VR::CS, "MR"),
+    (
+        t::SCHEDULED_PERFORMING_PHYSICIAN_NAME,
+        VR::PN,
+        "Hébert^Anne",
+    ),
+    (
+        t::SCHEDULED_PROCEDURE_STEP_DESCRIPTION,
+        VR::LO,
+        "Protocol A",
+    ),
+    (t::SCHEDULED_STATION_NAME, VR::SH, "PRISMA"),
+    (t::SCHEDULED_PROCEDURE_STEP_LOCATION, VR::SH, "Room 1"),
+    (t::SCHEDULED_PROCEDURE_STEP_END_DATE, VR::DA, "20261126"),
+    (t::SCHEDULED_PROCEDURE_STEP_END_TIME, VR::TM, "1030"),
+    (t::SCHEDULED_PROCEDURE_STEP_END_DATE, VR::DA, "20261126-"),
+];
+
+// ---------------------------------------------------------------------------------------
+// Universal matching, missing values
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn universal_keys_match_entries_with_and_without_values() {
+    for e in [entry(), bare()] {
+        for (tag, vr, _) in OPTIONAL_TOP {
+            for v in ["", "*", " * "] {
+                assert!(top(tag, vr, v, &e), "{tag} {v:?} on {}", e.source_record_id);
+            }
+        }
+        for (tag, vr, _) in OPTIONAL_STEP {
+            for v in ["", "*"] {
+                assert!(step(tag, vr, v, &e), "{tag} {v:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_value_never_matches_an_entry_without_one() {
+    let (full, bare) = (entry(), bare());
+    for (tag, vr, v) in OPTIONAL_TOP {
+        assert!(
+            top(tag, vr, v, &full),
+            "{tag} {v} should match the full entry"
+        );
+        assert!(!top(tag, vr, v, &bare), "{tag} {v} matched a missing value");
+    }
+    for (tag, vr, v) in OPTIONAL_STEP {
+        assert!(
+            step(tag, vr, v, &full),
+            "{tag} {v} should match the full entry"
+        );
+        assert!(
+            !step(tag, vr, v, &bare),
+            "{tag} {v} matched a missing value"
+        );
+    }
+    // A wildcard that matches any value still needs a value.
+    assert!(!step(t::MODALITY, VR::CS, "**", &bare));
+    assert!(!top(t::PATIENT_NAME, VR::PN, "?*", &bare));
+    assert!(!step(t::SCHEDULED_STATION_AE_TITLE, VR::AE, "MR\\*", &bare));
+}
+
+// ---------------------------------------------------------------------------------------
+// Text keys, one by one
+// ---------------------------------------------------------------------------------------
+
+/// Single value, padding, case, wildcard, list and mismatch for a case-sensitive text key.
+fn text_key_rules(tag: Tag, vr: VR, value: &str, in_step: bool) {
+    let e = entry();
+    let m = |v: &str| {
+        if in_step {
+            step(tag, vr, v, &e)
+        } else {
+            top(tag, vr, v, &e)
+        }
+    };
+    assert!(m(value), "{tag}: exact {value}");
+    assert!(m(&format!(" {value} ")), "{tag}: padding");
+    assert!(!m(&format!("{value}X")), "{tag}: longer value");
+    assert!(
+        !m(&value[..value.len() - 1]),
+        "{tag}: prefix is not a match"
+    );
+    let lower = value.to_lowercase();
+    if lower != value {
+        assert!(!m(&lower), "{tag}: {vr} is case-sensitive");
+    }
+    assert!(m(&format!("{}*", &value[..1])), "{tag}: trailing *");
+    assert!(
+        m(&format!("*{}", &value[value.len() - 1..])),
+        "{tag}: leading *"
+    );
+    assert!(m(&format!("{}?", &value[..value.len() - 1])), "{tag}: ?");
+    assert!(
+        !m(&format!("{}??", &value[..value.len() - 1])),
+        "{tag}: ?? too long"
+    );
+    assert!(!m("NOPE*"), "{tag}: wildcard mismatch");
+    assert!(m(&format!("NOPE\\{value}")), "{tag}: list, second element");
+    assert!(m(&format!("{value}\\NOPE")), "{tag}: list, first element");
+    assert!(!m("NOPE\\NADA"), "{tag}: list mismatch");
+    assert!(
+        m(&format!("NOPE\\{}*", &value[..2])),
+        "{tag}: list with a wildcard"
+    );
+}
+
+#[test]
+fn patient_id() {
+    text_key_rules(t::PATIENT_ID, VR::LO, "SUB001", false);
+}
+
+#[test]
+fn accession_number() {
+    text_key_rules(t::ACCESSION_NUMBER, VR::SH, "ACC001", false);
+}
+
+#[test]
+fn study_description() {
+    text_key_rules(t::STUDY_DESCRIPTION, VR::LO, "Brain MRI", false);
+}
+
+#[test]
+fn requested_procedure_id() {
+    text_key_rules(t::REQUESTED_PROCEDURE_ID, VR::SH, "RP001", false);
+}
+
+#[test]
+fn requested_procedure_description() {
+    text_key_rules(
+        t::REQUESTED_PROCEDURE_DESCRIPTION,
+        VR::LO,
+        "MRI head",
+        false,
+    );
+}
+
+#[test]
+fn patient_sex() {
+    let e = entry();
+    assert!(top(t::PATIENT_SEX, VR::CS, "M", &e));
+    assert!(!top(t::PATIENT_SEX, VR::CS, "F", &e));
+    assert!(top(t::PATIENT_SEX, VR::CS, "F\\M", &e));
+    assert!(top(t::PATIENT_SEX, VR::CS, "?", &e));
+}
+
+#[test]
+fn scheduled_station_ae_title() {
+    text_key_rules(t::SCHEDULED_STATION_AE_TITLE, VR::AE, "MRI_3T", true);
+    let e = entry();
+    assert!(step(
+        t::SCHEDULED_STATION_AE_TITLE,
+        VR::AE,
+        "CT_1\\MRI_3T",
+        &e
+    ));
+    assert!(!step(
+        t::SCHEDULED_STATION_AE_TITLE,
+        VR::AE,
+        "CT_1\\MRI_1T5",
+        &e
+    ));
+}
+
+#[test]
+fn modality() {
+    let e = entry();
+    assert!(step(t::MODALITY, VR::CS, "MR", &e));
+    assert!(!step(t::MODALITY, VR::CS, "CT", &e));
+    assert!(!step(t::MODALITY, VR::CS, "mr", &e));
+    assert!(step(t::MODALITY, VR::CS, "CT\\MR", &e));
+    assert!(step(t::MODALITY, VR::CS, "CT\\MR\\PT", &e));
+    assert!(!step(t::MODALITY, VR::CS, "CT\\PT", &e));
+    assert!(step(t::MODALITY, VR::CS, "M?", &e));
+    assert!(step(t::MODALITY, VR::CS, "*R", &e));
+    assert!(!step(t::MODALITY, VR::CS, "M??", &e));
+}
+
+#[test]
+fn sps_description() {
+    text_key_rules(
+        t::SCHEDULED_PROCEDURE_STEP_DESCRIPTION,
+        VR::LO,
+        "Protocol A",
+        true,
+    );
+}
+
+#[test]
+fn scheduled_station_name() {
+    text_key_rules(t::SCHEDULED_STATION_NAME, VR::SH, "PRISMA", true);
+}
+
+#[test]
+fn sps_location() {
+    text_key_rules(t::SCHEDULED_PROCEDURE_STEP_LOCATION, VR::SH, "Room 1", true);
+}
+
+#[test]
+fn sps_id() {
+    text_key_rules(t::SCHEDULED_PROCEDURE_STEP_ID, VR::SH, "SPS001", true);
+}
+
+#[test]
+fn question_mark_is_one_unicode_character() {
+    let mut e = entry();
+    e.study_description = Some("Hébert study".into());
+    assert!(top(t::STUDY_DESCRIPTION, VR::LO, "H?bert study", &e));
+    assert!(!top(t::STUDY_DESCRIPTION, VR::LO, "H??bert study", &e));
+    assert!(step(
+        t::SCHEDULED_PERFORMING_PHYSICIAN_NAME,
+        VR::PN,
+        "H?bert^Anne",
+        &e
+    ));
+    assert!(top(t::PATIENT_NAME, VR::PN, "D?E", &e));
+}
+
+// ---------------------------------------------------------------------------------------
+// Person names
+// ---------------------------------------------------------------------------------------
+
+/// The PN rules, on one PN key.
+fn pn_key_rules(tag: Tag, in_step: bool, stored: &str) {
+    let mut e = entry();
+    match tag {
+        t::PATIENT_NAME => e.patient_name = Some(stored.into()),
+        t::REFERRING_PHYSICIAN_NAME => e.referring_physician_name = Some(stored.into()),
+        _ => e.performing_physician_name = Some(stored.into()),
+    }
+    let m = |v: &str| {
+        if in_step {
+            step(tag, VR::PN, v, &e)
+        } else {
+            top(tag, VR::PN, v, &e)
+        }
+    };
+    // stored is `Family^Given` with a non-ASCII given name: `Müller^Zoë`-like.
+    let (family, given) = stored.split_once('^').unwrap();
+    assert!(m(stored), "{tag}: exact");
+    assert!(m(&stored.to_uppercase()), "{tag}: upper case");
+    assert!(m(&stored.to_lowercase()), "{tag}: lower case");
+    assert!(
+        m(&format!("{stored}^^^")),
+        "{tag}: trailing empty components"
+    );
+    assert!(m(family), "{tag}: family name alone");
+    assert!(
+        m(&family.to_lowercase()),
+        "{tag}: family name alone, lower case"
+    );
+    assert!(!m(given), "{tag}: the given name is not the family name");
+    let chars = |s: &str| s.chars().collect::<Vec<char>>();
+    let (fam, giv) = (chars(family), chars(given));
+    let part = |c: &[char]| c.iter().collect::<String>();
+    assert!(!m(&part(&fam[..fam.len() - 1])), "{tag}: family prefix");
+    assert!(m(&format!("{family}^{}*", giv[0])), "{tag}: DOE^J*");
+    assert!(
+        m(&format!("{family}^{}?", part(&giv[..giv.len() - 1]))),
+        "{tag}: DOE^JOH?"
+    );
+    assert!(m(&format!("^{given}")), "{tag}: given name only");
+    assert!(
+        m(&format!("{}*", part(&fam[..2]))),
+        "{tag}: family prefix wildcard"
+    );
+    assert!(
+        m(&format!("*{}", giv[giv.len() - 1])),
+        "{tag}: whole-name wildcard"
+    );
+    assert!(!m(&format!("{family}^X*")), "{tag}: given mismatch");
+    assert!(!m("NOBODY"), "{tag}: mismatch");
+    assert!(m(&format!("NOBODY\\{family}")), "{tag}: list");
+}
+
+#[test]
+fn patient_name() {
+    pn_key_rules(t::PATIENT_NAME, false, "Doe^John");
+    pn_key_rules(t::PATIENT_NAME, false, "Müller^Zoë");
+}
+
+#[test]
+fn referring_physician_name() {
+    pn_key_rules(t::REFERRING_PHYSICIAN_NAME, false, "Who^Gregory");
+}
+
+#[test]
+fn scheduled_performing_physician_name() {
+    pn_key_rules(t::SCHEDULED_PERFORMING_PHYSICIAN_NAME, true, "Hébert^Anne");
+    let e = entry();
+    // Unicode case folding: É / é.
+    assert!(step(
+        t::SCHEDULED_PERFORMING_PHYSICIAN_NAME,
+        VR::PN,
+        "HÉBERT",
+        &e
+    ));
+    assert!(step(
+        t::SCHEDULED_PERFORMING_PHYSICIAN_NAME,
+        VR::PN,
+        "H?BERT^ANNE",
+        &e
+    ));
+}
+
+#[test]
+fn pn_query_of_carets_only_is_universal() {
+    assert!(top(t::PATIENT_NAME, VR::PN, "^^^^", &bare()));
+    assert!(top(t::PATIENT_NAME, VR::PN, "^", &entry()));
+}
+
+// ---------------------------------------------------------------------------------------
+// UIDs, numbers, dates
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn study_instance_uid_list() {
+    let e = entry();
+    let uid = e.study_instance_uid.clone();
+    assert!(top(t::STUDY_INSTANCE_UID, VR::UI, &uid, &e));
+    assert!(top(
+        t::STUDY_INSTANCE_UID,
+        VR::UI,
+        &format!("1.2.3\\{uid}"),
+        &e
+    ));
+    assert!(top(
+        t::STUDY_INSTANCE_UID,
+        VR::UI,
+        &format!("{uid}\\1.2.3\\1.2.4"),
+        &e
+    ));
+    assert!(!top(t::STUDY_INSTANCE_UID, VR::UI, "1.2.3\\1.2.4", &e));
+    assert!(!top(t::STUDY_INSTANCE_UID, VR::UI, &format!("{uid}.1"), &e));
+    let (off, _) = parse_err(&q(&[(t::STUDY_INSTANCE_UID, VR::UI, "1.2.*")], None));
+    assert_eq!(off, vec![t::STUDY_INSTANCE_UID]);
+}
+
+#[test]
+fn patient_weight() {
+    let e = entry();
+    assert!(top(t::PATIENT_WEIGHT, VR::DS, "72.5", &e));
+    assert!(top(t::PATIENT_WEIGHT, VR::DS, "72.50", &e));
+    assert!(top(t::PATIENT_WEIGHT, VR::DS, "60\\72.5", &e));
+    assert!(!top(t::PATIENT_WEIGHT, VR::DS, "72", &e));
+    let (off, _) = parse_err(&q(&[(t::PATIENT_WEIGHT, VR::DS, "7*")], None));
+    assert_eq!(off, vec![t::PATIENT_WEIGHT]);
+}
+
+#[test]
+fn patient_birth_date() {
+    let e = entry(); // 1980-05-17
+    let m = |v: &str| top(t::PATIENT_BIRTH_DATE, VR::DA, v, &e);
+    assert!(m("19800517"));
+    assert!(m("1980.05.17"));
+    assert!(!m("19800518"));
+    assert!(m("19800101-19801231"));
+    assert!(m("19800517-19800517"));
+    assert!(!m("19810101-19811231"));
+    assert!(m("-19800517"));
+    assert!(!m("-19800516"));
+    assert!(m("19800517-"));
+    assert!(!m("19800518-"));
+    assert!(!m("19801231-19800101"), "reversed range matches nothing");
+    for bad in [
+        "1980*",
+        "198005",
+        "19800532",
+        "-",
+        "1980-05-17",
+        "19800517\\19800518",
+    ] {
+        let (off, _) = parse_err(&q(&[(t::PATIENT_BIRTH_DATE, VR::DA, bad)], None));
+        assert_eq!(off, vec![t::PATIENT_BIRTH_DATE], "{bad}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// SPS start: date, time, combined
+// ---------------------------------------------------------------------------------------
+
+fn starting(start: DateTime) -> WorklistEntry {
+    let mut e = entry();
+    e.start = start;
+    e.end = None;
+    e
+}
+
+/// Whether a start date / time query matches a step starting at `start`.
+fn when(d: &str, tm: &str, start: DateTime) -> bool {
+    let mut keys = Vec::new();
+    if d != "-" {
+        keys.push((t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DA, d));
+    }
+    if tm != "-" {
+        keys.push((t::SCHEDULED_PROCEDURE_STEP_START_TIME, VR::TM, tm));
+    }
+    parse(&[], Some(&keys)).matches(&starting(start))
+}
+
+#[test]
+fn start_date_alone_is_whole_days() {
+    assert!(when("20261126", "", at(2026, 11, 26, 0, 0)));
+    assert!(when("20261126", "", at(2026, 11, 26, 23, 59)));
+    assert!(!when("20261126", "", at(2026, 11, 27, 0, 0)));
+    assert!(!when("20261126", "", at(2026, 11, 25, 23, 59)));
+    assert!(when("20261125-20261126", "-", at(2026, 11, 26, 23, 59)));
+    assert!(when("20261126-", "*", at(2030, 1, 1, 0, 0)));
+    assert!(!when("20261126-", "", at(2026, 11, 25, 23, 59)));
+    assert!(when("-20261126", "", at(2000, 1, 1, 0, 0)));
+    assert!(!when("-20261126", "", at(2026, 11, 27, 0, 0)));
+}
+
+#[test]
+fn start_time_alone_is_any_date() {
+    assert!(when("", "0800-1200", at(2026, 1, 1, 8, 0)));
+    assert!(when("-", "0800-1200", at(2027, 6, 30, 12, 0)));
+    assert!(!when("", "0800-1200", at(2026, 11, 26, 12, 1)));
+    assert!(!when("", "0800-1200", at(2026, 11, 26, 7, 59)));
+    assert!(when("", "-1159", at(2026, 11, 26, 11, 59)));
+    assert!(when("", "1000-", at(2026, 11, 26, 23, 59)));
+    assert!(when("", "0930", at(2026, 11, 26, 9, 30)));
+    assert!(!when("", "0930", at(2026, 11, 26, 9, 31)));
+    // Reversed time range alone wraps around midnight.
+    assert!(when("", "2200-0200", at(2026, 11, 26, 23, 0)));
+    assert!(when("", "2200-0200", at(2026, 11, 27, 1, 30)));
+    assert!(!when("", "2200-0200", at(2026, 11, 26, 12, 0)));
+}
+
+#[test]
+fn combined_date_time_range() {
+    // The reference example: 26 Nov 08:00 to 27 Nov 12:00.
+    let (d, tm) = ("20261126-20261127", "080000-120000");
+    assert!(when(d, tm, at(2026, 11, 26, 8, 0)));
+    assert!(
+        when(d, tm, at(2026, 11, 26, 20, 0)),
+        "evening of the first day is inside the combined range"
+    );
+    assert!(when(d, tm, at(2026, 11, 27, 3, 0)));
+    assert!(when(d, tm, at(2026, 11, 27, 12, 0)));
+    assert!(!when(d, tm, at(2026, 11, 26, 7, 59)));
+    assert!(!when(d, tm, at(2026, 11, 27, 12, 1)));
+    assert!(!when(d, tm, at(2026, 11, 28, 9, 0)));
+}
+
+#[test]
+fn combined_range_across_midnight() {
+    let (d, tm) = ("20261126-20261127", "2200-0200");
+    assert!(when(d, tm, at(2026, 11, 26, 22, 0)));
+    assert!(when(d, tm, at(2026, 11, 26, 23, 30)));
+    assert!(when(d, tm, at(2026, 11, 27, 0, 0)));
+    assert!(when(d, tm, at(2026, 11, 27, 1, 45)));
+    assert!(when(d, tm, at(2026, 11, 27, 2, 0)), "0200 runs to 02:00:59");
+    assert!(!when(d, tm, at(2026, 11, 27, 2, 1)));
+    assert!(!when(d, tm, at(2026, 11, 26, 21, 59)));
+    // One date with a reversed time range is empty.
+    assert!(!when("20261126", "2200-0200", at(2026, 11, 26, 23, 0)));
+    assert!(!when("20261126", "2200-0200", at(2026, 11, 26, 1, 0)));
+}
+
+#[test]
+fn single_date_with_time_range() {
+    assert!(when("20261126", "0800-1200", at(2026, 11, 26, 9, 30)));
+    assert!(!when("20261126", "0800-1200", at(2026, 11, 26, 13, 0)));
+    assert!(!when("20261126", "0800-1200", at(2026, 11, 27, 9, 30)));
+    assert!(when("20261126", "-1000", at(2026, 11, 26, 0, 0)));
+    assert!(!when("20261126", "-1000", at(2026, 11, 26, 11, 0)));
+    assert!(when("20261126", "1000-", at(2026, 11, 26, 23, 59)));
+    assert!(!when("20261126", "1000-", at(2026, 11, 27, 0, 0)));
+}
+
+#[test]
+fn date_range_with_single_time() {
+    // From the first date at 10:00:00 to the last date at 10:00:59.
+    assert!(when("20261126-20261127", "1000", at(2026, 11, 26, 10, 0)));
+    assert!(when("20261126-20261127", "1000", at(2026, 11, 26, 18, 0)));
+    assert!(when("20261126-20261127", "1000", at(2026, 11, 27, 10, 0)));
+    assert!(!when("20261126-20261127", "1000", at(2026, 11, 26, 9, 59)));
+    assert!(!when("20261126-20261127", "1000", at(2026, 11, 27, 10, 1)));
+    // One date, one time: that minute.
+    assert!(when("20261126", "0930", at(2026, 11, 26, 9, 30)));
+    assert!(!when("20261126", "0930", at(2026, 11, 26, 9, 31)));
+}
+
+#[test]
+fn open_ended_combined_ranges() {
+    // From 26 Nov 08:00 on.
+    assert!(when("20261126-", "0800-", at(2026, 11, 26, 8, 0)));
+    assert!(when("20261126-", "0800-", at(2031, 1, 1, 0, 0)));
+    assert!(!when("20261126-", "0800-", at(2026, 11, 26, 7, 59)));
+    // Up to 27 Nov 12:00.
+    assert!(when("-20261127", "-1200", at(2020, 1, 1, 23, 0)));
+    assert!(when("-20261127", "-1200", at(2026, 11, 27, 12, 0)));
+    assert!(!when("-20261127", "-1200", at(2026, 11, 27, 12, 1)));
+    // An open date end leaves the time's end irrelevant there.
+    assert!(when("20261126-", "0800-1200", at(2026, 12, 1, 20, 0)));
+    assert!(!when("20261126-", "0800-1200", at(2026, 11, 26, 7, 0)));
+    assert!(when("-20261127", "0800-1200", at(2026, 11, 20, 6, 0)));
+    assert!(!when("-20261127", "0800-1200", at(2026, 11, 27, 13, 0)));
+}
+
+#[test]
+fn end_date_and_time_combine_too() {
+    let e = entry(); // ends 2026-11-26 10:30
+    let m = |d: &str, tm: &str| {
+        parse(
+            &[],
+            Some(&[
+                (t::SCHEDULED_PROCEDURE_STEP_END_DATE, VR::DA, d),
+                (t::SCHEDULED_PROCEDURE_STEP_END_TIME, VR::TM, tm),
+            ]),
+        )
+        .matches(&e)
+    };
+    assert!(m("20261126", "1000-1100"));
+    assert!(!m("20261126", "1100-1200"));
+    assert!(m("20261125-20261126", "2200-1030"));
+    assert!(!m("20261125-20261126", "2200-1029"));
+    assert!(m("", "1030"));
+}
+
+#[test]
+fn bad_dates_and_times_are_errors_naming_the_key() {
+    for (tag, vr, v) in [
+        (t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DA, "2026112"),
+        (t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DA, "20261126-x"),
+        (t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DA, "2026*"),
+        (
+            t::SCHEDULED_PROCEDURE_STEP_START_DATE,
+            VR::DA,
+            "20261126\\20261127",
+        ),
+        (t::SCHEDULED_PROCEDURE_STEP_START_TIME, VR::TM, "25"),
+        (t::SCHEDULED_PROCEDURE_STEP_START_TIME, VR::TM, "0800-12000"),
+        (t::SCHEDULED_PROCEDURE_STEP_START_TIME, VR::TM, "08*"),
+        (t::SCHEDULED_PROCEDURE_STEP_END_TIME, VR::TM, "-"),
+    ] {
+        let (off, reason) = parse_err(&q(&[], Some(&[(tag, vr, v)])));
+        assert_eq!(off, vec![SPS, tag], "{v}: {reason}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Status
+// ---------------------------------------------------------------------------------------
+
+fn with_status(s: StepStatus) -> WorklistEntry {
+    let mut e = entry();
+    e.status = s;
+    e
+}
+
+#[test]
+fn status_default_offers_scheduled_and_started_only() {
+    let status = t::SCHEDULED_PROCEDURE_STEP_STATUS;
+    let queries = [
+        parse(&[], None),
+        parse(&[(t::PATIENT_ID, VR::LO, "")], None),
+        parse(&[], Some(&[])),
+        parse(&[], Some(&[(status, VR::CS, "")])),
+        parse(&[], Some(&[(status, VR::CS, "*")])),
+        parse(&[], Some(&[(t::MODALITY, VR::CS, "MR")])),
+    ];
+    for (i, query) in queries.iter().enumerate() {
+        assert!(
+            query.matches(&with_status(StepStatus::Scheduled)),
+            "query {i}"
+        );
+        assert!(
+            query.matches(&with_status(StepStatus::Started)),
+            "query {i}"
+        );
+        assert!(
+            !query.matches(&with_status(StepStatus::Completed)),
+            "query {i}"
+        );
+        assert!(
+            !query.matches(&with_status(StepStatus::Discontinued)),
+            "query {i}"
+        );
+    }
+}
+
+#[test]
+fn status_explicit_values_filter() {
+    let m = |v: &str, s: StepStatus| {
+        step(
+            t::SCHEDULED_PROCEDURE_STEP_STATUS,
+            VR::CS,
+            v,
+            &with_status(s),
+        )
+    };
+    assert!(m("COMPLETED", StepStatus::Completed));
+    assert!(!m("COMPLETED", StepStatus::Scheduled));
+    assert!(m("DISCONTINUED", StepStatus::Discontinued));
+    assert!(!m("SCHEDULED", StepStatus::Started));
+    assert!(m("SCHEDULED\\STARTED", StepStatus::Started));
+    assert!(!m("SCHEDULED\\STARTED", StepStatus::Completed));
+    assert!(m("SCHEDULED\\COMPLETED", StepStatus::Completed));
+    assert!(m("S*", StepStatus::Started));
+    assert!(!m("S*", StepStatus::Discontinued));
+    assert!(!m("ARRIVED", StepStatus::Scheduled));
+}
+
+// ---------------------------------------------------------------------------------------
+// Sequence, errors, unsupported keys
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn two_sps_items_are_an_error_on_the_sequence() {
+    let mut obj = q(&[(t::PATIENT_NAME, VR::PN, "")], None);
+    obj.put(DataElement::new(
+        SPS,
+        VR::SQ,
+        Value::Sequence(DataSetSequence::from(vec![
+            item(&[(t::MODALITY, VR::CS, "MR")]),
+            item(&[(t::MODALITY, VR::CS, "CT")]),
+        ])),
+    ));
+    let (off, reason) = parse_err(&obj);
+    assert_eq!(off, vec![SPS]);
+    assert!(reason.contains("2 items"), "{reason}");
+}
+
+#[test]
+fn wrong_vr_is_an_error_naming_the_key() {
+    let (off, _) = parse_err(&q(&[(t::PATIENT_NAME, VR::LO, "DOE")], None));
+    assert_eq!(off, vec![t::PATIENT_NAME]);
+    let (off, _) = parse_err(&q(&[(t::STUDY_INSTANCE_UID, VR::LO, "")], None));
+    assert_eq!(off, vec![t::STUDY_INSTANCE_UID]);
+    let (off, _) = parse_err(&q(&[], Some(&[(t::MODALITY, VR::LO, "MR")])));
+    assert_eq!(off, vec![SPS, t::MODALITY]);
+    let (off, _) = parse_err(&q(
+        &[],
+        Some(&[(t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DT, "")]),
+    ));
+    assert_eq!(off, vec![SPS, t::SCHEDULED_PROCEDURE_STEP_START_DATE]);
+    // The sequence itself as a string.
+    let (off, _) = parse_err(&q(&[(SPS, VR::LO, "MR")], None));
+    assert_eq!(off, vec![SPS]);
+}
+
+#[test]
+fn command_and_file_meta_elements_are_errors() {
+    for tag in [
+        t::COMMAND_FIELD,
+        t::TRANSFER_SYNTAX_UID,
+        Tag(0x0000, 0x0000),
+    ] {
+        let (off, _) = parse_err(&q(&[(tag, VR::UI, "1.2")], None));
+        assert_eq!(off, vec![tag]);
+    }
+    let (off, _) = parse_err(&q(&[], Some(&[(t::TRANSFER_SYNTAX_UID, VR::UI, "1.2")])));
+    assert_eq!(off, vec![SPS, t::TRANSFER_SYNTAX_UID]);
+}
+
+#[test]
+fn a_key_sent_as_un_is_read_as_text() {
+    let mut obj = InMemDicomObject::new_empty();
+    obj.put(DataElement::new(
+        t::PATIENT_ID,
+        VR::UN,
+        PrimitiveValue::U8(b"SUB001".iter().copied().collect()),
+    ));
+    let query = MwlQuery::parse(&obj).unwrap();
+    assert!(query.matches(&entry()));
+    assert!(!query.matches(&bare()));
+}
+
+#[test]
+fn return_only_keys_empty_are_supported_and_returned_empty() {
+    let query = parse(
+        &[
+            (OTHER_PATIENT_IDS, VR::LO, ""),
+            (t::PATIENT_AGE, VR::AS, ""),
+            (t::MEDICAL_ALERTS, VR::LO, ""),
+            (t::ALLERGIES, VR::LO, ""),
+            (t::PREGNANCY_STATUS, VR::US, ""),
+            (t::ADMISSION_ID, VR::LO, "*"),
+            (t::CURRENT_PATIENT_LOCATION, VR::LO, ""),
+            (t::REQUESTED_PROCEDURE_PRIORITY, VR::SH, ""),
+            (t::REFERENCED_STUDY_SEQUENCE, VR::SQ, ""),
+            (t::REFERENCED_PATIENT_SEQUENCE, VR::SQ, ""),
+            (t::REQUESTING_PHYSICIAN, VR::PN, ""),
+            (t::ISSUER_OF_PATIENT_ID, VR::LO, ""),
+            (t::PATIENT_COMMENTS, VR::LT, ""),
+            (ETHNIC_GROUP, VR::SH, ""),
+        ],
+        Some(&[(t::SCHEDULED_PROTOCOL_CODE_SEQUENCE, VR::SQ, "")]),
+    );
+    assert!(
+        !query.has_unsupported_keys(),
+        "{:?}",
+        query.unsupported_keys()
+    );
+    assert!(query.matches(&entry()));
+    assert!(query.matches(&bare()));
+    let rsp = query.response(&entry(), ResponseCharset::Utf8);
+    for tag in [
+        OTHER_PATIENT_IDS,
+        t::PREGNANCY_STATUS,
+        t::PATIENT_COMMENTS,
+        ETHNIC_GROUP,
+    ] {
+        let el = rsp.get(tag).unwrap();
+        assert!(
+            el.value()
+                .primitive()
+                .is_some_and(|p| p.to_str().is_empty()),
+            "{tag}"
+        );
+    }
+    for tag in [t::REFERENCED_STUDY_SEQUENCE, t::REFERENCED_PATIENT_SEQUENCE] {
+        assert_eq!(
+            rsp.get(tag).unwrap().items().map(<[_]>::len),
+            Some(0),
+            "{tag}"
+        );
+    }
+    let sps_item = &rsp.get(SPS).unwrap().items().unwrap()[0];
+    assert_eq!(
+        sps_item
+            .get(t::SCHEDULED_PROTOCOL_CODE_SEQUENCE)
+            .unwrap()
+            .items()
+            .map(<[_]>::len),
+        Some(0)
+    );
+}
+
+#[test]
+fn values_on_keys_we_do_not_store_are_unsupported_and_ignored() {
+    let mut code_item = InMemDicomObject::new_empty();
+    code_item.put(elem(t::CODE_VALUE, VR::SH, "X123"));
+    let mut obj = q(
+        &[
+            (t::PATIENT_ID, VR::LO, "SUB001"),
+            (t::MEDICAL_ALERTS, VR::LO, "none"),
+            (OTHER_PATIENT_IDS, VR::LO, "XYZ"),
+        ],
+        Some(&[
+            (t::MODALITY, VR::CS, "MR"),
+            (t::REQUESTED_PROCEDURE_PRIORITY, VR::SH, "HIGH"),
+        ]),
+    );
+    obj.put(DataElement::new(
+        t::REFERENCED_STUDY_SEQUENCE,
+        VR::SQ,
+        Value::Sequence(DataSetSequence::from(vec![code_item])),
+    ));
+    // A step key at the top level is not a step key.
+    obj.put(elem(t::SCHEDULED_STATION_AE_TITLE, VR::AE, "CT_1"));
+    let query = MwlQuery::parse(&obj).unwrap();
+    assert!(query.has_unsupported_keys());
+    let mut got = query.unsupported_keys().to_vec();
+    got.sort();
+    let mut want = vec![
+        t::MEDICAL_ALERTS,
+        OTHER_PATIENT_IDS,
+        t::REFERENCED_STUDY_SEQUENCE,
+        t::REQUESTED_PROCEDURE_PRIORITY,
+        t::SCHEDULED_STATION_AE_TITLE,
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    // Ignored for matching: the supported keys still decide.
+    assert!(query.matches(&entry()));
+    let mut other = entry();
+    other.patient_id = "SUB009".into();
+    assert!(!query.matches(&other));
+    // Returned, empty.
+    let rsp = query.response(&entry(), ResponseCharset::Utf8);
+    assert_eq!(
+        rsp.get(t::MEDICAL_ALERTS).unwrap().value().primitive(),
+        Some(&PrimitiveValue::Empty)
+    );
+    assert_eq!(
+        rsp.get(t::SCHEDULED_STATION_AE_TITLE)
+            .unwrap()
+            .value()
+            .primitive(),
+        Some(&PrimitiveValue::Empty)
+    );
+}
+
+#[test]
+fn private_keys_are_never_returned() {
+    let query = parse(
+        &[
+            (Tag(0x0029, 0x0010), VR::LO, "SIEMENS CSA HEADER"),
+            (Tag(0x0029, 0x1010), VR::OB, ""),
+            (t::PATIENT_ID, VR::LO, ""),
+        ],
+        None,
+    );
+    assert_eq!(query.unsupported_keys(), &[Tag(0x0029, 0x0010)]);
+    let rsp = query.response(&entry(), ResponseCharset::Utf8);
+    assert!(rsp.get(Tag(0x0029, 0x0010)).is_none());
+    assert!(rsp.get(Tag(0x0029, 0x1010)).is_none());
+    assert!(rsp.get(t::PATIENT_ID).is_some());
+}
+
+#[test]
+fn undecodable_query_character_set_is_unsupported() {
+    let ok = parse(&[(t::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100")], None);
+    assert!(!ok.has_unsupported_keys());
+    let ok = parse(&[(t::SPECIFIC_CHARACTER_SET, VR::CS, "")], None);
+    assert!(!ok.has_unsupported_keys());
+    for scs in ["ISO_IR 999", "\\ISO 2022 IR 87"] {
+        let query = parse(&[(t::SPECIFIC_CHARACTER_SET, VR::CS, scs)], None);
+        assert_eq!(
+            query.unsupported_keys(),
+            &[t::SPECIFIC_CHARACTER_SET],
+            "{scs}"
+        );
+    }
+}
+
+#[test]
+fn requested_keys_lists_tags_in_order_with_step_keys_after_the_sequence() {
+    let query = parse(
+        &[
+            (t::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192"),
+            (t::PATIENT_NAME, VR::PN, "DOE"),
+            (t::ACCESSION_NUMBER, VR::SH, ""),
+            (t::REQUESTED_PROCEDURE_ID, VR::SH, ""),
+        ],
+        Some(&[
+            (t::MODALITY, VR::CS, "MR"),
+            (t::SCHEDULED_STATION_AE_TITLE, VR::AE, ""),
+        ]),
+    );
+    assert_eq!(
+        query.requested_keys(),
+        vec![
+            t::ACCESSION_NUMBER,
+            t::PATIENT_NAME,
+            SPS,
+            t::MODALITY,
+            t::SCHEDULED_STATION_AE_TITLE,
+            t::REQUESTED_PROCEDURE_ID,
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoding the query's own character set
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn query_text_is_decoded_with_its_specific_character_set() {
+    use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
+    let ts = IMPLICIT_VR_LITTLE_ENDIAN.erased();
+    // Written in Latin-1 by dicom-rs (it follows the object's (0008,0005))...
+    let obj = q(
+        &[
+            (t::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 100"),
+            (t::PATIENT_NAME, VR::PN, "HÉBERT"),
+        ],
+        None,
+    );
+    let mut bytes = Vec::new();
+    obj.write_dataset_with_ts(&mut bytes, &ts).unwrap();
+    assert!(bytes.windows(2).any(|w| w == [b'H', 0xC9]), "Latin-1 É");
+    // ... and read back as Unicode, so it matches the stored name.
+    let read = InMemDicomObject::read_dataset_with_ts(bytes.as_slice(), &ts).unwrap();
+    let query = MwlQuery::parse(&read).unwrap();
+    let mut e = entry();
+    e.patient_name = Some("Hébert^Anne".into());
+    assert!(query.matches(&e));
+    assert!(!query.matches(&entry()));
+}
+
+// ---------------------------------------------------------------------------------------
+// Responses
+// ---------------------------------------------------------------------------------------
+
+fn tags_of(obj: &InMemDicomObject) -> Vec<Tag> {
+    obj.tags().collect()
+}
+
+fn text(obj: &InMemDicomObject, tag: Tag) -> String {
+    obj.get(tag).unwrap().to_str().unwrap().into_owned()
+}
+
+#[test]
+fn response_has_exactly_the_requested_keys_at_their_levels() {
+    let query = parse(
+        &[
+            (t::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192"),
+            (t::PATIENT_NAME, VR::PN, ""),
+            (t::PATIENT_ID, VR::LO, "SUB001"),
+            (t::PATIENT_BIRTH_DATE, VR::DA, ""),
+            (t::PATIENT_WEIGHT, VR::DS, ""),
+            (t::ACCESSION_NUMBER, VR::SH, ""),
+            (t::STUDY_INSTANCE_UID, VR::UI, ""),
+            (t::MEDICAL_ALERTS, VR::LO, ""),
+        ],
+        Some(&[
+            (t::SCHEDULED_STATION_AE_TITLE, VR::AE, ""),
+            (t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DA, "20261126"),
+            (t::SCHEDULED_PROCEDURE_STEP_START_TIME, VR::TM, ""),
+            (t::MODALITY, VR::CS, "MR"),
+            (t::SCHEDULED_PROCEDURE_STEP_STATUS, VR::CS, ""),
+        ]),
+    );
+    let e = entry();
+    assert!(query.matches(&e));
+    let rsp = query.response(&e, ResponseCharset::Utf8);
+    assert_eq!(
+        tags_of(&rsp),
+        vec![
+            t::SPECIFIC_CHARACTER_SET,
+            t::ACCESSION_NUMBER,
+            t::PATIENT_NAME,
+            t::PATIENT_ID,
+            t::PATIENT_BIRTH_DATE,
+            t::PATIENT_WEIGHT,
+            t::MEDICAL_ALERTS,
+            t::STUDY_INSTANCE_UID,
+            SPS,
+        ]
+    );
+    let items = rsp.get(SPS).unwrap().items().unwrap();
+    assert_eq!(items.len(), 1);
+    let step_item = &items[0];
+    assert_eq!(
+        tags_of(step_item),
+        vec![
+            t::MODALITY,
+            t::SCHEDULED_STATION_AE_TITLE,
+            t::SCHEDULED_PROCEDURE_STEP_START_DATE,
+            t::SCHEDULED_PROCEDURE_STEP_START_TIME,
+            t::SCHEDULED_PROCEDURE_STEP_STATUS,
+        ]
+    );
+    // Values and VRs.
+    assert_eq!(text(&rsp, t::SPECIFIC_CHARACTER_SET), "ISO_IR 192");
+    assert_eq!(text(&rsp, t::PATIENT_NAME), "DOE^JOHN");
+    assert_eq!(rsp.get(t::PATIENT_NAME).unwrap().vr(), VR::PN);
+    assert_eq!(text(&rsp, t::PATIENT_BIRTH_DATE), "19800517");
+    assert_eq!(rsp.get(t::PATIENT_BIRTH_DATE).unwrap().vr(), VR::DA);
+    assert_eq!(text(&rsp, t::PATIENT_WEIGHT), "72.5");
+    assert_eq!(rsp.get(t::PATIENT_WEIGHT).unwrap().vr(), VR::DS);
+    assert_eq!(text(&rsp, t::STUDY_INSTANCE_UID), e.study_instance_uid);
+    assert_eq!(rsp.get(t::STUDY_INSTANCE_UID).unwrap().vr(), VR::UI);
+    assert_eq!(text(step_item, t::SCHEDULED_STATION_AE_TITLE), "MRI_3T");
+    assert_eq!(
+        step_item.get(t::SCHEDULED_STATION_AE_TITLE).unwrap().vr(),
+        VR::AE
+    );
+    assert_eq!(
+        text(step_item, t::SCHEDULED_PROCEDURE_STEP_START_DATE),
+        "20261126"
+    );
+    assert_eq!(
+        text(step_item, t::SCHEDULED_PROCEDURE_STEP_START_TIME),
+        "093000"
+    );
+    assert_eq!(
+        step_item
+            .get(t::SCHEDULED_PROCEDURE_STEP_START_TIME)
+            .unwrap()
+            .vr(),
+        VR::TM
+    );
+    assert_eq!(
+        text(step_item, t::SCHEDULED_PROCEDURE_STEP_STATUS),
+        "SCHEDULED"
+    );
+    // Zero-length where we have no value.
+    let rsp = query.response(&bare(), ResponseCharset::Utf8);
+    for tag in [t::PATIENT_NAME, t::PATIENT_BIRTH_DATE, t::PATIENT_WEIGHT] {
+        assert_eq!(
+            rsp.get(tag).unwrap().value().primitive(),
+            Some(&PrimitiveValue::Empty),
+            "{tag}"
+        );
+    }
+}
+
+#[test]
+fn response_without_step_sequence_has_no_step_keys() {
+    let query = parse(&[(t::PATIENT_ID, VR::LO, "")], None);
+    let rsp = query.response(&entry(), ResponseCharset::Utf8);
+    assert_eq!(
+        tags_of(&rsp),
+        vec![t::SPECIFIC_CHARACTER_SET, t::PATIENT_ID]
+    );
+}
+
+#[test]
+fn empty_step_item_returns_every_step_attribute() {
+    let all_step_keys = vec![
+        t::MODALITY,
+        t::SCHEDULED_STATION_AE_TITLE,
+        t::SCHEDULED_PROCEDURE_STEP_START_DATE,
+        t::SCHEDULED_PROCEDURE_STEP_START_TIME,
+        t::SCHEDULED_PROCEDURE_STEP_END_DATE,
+        t::SCHEDULED_PROCEDURE_STEP_END_TIME,
+        t::SCHEDULED_PERFORMING_PHYSICIAN_NAME,
+        t::SCHEDULED_PROCEDURE_STEP_DESCRIPTION,
+        t::SCHEDULED_PROCEDURE_STEP_ID,
+        t::SCHEDULED_STATION_NAME,
+        t::SCHEDULED_PROCEDURE_STEP_LOCATION,
+        t::SCHEDULED_PROCEDURE_STEP_STATUS,
+    ];
+    let mut zero_items = q(&[(t::PATIENT_ID, VR::LO, "")], None);
+    zero_items.put(elem(SPS, VR::SQ, ""));
+    for query in [
+        parse(&[(t::PATIENT_ID, VR::LO, "")], Some(&[])),
+        MwlQuery::parse(&zero_items).unwrap(),
+    ] {
+        assert!(query.matches(&entry()));
+        let rsp = query.response(&entry(), ResponseCharset::Utf8);
+        let step_item = &rsp.get(SPS).unwrap().items().unwrap()[0];
+        assert_eq!(tags_of(step_item), all_step_keys);
+        assert_eq!(
+            text(step_item, t::SCHEDULED_PROCEDURE_STEP_END_TIME),
+            "103000"
+        );
+        assert_eq!(text(step_item, t::SCHEDULED_PROCEDURE_STEP_ID), "SPS001");
+        assert_eq!(
+            text(step_item, t::SCHEDULED_PERFORMING_PHYSICIAN_NAME),
+            "Hébert^Anne"
+        );
+    }
+}
+
+#[test]
+fn type_1_keys_are_always_filled() {
+    let query = parse(
+        &[
+            (t::STUDY_INSTANCE_UID, VR::UI, ""),
+            (t::REQUESTED_PROCEDURE_ID, VR::SH, ""),
+            (t::REQUESTED_PROCEDURE_DESCRIPTION, VR::LO, ""),
+            (t::STUDY_DESCRIPTION, VR::LO, ""),
+        ],
+        Some(&[
+            (t::SCHEDULED_PROCEDURE_STEP_ID, VR::SH, ""),
+            (t::SCHEDULED_PROCEDURE_STEP_DESCRIPTION, VR::LO, ""),
+        ]),
+    );
+    let rsp_step = |e: &WorklistEntry| {
+        let rsp = query.response(e, ResponseCharset::Utf8);
+        let step_item = rsp.get(SPS).unwrap().items().unwrap()[0].clone();
+        (rsp, step_item)
+    };
+    // Bare entry: identifiers from the record, descriptions fall back to "Scan".
+    let e = bare();
+    let (rsp, step_item) = rsp_step(&e);
+    assert_eq!(text(&rsp, t::STUDY_INSTANCE_UID), e.study_instance_uid);
+    assert!(!e.study_instance_uid.is_empty());
+    assert_eq!(
+        text(&rsp, t::REQUESTED_PROCEDURE_ID),
+        e.requested_procedure_id
+    );
+    assert_eq!(text(&step_item, t::SCHEDULED_PROCEDURE_STEP_ID), e.sps_id);
+    assert_eq!(text(&rsp, t::REQUESTED_PROCEDURE_DESCRIPTION), "Scan");
+    assert_eq!(
+        text(&step_item, t::SCHEDULED_PROCEDURE_STEP_DESCRIPTION),
+        "Scan"
+    );
+    // Study description is not type 1: stays empty.
+    assert_eq!(text(&rsp, t::STUDY_DESCRIPTION), "");
+    // The modality before "Scan".
+    let mut e = bare();
+    e.modality = Some("MR".into());
+    let (rsp, step_item) = rsp_step(&e);
+    assert_eq!(text(&rsp, t::REQUESTED_PROCEDURE_DESCRIPTION), "MR");
+    assert_eq!(
+        text(&step_item, t::SCHEDULED_PROCEDURE_STEP_DESCRIPTION),
+        "MR"
+    );
+    // The display description before the modality.
+    e.study_description = Some("Brain".into());
+    let (rsp, step_item) = rsp_step(&e);
+    assert_eq!(text(&rsp, t::REQUESTED_PROCEDURE_DESCRIPTION), "Brain");
+    assert_eq!(
+        text(&step_item, t::SCHEDULED_PROCEDURE_STEP_DESCRIPTION),
+        "Brain"
+    );
+    e.requested_procedure_description = Some("Head".into());
+    let (rsp, step_item) = rsp_step(&e);
+    assert_eq!(text(&rsp, t::REQUESTED_PROCEDURE_DESCRIPTION), "Head");
+    assert_eq!(
+        text(&step_item, t::SCHEDULED_PROCEDURE_STEP_DESCRIPTION),
+        "Head"
+    );
+    // Own values win.
+    let e = entry();
+    let (rsp, step_item) = rsp_step(&e);
+    assert_eq!(text(&rsp, t::REQUESTED_PROCEDURE_DESCRIPTION), "MRI head");
+    assert_eq!(
+        text(&step_item, t::SCHEDULED_PROCEDURE_STEP_DESCRIPTION),
+        "Protocol A"
+    );
+}
+
+#[test]
+fn status_is_returned_as_its_defined_term() {
+    let query = parse(
+        &[],
+        Some(&[(t::SCHEDULED_PROCEDURE_STEP_STATUS, VR::CS, "STARTED")]),
+    );
+    let rsp = query.response(&with_status(StepStatus::Started), ResponseCharset::Utf8);
+    let step_item = &rsp.get(SPS).unwrap().items().unwrap()[0];
+    assert_eq!(
+        text(step_item, t::SCHEDULED_PROCEDURE_STEP_STATUS),
+        "STARTED"
+    );
+}
+
+#[test]
+fn charset_falls_back_to_utf8_when_a_value_does_not_fit() {
+    let query = parse(&[(t::PATIENT_NAME, VR::PN, "")], Some(&[]));
+    let ascii_only = {
+        let mut e = entry();
+        e.performing_physician_name = Some("HEBERT^ANNE".into());
+        e
+    };
+    let latin = entry(); // Hébert
+    let polish = {
+        let mut e = entry();
+        e.patient_name = Some("Łukasz^Anna".into());
+        e
+    };
+    let cases = [
+        (&ascii_only, ResponseCharset::Ascii, ResponseCharset::Ascii),
+        (
+            &ascii_only,
+            ResponseCharset::Latin1,
+            ResponseCharset::Latin1,
+        ),
+        (&latin, ResponseCharset::Ascii, ResponseCharset::Utf8),
+        (&latin, ResponseCharset::Latin1, ResponseCharset::Latin1),
+        (&latin, ResponseCharset::Utf8, ResponseCharset::Utf8),
+        (&polish, ResponseCharset::Latin1, ResponseCharset::Utf8),
+    ];
+    for (e, preferred, used) in cases {
+        assert_eq!(query.charset_used(e, preferred), used, "{preferred}");
+        let rsp = query.response(e, preferred);
+        assert_eq!(text(&rsp, t::SPECIFIC_CHARACTER_SET), used.term());
+    }
+    // A name that does not fit only matters when it is returned.
+    let ids_only = parse(&[(t::PATIENT_ID, VR::LO, "")], None);
+    assert_eq!(
+        ids_only.charset_used(&polish, ResponseCharset::Latin1),
+        ResponseCharset::Latin1
+    );
+}
+
+#[test]
+fn responses_are_written_in_the_charset_they_name() {
+    use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
+    let ts = EXPLICIT_VR_LITTLE_ENDIAN.erased();
+    let query = parse(&[(t::PATIENT_NAME, VR::PN, "")], None);
+    let write = |e: &WorklistEntry, cs| {
+        let mut out = Vec::new();
+        query
+            .response(e, cs)
+            .write_dataset_with_ts(&mut out, &ts)
+            .unwrap();
+        out
+    };
+    let mut e = entry();
+    e.patient_name = Some("Hébert^Anne".into());
+    let latin = write(&e, ResponseCharset::Latin1);
+    assert!(latin.windows(2).any(|w| w == [b'H', 0xE9]), "é in Latin-1");
+    e.patient_name = Some("Łukasz^Hébert".into());
+    let fallback = write(&e, ResponseCharset::Latin1);
+    assert!(fallback.windows(2).any(|w| w == [0xC5, 0x81]), "Ł in UTF-8");
+    assert!(fallback.windows(2).any(|w| w == [0xC3, 0xA9]), "é in UTF-8");
+    let back = InMemDicomObject::read_dataset_with_ts(fallback.as_slice(), &ts).unwrap();
+    assert_eq!(text(&back, t::PATIENT_NAME), "Łukasz^Hébert");
+}
+
+// ---------------------------------------------------------------------------------------
+// Candidate filter
+// ---------------------------------------------------------------------------------------
+
+#[test]
+fn candidate_filter_pushes_down_only_safe_keys() {
+    let f = parse(
+        &[(t::PATIENT_ID, VR::LO, "SUB001")],
+        Some(&[
+            (t::SCHEDULED_STATION_AE_TITLE, VR::AE, "MRI_3T"),
+            (t::MODALITY, VR::CS, "MR"),
+            (
+                t::SCHEDULED_PROCEDURE_STEP_START_DATE,
+                VR::DA,
+                "20261126-20261127",
+            ),
+            (t::SCHEDULED_PROCEDURE_STEP_START_TIME, VR::TM, "2200-0200"),
+        ]),
+    )
+    .candidate_filter();
+    assert_eq!(f.patient_id.as_deref(), Some("SUB001"));
+    assert_eq!(f.station_ae_title.as_deref(), Some("MRI_3T"));
+    assert_eq!(f.modality.as_deref(), Some("MR"));
+    assert_eq!(f.from_date, Some(date(2026, 11, 26)));
+    assert_eq!(f.to_date, Some(date(2026, 11, 27)));
+    assert_eq!(f.statuses, vec![StepStatus::Scheduled, StepStatus::Started]);
+    assert_eq!(f.source, None);
+
+    let f = parse(
+        &[(t::PATIENT_ID, VR::LO, "SUB*")],
+        Some(&[
+            (t::SCHEDULED_STATION_AE_TITLE, VR::AE, "MRI_3T\\CT_1"),
+            (t::MODALITY, VR::CS, "M?"),
+            (t::SCHEDULED_PROCEDURE_STEP_START_TIME, VR::TM, "0800-1200"),
+            (
+                t::SCHEDULED_PROCEDURE_STEP_STATUS,
+                VR::CS,
+                "COMPLETED\\DISCONTINUED",
+            ),
+        ]),
+    )
+    .candidate_filter();
+    assert_eq!(f.patient_id, None);
+    assert_eq!(f.station_ae_title, None);
+    assert_eq!(f.modality, None);
+    assert_eq!((f.from_date, f.to_date), (None, None));
+    assert_eq!(
+        f.statuses,
+        vec![StepStatus::Completed, StepStatus::Discontinued]
+    );
+    // Open-ended date range.
+    let f = parse(
+        &[],
+        Some(&[(t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DA, "20261126-")]),
+    )
+    .candidate_filter();
+    assert_eq!((f.from_date, f.to_date), (Some(date(2026, 11, 26)), None));
+}
+
+/// Entries that differ in every pushed-down column, around midnight, in every status.
+fn population() -> Vec<WorklistEntry> {
+    let names = [
+        Some("DOE^JOHN"),
+        Some("doe^jane"),
+        Some("Hébert^Anne"),
+        None,
+    ];
+    let stations = [Some("MRI_3T"), Some("CT_1"), None];
+    let modalities = [Some("MR"), Some("CT"), None];
+    let starts = [
+        at(2026, 11, 25, 23, 30),
+        at(2026, 11, 26, 0, 0),
+        at(2026, 11, 26, 8, 0),
+        at(2026, 11, 26, 22, 15),
+        at(2026, 11, 27, 1, 59),
+        at(2026, 11, 27, 12, 0),
+        at(2026, 11, 28, 9, 0),
+    ];
+    let mut out = Vec::new();
+    let mut n = 0usize;
+    for (i, start) in starts.into_iter().enumerate() {
+        for (j, station) in stations.into_iter().enumerate() {
+            for (k, modality) in modalities.into_iter().enumerate() {
+                n += 1;
+                let mut e = WorklistEntry::new(
+                    "calpendo",
+                    format!("B{n:03}"),
+                    format!("SUB{:03}", (i + j + k) % 4),
+                    start,
+                );
+                e.patient_name = names[(i + k) % names.len()].map(str::to_owned);
+                e.station_ae_title = station.map(str::to_owned);
+                e.modality = modality.map(str::to_owned);
+                e.status = StepStatus::ALL[(i + 2 * j + k) % 4];
+                e.end = Some(start + jiff::Span::new().hours(1));
+                out.push(e);
+            }
+        }
+    }
+    out
+}
+
+fn query_set() -> Vec<MwlQuery> {
+    let ae = t::SCHEDULED_STATION_AE_TITLE;
+    let sd = t::SCHEDULED_PROCEDURE_STEP_START_DATE;
+    let st = t::SCHEDULED_PROCEDURE_STEP_START_TIME;
+    let status = t::SCHEDULED_PROCEDURE_STEP_STATUS;
+    let steps: Vec<Vec<Key>> = vec![
+        vec![],
+        vec![(ae, VR::AE, "MRI_3T")],
+        vec![(ae, VR::AE, " MRI_3T ")],
+        vec![(ae, VR::AE, "MRI_3T\\CT_1")],
+        vec![(ae, VR::AE, "MRI*")],
+        vec![(ae, VR::AE, "*")],
+        vec![(t::MODALITY, VR::CS, "MR")],
+        vec![(t::MODALITY, VR::CS, "CT\\MR")],
+        vec![(t::MODALITY, VR::CS, "?R")],
+        vec![(sd, VR::DA, "20261126")],
+        vec![(sd, VR::DA, "20261126-20261127"), (st, VR::TM, "2200-0200")],
+        vec![
+            (sd, VR::DA, "20261126-20261127"),
+            (st, VR::TM, "080000-120000"),
+        ],
+        vec![(sd, VR::DA, "20261126"), (st, VR::TM, "0800")],
+        vec![(sd, VR::DA, "20261126-"), (st, VR::TM, "2200-")],
+        vec![(sd, VR::DA, "-20261126"), (st, VR::TM, "-0000")],
+        vec![(st, VR::TM, "2200-0200")],
+        vec![(status, VR::CS, "COMPLETED")],
+        vec![(status, VR::CS, "SCHEDULED\\DISCONTINUED")],
+        vec![(status, VR::CS, "*ED")],
+        vec![
+            (ae, VR::AE, "MRI_3T"),
+            (t::MODALITY, VR::CS, "MR"),
+            (sd, VR::DA, "20261125-20261127"),
+            (st, VR::TM, "2300-0200"),
+            (
+                status,
+                VR::CS,
+                "SCHEDULED\\STARTED\\COMPLETED\\DISCONTINUED",
+            ),
+        ],
+    ];
+    let tops: Vec<Vec<Key>> = vec![
+        vec![],
+        vec![(t::PATIENT_ID, VR::LO, "SUB001")],
+        vec![(t::PATIENT_ID, VR::LO, "SUB001 ")],
+        vec![(t::PATIENT_ID, VR::LO, "SUB00?")],
+        vec![(t::PATIENT_ID, VR::LO, "SUB001\\SUB002")],
+        vec![(t::PATIENT_NAME, VR::PN, "doe")],
+    ];
+    let mut out = Vec::new();
+    for top_keys in &tops {
+        for step_keys in &steps {
+            out.push(parse(top_keys, Some(step_keys)));
+        }
+        out.push(parse(top_keys, None));
+    }
+    out
+}
+
+#[test]
+fn candidate_filter_never_excludes_a_match_in_the_real_store() {
+    use worklist_store::{EntryFilter, OnCancel, Store, SyncWindow};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().join("wl.db")).unwrap();
+    let entries = population();
+    let window = SyncWindow {
+        start: at(2026, 11, 1, 0, 0),
+        end: at(2026, 12, 1, 0, 0),
+    };
+    let counts = store
+        .reconcile(
+            "calpendo",
+            &window,
+            entries.clone(),
+            OnCancel::Discontinue,
+            jiff::Timestamp::UNIX_EPOCH,
+        )
+        .unwrap();
+    assert_eq!(counts.inserted, entries.len() as u64);
+    let all = store.list(&EntryFilter::default()).unwrap();
+    assert_eq!(all.len(), entries.len());
+
+    let mut narrowed = 0;
+    let mut matched_somewhere = 0;
+    for (i, query) in query_set().iter().enumerate() {
+        let candidates: Vec<String> = store
+            .list(&query.candidate_filter())
+            .unwrap()
+            .into_iter()
+            .map(|s| s.entry.source_record_id)
+            .collect();
+        let matching: Vec<&str> = all
+            .iter()
+            .filter(|s| query.matches(&s.entry))
+            .map(|s| s.entry.source_record_id.as_str())
+            .collect();
+        for id in &matching {
+            assert!(
+                candidates.iter().any(|c| c == id),
+                "query {i} ({:?}) matches {id} but the filter {:?} drops it",
+                query.requested_keys(),
+                query.candidate_filter()
+            );
+        }
+        if candidates.len() < all.len() {
+            narrowed += 1;
+        }
+        if !matching.is_empty() {
+            matched_somewhere += 1;
+        }
+    }
+    // The check means something: filters narrow, and queries match.
+    let total = query_set().len();
+    assert!(narrowed * 2 > total, "{narrowed} of {total} narrowed");
+    assert!(
+        matched_somewhere * 2 > total,
+        "{matched_somewhere} of {total} matched"
+    );
+}

@@ -1,0 +1,627 @@
+//! The DICOM server: accepts associations and answers C-ECHO and MWL C-FIND.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dicom_core::Tag;
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_dictionary_std::StandardDataDictionary;
+use dicom_encoding::TransferSyntaxIndex;
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
+use dicom_transfer_syntax_registry::entries::{
+    EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
+};
+use dicom_ul::association::Association as _;
+use dicom_ul::association::server::DefaultNegotiation;
+use dicom_ul::association::{AsyncServerAssociation, ServerAssociationOptions};
+use dicom_ul::pdu::{
+    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
+    AssociationRJSource, PDataValueType, Pdu, PresentationContextResultReason,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinSet;
+use worklist_store::Store;
+
+use crate::access::AePolicy;
+use crate::dimse::{self, Assembler, AssemblyError, Message, command, status};
+use crate::query::{MwlQuery, QueryError, ResponseCharset};
+
+/// Verification SOP class.
+pub const VERIFICATION: &str = "1.2.840.10008.1.1";
+/// Modality Worklist Information Model – FIND.
+pub const MWL_FIND: &str = "1.2.840.10008.5.1.4.31";
+
+/// How long a write to a peer may take before the association is dropped.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long in-flight associations get to finish at shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The SCP's settings.
+#[derive(Debug, Clone)]
+pub struct ScpConfig {
+    /// Our AE title.
+    pub ae_title: String,
+    /// Who may connect.
+    pub policy: AePolicy,
+    /// Concurrent associations at most; more are rejected (A-ASSOCIATE-RJ, transient).
+    pub max_associations: usize,
+    /// A peer silent this long is dropped.
+    pub idle_timeout: Duration,
+    /// Largest PDU we receive.
+    pub max_pdu_length: u32,
+    /// Character set of responses.
+    pub charset: ResponseCharset,
+    /// Largest identifier (query data set) accepted, in bytes.
+    pub max_identifier_bytes: usize,
+}
+
+impl Default for ScpConfig {
+    fn default() -> Self {
+        ScpConfig {
+            ae_title: "MWLBRIDGE".into(),
+            policy: AePolicy {
+                accept_any_called_ae: false,
+                allowed_calling_aets: Vec::new(),
+            },
+            max_associations: 32,
+            idle_timeout: Duration::from_secs(60),
+            max_pdu_length: 65_536,
+            charset: ResponseCharset::Utf8,
+            max_identifier_bytes: 1 << 20,
+        }
+    }
+}
+
+type Options = ServerAssociationOptions<'static, AePolicy, DefaultNegotiation>;
+type Association = AsyncServerAssociation<TcpStream>;
+
+/// A Modality Worklist SCP over a worklist store.
+#[derive(Clone)]
+pub struct MwlServer {
+    config: Arc<ScpConfig>,
+    store: Store,
+    options: Arc<Options>,
+    slots: Arc<Semaphore>,
+}
+
+/// Why an association ended early.
+#[derive(Debug, thiserror::Error)]
+enum AssocError {
+    #[error("peer aborted the association")]
+    PeerAborted,
+    #[error("peer silent for {0:?}; association dropped")]
+    Idle(Duration),
+    #[error("connection lost: {0}")]
+    Connection(String),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+}
+
+/// What one association did, for its log line.
+#[derive(Debug, Default)]
+struct AssocStats {
+    echoes: u32,
+    finds: u32,
+    matched: u64,
+    cancelled: u32,
+    failed: u32,
+    keys: BTreeSet<Tag>,
+}
+
+impl MwlServer {
+    /// A server answering from `store`.
+    pub fn new(config: ScpConfig, store: Store) -> MwlServer {
+        let options = ServerAssociationOptions::new()
+            .ae_access_control(config.policy.clone())
+            .ae_title(config.ae_title.clone())
+            .with_abstract_syntax(VERIFICATION)
+            .with_abstract_syntax(MWL_FIND)
+            .with_transfer_syntax(IMPLICIT_VR_LITTLE_ENDIAN.uid())
+            .with_transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN.uid())
+            .max_pdu_length(config.max_pdu_length)
+            .strict(false)
+            .read_timeout(config.idle_timeout);
+        MwlServer {
+            slots: Arc::new(Semaphore::new(config.max_associations.max(1))),
+            config: Arc::new(config),
+            store,
+            options: Arc::new(options),
+        }
+    }
+
+    /// Accepts associations on `listener` until `shutdown` turns true, then lets the open
+    /// ones finish (up to a grace period) and returns.
+    pub async fn serve(&self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
+        let mut tasks = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((socket, peer)) => {
+                        let server = self.clone();
+                        tasks.spawn(async move { server.connection(socket, peer).await });
+                    }
+                    Err(e) => {
+                        // Out of file descriptors and the like: wait a little, keep serving.
+                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                _ = shutdown.wait_for(|stop| *stop) => break,
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+            }
+        }
+        drop(listener);
+        if !tasks.is_empty() {
+            tracing::info!(
+                open = tasks.len(),
+                "waiting for open associations to finish"
+            );
+            let drain = async { while tasks.join_next().await.is_some() {} };
+            if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+                tracing::warn!("associations still open after {SHUTDOWN_GRACE:?}; closing them");
+                tasks.abort_all();
+            }
+        }
+    }
+
+    async fn connection(&self, socket: TcpStream, peer: SocketAddr) {
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
+        let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                %peer,
+                max = self.config.max_associations,
+                "association rejected: too many open associations"
+            );
+            reject_busy(socket, self.config.max_pdu_length).await;
+            return;
+        };
+        let started = Instant::now();
+        let mut assoc = match self.options.establish_async(socket).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::info!(%peer, reason = %e, "association rejected");
+                return;
+            }
+        };
+        let calling = assoc.peer_ae_title().trim().to_string();
+        let called = assoc.called_ae_title().trim().to_string();
+        let mut stats = AssocStats::default();
+        let result = self.run(&mut assoc, &mut stats).await;
+        let keys: Vec<String> = stats.keys.iter().map(|t| tag_name(*t)).collect();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        match &result {
+            Ok(()) => tracing::info!(
+                %peer, calling_ae = %calling, called_ae = %called,
+                echoes = stats.echoes, finds = stats.finds, matched = stats.matched,
+                cancelled = stats.cancelled, failed = stats.failed,
+                keys = %keys.join(","), elapsed_ms,
+                "association released"
+            ),
+            Err(e) => tracing::info!(
+                %peer, calling_ae = %calling, called_ae = %called,
+                echoes = stats.echoes, finds = stats.finds, matched = stats.matched,
+                cancelled = stats.cancelled, failed = stats.failed,
+                keys = %keys.join(","), elapsed_ms, reason = %e,
+                "association ended"
+            ),
+        }
+        if let Err(AssocError::Protocol(_) | AssocError::Idle(_)) = result {
+            let _ = assoc.abort().await;
+        }
+    }
+
+    /// Serves one established association until it is released or fails.
+    async fn run(&self, assoc: &mut Association, stats: &mut AssocStats) -> Result<(), AssocError> {
+        let mut assembler = Assembler::new(self.config.max_identifier_bytes);
+        let mut backlog: VecDeque<Pdu> = VecDeque::new();
+        loop {
+            let pdu = match backlog.pop_front() {
+                Some(p) => p,
+                None => assoc.receive().await.map_err(|e| self.receive_error(e))?,
+            };
+            match pdu {
+                Pdu::PData { data } => {
+                    for pdv in data {
+                        let message = assembler
+                            .push(pdv)
+                            .map_err(|e: AssemblyError| AssocError::Protocol(e.to_string()))?;
+                        if let Some(message) = message {
+                            self.dispatch(assoc, message, stats, &mut backlog).await?;
+                        }
+                    }
+                }
+                Pdu::ReleaseRQ => {
+                    assoc
+                        .send(&Pdu::ReleaseRP)
+                        .await
+                        .map_err(|e| AssocError::Connection(e.to_string()))?;
+                    return Ok(());
+                }
+                Pdu::AbortRQ { .. } => return Err(AssocError::PeerAborted),
+                other => {
+                    return Err(AssocError::Protocol(format!(
+                        "unexpected {} during the association",
+                        pdu_name(&other)
+                    )));
+                }
+            }
+        }
+    }
+
+    fn receive_error(&self, e: dicom_ul::association::Error) -> AssocError {
+        use dicom_ul::association::Error as E;
+        match e {
+            E::Timeout { .. } => AssocError::Idle(self.config.idle_timeout),
+            E::ConnectionClosed { .. } | E::WireRead { .. } => AssocError::Connection(chain(&e)),
+            other => AssocError::Protocol(chain(&other)),
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        assoc: &mut Association,
+        message: Message,
+        stats: &mut AssocStats,
+        backlog: &mut VecDeque<Pdu>,
+    ) -> Result<(), AssocError> {
+        let ctx = assoc
+            .presentation_contexts()
+            .iter()
+            .find(|pc| {
+                pc.id == message.context_id
+                    && pc.reason == PresentationContextResultReason::Acceptance
+            })
+            .map(|pc| (pc.abstract_syntax.clone(), pc.transfer_syntax.clone()));
+        let Some((abstract_syntax, transfer_syntax)) = ctx else {
+            return Err(AssocError::Protocol(format!(
+                "message on presentation context {} which was not accepted",
+                message.context_id
+            )));
+        };
+        let cmd = &message.command;
+        let message_id = cmd.message_id.unwrap_or(0);
+        let sop_class = cmd
+            .affected_sop_class
+            .clone()
+            .unwrap_or_else(|| abstract_syntax.trim_end_matches('\0').to_string());
+        match cmd.field {
+            command::C_ECHO_RQ => {
+                stats.echoes += 1;
+                let rsp = dimse::response_command(
+                    command::C_ECHO_RSP,
+                    &sop_class,
+                    message_id,
+                    false,
+                    status::SUCCESS,
+                    vec![],
+                );
+                self.send(assoc, message.context_id, &rsp, None).await
+            }
+            command::C_FIND_RQ => {
+                stats.finds += 1;
+                self.find(
+                    assoc,
+                    &message,
+                    &sop_class,
+                    &transfer_syntax,
+                    stats,
+                    backlog,
+                )
+                .await
+            }
+            command::C_CANCEL_RQ => {
+                // A cancel for an operation already answered: ignored, as PS3.7 says.
+                tracing::debug!(message_id = ?cmd.responding_to, "late C-CANCEL ignored");
+                Ok(())
+            }
+            other => {
+                tracing::info!(
+                    command = format!("{other:#06x}"),
+                    "unsupported DIMSE operation"
+                );
+                let rsp = dimse::response_command(
+                    other | 0x8000,
+                    &sop_class,
+                    message_id,
+                    false,
+                    status::UNRECOGNIZED_OPERATION,
+                    vec![],
+                );
+                self.send(assoc, message.context_id, &rsp, None).await
+            }
+        }
+    }
+
+    async fn find(
+        &self,
+        assoc: &mut Association,
+        message: &Message,
+        sop_class: &str,
+        transfer_syntax: &str,
+        stats: &mut AssocStats,
+        backlog: &mut VecDeque<Pdu>,
+    ) -> Result<(), AssocError> {
+        let ctx_id = message.context_id;
+        let message_id = message.command.message_id.unwrap_or(0);
+        let final_rsp = |status: u16, extra| {
+            dimse::response_command(
+                command::C_FIND_RSP,
+                sop_class,
+                message_id,
+                false,
+                status,
+                extra,
+            )
+        };
+        if sop_class != MWL_FIND {
+            stats.failed += 1;
+            let rsp = final_rsp(
+                status::SOP_CLASS_NOT_SUPPORTED,
+                vec![dimse::error_comment(
+                    "only Modality Worklist FIND is supported",
+                )],
+            );
+            return self.send(assoc, ctx_id, &rsp, None).await;
+        }
+        let Some(ts) = TransferSyntaxRegistry.get(transfer_syntax.trim_end_matches('\0')) else {
+            return Err(AssocError::Protocol(format!(
+                "unknown transfer syntax {transfer_syntax}"
+            )));
+        };
+        let identifier = match message
+            .data
+            .as_deref()
+            .map(|d| InMemDicomObject::read_dataset_with_ts(d, ts))
+        {
+            Some(Ok(obj)) => obj,
+            Some(Err(e)) => {
+                stats.failed += 1;
+                tracing::info!(error = %e, "C-FIND identifier is not valid DICOM");
+                let rsp = final_rsp(
+                    status::IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                    vec![dimse::error_comment(
+                        "identifier is not a valid DICOM data set",
+                    )],
+                );
+                return self.send(assoc, ctx_id, &rsp, None).await;
+            }
+            None => {
+                stats.failed += 1;
+                let rsp = final_rsp(
+                    status::IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                    vec![dimse::error_comment("C-FIND without an identifier")],
+                );
+                return self.send(assoc, ctx_id, &rsp, None).await;
+            }
+        };
+        let query = match MwlQuery::parse(&identifier) {
+            Ok(q) => Arc::new(q),
+            Err(QueryError::InvalidIdentifier { offending, reason }) => {
+                stats.failed += 1;
+                tracing::info!(reason = %reason, "C-FIND identifier refused");
+                let rsp = final_rsp(
+                    status::IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                    vec![
+                        dimse::offending_elements(&offending),
+                        dimse::error_comment(&reason),
+                    ],
+                );
+                return self.send(assoc, ctx_id, &rsp, None).await;
+            }
+        };
+        stats.keys.extend(query.requested_keys());
+        let filter = query.candidate_filter();
+        let q = query.clone();
+        let matches = self
+            .store
+            .run(move |s| {
+                Ok(s.list(&filter)?
+                    .into_iter()
+                    .map(|stored| stored.entry)
+                    .filter(|e| q.matches(e))
+                    .collect::<Vec<_>>())
+            })
+            .await;
+        let matches = match matches {
+            Ok(m) => m,
+            Err(e) => {
+                stats.failed += 1;
+                tracing::error!(error = %e, "C-FIND failed: the worklist database is unavailable");
+                let rsp = final_rsp(
+                    status::UNABLE_TO_PROCESS,
+                    vec![dimse::error_comment("worklist database unavailable")],
+                );
+                return self.send(assoc, ctx_id, &rsp, None).await;
+            }
+        };
+        let pending = if query.has_unsupported_keys() {
+            status::PENDING_WARNING
+        } else {
+            status::PENDING
+        };
+        let pending_cmd = dimse::encode_command(&dimse::response_command(
+            command::C_FIND_RSP,
+            sop_class,
+            message_id,
+            true,
+            pending,
+            vec![],
+        ))
+        .map_err(AssocError::Protocol)?;
+        let mut cancelled = false;
+        for entry in &matches {
+            if self.cancel_requested(assoc, message_id, backlog).await? {
+                cancelled = true;
+                break;
+            }
+            let response = query.response(entry, self.config.charset);
+            let mut data = Vec::with_capacity(512);
+            if let Err(e) = response.write_dataset_with_ts(&mut data, ts) {
+                // A value our writer cannot encode: say so rather than send a broken item.
+                stats.failed += 1;
+                tracing::error!(
+                    source = %entry.source, record_id = %entry.source_record_id, error = %e,
+                    "cannot encode a worklist item; query ended"
+                );
+                let rsp = final_rsp(
+                    status::UNABLE_TO_PROCESS,
+                    vec![dimse::error_comment("a worklist item could not be encoded")],
+                );
+                return self.send(assoc, ctx_id, &rsp, None).await;
+            }
+            self.write_raw(assoc, ctx_id, &pending_cmd, Some(&data))
+                .await?;
+            stats.matched += 1;
+        }
+        if cancelled {
+            stats.cancelled += 1;
+        }
+        let rsp = final_rsp(
+            if cancelled {
+                status::CANCEL
+            } else {
+                status::SUCCESS
+            },
+            vec![],
+        );
+        self.send(assoc, ctx_id, &rsp, None).await
+    }
+
+    /// Looks, without waiting, for a C-CANCEL-RQ of `message_id` among what the peer sent.
+    /// Anything else received is kept for after the current operation.
+    async fn cancel_requested(
+        &self,
+        assoc: &mut Association,
+        message_id: u16,
+        backlog: &mut VecDeque<Pdu>,
+    ) -> Result<bool, AssocError> {
+        let pdu = match tokio::time::timeout(Duration::ZERO, assoc.receive()).await {
+            Err(_) => return Ok(false),
+            Ok(Err(e)) => return Err(self.receive_error(e)),
+            Ok(Ok(pdu)) => pdu,
+        };
+        match &pdu {
+            Pdu::PData { data }
+                if data.len() == 1
+                    && data[0].value_type == PDataValueType::Command
+                    && data[0].is_last =>
+            {
+                if let Ok(cmd) = dimse::Command::decode(&data[0].data)
+                    && cmd.field == command::C_CANCEL_RQ
+                {
+                    if cmd.responding_to == Some(message_id) {
+                        return Ok(true);
+                    }
+                    tracing::debug!("C-CANCEL for another message ignored");
+                    return Ok(false);
+                }
+                backlog.push_back(pdu);
+                Ok(false)
+            }
+            Pdu::AbortRQ { .. } => Err(AssocError::PeerAborted),
+            _ => {
+                backlog.push_back(pdu);
+                Ok(false)
+            }
+        }
+    }
+
+    async fn send(
+        &self,
+        assoc: &mut Association,
+        ctx_id: u8,
+        command: &InMemDicomObject,
+        data: Option<&[u8]>,
+    ) -> Result<(), AssocError> {
+        let cmd = dimse::encode_command(command).map_err(AssocError::Protocol)?;
+        self.write_raw(assoc, ctx_id, &cmd, data).await
+    }
+
+    /// Writes one message (command and data, in as few PDUs as fit) in a single write.
+    async fn write_raw(
+        &self,
+        assoc: &mut Association,
+        ctx_id: u8,
+        command: &[u8],
+        data: Option<&[u8]>,
+    ) -> Result<(), AssocError> {
+        let peer_max = assoc.requestor_max_pdu_length();
+        let bytes =
+            dimse::encode_message(ctx_id, command, data, peer_max).map_err(AssocError::Protocol)?;
+        let stream = assoc.inner_stream();
+        match tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(AssocError::Connection(e.to_string())),
+            Err(_) => Err(AssocError::Connection(format!(
+                "write stalled for {WRITE_TIMEOUT:?}"
+            ))),
+        }
+    }
+}
+
+/// Answers an association request with A-ASSOCIATE-RJ (transient, local limit exceeded).
+async fn reject_busy(mut socket: TcpStream, max_pdu: u32) {
+    let mut buf = bytes_buffer();
+    let read = tokio::time::timeout(
+        Duration::from_secs(5),
+        dicom_ul::association::read_pdu_from_wire_async(&mut socket, &mut buf, max_pdu, false),
+    )
+    .await;
+    if let Ok(Ok(Pdu::AssociationRQ(_))) = read {
+        let rj = Pdu::AssociationRJ(AssociationRJ {
+            result: AssociationRJResult::Transient,
+            source: AssociationRJSource::ServiceProviderPresentation(
+                AssociationRJServiceProviderPresentationReason::LocalLimitExceeded,
+            ),
+        });
+        let mut out = Vec::new();
+        if dicom_ul::pdu::write_pdu(&mut out, &rj).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), socket.write_all(&out)).await;
+        }
+    }
+    let _ = socket.shutdown().await;
+}
+
+fn bytes_buffer() -> bytes::BytesMut {
+    bytes::BytesMut::with_capacity(1024)
+}
+
+/// An error with its causes, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
+
+fn pdu_name(pdu: &Pdu) -> &'static str {
+    match pdu {
+        Pdu::AssociationRQ(_) => "A-ASSOCIATE-RQ",
+        Pdu::AssociationAC(_) => "A-ASSOCIATE-AC",
+        Pdu::AssociationRJ(_) => "A-ASSOCIATE-RJ",
+        Pdu::PData { .. } => "P-DATA",
+        Pdu::ReleaseRQ => "A-RELEASE-RQ",
+        Pdu::ReleaseRP => "A-RELEASE-RP",
+        Pdu::AbortRQ { .. } => "A-ABORT",
+        _ => "unknown PDU",
+    }
+}
+
+/// `PatientName` for (0010,0010); the tag itself for unknown ones.
+pub fn tag_name(tag: Tag) -> String {
+    StandardDataDictionary
+        .by_tag(tag)
+        .map(|e| e.alias().to_string())
+        .unwrap_or_else(|| format!("({:04X},{:04X})", tag.group(), tag.element()))
+}
