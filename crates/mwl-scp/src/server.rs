@@ -151,7 +151,7 @@ impl MwlServer {
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },
-                _ = shutdown.wait_for(|stop| *stop) => break,
+                _ = stopped(&mut shutdown) => break,
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
             }
         }
@@ -564,6 +564,11 @@ impl MwlServer {
             ))),
         }
     }
+}
+
+/// Resolves when `shutdown` turns true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 /// Answers an association request with A-ASSOCIATE-RJ (transient, local limit exceeded).

@@ -58,6 +58,47 @@ pub struct ConfigArg {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the DICOM worklist server with its sync worker (the service's command).
+    ///
+    /// Answers C-ECHO and Modality Worklist C-FIND, and syncs every enabled source at
+    /// start and every sync_interval. Stops cleanly on Ctrl-C or SIGTERM: responses in
+    /// flight and the current sync finish first.
+    Serve {
+        /// The configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// TCP port (overrides server.port).
+        #[arg(long)]
+        port: Option<u16>,
+        /// Address to listen on (overrides server.bind).
+        #[arg(long)]
+        bind: Option<std::net::IpAddr>,
+        /// Our AE title (overrides server.ae_title).
+        #[arg(long)]
+        ae_title: Option<String>,
+    },
+
+    /// Try mwlbridge: a fake Calpendo with a day of sample bookings, a database in a
+    /// temporary directory, the sync worker and the DICOM server on 127.0.0.1.
+    Demo {
+        /// TCP port of the DICOM server.
+        #[arg(long, default_value_t = 11112)]
+        port: u16,
+    },
+
+    /// Write the worklist as DICOM worklist files (.wl) that DCMTK wlmscpfs or Orthanc's
+    /// worklist plugin serve as they are: one file per scheduled step offered to consoles
+    /// (SCHEDULED and STARTED), plus wlmscpfs's lockfile.
+    Export {
+        /// The configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Directory to write into (created if missing). Files of earlier exports are
+        /// replaced; other files are left alone.
+        #[arg(long)]
+        dir: std::path::PathBuf,
+    },
+
     /// Check a configuration file and report every problem in it, with where it is.
     CheckConfig(ConfigArg),
 

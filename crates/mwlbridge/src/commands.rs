@@ -20,16 +20,38 @@ use crate::worklist_view;
 pub async fn run(command: Command) -> Result<(), Failure> {
     match command {
         Command::CheckConfig(c) => check_config(&c.config),
+        Command::Serve {
+            config,
+            port,
+            bind,
+            ae_title,
+        } => {
+            let loaded = load(&config.config, &sources::process_env)?;
+            crate::serve::serve(
+                loaded,
+                crate::serve::Overrides {
+                    port,
+                    bind,
+                    ae_title,
+                },
+            )
+            .await
+        }
+        Command::Demo { port } => crate::serve::demo(port).await,
+        Command::Export { config, dir } => crate::export::export(&config.config, &dir).await,
         Command::Sync { config, once } => sync(&config.config, once).await,
         Command::Worklist { config, date, json } => worklist(&config.config, &date, json).await,
     }
 }
 
-/// A config with its sources built, or every problem found in it.
-struct Loaded {
-    config: Config,
-    zones: ZoneDb,
-    sources: Vec<ScheduledSource>,
+/// A config with its sources built.
+pub struct Loaded {
+    /// The validated configuration.
+    pub config: Config,
+    /// Zone rules.
+    pub zones: ZoneDb,
+    /// The enabled sources, built.
+    pub sources: Vec<ScheduledSource>,
 }
 
 fn report(err: &ConfigError, extra: Vec<Problem>) -> Failure {
@@ -55,14 +77,14 @@ fn zones_of(config: &Config) -> Result<ZoneDb, Problem> {
     }
 }
 
-fn load(path: &Path) -> Result<Loaded, Failure> {
-    let env = sources::process_env;
+/// Loads a config file and builds its sources, or reports every problem in it.
+pub fn load(path: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, Failure> {
     let config = match Config::load(path) {
         Ok(c) => c,
         Err(err) => {
             // Check the sources of what could be read, to report everything in one run.
             let extra = match &err.partial {
-                Some(partial) => sources::build_all(partial, &env).err().unwrap_or_default(),
+                Some(partial) => sources::build_all(partial, env).err().unwrap_or_default(),
                 None => Vec::new(),
             };
             return Err(report(&err, extra));
@@ -79,7 +101,7 @@ fn load(path: &Path) -> Result<Loaded, Failure> {
         )
     };
     let zones = zones_of(&config).map_err(|p| fail(vec![p]))?;
-    let built = sources::build_all(&config, &env).map_err(fail)?;
+    let built = sources::build_all(&config, env).map_err(fail)?;
     if !config.ignored_keys.is_empty() {
         tracing::warn!(
             keys = ?config.ignored_keys,
@@ -100,14 +122,16 @@ fn load(path: &Path) -> Result<Loaded, Failure> {
     })
 }
 
-fn site_zone(loaded: &Loaded) -> Result<TimeZone, Failure> {
+/// The site's zone.
+pub fn site_zone(loaded: &Loaded) -> Result<TimeZone, Failure> {
     loaded
         .zones
         .get(&loaded.config.site.timezone)
         .map_err(|e| Failure::Usage(anyhow!("site.timezone: {e}")))
 }
 
-fn open_store(config: &Config) -> Result<Store, Failure> {
+/// Opens the configured store; a missing directory is named.
+pub fn open_store(config: &Config) -> Result<Store, Failure> {
     let path = &config.store.path;
     if let Some(parent) = path.parent()
         && !parent.as_os_str().is_empty()
@@ -124,7 +148,7 @@ fn open_store(config: &Config) -> Result<Store, Failure> {
 }
 
 fn check_config(path: &Path) -> Result<(), Failure> {
-    let loaded = load(path)?;
+    let loaded = load(path, &sources::process_env)?;
     let c = &loaded.config;
     let format = match c.format {
         ConfigFormat::Toml => "mwlbridge TOML",
@@ -176,7 +200,7 @@ fn check_config(path: &Path) -> Result<(), Failure> {
 }
 
 async fn sync(path: &Path, once: bool) -> Result<(), Failure> {
-    let loaded = load(path)?;
+    let loaded = load(path, &sources::process_env)?;
     let store = open_store(&loaded.config)?;
     let ctx = SyncContext {
         store,

@@ -192,6 +192,34 @@ impl MwlQuery {
         parse::parse(identifier)
     }
 
+    /// A query that matches every entry offered by default and returns every attribute
+    /// we hold (all top-level keys and an empty step item): what a worklist file exported
+    /// for another server carries.
+    pub fn every_attribute() -> MwlQuery {
+        use dicom_core::{DataElement, PrimitiveValue};
+        use dicom_object::InMemDicomObject as Obj;
+        let mut obj = Obj::new_empty();
+        for f in fields::TOP_FIELDS {
+            obj.put(DataElement::new(f.tag(), f.vr(), PrimitiveValue::Empty));
+        }
+        obj.put(DataElement::new(
+            dicom_dictionary_std::tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE,
+            dicom_core::VR::SQ,
+            dicom_core::value::DataSetSequence::from(vec![Obj::new_empty()]),
+        ));
+        // Every key here is one of ours with no value: parsing cannot fail.
+        parse::parse(&obj).unwrap_or_else(|_| MwlQuery {
+            top: Vec::new(),
+            sps: None,
+            conditions: Vec::new(),
+            start: DateTimeMatcher::default(),
+            end: DateTimeMatcher::default(),
+            status: None,
+            unsupported: Vec::new(),
+            requested: Vec::new(),
+        })
+    }
+
     /// Whether an entry matches every key of the query.
     pub fn matches(&self, entry: &WorklistEntry) -> bool {
         let status_ok = match &self.status {

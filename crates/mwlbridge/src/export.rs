@@ -1,0 +1,100 @@
+//! `mwlbridge export`: the worklist as DICOM worklist files for DCMTK `wlmscpfs` or
+//! Orthanc's worklist plugin.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use dicom_object::meta::FileMetaTableBuilder;
+use mwl_scp::{MWL_FIND, MwlQuery, ResponseCharset};
+use worklist_store::{EntryFilter, StepStatus, identifiers};
+
+use crate::Failure;
+use crate::commands::open_store;
+use crate::config::Config;
+
+/// Explicit VR Little Endian.
+const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
+/// Prefix of the files this command writes, so a new export replaces an old one.
+const FILE_PREFIX: &str = "mwlbridge-";
+
+/// Writes one `.wl` file per step offered to consoles, plus `lockfile`.
+pub async fn export(config_path: &Path, dir: &Path) -> Result<(), Failure> {
+    let config = Config::load(config_path).map_err(|e| Failure::Usage(anyhow!("{e}")))?;
+    let charset =
+        ResponseCharset::from_term(&config.server.character_set).unwrap_or(ResponseCharset::Utf8);
+    let store = open_store(&config)?;
+    let filter = EntryFilter {
+        statuses: vec![StepStatus::Scheduled, StepStatus::Started],
+        ..EntryFilter::default()
+    };
+    let entries = store
+        .run(move |s| s.list(&filter))
+        .await
+        .context("reading the worklist")
+        .map_err(Failure::Runtime)?;
+    let written =
+        write_files(dir, entries.iter().map(|s| &s.entry), charset).map_err(Failure::Runtime)?;
+    println!("{written} worklist files written to {}", dir.display());
+    Ok(())
+}
+
+/// Writes the files; returns how many. Earlier exports' files are removed first.
+pub fn write_files<'a>(
+    dir: &Path,
+    entries: impl Iterator<Item = &'a worklist_store::WorklistEntry>,
+    charset: ResponseCharset,
+) -> anyhow::Result<usize> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for old in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = old?.path();
+        let ours = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with(FILE_PREFIX) && n.ends_with(".wl"));
+        if ours {
+            std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+        }
+    }
+    // wlmscpfs refuses a worklist directory without this file.
+    std::fs::write(dir.join("lockfile"), b"")
+        .with_context(|| format!("writing {}", dir.join("lockfile").display()))?;
+    let query = MwlQuery::every_attribute();
+    let mut n = 0;
+    for entry in entries {
+        let dataset = query.response(entry, charset);
+        let instance = identifiers::study_instance_uid(
+            &entry.source,
+            &format!("{}/worklist-file", entry.source_record_id),
+        );
+        let meta = FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid(MWL_FIND)
+            .media_storage_sop_instance_uid(instance)
+            .transfer_syntax(EXPLICIT_VR_LE)
+            .build()
+            .context("building the file meta information")?;
+        let name = format!(
+            "{FILE_PREFIX}{}.wl",
+            sanitize(&format!("{}-{}", entry.source, entry.source_record_id))
+        );
+        let path = dir.join(name);
+        dataset
+            .with_exact_meta(meta)
+            .write_to_file(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// A file-name-safe form of an identity.
+fn sanitize(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
