@@ -1,1 +1,366 @@
-//! calpendo-fake (placeholder until its issue lands)
+//! A fake Calpendo HTTP server.
+//!
+//! [`FakeCalpendo`] serves the parts of the Calpendo JSON API that mwlbridge uses
+//! (booking list queries, booking details, MRI operator look-ups) over real HTTP on a
+//! local socket, under both the `/webdav` and the `/api` path prefixes, with HTTP Basic
+//! auth. Tests drive it through its handle: they replace the bookings, add latency,
+//! inject faults (error statuses, invalid or truncated bodies, hangs, slow bodies,
+//! connection resets) and read request statistics, including the highest number of
+//! requests in flight at once.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! use calpendo_fake::{FakeCalpendo, FakeConfig, SAMPLE_FIXTURE, load_fixture};
+//!
+//! let server = FakeCalpendo::start(FakeConfig::default()).await?;
+//! let today = jiff::civil::date(2026, 11, 26);
+//! let bookings = load_fixture(SAMPLE_FIXTURE, today).map_err(std::io::Error::other)?;
+//! server.set_bookings(bookings);
+//! println!("Calpendo at {}/webdav", server.base_url());
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+mod fixture;
+mod query;
+mod render;
+mod server;
+
+pub use fixture::{FixtureError, load_fixture, synthetic_bookings};
+
+/// A realistic day of bookings (plus one the day before and a few the day after), with
+/// dates relative to "today": load it with [`load_fixture`].
+pub const SAMPLE_FIXTURE: &str = include_str!("../fixtures/sample_day.json");
+
+/// Configuration of a [`FakeCalpendo`].
+#[derive(Clone, Debug)]
+pub struct FakeConfig {
+    /// Address to listen on; port 0 picks a free port (default `127.0.0.1:0`).
+    pub bind: SocketAddr,
+    /// Basic-auth user name that the server accepts (default `mwlbridge`).
+    pub username: String,
+    /// Basic-auth password that the server accepts (default `secret`).
+    pub password: String,
+    /// Calpendo's local IANA time zone (default `America/Edmonton`), resolved with the
+    /// bundled time zone database. Booking times are civil times in this zone.
+    pub timezone: String,
+    /// Delay before answering each request (default zero).
+    pub latency: Duration,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+            username: "mwlbridge".to_owned(),
+            password: "secret".to_owned(),
+            timezone: "America/Edmonton".to_owned(),
+            latency: Duration::ZERO,
+        }
+    }
+}
+
+/// How the booking-detail response of a booking is shaped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BookingShape {
+    /// Top-level `formattedName`, `title` and `status`.
+    #[default]
+    Classic,
+    /// "Calpendo 11": no top-level `formattedName`/`title`/`status`; they are
+    /// `properties.title`, `properties.status` and `properties.dateRange`.
+    Calpendo11,
+}
+
+/// One booking held by the fake server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FakeBooking {
+    /// Calpendo booking id.
+    pub id: i64,
+    /// Start, in Calpendo's local time ([`FakeConfig::timezone`]).
+    pub start: jiff::civil::DateTime,
+    /// End, in Calpendo's local time.
+    pub end: jiff::civil::DateTime,
+    /// Booking title, e.g. `SUB001_Doe_John`.
+    pub title: String,
+    /// `Approved`, `Pending`, `Cancelled`, `In Progress`, `Completed`, ...
+    pub status: String,
+    /// `MRIScan`, `EEGScan`, ...; only `MRIScan` bookings have an operator record.
+    pub biskit_type: String,
+    /// Resource name, e.g. `3T Diagnostic`.
+    pub resource: String,
+    /// Project formattedName, e.g. `BRISKP (Brain network models)`.
+    pub project: Option<String>,
+    /// Name of the person who made the booking.
+    pub booker: Option<String>,
+    /// Name of the booking's owner.
+    pub owner: Option<String>,
+    /// MRI operator name; `Some("<Hidden>")` mimics a permission-hidden operator.
+    pub operator: Option<String>,
+    /// Free-text description.
+    pub description: Option<String>,
+    /// How the detail response of this booking is shaped.
+    pub shape: BookingShape,
+}
+
+/// A failure to inject into responses; see [`FakeCalpendo::set_fault`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer with this HTTP status and a small JSON error body.
+    Status(u16),
+    /// Answer 200 with a body that is not valid JSON (`{"biskits": [` and garbage).
+    InvalidJson,
+    /// Answer 200 with a `Content-Length` larger than the body, then close the
+    /// connection.
+    TruncatedBody,
+    /// Never answer (until the server shuts down, which answers 503).
+    Hang,
+    /// Send the headers at once, then the normal body in small chunks spread over
+    /// this duration.
+    SlowBody(Duration),
+    /// Close the TCP connection with a reset (SO_LINGER 0), without any response.
+    ConnectionReset,
+}
+
+/// Which requests a [`Fault`] applies to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultScope {
+    /// Every API request (list, details, operator).
+    All,
+    /// Booking list queries (`q/Calpendo.Booking/...`).
+    List,
+    /// Booking details (`b/Calpendo.Booking/{id}`).
+    Details,
+    /// MRI operator look-ups (`q/MRIScan/id/eq/{id}`).
+    Operator,
+    /// Only the details and the operator look-up of this booking id.
+    Booking(i64),
+}
+
+/// A snapshot of the server's request counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// All requests received, authorized or not.
+    pub requests: u64,
+    /// Authorized booking list queries.
+    pub list_requests: u64,
+    /// Authorized booking-detail requests.
+    pub detail_requests: u64,
+    /// Authorized MRI operator look-ups.
+    pub operator_requests: u64,
+    /// Highest number of requests in flight at once (from arrival until the handler
+    /// has produced its response, latency included).
+    pub max_in_flight: u64,
+    /// Requests refused with 401 (missing or wrong credentials).
+    pub unauthorized: u64,
+}
+
+/// The fault currently injected, if any.
+#[derive(Clone, Debug)]
+struct ActiveFault {
+    fault: Fault,
+    scope: FaultScope,
+    /// `None`: until cleared; `Some(n)`: for the next `n` matching requests.
+    remaining: Option<u32>,
+}
+
+/// The mutable part of the server state.
+#[derive(Debug, Default)]
+struct State {
+    bookings: BTreeMap<i64, FakeBooking>,
+    latency: Duration,
+    fault: Option<ActiveFault>,
+}
+
+/// Request counters.
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    list: AtomicU64,
+    detail: AtomicU64,
+    operator: AtomicU64,
+    in_flight: AtomicU64,
+    max_in_flight: AtomicU64,
+    unauthorized: AtomicU64,
+}
+
+/// State shared between the handle and the connection tasks.
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    counters: Counters,
+    tz: jiff::tz::TimeZone,
+    username: String,
+    password: String,
+    shutdown: watch::Sender<bool>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave the state inconsistent (each
+        // critical section is a single assignment or read), so ignore poisoning.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running fake Calpendo server. Dropping it stops the server too (without waiting).
+#[derive(Debug)]
+pub struct FakeCalpendo {
+    shared: Arc<Shared>,
+    addr: SocketAddr,
+    task: Option<JoinHandle<()>>,
+}
+
+impl FakeCalpendo {
+    /// Binds `config.bind` and starts serving in the background.
+    ///
+    /// Fails if the address cannot be bound or `config.timezone` is not a zone of the
+    /// bundled time zone database (`InvalidInput`).
+    pub async fn start(config: FakeConfig) -> std::io::Result<FakeCalpendo> {
+        let tz = jiff::tz::TimeZoneDatabase::bundled()
+            .get(&config.timezone)
+            .map_err(|e| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("unknown time zone {:?}: {e}", config.timezone),
+                )
+            })?;
+        let listener = TcpListener::bind(config.bind).await?;
+        let addr = listener.local_addr()?;
+        let (shutdown, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                latency: config.latency,
+                ..State::default()
+            }),
+            counters: Counters::default(),
+            tz,
+            username: config.username,
+            password: config.password,
+            shutdown,
+        });
+        let task = tokio::spawn(server::accept_loop(listener, Arc::clone(&shared)));
+        tracing::debug!(%addr, "fake Calpendo listening");
+        Ok(FakeCalpendo {
+            shared,
+            addr,
+            task: Some(task),
+        })
+    }
+
+    /// `http://IP:PORT`, without an API path (append `/webdav` or `/api`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Replaces all bookings (a later booking with the same id wins).
+    pub fn set_bookings(&self, bookings: Vec<FakeBooking>) {
+        let map = bookings.into_iter().map(|b| (b.id, b)).collect();
+        self.shared.lock().bookings = map;
+    }
+
+    /// Adds a booking, or replaces the booking with the same id.
+    pub fn upsert_booking(&self, booking: FakeBooking) {
+        self.shared.lock().bookings.insert(booking.id, booking);
+    }
+
+    /// Removes a booking; returns whether it existed.
+    pub fn remove_booking(&self, id: i64) -> bool {
+        self.shared.lock().bookings.remove(&id).is_some()
+    }
+
+    /// All bookings, ordered by id.
+    pub fn bookings(&self) -> Vec<FakeBooking> {
+        self.shared.lock().bookings.values().cloned().collect()
+    }
+
+    /// Sets the delay before answering each request (from the next request on).
+    pub fn set_latency(&self, per_request: Duration) {
+        self.shared.lock().latency = per_request;
+    }
+
+    /// Injects `fault` into every request in `scope` until [`clear_fault`] (replaces
+    /// the current fault).
+    ///
+    /// [`clear_fault`]: FakeCalpendo::clear_fault
+    pub fn set_fault(&self, fault: Fault, scope: FaultScope) {
+        self.shared.lock().fault = Some(ActiveFault {
+            fault,
+            scope,
+            remaining: None,
+        });
+    }
+
+    /// Injects `fault` into the next `times` requests in `scope` only, then clears it
+    /// (replaces the current fault). Handy for retry tests: "fail twice, then succeed".
+    pub fn set_fault_times(&self, fault: Fault, scope: FaultScope, times: u32) {
+        self.shared.lock().fault = (times > 0).then_some(ActiveFault {
+            fault,
+            scope,
+            remaining: Some(times),
+        });
+    }
+
+    /// Removes the current fault.
+    pub fn clear_fault(&self) {
+        self.shared.lock().fault = None;
+    }
+
+    /// A snapshot of the request counters.
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.counters;
+        Stats {
+            requests: c.requests.load(Ordering::SeqCst),
+            list_requests: c.list.load(Ordering::SeqCst),
+            detail_requests: c.detail.load(Ordering::SeqCst),
+            operator_requests: c.operator.load(Ordering::SeqCst),
+            max_in_flight: c.max_in_flight.load(Ordering::SeqCst),
+            unauthorized: c.unauthorized.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Zeroes the counters; `max_in_flight` restarts from the requests now in flight.
+    pub fn reset_stats(&self) {
+        let c = &self.shared.counters;
+        c.requests.store(0, Ordering::SeqCst);
+        c.list.store(0, Ordering::SeqCst);
+        c.detail.store(0, Ordering::SeqCst);
+        c.operator.store(0, Ordering::SeqCst);
+        c.unauthorized.store(0, Ordering::SeqCst);
+        c.max_in_flight
+            .store(c.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// Stops accepting connections, lets requests in progress finish (hung requests
+    /// are answered 503; anything still running after a grace period is dropped) and
+    /// waits for the server task.
+    pub async fn shutdown(mut self) {
+        self.shared.shutdown.send_replace(true);
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for FakeCalpendo {
+    fn drop(&mut self) {
+        self.shared.shutdown.send_replace(true);
+    }
+}
