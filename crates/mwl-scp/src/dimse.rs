@@ -20,6 +20,14 @@ pub mod command {
     pub const C_ECHO_RSP: u16 = 0x8030;
     /// C-CANCEL-RQ.
     pub const C_CANCEL_RQ: u16 = 0x0FFF;
+    /// N-CREATE-RQ.
+    pub const N_CREATE_RQ: u16 = 0x0140;
+    /// N-CREATE-RSP.
+    pub const N_CREATE_RSP: u16 = 0x8140;
+    /// N-SET-RQ.
+    pub const N_SET_RQ: u16 = 0x0120;
+    /// N-SET-RSP.
+    pub const N_SET_RSP: u16 = 0x8120;
     /// Command Data Set Type (0000,0800) value meaning "no data set".
     pub const NO_DATA_SET: u16 = 0x0101;
     /// Command Data Set Type value for "a data set follows" (any other value means so).

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod dimse;
+pub mod mpps;
 pub mod query;
 pub mod server;
 

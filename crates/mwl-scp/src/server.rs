@@ -106,6 +106,7 @@ enum AssocError {
 #[derive(Debug, Default)]
 struct AssocStats {
     echoes: u32,
+    mpps: u32,
     finds: u32,
     matched: u64,
     cancelled: u32,
@@ -121,6 +122,7 @@ impl MwlServer {
             .ae_title(config.ae_title.clone())
             .with_abstract_syntax(VERIFICATION)
             .with_abstract_syntax(MWL_FIND)
+            .with_abstract_syntax(crate::mpps::MPPS)
             .with_transfer_syntax(IMPLICIT_VR_LITTLE_ENDIAN.uid())
             .with_transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN.uid())
             .max_pdu_length(config.max_pdu_length)
@@ -200,14 +202,14 @@ impl MwlServer {
             Ok(()) => tracing::info!(
                 %peer, calling_ae = %calling, called_ae = %called,
                 echoes = stats.echoes, finds = stats.finds, matched = stats.matched,
-                cancelled = stats.cancelled, failed = stats.failed,
+                cancelled = stats.cancelled, mpps = stats.mpps, failed = stats.failed,
                 keys = %keys.join(","), elapsed_ms,
                 "association released"
             ),
             Err(e) => tracing::info!(
                 %peer, calling_ae = %calling, called_ae = %called,
                 echoes = stats.echoes, finds = stats.finds, matched = stats.matched,
-                cancelled = stats.cancelled, failed = stats.failed,
+                cancelled = stats.cancelled, mpps = stats.mpps, failed = stats.failed,
                 keys = %keys.join(","), elapsed_ms, reason = %e,
                 "association ended"
             ),
@@ -315,6 +317,41 @@ impl MwlServer {
                     backlog,
                 )
                 .await
+            }
+            command::N_CREATE_RQ | command::N_SET_RQ
+                if abstract_syntax.trim_end_matches('\0') == crate::mpps::MPPS =>
+            {
+                stats.mpps += 1;
+                let Some(ts) = TransferSyntaxRegistry.get(transfer_syntax.trim_end_matches('\0')) else {
+                    return Err(AssocError::Protocol(format!(
+                        "unknown transfer syntax {transfer_syntax}"
+                    )));
+                };
+                let calling = assoc.peer_ae_title().trim().to_string();
+                let (outcome, rsp_field) = if cmd.field == command::N_CREATE_RQ {
+                    let o = crate::mpps::create(&self.store, &calling, cmd, message.data.as_deref(), ts).await;
+                    (o, command::N_CREATE_RSP)
+                } else {
+                    let o = crate::mpps::set(&self.store, &calling, cmd, message.data.as_deref(), ts).await;
+                    (o, command::N_SET_RSP)
+                };
+                if outcome.status != crate::mpps::status::SUCCESS {
+                    stats.failed += 1;
+                    tracing::info!(
+                        status = format!("{:#06x}", outcome.status),
+                        reason = outcome.comment.as_deref().unwrap_or(""),
+                        "MPPS request refused"
+                    );
+                }
+                let rsp = dimse::response_command(
+                    rsp_field,
+                    crate::mpps::MPPS,
+                    message_id,
+                    false,
+                    outcome.status,
+                    outcome.response_elements(),
+                );
+                self.send(assoc, message.context_id, &rsp, None).await
             }
             command::C_CANCEL_RQ => {
                 // A cancel for an operation already answered: ignored, as PS3.7 says.

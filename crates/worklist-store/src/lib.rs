@@ -5,6 +5,7 @@
 pub mod error;
 pub mod identifiers;
 pub mod model;
+pub mod mpps;
 pub mod reconcile;
 pub mod schema;
 pub mod source;
@@ -15,6 +16,7 @@ pub mod zones;
 
 pub use error::StoreError;
 pub use model::{EntryMeta, StatusSetBy, StepStatus, StoredEntry, WorklistEntry};
+pub use mpps::{MppsError, PerformedStatus, PerformedStep, ScheduledStepRef};
 pub use reconcile::ReconcileCounts;
 pub use source::{DataSource, OnCancel, SourceError, SyncWindow};
 pub use store::{EntryFilter, Store, format_da, format_tm, parse_da, parse_tm};

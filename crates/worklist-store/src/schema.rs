@@ -74,6 +74,26 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX idx_sync_runs_source ON sync_runs (source, started_at);
     "#,
+    // 3: performed procedure steps reported by consoles (MPPS), and the worklist entries
+    // each one performs.
+    r#"
+    CREATE TABLE performed_steps (
+        id                INTEGER PRIMARY KEY,
+        sop_instance_uid  TEXT NOT NULL UNIQUE,
+        status            TEXT NOT NULL
+            CHECK (status IN ('IN PROGRESS', 'COMPLETED', 'DISCONTINUED')),
+        calling_ae        TEXT NOT NULL,
+        attributes        BLOB NOT NULL,
+        created_at        TEXT NOT NULL,
+        updated_at        TEXT NOT NULL
+    );
+    CREATE TABLE performed_step_links (
+        performed_step_id INTEGER NOT NULL REFERENCES performed_steps (id) ON DELETE CASCADE,
+        entry_id          INTEGER NOT NULL REFERENCES worklist_entries (id) ON DELETE CASCADE,
+        PRIMARY KEY (performed_step_id, entry_id)
+    );
+    CREATE INDEX idx_performed_links_entry ON performed_step_links (entry_id);
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -144,7 +164,15 @@ mod tests {
         drop(store);
         let conn = Connection::open(&path).expect("open");
         assert_eq!(version(&conn).expect("version"), SCHEMA_VERSION);
-        assert_eq!(tables(&conn), ["sync_runs", "worklist_entries"]);
+        assert_eq!(
+            tables(&conn),
+            [
+                "performed_step_links",
+                "performed_steps",
+                "sync_runs",
+                "worklist_entries"
+            ]
+        );
         let mode: String = conn
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .expect("mode");

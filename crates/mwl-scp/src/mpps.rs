@@ -1,0 +1,339 @@
+//! Modality Performed Procedure Step SCP (N-CREATE, N-SET): what a console reports about
+//! a scan it started or finished, stored and applied to the worklist.
+
+use dicom_core::value::PrimitiveValue;
+use dicom_core::{DataElement, Tag, VR};
+use dicom_dictionary_std::tags;
+use dicom_encoding::TransferSyntax;
+use dicom_object::InMemDicomObject;
+use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
+use jiff::Timestamp;
+use worklist_store::{MppsError, PerformedStatus, ScheduledStepRef, Store};
+
+use crate::dimse::{self, Command};
+
+/// Modality Performed Procedure Step SOP class.
+pub const MPPS: &str = "1.2.840.10008.3.1.2.3.3";
+
+/// DIMSE-N statuses.
+pub mod status {
+    /// Success.
+    pub const SUCCESS: u16 = 0x0000;
+    /// Invalid attribute value.
+    pub const INVALID_ATTRIBUTE_VALUE: u16 = 0x0106;
+    /// Processing failure.
+    pub const PROCESSING_FAILURE: u16 = 0x0110;
+    /// Duplicate SOP instance.
+    pub const DUPLICATE_SOP_INSTANCE: u16 = 0x0111;
+    /// No such object instance.
+    pub const NO_SUCH_OBJECT_INSTANCE: u16 = 0x0112;
+    /// Missing attribute.
+    pub const MISSING_ATTRIBUTE: u16 = 0x0120;
+    /// Invalid object instance (a SOP instance UID that is not a UID).
+    pub const INVALID_OBJECT_INSTANCE: u16 = 0x0117;
+}
+
+/// Attributes an N-CREATE must carry with a value (PS3.4 F.7.2.1, type 1).
+const REQUIRED_ON_CREATE: [Tag; 6] = [
+    tags::SCHEDULED_STEP_ATTRIBUTES_SEQUENCE,
+    tags::PERFORMED_PROCEDURE_STEP_ID,
+    tags::PERFORMED_PROCEDURE_STEP_START_DATE,
+    tags::PERFORMED_PROCEDURE_STEP_START_TIME,
+    tags::PERFORMED_PROCEDURE_STEP_STATUS,
+    tags::MODALITY,
+];
+
+/// The answer to one MPPS request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MppsOutcome {
+    /// DIMSE status.
+    pub status: u16,
+    /// The SOP instance concerned (echoed, or created for an N-CREATE without one).
+    pub instance_uid: Option<String>,
+    /// Error Comment for failures.
+    pub comment: Option<String>,
+    /// Attribute Identifier List (0000,1005) for 0106.
+    pub attributes: Vec<Tag>,
+}
+
+impl MppsOutcome {
+    fn failure(status: u16, instance_uid: Option<String>, comment: impl Into<String>) -> Self {
+        MppsOutcome {
+            status,
+            instance_uid,
+            comment: Some(comment.into()),
+            attributes: Vec::new(),
+        }
+    }
+
+    /// The extra command elements of the response.
+    pub fn response_elements(&self) -> Vec<DataElement<InMemDicomObject>> {
+        let mut out = Vec::new();
+        if let Some(uid) = &self.instance_uid {
+            out.push(DataElement::new(
+                tags::AFFECTED_SOP_INSTANCE_UID,
+                VR::UI,
+                PrimitiveValue::from(dimse::uid_value(uid)),
+            ));
+        }
+        if !self.attributes.is_empty() {
+            out.push(DataElement::new(
+                tags::ATTRIBUTE_IDENTIFIER_LIST,
+                VR::AT,
+                PrimitiveValue::Tags(self.attributes.iter().copied().collect()),
+            ));
+        }
+        if let Some(c) = &self.comment {
+            out.push(dimse::error_comment(c));
+        }
+        out
+    }
+}
+
+fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
+    obj.get(tag)
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_matches(|c: char| c == ' ' || c == '\0').to_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn has_value(obj: &InMemDicomObject, tag: Tag) -> bool {
+    match obj.get(tag) {
+        None => false,
+        Some(e) => match e.items() {
+            Some(items) => !items.is_empty(),
+            None => text(obj, tag).is_some(),
+        },
+    }
+}
+
+fn references(obj: &InMemDicomObject) -> Vec<ScheduledStepRef> {
+    obj.get(tags::SCHEDULED_STEP_ATTRIBUTES_SEQUENCE)
+        .and_then(|e| e.items())
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| ScheduledStepRef {
+                    study_instance_uid: text(item, tags::STUDY_INSTANCE_UID),
+                    accession_number: text(item, tags::ACCESSION_NUMBER),
+                    requested_procedure_id: text(item, tags::REQUESTED_PROCEDURE_ID),
+                    sps_id: text(item, tags::SCHEDULED_PROCEDURE_STEP_ID),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn valid_uid(uid: &str) -> bool {
+    worklist_store::validate::uid_problem(uid).is_none()
+}
+
+fn encode(obj: &InMemDicomObject) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    obj.write_dataset_with_ts(&mut out, &EXPLICIT_VR_LITTLE_ENDIAN.erased())
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// A new SOP instance UID for an N-CREATE that did not name one.
+fn new_instance_uid(calling_ae: &str) -> String {
+    let nanos = Timestamp::now().as_nanosecond();
+    worklist_store::identifiers::study_instance_uid(
+        "mpps",
+        &format!("{calling_ae}/{nanos}/{}", std::process::id()),
+    )
+}
+
+fn decode(data: Option<&[u8]>, ts: &TransferSyntax) -> Result<InMemDicomObject, String> {
+    let data = data.ok_or("the request has no data set")?;
+    InMemDicomObject::read_dataset_with_ts(data, ts).map_err(|e| format!("data set is not valid DICOM: {e}"))
+}
+
+fn store_failure(e: MppsError, uid: String) -> MppsOutcome {
+    match e {
+        MppsError::Duplicate(_) => MppsOutcome::failure(
+            status::DUPLICATE_SOP_INSTANCE,
+            Some(uid),
+            "performed procedure step already exists",
+        ),
+        MppsError::NoSuchInstance(_) => MppsOutcome::failure(
+            status::NO_SUCH_OBJECT_INSTANCE,
+            Some(uid),
+            "no such performed procedure step",
+        ),
+        MppsError::AlreadyFinal(s) => MppsOutcome::failure(
+            status::PROCESSING_FAILURE,
+            Some(uid),
+            format!("performed procedure step is already {s}"),
+        ),
+        MppsError::Store(e) => {
+            tracing::error!(error = %e, "MPPS not stored: the worklist database failed");
+            MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), "worklist database unavailable")
+        }
+    }
+}
+
+/// Handles an N-CREATE-RQ: validates, stores, links and updates the worklist.
+pub async fn create(
+    store: &Store,
+    calling_ae: &str,
+    command: &Command,
+    data: Option<&[u8]>,
+    ts: &TransferSyntax,
+) -> MppsOutcome {
+    let requested = command
+        .object
+        .get(tags::AFFECTED_SOP_INSTANCE_UID)
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_end_matches(['\0', ' ']).to_string());
+    let uid = match requested {
+        Some(u) if !valid_uid(&u) => {
+            return MppsOutcome::failure(status::INVALID_OBJECT_INSTANCE, None, "Affected SOP Instance UID is not a valid UID");
+        }
+        Some(u) => u,
+        None => new_instance_uid(calling_ae),
+    };
+    let dataset = match decode(data, ts) {
+        Ok(d) => d,
+        Err(e) => return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e),
+    };
+    let missing: Vec<Tag> = REQUIRED_ON_CREATE
+        .into_iter()
+        .filter(|t| !has_value(&dataset, *t))
+        .collect();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing.iter().map(|t| crate::server::tag_name(*t)).collect();
+        let mut outcome = MppsOutcome::failure(
+            status::MISSING_ATTRIBUTE,
+            Some(uid),
+            format!("missing {}", names.join(", ")),
+        );
+        outcome.attributes = missing;
+        return outcome;
+    }
+    let status_term = text(&dataset, tags::PERFORMED_PROCEDURE_STEP_STATUS).unwrap_or_default();
+    if PerformedStatus::from_dicom(&status_term) != Some(PerformedStatus::InProgress) {
+        let mut outcome = MppsOutcome::failure(
+            status::INVALID_ATTRIBUTE_VALUE,
+            Some(uid),
+            "N-CREATE must set Performed Procedure Step Status to IN PROGRESS",
+        );
+        outcome.attributes = vec![tags::PERFORMED_PROCEDURE_STEP_STATUS];
+        return outcome;
+    }
+    let refs = references(&dataset);
+    let attributes = match encode(&dataset) {
+        Ok(a) => a,
+        Err(e) => return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e),
+    };
+    let (u, ae) = (uid.clone(), calling_ae.to_string());
+    let result = store
+        .run(move |s| {
+            Ok(s.mpps_create(&u, &ae, PerformedStatus::InProgress, &attributes, &refs, Timestamp::now()))
+        })
+        .await;
+    match result {
+        Ok(Ok(linked)) => {
+            if linked.is_empty() {
+                tracing::warn!(
+                    sop_instance_uid = %uid, calling_ae,
+                    "MPPS IN PROGRESS matches no scheduled step (an unscheduled scan?); stored"
+                );
+            } else {
+                tracing::info!(sop_instance_uid = %uid, calling_ae, linked = linked.len(), "MPPS IN PROGRESS");
+            }
+            MppsOutcome {
+                status: status::SUCCESS,
+                instance_uid: Some(uid),
+                comment: None,
+                attributes: Vec::new(),
+            }
+        }
+        Ok(Err(e)) => store_failure(e, uid),
+        Err(e) => store_failure(MppsError::Store(e), uid),
+    }
+}
+
+/// Handles an N-SET-RQ: merges the modification list and applies a status change.
+pub async fn set(
+    store: &Store,
+    calling_ae: &str,
+    command: &Command,
+    data: Option<&[u8]>,
+    ts: &TransferSyntax,
+) -> MppsOutcome {
+    let Some(uid) = command
+        .object
+        .get(tags::REQUESTED_SOP_INSTANCE_UID)
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+    else {
+        return MppsOutcome::failure(status::MISSING_ATTRIBUTE, None, "N-SET without Requested SOP Instance UID");
+    };
+    let modifications = match decode(data, ts) {
+        Ok(d) => d,
+        Err(e) => return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e),
+    };
+    let u = uid.clone();
+    let current = match store.run(move |s| s.mpps_get(&u)).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return store_failure(MppsError::NoSuchInstance(uid.clone()), uid),
+        Err(e) => return store_failure(MppsError::Store(e), uid),
+    };
+    if current.status.is_final() {
+        return store_failure(MppsError::AlreadyFinal(current.status.as_dicom()), uid);
+    }
+    let new_status = match modifications.get(tags::PERFORMED_PROCEDURE_STEP_STATUS) {
+        None => current.status,
+        Some(_) => {
+            let term = text(&modifications, tags::PERFORMED_PROCEDURE_STEP_STATUS).unwrap_or_default();
+            match PerformedStatus::from_dicom(&term) {
+                Some(s) => s,
+                None => {
+                    let mut outcome = MppsOutcome::failure(
+                        status::INVALID_ATTRIBUTE_VALUE,
+                        Some(uid),
+                        "Performed Procedure Step Status must be IN PROGRESS, COMPLETED or DISCONTINUED",
+                    );
+                    outcome.attributes = vec![tags::PERFORMED_PROCEDURE_STEP_STATUS];
+                    return outcome;
+                }
+            }
+        }
+    };
+    let mut merged =
+        match InMemDicomObject::read_dataset_with_ts(&current.attributes[..], &EXPLICIT_VR_LITTLE_ENDIAN.erased()) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!(sop_instance_uid = %uid, error = %e, "stored MPPS attributes unreadable");
+                return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), "stored attributes unreadable");
+            }
+        };
+    for element in modifications.into_iter() {
+        merged.put(element);
+    }
+    let attributes = match encode(&merged) {
+        Ok(a) => a,
+        Err(e) => return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e),
+    };
+    let u = uid.clone();
+    let result = store
+        .run(move |s| Ok(s.mpps_update(&u, new_status, &attributes, Timestamp::now())))
+        .await;
+    match result {
+        Ok(Ok(linked)) => {
+            tracing::info!(
+                sop_instance_uid = %uid, calling_ae, status = new_status.as_dicom(),
+                linked = linked.len(), "MPPS updated"
+            );
+            MppsOutcome {
+                status: status::SUCCESS,
+                instance_uid: Some(uid),
+                comment: None,
+                attributes: Vec::new(),
+            }
+        }
+        Ok(Err(e)) => store_failure(e, uid),
+        Err(e) => store_failure(MppsError::Store(e), uid),
+    }
+}
