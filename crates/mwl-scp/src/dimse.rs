@@ -68,7 +68,8 @@ pub struct Command {
     pub message_id: Option<u16>,
     /// Message ID Being Responded To (0000,0120), for C-CANCEL.
     pub responding_to: Option<u16>,
-    /// Affected SOP Class UID (0000,0002), trimmed.
+    /// Affected SOP Class UID (0000,0002), or for N-SET and the like the Requested SOP
+    /// Class UID (0000,0003), trimmed.
     pub affected_sop_class: Option<String>,
     /// Whether a data set follows.
     pub has_data_set: bool,
@@ -98,6 +99,8 @@ fn str_of(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
 impl Command {
     /// Decodes a command set (always Implicit VR Little Endian).
     pub fn decode(bytes: &[u8]) -> Result<Command, CommandError> {
+        crate::wire_check::check_lengths(bytes, false)
+            .map_err(|e| CommandError::Decode(e.to_string()))?;
         let object =
             InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
                 .map_err(|e| CommandError::Decode(e.to_string()))?;
@@ -109,7 +112,8 @@ impl Command {
             field,
             message_id: u16_of(&object, tags::MESSAGE_ID),
             responding_to: u16_of(&object, tags::MESSAGE_ID_BEING_RESPONDED_TO),
-            affected_sop_class: str_of(&object, tags::AFFECTED_SOP_CLASS_UID),
+            affected_sop_class: str_of(&object, tags::AFFECTED_SOP_CLASS_UID)
+                .or_else(|| str_of(&object, tags::REQUESTED_SOP_CLASS_UID)),
             has_data_set: data_set_type != command::NO_DATA_SET,
             object,
         })

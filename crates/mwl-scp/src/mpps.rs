@@ -146,7 +146,8 @@ fn new_instance_uid(calling_ae: &str) -> String {
 
 fn decode(data: Option<&[u8]>, ts: &TransferSyntax) -> Result<InMemDicomObject, String> {
     let data = data.ok_or("the request has no data set")?;
-    InMemDicomObject::read_dataset_with_ts(data, ts).map_err(|e| format!("data set is not valid DICOM: {e}"))
+    InMemDicomObject::read_dataset_with_ts(data, ts)
+        .map_err(|e| format!("data set is not valid DICOM: {e}"))
 }
 
 fn store_failure(e: MppsError, uid: String) -> MppsOutcome {
@@ -168,7 +169,11 @@ fn store_failure(e: MppsError, uid: String) -> MppsOutcome {
         ),
         MppsError::Store(e) => {
             tracing::error!(error = %e, "MPPS not stored: the worklist database failed");
-            MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), "worklist database unavailable")
+            MppsOutcome::failure(
+                status::PROCESSING_FAILURE,
+                Some(uid),
+                "worklist database unavailable",
+            )
         }
     }
 }
@@ -188,7 +193,11 @@ pub async fn create(
         .map(|s| s.trim_end_matches(['\0', ' ']).to_string());
     let uid = match requested {
         Some(u) if !valid_uid(&u) => {
-            return MppsOutcome::failure(status::INVALID_OBJECT_INSTANCE, None, "Affected SOP Instance UID is not a valid UID");
+            return MppsOutcome::failure(
+                status::INVALID_OBJECT_INSTANCE,
+                None,
+                "Affected SOP Instance UID is not a valid UID",
+            );
         }
         Some(u) => u,
         None => new_instance_uid(calling_ae),
@@ -202,7 +211,10 @@ pub async fn create(
         .filter(|t| !has_value(&dataset, *t))
         .collect();
     if !missing.is_empty() {
-        let names: Vec<String> = missing.iter().map(|t| crate::server::tag_name(*t)).collect();
+        let names: Vec<String> = missing
+            .iter()
+            .map(|t| crate::server::tag_name(*t))
+            .collect();
         let mut outcome = MppsOutcome::failure(
             status::MISSING_ATTRIBUTE,
             Some(uid),
@@ -229,7 +241,14 @@ pub async fn create(
     let (u, ae) = (uid.clone(), calling_ae.to_string());
     let result = store
         .run(move |s| {
-            Ok(s.mpps_create(&u, &ae, PerformedStatus::InProgress, &attributes, &refs, Timestamp::now()))
+            Ok(s.mpps_create(
+                &u,
+                &ae,
+                PerformedStatus::InProgress,
+                &attributes,
+                &refs,
+                Timestamp::now(),
+            ))
         })
         .await;
     match result {
@@ -268,7 +287,11 @@ pub async fn set(
         .and_then(|e| e.to_str().ok())
         .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
     else {
-        return MppsOutcome::failure(status::MISSING_ATTRIBUTE, None, "N-SET without Requested SOP Instance UID");
+        return MppsOutcome::failure(
+            status::MISSING_ATTRIBUTE,
+            None,
+            "N-SET without Requested SOP Instance UID",
+        );
     };
     let modifications = match decode(data, ts) {
         Ok(d) => d,
@@ -286,7 +309,8 @@ pub async fn set(
     let new_status = match modifications.get(tags::PERFORMED_PROCEDURE_STEP_STATUS) {
         None => current.status,
         Some(_) => {
-            let term = text(&modifications, tags::PERFORMED_PROCEDURE_STEP_STATUS).unwrap_or_default();
+            let term =
+                text(&modifications, tags::PERFORMED_PROCEDURE_STEP_STATUS).unwrap_or_default();
             match PerformedStatus::from_dicom(&term) {
                 Some(s) => s,
                 None => {
@@ -301,14 +325,20 @@ pub async fn set(
             }
         }
     };
-    let mut merged =
-        match InMemDicomObject::read_dataset_with_ts(&current.attributes[..], &EXPLICIT_VR_LITTLE_ENDIAN.erased()) {
-            Ok(m) => m,
-            Err(e) => {
-                tracing::error!(sop_instance_uid = %uid, error = %e, "stored MPPS attributes unreadable");
-                return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), "stored attributes unreadable");
-            }
-        };
+    let mut merged = match crate::wire_check::decode(
+        &current.attributes[..],
+        &EXPLICIT_VR_LITTLE_ENDIAN.erased(),
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!(sop_instance_uid = %uid, error = %e, "stored MPPS attributes unreadable");
+            return MppsOutcome::failure(
+                status::PROCESSING_FAILURE,
+                Some(uid),
+                "stored attributes unreadable",
+            );
+        }
+    };
     for element in modifications.into_iter() {
         merged.put(element);
     }

@@ -15,6 +15,7 @@ use dicom_transfer_syntax_registry::entries::{
     EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
 };
 use dicom_ul::association::Association as _;
+use dicom_ul::association::AsyncAssociation as _;
 use dicom_ul::association::server::DefaultNegotiation;
 use dicom_ul::association::{AsyncServerAssociation, ServerAssociationOptions};
 use dicom_ul::pdu::{
@@ -289,10 +290,25 @@ impl MwlServer {
         };
         let cmd = &message.command;
         let message_id = cmd.message_id.unwrap_or(0);
-        let sop_class = cmd
-            .affected_sop_class
-            .clone()
-            .unwrap_or_else(|| abstract_syntax.trim_end_matches('\0').to_string());
+        let sop_class = abstract_syntax.trim_end_matches('\0').to_string();
+        if let Some(asked) = &cmd.affected_sop_class
+            && *asked != sop_class
+            && cmd.field != command::C_CANCEL_RQ
+        {
+            // PS3.7 9.1: the SOP class must be the presentation context's.
+            stats.failed += 1;
+            let rsp = dimse::response_command(
+                cmd.field | 0x8000,
+                asked,
+                message_id,
+                false,
+                status::SOP_CLASS_NOT_SUPPORTED,
+                vec![dimse::error_comment(
+                    "SOP class differs from the presentation context's",
+                )],
+            );
+            return self.send(assoc, message.context_id, &rsp, None).await;
+        }
         match cmd.field {
             command::C_ECHO_RQ => {
                 stats.echoes += 1;
@@ -322,17 +338,27 @@ impl MwlServer {
                 if abstract_syntax.trim_end_matches('\0') == crate::mpps::MPPS =>
             {
                 stats.mpps += 1;
-                let Some(ts) = TransferSyntaxRegistry.get(transfer_syntax.trim_end_matches('\0')) else {
+                let Some(ts) = TransferSyntaxRegistry.get(transfer_syntax.trim_end_matches('\0'))
+                else {
                     return Err(AssocError::Protocol(format!(
                         "unknown transfer syntax {transfer_syntax}"
                     )));
                 };
                 let calling = assoc.peer_ae_title().trim().to_string();
                 let (outcome, rsp_field) = if cmd.field == command::N_CREATE_RQ {
-                    let o = crate::mpps::create(&self.store, &calling, cmd, message.data.as_deref(), ts).await;
+                    let o = crate::mpps::create(
+                        &self.store,
+                        &calling,
+                        cmd,
+                        message.data.as_deref(),
+                        ts,
+                    )
+                    .await;
                     (o, command::N_CREATE_RSP)
                 } else {
-                    let o = crate::mpps::set(&self.store, &calling, cmd, message.data.as_deref(), ts).await;
+                    let o =
+                        crate::mpps::set(&self.store, &calling, cmd, message.data.as_deref(), ts)
+                            .await;
                     (o, command::N_SET_RSP)
                 };
                 if outcome.status != crate::mpps::status::SUCCESS {
@@ -415,7 +441,7 @@ impl MwlServer {
         let identifier = match message
             .data
             .as_deref()
-            .map(|d| InMemDicomObject::read_dataset_with_ts(d, ts))
+            .map(|d| crate::wire_check::decode(d, ts))
         {
             Some(Ok(obj)) => obj,
             Some(Err(e)) => {
@@ -533,17 +559,23 @@ impl MwlServer {
 
     /// Looks, without waiting, for a C-CANCEL-RQ of `message_id` among what the peer sent.
     /// Anything else received is kept for after the current operation.
+    ///
+    /// The check costs one non-blocking `recv(MSG_PEEK)`: a timer (even a zero one) would
+    /// wait for the runtime's next millisecond tick before every pending response.
     async fn cancel_requested(
         &self,
         assoc: &mut Association,
         message_id: u16,
         backlog: &mut VecDeque<Pdu>,
     ) -> Result<bool, AssocError> {
-        let pdu = match tokio::time::timeout(Duration::ZERO, assoc.receive()).await {
-            Err(_) => return Ok(false),
-            Ok(Err(e)) => return Err(self.receive_error(e)),
-            Ok(Ok(pdu)) => pdu,
+        let input_waiting = {
+            let (socket, buffered) = assoc.get_mut();
+            !buffered.is_empty() || socket_readable(socket)
         };
+        if !input_waiting {
+            return Ok(false);
+        }
+        let pdu = assoc.receive().await.map_err(|e| self.receive_error(e))?;
         match &pdu {
             Pdu::PData { data }
                 if data.len() == 1
@@ -600,6 +632,16 @@ impl MwlServer {
                 "write stalled for {WRITE_TIMEOUT:?}"
             ))),
         }
+    }
+}
+
+/// Whether the peer has sent bytes not read yet (or closed the connection), asked of the
+/// socket itself without blocking.
+fn socket_readable(socket: &TcpStream) -> bool {
+    let mut probe = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    match socket2::SockRef::from(socket).peek(&mut probe) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
     }
 }
 

@@ -194,7 +194,13 @@ impl Store {
             "INSERT INTO performed_steps
                  (sop_instance_uid, status, calling_ae, attributes, created_at, updated_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![sop_instance_uid, status.as_dicom(), calling_ae, attributes, now_s],
+            params![
+                sop_instance_uid,
+                status.as_dicom(),
+                calling_ae,
+                attributes,
+                now_s
+            ],
         )?;
         let performed_id = tx.last_insert_rowid();
         let mut linked = Vec::new();
@@ -338,7 +344,13 @@ mod tests {
             end: date(2026, 11, 27).at(0, 0, 0, 0),
         };
         store
-            .reconcile("calpendo", &window, entries, OnCancel::Discontinue, Timestamp::UNIX_EPOCH)
+            .reconcile(
+                "calpendo",
+                &window,
+                entries,
+                OnCancel::Discontinue,
+                Timestamp::UNIX_EPOCH,
+            )
             .unwrap();
         (dir, store)
     }
@@ -363,15 +375,31 @@ mod tests {
         let (_d, store) = setup();
         let now = Timestamp::from_second(1_800_000_000).unwrap();
         let linked = store
-            .mpps_create("1.2.3", "MRI_3T", PerformedStatus::InProgress, b"x", &[reference(&store, "1")], now)
+            .mpps_create(
+                "1.2.3",
+                "MRI_3T",
+                PerformedStatus::InProgress,
+                b"x",
+                &[reference(&store, "1")],
+                now,
+            )
             .unwrap();
         assert_eq!(linked.len(), 1);
-        assert_eq!(status(&store, "1"), (StepStatus::Started, StatusSetBy::Mpps));
-        assert_eq!(status(&store, "2"), (StepStatus::Scheduled, StatusSetBy::Sync));
+        assert_eq!(
+            status(&store, "1"),
+            (StepStatus::Started, StatusSetBy::Mpps)
+        );
+        assert_eq!(
+            status(&store, "2"),
+            (StepStatus::Scheduled, StatusSetBy::Sync)
+        );
         store
             .mpps_update("1.2.3", PerformedStatus::Completed, b"xy", now)
             .unwrap();
-        assert_eq!(status(&store, "1"), (StepStatus::Completed, StatusSetBy::Mpps));
+        assert_eq!(
+            status(&store, "1"),
+            (StepStatus::Completed, StatusSetBy::Mpps)
+        );
         let p = store.mpps_get("1.2.3").unwrap().unwrap();
         assert_eq!(p.status, PerformedStatus::Completed);
         assert_eq!(p.attributes, b"xy");
@@ -383,25 +411,50 @@ mod tests {
         let (_d, store) = setup();
         let now = Timestamp::from_second(1_800_000_000).unwrap();
         store
-            .mpps_create("1.2.3", "A", PerformedStatus::InProgress, b"x", &[reference(&store, "1")], now)
+            .mpps_create(
+                "1.2.3",
+                "A",
+                PerformedStatus::InProgress,
+                b"x",
+                &[reference(&store, "1")],
+                now,
+            )
             .unwrap();
         assert!(matches!(
-            store.mpps_create("1.2.3", "A", PerformedStatus::InProgress, b"other", &[reference(&store, "2")], now),
+            store.mpps_create(
+                "1.2.3",
+                "A",
+                PerformedStatus::InProgress,
+                b"other",
+                &[reference(&store, "2")],
+                now
+            ),
             Err(MppsError::Duplicate(_))
         ));
-        assert_eq!(status(&store, "2"), (StepStatus::Scheduled, StatusSetBy::Sync));
+        assert_eq!(
+            status(&store, "2"),
+            (StepStatus::Scheduled, StatusSetBy::Sync)
+        );
         assert!(matches!(
             store.mpps_update("9.9", PerformedStatus::Completed, b"z", now),
             Err(MppsError::NoSuchInstance(_))
         ));
-        store.mpps_update("1.2.3", PerformedStatus::Discontinued, b"d", now).unwrap();
+        store
+            .mpps_update("1.2.3", PerformedStatus::Discontinued, b"d", now)
+            .unwrap();
         assert!(matches!(
             store.mpps_update("1.2.3", PerformedStatus::Completed, b"c", now),
             Err(MppsError::AlreadyFinal("DISCONTINUED"))
         ));
         let p = store.mpps_get("1.2.3").unwrap().unwrap();
-        assert_eq!((p.status, p.attributes.as_slice()), (PerformedStatus::Discontinued, &b"d"[..]));
-        assert_eq!(status(&store, "1"), (StepStatus::Discontinued, StatusSetBy::Mpps));
+        assert_eq!(
+            (p.status, p.attributes.as_slice()),
+            (PerformedStatus::Discontinued, &b"d"[..])
+        );
+        assert_eq!(
+            status(&store, "1"),
+            (StepStatus::Discontinued, StatusSetBy::Mpps)
+        );
     }
 
     #[test]
@@ -413,9 +466,23 @@ mod tests {
             ..Default::default()
         };
         let linked = store
-            .mpps_create("5.6", "A", PerformedStatus::InProgress, b"x", &[unknown, ScheduledStepRef::default()], now)
+            .mpps_create(
+                "5.6",
+                "A",
+                PerformedStatus::InProgress,
+                b"x",
+                &[unknown, ScheduledStepRef::default()],
+                now,
+            )
             .unwrap();
         assert!(linked.is_empty());
-        assert!(store.mpps_get("5.6").unwrap().unwrap().linked_entries.is_empty());
+        assert!(
+            store
+                .mpps_get("5.6")
+                .unwrap()
+                .unwrap()
+                .linked_entries
+                .is_empty()
+        );
     }
 }
