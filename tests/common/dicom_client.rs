@@ -74,7 +74,8 @@ pub fn command_u16(obj: &InMemDicomObject, tag: Tag) -> Option<u16> {
     obj.get(tag).and_then(|e| e.to_int::<u16>().ok())
 }
 
-fn uid(s: &str) -> PrimitiveValue {
+/// A UI value padded to even length.
+pub fn uid(s: &str) -> PrimitiveValue {
     let mut s = s.to_string();
     if s.len() % 2 == 1 {
         s.push('\0');
@@ -82,7 +83,8 @@ fn uid(s: &str) -> PrimitiveValue {
     PrimitiveValue::from(s)
 }
 
-fn encode(obj: &InMemDicomObject) -> Vec<u8> {
+/// A data set in Implicit VR Little Endian.
+pub fn encode(obj: &InMemDicomObject) -> Vec<u8> {
     let mut out = Vec::new();
     obj.write_dataset_with_ts(&mut out, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
         .expect("encode");
@@ -144,6 +146,31 @@ impl Client {
             .with_presentation_context(MWL_FIND, vec![IMPLICIT_VR_LITTLE_ENDIAN.uid()])
             .read_timeout(Duration::from_secs(60))
             .establish(("127.0.0.1", port))?;
+        Ok(Client { assoc, next_id: 1 })
+    }
+
+    /// Associates proposing exactly `abstract_syntaxes`, each in Implicit and Explicit VR
+    /// Little Endian.
+    pub fn connect_with(
+        port: u16,
+        calling: &str,
+        called: &str,
+        abstract_syntaxes: &[&str],
+    ) -> Result<Client, dicom_ul::association::Error> {
+        let mut options = ClientAssociationOptions::new()
+            .calling_ae_title(calling.to_string())
+            .called_ae_title(called.to_string())
+            .read_timeout(Duration::from_secs(20));
+        for a in abstract_syntaxes {
+            options = options.with_presentation_context(
+                a.to_string(),
+                vec![
+                    IMPLICIT_VR_LITTLE_ENDIAN.uid().to_string(),
+                    "1.2.840.10008.1.2.1".to_string(),
+                ],
+            );
+        }
+        let assoc = options.establish(("127.0.0.1", port))?;
         Ok(Client { assoc, next_id: 1 })
     }
 

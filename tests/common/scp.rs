@@ -125,6 +125,13 @@ impl Guarded {
             .ok()
     }
 
+    /// Stops the program as a service manager would (SIGTERM, SIGKILL after 5 s) and
+    /// waits for it; its exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        drop(self.stdin.take());
+        self.child.wait().ok()?.code()
+    }
+
     /// Whether the child (hence the watchdog) has exited.
     pub fn exited(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(Some(_)))
@@ -263,6 +270,11 @@ impl Server {
             config: config.to_path_buf(),
             proc,
         })
+    }
+
+    /// Stops the server with SIGTERM and waits; its exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        self.proc.stop()
     }
 
     /// The server's log so far.
