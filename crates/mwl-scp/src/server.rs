@@ -176,6 +176,23 @@ impl MwlServer {
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
+        // A connection takes an association slot only once its peer has spoken: silent
+        // connections (a port scan, a reconnect storm) hold no slot and are dropped after
+        // the idle timeout, so they cannot lock real consoles out.
+        match tokio::time::timeout(self.config.idle_timeout, socket.readable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection failed before an association request");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(
+                    %peer,
+                    "connection closed: no association request within the idle timeout"
+                );
+                return;
+            }
+        }
         let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
             tracing::warn!(
                 %peer,
