@@ -535,27 +535,15 @@ impl MwlServer {
             vec![],
         ))
         .map_err(AssocError::Protocol)?;
+        let explicit = transfer_syntax.trim_end_matches('\0') == EXPLICIT_VR_LITTLE_ENDIAN.uid();
+        let mut data = Vec::with_capacity(1024);
         let mut cancelled = false;
         for entry in &matches {
             if self.cancel_requested(assoc, message_id, backlog).await? {
                 cancelled = true;
                 break;
             }
-            let response = query.response(entry, self.config.charset);
-            let mut data = Vec::with_capacity(512);
-            if let Err(e) = response.write_dataset_with_ts(&mut data, ts) {
-                // A value our writer cannot encode: say so rather than send a broken item.
-                stats.failed += 1;
-                tracing::error!(
-                    source = %entry.source, record_id = %entry.source_record_id, error = %e,
-                    "cannot encode a worklist item; query ended"
-                );
-                let rsp = final_rsp(
-                    status::UNABLE_TO_PROCESS,
-                    vec![dimse::error_comment("a worklist item could not be encoded")],
-                );
-                return self.send(assoc, ctx_id, &rsp, None).await;
-            }
+            query.encode_response(entry, self.config.charset, explicit, &mut data);
             self.write_raw(assoc, ctx_id, &pending_cmd, Some(&data))
                 .await?;
             stats.matched += 1;

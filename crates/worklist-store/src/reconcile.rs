@@ -70,6 +70,11 @@ impl Store {
         let tx = conn.transaction()?;
         let counts = reconcile_in(&tx, source, window, entries, on_cancel, now)?;
         tx.commit()?;
+        // Keeps the query planner's statistics current, so consoles' lookups use the most
+        // selective index. Sampled (a thousand rows per index): milliseconds, not a scan.
+        if counts.inserted + counts.updated + counts.deleted + counts.discontinued > 0 {
+            conn.execute_batch("PRAGMA analysis_limit = 1000; ANALYZE worklist_entries;")?;
+        }
         Ok(counts)
     }
 }
@@ -195,8 +200,9 @@ fn in_window(
     window: &SyncWindow,
 ) -> Result<Vec<StoredEntry>, StoreError> {
     let sql = format!(
-        "SELECT {ENTRY_COLUMNS} FROM worklist_entries
-          WHERE source = ?1 AND sps_start_date >= ?2 AND sps_start_date <= ?3"
+        "SELECT {} FROM worklist_entries
+          WHERE source = ?1 AND sps_start_date >= ?2 AND sps_start_date <= ?3",
+        *ENTRY_COLUMNS
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let rows = stmt.query_map(

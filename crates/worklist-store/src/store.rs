@@ -155,7 +155,10 @@ impl Store {
     /// The entry with that row id, if stored.
     pub fn get_by_row_id(&self, row_id: i64) -> Result<Option<StoredEntry>, StoreError> {
         self.with_reader(|conn| {
-            let sql = format!("SELECT {ENTRY_COLUMNS} FROM worklist_entries WHERE id = ?1");
+            let sql = format!(
+                "SELECT {} FROM worklist_entries WHERE id = ?1",
+                *ENTRY_COLUMNS
+            );
             let mut stmt = conn.prepare_cached(&sql)?;
             let raw = stmt.query_row([row_id], RawEntry::from_row).optional()?;
             raw.map(RawEntry::into_stored).transpose()
@@ -164,7 +167,10 @@ impl Store {
 
     /// Entries matching `filter`, ordered by scheduled start.
     pub fn list(&self, filter: &EntryFilter) -> Result<Vec<StoredEntry>, StoreError> {
-        let mut sql = format!("SELECT {ENTRY_COLUMNS} FROM worklist_entries WHERE 1 = 1");
+        let mut sql = format!(
+            "SELECT {} FROM worklist_entries WHERE 1 = 1",
+            *ENTRY_COLUMNS
+        );
         let mut args: Vec<String> = Vec::new();
         let mut push = |clause: &str, value: String, sql: &mut String| {
             args.push(value);
@@ -285,13 +291,10 @@ pub fn parse_tm(s: &str) -> Option<Time> {
     Time::new(part(0)?, part(2)?, part(4)?, 0).ok()
 }
 
-pub(crate) const ENTRY_COLUMNS: &str = "id, source, source_record_id, patient_name, patient_id, \
-    patient_birth_date, patient_sex, patient_weight_kg, study_instance_uid, accession_number, \
-    study_description, referring_physician_name, requested_procedure_id, \
-    requested_procedure_description, sps_id, station_ae_title, station_name, sps_start_date, \
-    sps_start_time, sps_end_date, sps_end_time, modality, performing_physician_name, \
-    sps_description, sps_location, status, status_set_by, first_seen, last_updated, \
-    status_changed_at";
+/// The columns every entry query selects: `id`, `patient_weight_kg`, then
+/// [`TEXT_COLUMNS`] in order ([`RawEntry::from_row`] reads them by position).
+pub(crate) static ENTRY_COLUMNS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("id, patient_weight_kg, {}", TEXT_COLUMNS.join(", ")));
 
 pub(crate) fn get_entry(
     conn: &Connection,
@@ -299,7 +302,8 @@ pub(crate) fn get_entry(
     record_id: &str,
 ) -> Result<Option<StoredEntry>, StoreError> {
     let sql = format!(
-        "SELECT {ENTRY_COLUMNS} FROM worklist_entries WHERE source = ?1 AND source_record_id = ?2"
+        "SELECT {} FROM worklist_entries WHERE source = ?1 AND source_record_id = ?2",
+        *ENTRY_COLUMNS
     );
     let mut stmt = conn.prepare_cached(&sql)?;
     let raw = stmt
@@ -349,13 +353,13 @@ const TEXT_COLUMNS: [&str; 28] = [
 
 impl RawEntry {
     pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<RawEntry> {
-        let text = TEXT_COLUMNS
-            .iter()
-            .map(|c| row.get::<_, Option<String>>(*c))
+        // By position: looking 28 columns up by name costs more than reading them.
+        let text = (0..TEXT_COLUMNS.len())
+            .map(|i| row.get::<_, Option<String>>(i + 2))
             .collect::<rusqlite::Result<_>>()?;
         Ok(RawEntry {
-            id: row.get("id")?,
-            weight: row.get("patient_weight_kg")?,
+            id: row.get(0)?,
+            weight: row.get(1)?,
             text,
         })
     }

@@ -80,6 +80,7 @@
 //! (0000,xxxx) or file-meta (0002,xxxx) element.
 
 mod charset;
+mod encode;
 mod fields;
 mod matching;
 mod parse;
@@ -294,6 +295,19 @@ impl MwlQuery {
     /// response's (0008,0005) always names it.
     pub fn response(&self, entry: &WorklistEntry, charset: ResponseCharset) -> InMemDicomObject {
         response::build(self, entry, charset)
+    }
+
+    /// The same response as [`response`](Self::response), written straight into `out` in
+    /// Little Endian, Implicit VR or (`explicit`) Explicit VR: what the server sends. Returns
+    /// the character set used.
+    pub fn encode_response(
+        &self,
+        entry: &WorklistEntry,
+        charset: ResponseCharset,
+        explicit: bool,
+        out: &mut Vec<u8>,
+    ) -> ResponseCharset {
+        encode::encode(self, entry, charset, explicit, out)
     }
 
     /// The character set [`response`](Self::response) uses for this entry: `preferred`

@@ -1519,3 +1519,83 @@ fn candidate_filter_never_excludes_a_match_in_the_real_store() {
         "{matched_somewhere} of {total} matched"
     );
 }
+
+/// The bytes the server sends ([`MwlQuery::encode_response`]) decode, with dicom-rs, to
+/// exactly the object [`MwlQuery::response`] builds: same tags, levels, VRs and values,
+/// in both transfer syntaxes and every character set (with the UTF-8 fallback).
+#[test]
+fn direct_encoding_equals_the_dicom_rs_object() {
+    use dicom_transfer_syntax_registry::entries::{
+        EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
+    };
+
+    fn flatten(obj: &InMemDicomObject, prefix: &str, out: &mut Vec<String>) {
+        for e in obj.iter() {
+            let here = format!("{prefix}{:?}", e.header().tag);
+            match e.items() {
+                Some(items) => {
+                    out.push(format!("{here} SQ items={}", items.len()));
+                    for (i, item) in items.iter().enumerate() {
+                        flatten(item, &format!("{here}[{i}]."), out);
+                    }
+                }
+                None => out.push(format!(
+                    "{here} {:?} {:?}",
+                    e.header().vr(),
+                    e.to_str()
+                        .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+                        .unwrap_or_default()
+                )),
+            }
+        }
+    }
+
+    let mut latin = entry();
+    latin.patient_name = Some("Łukasz^Zoë".into());
+    let entries = [entry(), bare(), latin];
+    let queries = [
+        parse(&[], Some(&[])),
+        MwlQuery::every_attribute(),
+        parse(
+            &[
+                (t::PATIENT_NAME, VR::PN, ""),
+                (t::PATIENT_ID, VR::LO, ""),
+                (ETHNIC_GROUP, VR::SH, ""),
+                (OTHER_PATIENT_IDS, VR::LO, ""),
+                (t::REFERENCED_STUDY_SEQUENCE, VR::SQ, ""),
+                (t::REQUESTED_PROCEDURE_ID, VR::SH, ""),
+                (t::PATIENT_WEIGHT, VR::DS, ""),
+            ],
+            Some(&[
+                (t::MODALITY, VR::CS, ""),
+                (t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DA, ""),
+                (t::SCHEDULED_PROTOCOL_CODE_SEQUENCE, VR::SQ, ""),
+            ]),
+        ),
+        parse(&[(t::ACCESSION_NUMBER, VR::SH, "")], None),
+    ];
+    for q in &queries {
+        for e in &entries {
+            for charset in [
+                ResponseCharset::Utf8,
+                ResponseCharset::Latin1,
+                ResponseCharset::Ascii,
+            ] {
+                for (ts, explicit) in [
+                    (IMPLICIT_VR_LITTLE_ENDIAN.erased(), false),
+                    (EXPLICIT_VR_LITTLE_ENDIAN.erased(), true),
+                ] {
+                    let mut bytes = Vec::new();
+                    let used = q.encode_response(e, charset, explicit, &mut bytes);
+                    assert_eq!(used, q.charset_used(e, charset));
+                    let decoded = InMemDicomObject::read_dataset_with_ts(&bytes[..], &ts)
+                        .expect("dicom-rs reads the direct encoding");
+                    let (mut got, mut want) = (Vec::new(), Vec::new());
+                    flatten(&decoded, "", &mut got);
+                    flatten(&q.response(e, charset), "", &mut want);
+                    assert_eq!(got, want, "{charset:?} explicit={explicit}");
+                }
+            }
+        }
+    }
+}
