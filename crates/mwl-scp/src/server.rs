@@ -59,6 +59,12 @@ pub struct ScpConfig {
     pub charset: ResponseCharset,
     /// Largest identifier (query data set) accepted, in bytes.
     pub max_identifier_bytes: usize,
+    /// At most this many matches are sent per query (`None`: all); a query with more ends
+    /// after that many with status FE00, as if cancelled, and the truncation is logged.
+    pub max_responses: Option<usize>,
+    /// A query that puts no condition on the Scheduled Station AE Title gets only the steps
+    /// scheduled on the calling AE title.
+    pub station_filter_by_calling_ae: bool,
 }
 
 impl Default for ScpConfig {
@@ -74,6 +80,8 @@ impl Default for ScpConfig {
             max_pdu_length: 65_536,
             charset: ResponseCharset::Utf8,
             max_identifier_bytes: 1 << 20,
+            max_responses: None,
+            station_filter_by_calling_ae: false,
         }
     }
 }
@@ -482,7 +490,15 @@ impl MwlServer {
             }
         };
         let query = match MwlQuery::parse(&identifier) {
-            Ok(q) => Arc::new(q),
+            Ok(mut q) => {
+                if self.config.station_filter_by_calling_ae {
+                    let calling = assoc.peer_ae_title().trim().to_string();
+                    if q.restrict_to_station(&calling) {
+                        tracing::debug!(station = %calling, "query restricted to the caller's station");
+                    }
+                }
+                Arc::new(q)
+            }
             Err(QueryError::InvalidIdentifier { offending, reason }) => {
                 stats.failed += 1;
                 tracing::info!(reason = %reason, "C-FIND identifier refused");
@@ -538,7 +554,19 @@ impl MwlServer {
         let explicit = transfer_syntax.trim_end_matches('\0') == EXPLICIT_VR_LITTLE_ENDIAN.uid();
         let mut data = Vec::with_capacity(1024);
         let mut cancelled = false;
-        for entry in &matches {
+        let limit = self.config.max_responses.unwrap_or(usize::MAX);
+        if matches.len() > limit {
+            tracing::warn!(
+                matched = matches.len(),
+                max_responses = limit,
+                "query matched more items than max_responses; the rest are not sent (FE00)"
+            );
+        }
+        for (sent, entry) in matches.iter().enumerate() {
+            if sent >= limit {
+                cancelled = true;
+                break;
+            }
             if self.cancel_requested(assoc, message_id, backlog).await? {
                 cancelled = true;
                 break;

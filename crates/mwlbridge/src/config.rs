@@ -69,6 +69,13 @@ pub struct ServerConfig {
     pub max_pdu_length: u32,
     /// Specific Character Set of responses (`ISO_IR 192` = UTF-8, `ISO_IR 100` = Latin-1).
     pub character_set: String,
+    /// Largest query identifier accepted, in bytes; a larger one aborts its association.
+    pub max_identifier_bytes: u32,
+    /// At most this many items per query (0: no limit); more end with status FE00.
+    pub max_responses: u32,
+    /// A query without a Scheduled Station AE Title condition gets only the steps of the
+    /// calling console's own AE title.
+    pub station_filter_by_calling_ae: bool,
 }
 
 /// Store settings.
@@ -433,6 +440,9 @@ fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
     let max_assoc = t.integer("max_associations", 1, 10_000, problems);
     let idle = t.integer("idle_timeout", 1, 86_400, problems);
     let max_pdu = t.integer("max_pdu_length", 4_096, 16_777_216, problems);
+    let max_identifier = t.integer("max_identifier_bytes", 1_024, 64 << 20, problems);
+    let max_responses = t.integer("max_responses", 0, 10_000_000, problems);
+    let station_filter = t.boolean("station_filter_by_calling_ae", problems);
     let charset = t.string("character_set", problems);
     if let Some(cs) = &charset
         && !matches!(cs.as_str(), "ISO_IR 192" | "ISO_IR 100" | "ISO_IR 6")
@@ -455,6 +465,9 @@ fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
         idle_timeout: Duration::from_secs(idle.unwrap_or(60) as u64),
         max_pdu_length: max_pdu.unwrap_or(65_536) as u32,
         character_set: charset.unwrap_or_else(|| "ISO_IR 192".into()),
+        max_identifier_bytes: max_identifier.unwrap_or(1 << 20) as u32,
+        max_responses: max_responses.unwrap_or(0) as u32,
+        station_filter_by_calling_ae: station_filter.unwrap_or(false),
     }
 }
 

@@ -45,7 +45,9 @@ fn scp_config(config: &Config) -> Result<ScpConfig, Failure> {
         idle_timeout: s.idle_timeout,
         max_pdu_length: s.max_pdu_length,
         charset,
-        ..ScpConfig::default()
+        max_identifier_bytes: s.max_identifier_bytes as usize,
+        max_responses: (s.max_responses > 0).then_some(s.max_responses as usize),
+        station_filter_by_calling_ae: s.station_filter_by_calling_ae,
     })
 }
 

@@ -221,6 +221,25 @@ impl MwlQuery {
         })
     }
 
+    /// Restricts the query to steps scheduled on `station` unless the query itself puts a
+    /// condition on the Scheduled Station AE Title: per-console station filtering (a
+    /// console that asks for "everything" sees its own station's steps). Returns whether
+    /// the restriction was added.
+    pub fn restrict_to_station(&mut self, station: &str) -> bool {
+        let constrained = self
+            .conditions
+            .iter()
+            .any(|c| matches!(c, Condition::Text(Field::StationAeTitle, _)));
+        if constrained || station.trim().is_empty() {
+            return false;
+        }
+        self.conditions.push(Condition::Text(
+            Field::StationAeTitle,
+            TextMatcher::new(&[station.trim().to_string()]),
+        ));
+        true
+    }
+
     /// Whether an entry matches every key of the query.
     pub fn matches(&self, entry: &WorklistEntry) -> bool {
         let status_ok = match &self.status {

@@ -1599,3 +1599,26 @@ fn direct_encoding_equals_the_dicom_rs_object() {
         }
     }
 }
+
+#[test]
+fn station_restriction_applies_only_to_open_queries() {
+    let mut e = entry();
+    e.station_ae_title = Some("MRI_3T".into());
+    let mut open = parse(&[], Some(&[(t::SCHEDULED_STATION_AE_TITLE, VR::AE, "")]));
+    assert!(open.restrict_to_station("EEG_LAB"));
+    assert!(!open.matches(&e));
+    assert_eq!(
+        open.candidate_filter().station_ae_title.as_deref(),
+        Some("EEG_LAB")
+    );
+    let mut mine = parse(&[], None);
+    assert!(mine.restrict_to_station("MRI_3T"));
+    assert!(mine.matches(&e));
+    // A query that names a station keeps it.
+    let mut named = parse(
+        &[],
+        Some(&[(t::SCHEDULED_STATION_AE_TITLE, VR::AE, "MRI_3T")]),
+    );
+    assert!(!named.restrict_to_station("EEG_LAB"));
+    assert!(named.matches(&e));
+}
