@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Sync benchmark: `mwlbridge sync --once` against a fake Calpendo answering each request
-# after 200 ms, with max_workers 1 and 5, for 50 and 500 bookings, plus a resync where
-# nothing changed. Extra arguments go to the benchmark (see --help), e.g.
+# Sync benchmark against a fake Calpendo answering each request after 200 ms, with
+# max_workers 1 and 5, for 50 and 500 bookings: `mwlbridge sync --once` run twice (process
+# mode), and one CalpendoSource fetching three times in one process (library mode: the
+# unchanged resync served by the detail cache, then a title change that must show).
+# Extra arguments go to the benchmark (see --help; --mode all|process|library), e.g.
 #   scripts/bench-sync.sh --bookings 50 --workers 1,5 --latency-ms 200
 set -euo pipefail
 cd "$(dirname "$0")/.."

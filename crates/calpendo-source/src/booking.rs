@@ -21,6 +21,10 @@ pub struct ListedBooking {
     pub status: Option<String>,
     /// The booking type (`MRIScan`, `EEGScan`, ...), when the list gives it.
     pub biskit_type: Option<String>,
+    /// The list item as sent: `id`, `formattedName` (the time range), `title`, `status`,
+    /// `biskitType`, or whatever a newer server puts there instead. The detail cache
+    /// reuses a booking's details only while this stays the same.
+    pub item: Value,
 }
 
 /// A list response that is not a list of bookings.
@@ -103,6 +107,7 @@ pub fn parse_list(v: &Value) -> Result<(Vec<ListedBooking>, usize), ListShapeErr
             id,
             status: text("status"),
             biskit_type: text("biskitType"),
+            item: item.clone(),
         });
     }
     Ok((out, without_id))
@@ -243,6 +248,7 @@ mod tests {
         assert_eq!(items[0].biskit_type.as_deref(), Some("MRIScan"));
         assert_eq!(items[1].id, "12346");
         assert_eq!(items[1].status.as_deref(), Some("Cancelled"));
+        assert_eq!(items[1].item, v["biskits"][1]);
         assert!(parse_list(&json!({"biskits": []})).unwrap().0.is_empty());
         assert!(parse_list(&json!({})).is_err());
         assert!(parse_list(&json!({"biskits": {}})).is_err());

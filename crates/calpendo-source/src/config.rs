@@ -27,6 +27,7 @@
 //! | `sync_deadline` | 90 | seconds one whole sync cycle may take |
 //! | `request_timeout` | 30 | seconds one HTTP request may take |
 //! | `max_workers` | 5 | requests in flight at once (1 to 32) |
+//! | `detail_refresh` | 600 | seconds a booking's fetched details are reused while its list item is unchanged (0 to 86400; 0: always fetch) |
 //! | `on_cancel` | `discontinue` | `discontinue` or `delete` cancelled / vanished bookings |
 //!
 //! Credentials come only from the environment: `CALPENDO_USERNAME` and
@@ -86,6 +87,8 @@ pub const ENV_PASSWORD: &str = "CALPENDO_PASSWORD";
 pub const ENV_API_URL: &str = "CALPENDO_API_URL";
 /// The most requests in flight that `max_workers` allows.
 pub const MAX_WORKERS_LIMIT: usize = 32;
+/// The default `detail_refresh`: cached booking details are fetched again after 10 min.
+pub const DEFAULT_DETAIL_REFRESH: Duration = Duration::from_secs(600);
 
 /// Every key a Calpendo source's settings may have.
 pub const KNOWN_KEYS: &[&str] = &[
@@ -108,6 +111,7 @@ pub const KNOWN_KEYS: &[&str] = &[
     "sync_deadline",
     "request_timeout",
     "max_workers",
+    "detail_refresh",
     "on_cancel",
 ];
 
@@ -439,6 +443,9 @@ pub struct CalpendoConfig {
     pub request_timeout: Duration,
     /// Requests in flight at once.
     pub max_workers: usize,
+    /// How long a booking's fetched details (and MRI operator) are reused while its list
+    /// item stays the same; zero disables the detail cache (see [`crate::source`]).
+    pub detail_refresh: Duration,
     /// What a sync does with cancelled and vanished bookings.
     pub on_cancel: OnCancel,
     /// Calpendo user name.
@@ -581,6 +588,35 @@ fn get_seconds(obj: &Map<String, Value>, key: &str, default: f64, p: &mut Proble
             p.push(
                 key,
                 format!("must be a number of seconds above 0 and at most {MAX_SECONDS}"),
+            );
+            Duration::from_secs_f64(default)
+        }
+        None => {
+            p.push(
+                key,
+                format!("must be a number of seconds, not {}", type_name(v)),
+            );
+            Duration::from_secs_f64(default)
+        }
+    }
+}
+
+/// Like [`get_seconds`], but 0 is allowed (it turns the feature off).
+fn get_seconds_or_zero(
+    obj: &Map<String, Value>,
+    key: &str,
+    default: f64,
+    p: &mut Problems,
+) -> Duration {
+    let Some(v) = obj.get(key) else {
+        return Duration::from_secs_f64(default);
+    };
+    match v.as_f64() {
+        Some(s) if s.is_finite() && (0.0..=MAX_SECONDS).contains(&s) => Duration::from_secs_f64(s),
+        Some(_) => {
+            p.push(
+                key,
+                format!("must be a number of seconds from 0 to {MAX_SECONDS}"),
             );
             Duration::from_secs_f64(default)
         }
@@ -779,6 +815,12 @@ pub fn parse_config(
     let max_workers = get_int(obj, "max_workers", 1, MAX_WORKERS_LIMIT as i64, &mut p)
         .map(|n| n as usize)
         .unwrap_or(5);
+    let detail_refresh = get_seconds_or_zero(
+        obj,
+        "detail_refresh",
+        DEFAULT_DETAIL_REFRESH.as_secs_f64(),
+        &mut p,
+    );
 
     let on_cancel = match get_string(obj, "on_cancel", &mut p) {
         None => OnCancel::Discontinue,
@@ -840,6 +882,7 @@ pub fn parse_config(
                 sync_deadline,
                 request_timeout,
                 max_workers,
+                detail_refresh,
                 on_cancel,
                 username,
                 password: Secret(password),
@@ -1482,6 +1525,7 @@ mod tests {
         assert_eq!(c.sync_interval, Duration::from_secs(60));
         assert_eq!(c.sync_deadline, Duration::from_secs(90));
         assert_eq!(c.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.detail_refresh, Duration::from_secs(600));
         assert_eq!(c.on_cancel, OnCancel::Discontinue);
         assert_eq!(c.username, "mwlbridge");
         assert_eq!(c.password.expose(), "s3cr3t-pw");
@@ -1814,6 +1858,22 @@ mod tests {
             k,
             vec!["lookback_multiplier", "max_workers", "source_timezone"]
         );
+    }
+
+    #[test]
+    fn detail_refresh_range() {
+        let with =
+            |v: Value| json!({"base_url": "https://x", "resources": ["3T"], "detail_refresh": v});
+        let c = parse_config(&with(json!(0)), &env_ok).unwrap();
+        assert_eq!(c.detail_refresh, Duration::ZERO);
+        let c = parse_config(&with(json!(86_400)), &env_ok).unwrap();
+        assert_eq!(c.detail_refresh, Duration::from_secs(86_400));
+        let c = parse_config(&with(json!(1.5)), &env_ok).unwrap();
+        assert_eq!(c.detail_refresh, Duration::from_millis(1500));
+        for bad in [json!(-1), json!(86_401), json!("600"), json!(true)] {
+            let problems = parse_config(&with(bad.clone()), &env_ok).unwrap_err();
+            assert_eq!(keys(&problems), vec!["detail_refresh"], "{bad}");
+        }
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! One sync cycle:
 //!
 //! 1. lists the bookings whose start lies in the window (one request);
-//! 2. reads each listed booking's details, keeping those whose resource name starts with
-//!    a configured prefix and whose status passes the status filter;
-//! 3. looks up the operator of each kept `MRIScan` booking;
+//! 2. reads each listed booking's details (or takes them from the [detail
+//!    cache](#detail-cache)), keeping those whose resource name starts with a configured
+//!    prefix and whose status passes the status filter;
+//! 3. looks up the operator of each kept `MRIScan` booking (unless cached);
 //! 4. maps the bookings to entries.
 //!
 //! All requests share one HTTP client (connections are reused) and one semaphore of
@@ -20,9 +21,31 @@
 //!
 //! Logs name bookings by id only: titles, subject IDs and names appear at TRACE level at
 //! most.
+//!
+//! # Detail cache
+//!
+//! Calpendo has no "modified since" query, so every cycle lists the whole window; but it
+//! need not read every booking's details again. The source keeps, per booking id, the
+//! details response it last fetched, the MRI operator it looked up, the list item
+//! ([`ListedBooking::item`]: time range, title, status, type) the details were fetched
+//! for, and when. A listed booking whose list item is unchanged and whose details are
+//! younger than `detail_refresh` is not fetched again: its cached details are filtered and
+//! mapped again with the current settings. A booking whose list item changed, or whose
+//! details are older, is fetched again (with its operator). So a change the list shows
+//! (time, title, status) reaches the worklist in the next cycle; a change only the
+//! details carry (project, resource, operator, description) within `detail_refresh`.
+//!
+//! The cache is replaced at the end of each successful cycle by the entries of the
+//! bookings that cycle listed, so it never holds more than one window's bookings; a
+//! failed cycle leaves it as it was. Only successfully read details are stored (not a 404
+//! or an unreadable body); a failed operator look-up is stored as "not looked up", so the
+//! next cycle retries it without fetching the details again. `detail_refresh = 0` turns
+//! the cache off. It lives in memory: it helps `serve` and looping `sync`, not a single
+//! `sync --once`.
 
-use std::collections::HashSet;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
@@ -49,6 +72,50 @@ pub struct CalpendoSource {
     client: reqwest::Client,
     permits: Arc<Semaphore>,
     backoff_base: Duration,
+    cache: DetailCache,
+    clock: Clock,
+}
+
+/// The time source of the detail cache's ages (tests inject their own).
+#[derive(Clone)]
+struct Clock(Arc<dyn Fn() -> Instant + Send + Sync>);
+
+impl fmt::Debug for Clock {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Clock")
+    }
+}
+
+/// One booking's details as last fetched, with what a later cycle needs to map it again.
+struct CachedDetails {
+    /// The list item the details were fetched for.
+    listed: Value,
+    /// The details response (a JSON object), as sent.
+    raw: Value,
+    /// The MRI operator: `Some(None)` when looked up and absent or hidden; `None` when not
+    /// looked up (not an MRI scan, filtered out, or the look-up failed).
+    operator: Option<Option<String>>,
+    /// When the details were fetched, by the source's clock.
+    fetched_at: Instant,
+}
+
+/// Booking id → its cached details. Its `Debug` shows only the size: the details hold
+/// subject IDs and names.
+#[derive(Default)]
+struct DetailCache(Mutex<HashMap<String, Arc<CachedDetails>>>);
+
+impl DetailCache {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<CachedDetails>>> {
+        // Every critical section is a lookup or a whole-map replacement: a panic cannot
+        // leave the map half-updated, so poisoning is ignored.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl fmt::Debug for DetailCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DetailCache({} bookings)", self.lock().len())
+    }
 }
 
 /// Which request failed, for messages.
@@ -112,6 +179,16 @@ enum Outcome {
     Skipped(Skip),
 }
 
+/// One listed booking, resolved from fetched or cached details.
+struct Resolved {
+    id: String,
+    outcome: Outcome,
+    /// The cache entry to keep for the booking, if any.
+    cache: Option<Arc<CachedDetails>>,
+    /// Whether the details were fetched in this cycle (else they came from the cache).
+    fetched: bool,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Skip {
     Resource,
@@ -169,7 +246,30 @@ impl CalpendoSource {
             client,
             permits,
             backoff_base: DEFAULT_BACKOFF_BASE,
+            cache: DetailCache::default(),
+            clock: Clock(Arc::new(Instant::now)),
         })
+    }
+
+    /// Sets the clock the detail cache measures ages with (default [`Instant::now`]);
+    /// tests use it to age the cache without sleeping.
+    pub fn with_clock(
+        mut self,
+        clock: impl Fn() -> Instant + Send + Sync + 'static,
+    ) -> CalpendoSource {
+        self.clock = Clock(Arc::new(clock));
+        self
+    }
+
+    /// The ids of the bookings whose details are cached, sorted.
+    pub fn cached_booking_ids(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.cache.lock().keys().cloned().collect();
+        ids.sort();
+        ids
+    }
+
+    fn now(&self) -> Instant {
+        (self.clock.0)()
     }
 
     /// Sets the back-off before the first retry (doubled for each further retry).
@@ -252,7 +352,9 @@ impl CalpendoSource {
         }
     }
 
-    async fn operator(&self, id: &str) -> Option<String> {
+    /// The MRI operator: `Some(None)` when absent or hidden, `None` when the look-up
+    /// failed.
+    async fn operator(&self, id: &str) -> Option<Option<String>> {
         let url = match query::operator_url(&self.config, id) {
             Ok(u) => u,
             Err(e) => {
@@ -261,7 +363,7 @@ impl CalpendoSource {
             }
         };
         match self.get_json(url, Request::Operator).await {
-            Ok(v) => parse_operator(&v),
+            Ok(v) => Some(parse_operator(&v)),
             Err(f) => {
                 tracing::warn!(
                     source = %self.name,
@@ -274,29 +376,66 @@ impl CalpendoSource {
         }
     }
 
-    async fn fetch_booking(&self, listed: ListedBooking) -> Result<Outcome, SourceError> {
+    /// Resolves one listed booking: from `cached` details when given (the caller checked
+    /// that they are fresh and were fetched for the same list item), else from fetched
+    /// ones.
+    async fn fetch_booking(
+        &self,
+        listed: ListedBooking,
+        cached: Option<Arc<CachedDetails>>,
+    ) -> Result<Resolved, SourceError> {
         let id = listed.id.as_str();
-        let url =
-            query::detail_url(&self.config, id).map_err(|e| SourceError::Config(e.to_string()))?;
-        let raw = match self.get_json(url, Request::Detail).await {
-            Ok(v) => v,
-            Err(Failure::NotFound) => {
-                tracing::warn!(
-                    source = %self.name,
-                    booking_id = id,
-                    "booking details not found (deleted meanwhile?); booking skipped"
-                );
-                return Ok(Outcome::Skipped(Skip::NotFound));
-            }
-            Err(f) => return Err(f.into_source_error(Request::Detail)),
+        let fetched = cached.is_none();
+        let resolved = |outcome: Outcome, cache: Option<Arc<CachedDetails>>| Resolved {
+            id: listed.id.clone(),
+            outcome,
+            cache,
+            fetched,
         };
-        let Some(mut booking) = Booking::from_json(raw, id) else {
+        let (raw, fetched_at, mut operator) = match &cached {
+            Some(c) => (c.raw.clone(), c.fetched_at, c.operator.clone()),
+            None => {
+                let url = query::detail_url(&self.config, id)
+                    .map_err(|e| SourceError::Config(e.to_string()))?;
+                match self.get_json(url, Request::Detail).await {
+                    Ok(v) => (v, self.now(), None),
+                    Err(Failure::NotFound) => {
+                        tracing::warn!(
+                            source = %self.name,
+                            booking_id = id,
+                            "booking details not found (deleted meanwhile?); booking skipped"
+                        );
+                        return Ok(resolved(Outcome::Skipped(Skip::NotFound), None));
+                    }
+                    Err(f) => return Err(f.into_source_error(Request::Detail)),
+                }
+            }
+        };
+        let Some(mut booking) = Booking::from_json(raw.clone(), id) else {
             tracing::warn!(
                 source = %self.name,
                 booking_id = id,
                 "booking details are not a JSON object; booking skipped"
             );
-            return Ok(Outcome::Skipped(Skip::Unreadable));
+            return Ok(resolved(Outcome::Skipped(Skip::Unreadable), None));
+        };
+        let operator_before = operator.clone();
+        let caching = !self.config.detail_refresh.is_zero();
+        // The entry to cache once the operator is known: the same one when nothing
+        // changed, else a new one with the details' original fetch time.
+        let entry = |operator: Option<Option<String>>| -> Option<Arc<CachedDetails>> {
+            if !caching {
+                return None;
+            }
+            match &cached {
+                Some(c) if operator == operator_before => Some(Arc::clone(c)),
+                _ => Some(Arc::new(CachedDetails {
+                    listed: listed.item.clone(),
+                    raw,
+                    operator,
+                    fetched_at,
+                })),
+            }
         };
         if booking.status.is_none() {
             booking.status = listed.status.clone();
@@ -310,20 +449,22 @@ impl CalpendoSource {
             .is_some_and(|r| self.config.resource_selected(r))
         {
             tracing::debug!(source = %self.name, booking_id = id, "resource not selected");
-            return Ok(Outcome::Skipped(Skip::Resource));
+            return Ok(resolved(Outcome::Skipped(Skip::Resource), entry(operator)));
         }
         if let Some(s) = &booking.status
             && !self.config.status_selected(s)
         {
             tracing::debug!(source = %self.name, booking_id = id, status = %s, "status not selected");
-            return Ok(Outcome::Skipped(Skip::Status));
+            return Ok(resolved(Outcome::Skipped(Skip::Status), entry(operator)));
         }
         if booking.is_mri_scan() {
-            let op = self.operator(id).await;
-            booking.set_operator(op);
+            if operator.is_none() {
+                operator = self.operator(id).await;
+            }
+            booking.set_operator(operator.clone().flatten());
         }
-        match map_booking(&self.name, &self.config, &booking) {
-            Ok(entry) => Ok(Outcome::Kept(Box::new(entry))),
+        let outcome = match map_booking(&self.name, &self.config, &booking) {
+            Ok(e) => Outcome::Kept(Box::new(e)),
             Err(reason) => {
                 tracing::warn!(
                     source = %self.name,
@@ -331,9 +472,26 @@ impl CalpendoSource {
                     field = reason.field(),
                     "booking has no value for a required field; booking skipped"
                 );
-                Ok(Outcome::Skipped(Skip::Mapping(reason)))
+                Outcome::Skipped(Skip::Mapping(reason))
             }
-        }
+        };
+        Ok(resolved(outcome, entry(operator)))
+    }
+
+    /// The cached details of `listed` when they may be used instead of a fetch: fetched
+    /// for the same list item, less than `detail_refresh` ago.
+    fn fresh_details(
+        cache: &HashMap<String, Arc<CachedDetails>>,
+        listed: &ListedBooking,
+        now: Instant,
+        refresh: Duration,
+    ) -> Option<Arc<CachedDetails>> {
+        cache
+            .get(&listed.id)
+            .filter(|c| {
+                c.listed == listed.item && now.saturating_duration_since(c.fetched_at) < refresh
+            })
+            .cloned()
     }
 
     async fn fetch_cycle(&self, window: &SyncWindow) -> Result<Vec<WorklistEntry>, SourceError> {
@@ -372,11 +530,42 @@ impl CalpendoSource {
             candidates.push(item);
         }
 
-        let outcomes: Vec<Outcome> = stream::iter(candidates)
-            .map(|item| self.fetch_booking(item))
+        let refresh = self.config.detail_refresh;
+        let candidates: Vec<(ListedBooking, Option<Arc<CachedDetails>>)> = if refresh.is_zero() {
+            candidates.into_iter().map(|item| (item, None)).collect()
+        } else {
+            let now = self.now();
+            let cache = self.cache.lock();
+            candidates
+                .into_iter()
+                .map(|item| {
+                    let cached = Self::fresh_details(&cache, &item, now, refresh);
+                    (item, cached)
+                })
+                .collect()
+        };
+
+        let resolved: Vec<Resolved> = stream::iter(candidates)
+            .map(|(item, cached)| self.fetch_booking(item, cached))
             .buffer_unordered(self.config.max_workers.max(1))
             .try_collect()
             .await?;
+
+        // The cycle succeeded: the cache becomes the details of the bookings it listed.
+        let mut details_fetched = 0;
+        let mut next_cache = HashMap::with_capacity(resolved.len());
+        let mut outcomes = Vec::with_capacity(resolved.len());
+        for r in resolved {
+            if r.fetched {
+                details_fetched += 1;
+            }
+            if let Some(c) = r.cache {
+                next_cache.insert(r.id, c);
+            }
+            outcomes.push(r.outcome);
+        }
+        let details_cached = outcomes.len() - details_fetched;
+        *self.cache.lock() = next_cache;
 
         let mut entries = Vec::with_capacity(outcomes.len());
         for o in outcomes {
@@ -405,6 +594,8 @@ impl CalpendoSource {
             skipped_unreadable = tally.unreadable + without_id,
             skipped_no_subject_id = tally.no_subject,
             skipped_no_start = tally.no_start,
+            details_fetched,
+            details_cached,
             duration_ms = started.elapsed().as_millis() as u64,
             "Calpendo fetch done"
         );

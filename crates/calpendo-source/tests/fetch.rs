@@ -2,6 +2,8 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use calpendo_fake::{BookingShape, FakeBooking, FakeCalpendo, FakeConfig, Fault, FaultScope};
@@ -455,8 +457,10 @@ async fn hidden_or_failing_operator_is_absent() {
         Some("Smith^Tech John")
     );
 
-    // A failing operator lookup keeps the booking, without an operator.
+    // A failing operator lookup keeps the booking, without an operator (a new source:
+    // this one would take the operators from its detail cache).
     server.set_fault(Fault::Status(500), FaultScope::Operator);
+    let src = source_for(&server, json!({}));
     let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
     assert_eq!(entries.len(), 4);
     assert!(
@@ -541,4 +545,289 @@ async fn synthetic_day_maps_cleanly() {
             e.problems()
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------
+// The detail cache.
+
+/// A clock the test moves by hand, for the detail cache's ages.
+#[derive(Clone)]
+struct TestClock {
+    base: Instant,
+    offset_ms: Arc<AtomicU64>,
+}
+
+impl TestClock {
+    fn new() -> TestClock {
+        TestClock {
+            base: Instant::now(),
+            offset_ms: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn advance(&self, by: Duration) {
+        self.offset_ms
+            .fetch_add(by.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    fn source(&self, src: CalpendoSource) -> CalpendoSource {
+        let (base, offset) = (self.base, Arc::clone(&self.offset_ms));
+        src.with_clock(move || base + Duration::from_millis(offset.load(Ordering::SeqCst)))
+    }
+}
+
+fn four_bookings() -> Vec<FakeBooking> {
+    let mut c11 = booking(4, at(11, 0), "3T Research", "Approved");
+    c11.shape = BookingShape::Calpendo11;
+    vec![
+        booking(1, at(8, 0), "3T Diagnostic", "Approved"),
+        booking(2, at(9, 0), "3T Diagnostic", "Approved"),
+        booking(3, at(10, 0), "EEG Lab Room A", "Approved"),
+        c11,
+        // Filtered out by resource: its details are cached too, so it costs no request.
+        booking(5, at(12, 0), "Mock Scanner", "Approved"),
+    ]
+}
+
+fn changed(server: &FakeCalpendo, id: i64, f: impl FnOnce(&mut FakeBooking)) {
+    let mut b = server.bookings().into_iter().find(|b| b.id == id).unwrap();
+    f(&mut b);
+    server.upsert_booking(b);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unchanged_resync_makes_only_the_list_request() {
+    let server = fake(four_bookings()).await;
+    let src = source_for(&server, json!({}));
+    let first = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&first), vec!["1", "2", "3", "4"]);
+    let s = server.stats();
+    assert_eq!(
+        (s.list_requests, s.detail_requests, s.operator_requests),
+        (1, 5, 3)
+    );
+    assert_eq!(src.cached_booking_ids(), vec!["1", "2", "3", "4", "5"]);
+    // The cached details (titles, subject IDs) stay out of Debug output.
+    let dbg = format!("{src:?}");
+    assert!(
+        !dbg.contains("SUB001") && dbg.contains("5 bookings"),
+        "{dbg}"
+    );
+
+    server.reset_stats();
+    let second = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(second, first);
+    let s = server.stats();
+    assert_eq!(s.requests, 1, "{s:?}");
+    assert_eq!(s.list_requests, 1);
+    // The operator came from the cache too.
+    assert_eq!(
+        by_id(&second, "1").performing_physician_name.as_deref(),
+        Some("Smith^Jane")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn list_field_changes_show_in_the_next_cycle() {
+    let server = fake(four_bookings()).await;
+    let src = source_for(&server, json!({}));
+    src.fetch_entries(&day_window(DAY)).await.unwrap();
+
+    // Title, status and time are in the list; the project changes too, and shows because
+    // the changed bookings' details are fetched again.
+    changed(&server, 1, |b| {
+        b.title = "SUB901_Doe_John".into();
+        b.project = Some("NEWPROJ (renamed)".into());
+    });
+    changed(&server, 2, |b| b.status = "Cancelled".into());
+    changed(&server, 3, |b| {
+        b.start = at(15, 0);
+        b.end = at(16, 0);
+    });
+    server.reset_stats();
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    let s = server.stats();
+    assert_eq!(s.list_requests, 1);
+    assert_eq!(s.detail_requests, 3, "only the changed bookings: {s:?}");
+    // Bookings 1 and 2 are MRI scans: their operators are looked up again.
+    assert_eq!(s.operator_requests, 2, "{s:?}");
+    assert_eq!(by_id(&entries, "1").patient_id, "SUB901");
+    assert_eq!(
+        by_id(&entries, "1").study_description.as_deref(),
+        Some("NEWPROJ")
+    );
+    assert_eq!(by_id(&entries, "2").status, StepStatus::Discontinued);
+    assert_eq!(by_id(&entries, "3").start, at(15, 0));
+    assert_eq!(by_id(&entries, "4").patient_id, "SUB004");
+
+    // And the cycle after that is back to the list alone.
+    server.reset_stats();
+    let again = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(again, entries);
+    assert_eq!(server.stats().requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn detail_only_changes_wait_for_detail_refresh() {
+    let server = fake(four_bookings()).await;
+    let clock = TestClock::new();
+    let src = clock.source(source_for(&server, json!({"detail_refresh": 600})));
+    src.fetch_entries(&day_window(DAY)).await.unwrap();
+
+    // Project and operator are not in the list.
+    changed(&server, 1, |b| {
+        b.project = Some("NEWPROJ (renamed)".into());
+        b.operator = Some("Tech John Smith".into());
+    });
+    clock.advance(Duration::from_secs(599));
+    server.reset_stats();
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(server.stats().requests, 1);
+    let e = by_id(&entries, "1");
+    assert_eq!(e.study_description.as_deref(), Some("BRISKP"));
+    assert_eq!(e.performing_physician_name.as_deref(), Some("Smith^Jane"));
+
+    // Past detail_refresh every booking is fetched again, and the change shows.
+    clock.advance(Duration::from_secs(2));
+    server.reset_stats();
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    let s = server.stats();
+    assert_eq!(
+        (s.list_requests, s.detail_requests, s.operator_requests),
+        (1, 5, 3)
+    );
+    let e = by_id(&entries, "1");
+    assert_eq!(e.study_description.as_deref(), Some("NEWPROJ"));
+    assert_eq!(
+        e.performing_physician_name.as_deref(),
+        Some("Smith^Tech John")
+    );
+
+    // The refetched details start a new age.
+    clock.advance(Duration::from_secs(300));
+    server.reset_stats();
+    let again = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(again, entries);
+    assert_eq!(server.stats().requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn detail_refresh_zero_fetches_everything_every_cycle() {
+    let server = fake(four_bookings()).await;
+    let src = source_for(&server, json!({"detail_refresh": 0}));
+    let first = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    for _ in 0..2 {
+        server.reset_stats();
+        let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+        assert_eq!(entries, first);
+        let s = server.stats();
+        assert_eq!(
+            (s.list_requests, s.detail_requests, s.operator_requests),
+            (1, 5, 3)
+        );
+        assert!(src.cached_booking_ids().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn unlisted_bookings_leave_the_cache() {
+    let server = fake(four_bookings()).await;
+    let src = source_for(&server, json!({}));
+    src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(src.cached_booking_ids(), vec!["1", "2", "3", "4", "5"]);
+
+    // Deleted, and moved out of the window.
+    let two = server.bookings().into_iter().find(|b| b.id == 2).unwrap();
+    assert!(server.remove_booking(2));
+    changed(&server, 3, |b| {
+        b.start = DAY.tomorrow().unwrap().at(10, 0, 0, 0);
+        b.end = DAY.tomorrow().unwrap().at(11, 0, 0, 0);
+    });
+    server.reset_stats();
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["1", "4"]);
+    assert_eq!(server.stats().requests, 1);
+    assert_eq!(src.cached_booking_ids(), vec!["1", "4", "5"]);
+
+    // Back unchanged: fetched again, as the cache forgot it.
+    server.upsert_booking(two);
+    server.reset_stats();
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["1", "2", "4"]);
+    let s = server.stats();
+    assert_eq!(
+        (s.list_requests, s.detail_requests, s.operator_requests),
+        (1, 1, 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_cycle_does_not_poison_the_cache() {
+    let server = fake(four_bookings()).await;
+    let src = source_for(&server, json!({}));
+    let first = src.fetch_entries(&day_window(DAY)).await.unwrap();
+
+    // Changes, then a cycle that fails on the details of the changed bookings.
+    changed(&server, 1, |b| b.title = "SUB901_Doe_John".into());
+    changed(&server, 2, |b| b.status = "Cancelled".into());
+    server.set_fault(Fault::Status(500), FaultScope::Booking(2));
+    let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
+    assert!(matches!(err, SourceError::Fetch(_)), "{err:?}");
+    assert_eq!(src.cached_booking_ids(), vec!["1", "2", "3", "4", "5"]);
+
+    server.clear_fault();
+    server.reset_stats();
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(by_id(&entries, "1").patient_id, "SUB901");
+    assert_eq!(by_id(&entries, "2").status, StepStatus::Discontinued);
+    assert_eq!(by_id(&entries, "3"), by_id(&first, "3"));
+    assert_eq!(server.stats().detail_requests, 2);
+
+    // A first cycle that fails stores nothing, not even the details it did read.
+    let src = source_for(&server, json!({}));
+    server.set_fault(Fault::InvalidJson, FaultScope::Booking(3));
+    assert!(src.fetch_entries(&day_window(DAY)).await.is_err());
+    assert!(src.cached_booking_ids().is_empty());
+    server.clear_fault();
+    server.reset_stats();
+    let fresh = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(fresh, entries);
+    assert_eq!(server.stats().detail_requests, 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_details_and_failed_operators_are_retried() {
+    let server = fake(four_bookings()).await;
+    let src = source_for(&server, json!({}));
+    // A 404 on booking 2's details and operator, a 500 on every operator look-up.
+    server.set_fault(Fault::Status(404), FaultScope::Booking(2));
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["1", "3", "4"]);
+    assert_eq!(src.cached_booking_ids(), vec!["1", "3", "4", "5"]);
+
+    server.set_fault(Fault::Status(500), FaultScope::Operator);
+    let src = source_for(&server, json!({}));
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert!(
+        entries
+            .iter()
+            .all(|e| e.performing_physician_name.is_none())
+    );
+
+    // Next cycle: the details come from the cache, the failed look-ups are retried.
+    server.clear_fault();
+    server.reset_stats();
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    let s = server.stats();
+    assert_eq!(
+        (s.list_requests, s.detail_requests, s.operator_requests),
+        (1, 0, 3)
+    );
+    assert_eq!(
+        by_id(&entries, "1").performing_physician_name.as_deref(),
+        Some("Smith^Jane")
+    );
+    server.reset_stats();
+    src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(server.stats().requests, 1);
 }
