@@ -8,11 +8,16 @@ as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# DCMTK (findscu, echoscu, dump2dcm, wlmscpfs): the end-to-end tests' DICOM peers.
-if ! command -v findscu >/dev/null 2>&1 || ! command -v wlmscpfs >/dev/null 2>&1; then
-    echo "==> installing DCMTK"
+# DCMTK (findscu, echoscu, dump2dcm, wlmscpfs): the end-to-end tests' DICOM peers;
+# openssl makes the certificates of the DICOM TLS tests.
+missing=""
+command -v findscu >/dev/null 2>&1 && command -v wlmscpfs >/dev/null 2>&1 || missing="$missing dcmtk"
+command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+if [ -n "$missing" ]; then
+    echo "==> installing$missing"
     as_root apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq dcmtk >/dev/null
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq $missing >/dev/null
 fi
 
 echo "==> cargo fmt --check"

@@ -7,6 +7,7 @@ pub mod dimse;
 pub mod mpps;
 pub mod query;
 pub mod server;
+pub mod tls;
 pub mod wire_check;
 
 pub use access::AePolicy;

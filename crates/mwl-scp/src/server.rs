@@ -65,6 +65,8 @@ pub struct ScpConfig {
     /// A query that puts no condition on the Scheduled Station AE Title gets only the steps
     /// scheduled on the calling AE title.
     pub station_filter_by_calling_ae: bool,
+    /// DICOM over TLS (PS3.15 B.1) on this port, when set; plain TCP otherwise.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ScpConfig {
@@ -82,12 +84,34 @@ impl Default for ScpConfig {
             max_identifier_bytes: 1 << 20,
             max_responses: None,
             station_filter_by_calling_ae: false,
+            tls: None,
         }
     }
 }
 
 type Options = ServerAssociationOptions<'static, AePolicy, DefaultNegotiation>;
-type Association = AsyncServerAssociation<TcpStream>;
+/// What an association runs over: plain TCP, or TLS on TCP.
+pub trait PeerStream:
+    tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static
+{
+    /// Whether the peer sent bytes not read yet (or closed), without blocking.
+    fn input_waiting(&self) -> bool;
+}
+
+impl PeerStream for TcpStream {
+    fn input_waiting(&self) -> bool {
+        socket_readable(self)
+    }
+}
+
+impl PeerStream for tokio_rustls::server::TlsStream<TcpStream> {
+    /// New ciphertext on the socket. Plaintext rustls already decrypted but not handed out
+    /// is not seen here: a C-CANCEL in the same TLS record as an earlier message is then
+    /// read after the final response, and ignored as late.
+    fn input_waiting(&self) -> bool {
+        socket_readable(self.get_ref().0)
+    }
+}
 
 /// A Modality Worklist SCP over a worklist store.
 #[derive(Clone)]
@@ -95,6 +119,8 @@ pub struct MwlServer {
     config: Arc<ScpConfig>,
     store: Store,
     options: Arc<Options>,
+    /// Set when the port speaks DICOM over TLS.
+    tls: bool,
     slots: Arc<Semaphore>,
 }
 
@@ -137,7 +163,12 @@ impl MwlServer {
             .max_pdu_length(config.max_pdu_length)
             .strict(false)
             .read_timeout(config.idle_timeout);
+        let (options, tls) = match &config.tls {
+            Some(tls) => (options.tls_config(tls.clone()), true),
+            None => (options, false),
+        };
         MwlServer {
+            tls,
             slots: Arc::new(Semaphore::new(config.max_associations.max(1))),
             config: Arc::new(config),
             store,
@@ -207,17 +238,44 @@ impl MwlServer {
                 max = self.config.max_associations,
                 "association rejected: too many open associations"
             );
-            reject_busy(socket, self.config.max_pdu_length).await;
+            if self.tls {
+                // A TLS peer cannot read a plain A-ASSOCIATE-RJ: close instead.
+                drop(socket);
+            } else {
+                reject_busy(socket, self.config.max_pdu_length).await;
+            }
             return;
         };
         let started = Instant::now();
-        let mut assoc = match self.options.establish_async(socket).await {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::info!(%peer, reason = %e, "association rejected");
-                return;
+        let limit = self.config.idle_timeout;
+        if self.tls {
+            match tokio::time::timeout(limit, self.options.establish_tls_async(socket)).await {
+                Ok(Ok(assoc)) => self.association(assoc, peer, started).await,
+                Ok(Err(e)) => {
+                    tracing::info!(%peer, reason = %chain(&e), "TLS association rejected")
+                }
+                Err(_) => {
+                    tracing::info!(%peer, "TLS association not established within the idle timeout")
+                }
             }
-        };
+        } else {
+            match tokio::time::timeout(limit, self.options.establish_async(socket)).await {
+                Ok(Ok(assoc)) => self.association(assoc, peer, started).await,
+                Ok(Err(e)) => tracing::info!(%peer, reason = %e, "association rejected"),
+                Err(_) => {
+                    tracing::info!(%peer, "association not established within the idle timeout")
+                }
+            }
+        }
+    }
+
+    /// Serves an established association and logs what it did.
+    async fn association<S: PeerStream>(
+        &self,
+        mut assoc: AsyncServerAssociation<S>,
+        peer: SocketAddr,
+        started: Instant,
+    ) {
         let calling = assoc.peer_ae_title().trim().to_string();
         let called = assoc.called_ae_title().trim().to_string();
         let mut stats = AssocStats::default();
@@ -246,7 +304,11 @@ impl MwlServer {
     }
 
     /// Serves one established association until it is released or fails.
-    async fn run(&self, assoc: &mut Association, stats: &mut AssocStats) -> Result<(), AssocError> {
+    async fn run<S: PeerStream>(
+        &self,
+        assoc: &mut AsyncServerAssociation<S>,
+        stats: &mut AssocStats,
+    ) -> Result<(), AssocError> {
         let mut assembler = Assembler::new(self.config.max_identifier_bytes);
         let mut backlog: VecDeque<Pdu> = VecDeque::new();
         loop {
@@ -292,9 +354,9 @@ impl MwlServer {
         }
     }
 
-    async fn dispatch(
+    async fn dispatch<S: PeerStream>(
         &self,
-        assoc: &mut Association,
+        assoc: &mut AsyncServerAssociation<S>,
         message: Message,
         stats: &mut AssocStats,
         backlog: &mut VecDeque<Pdu>,
@@ -427,9 +489,9 @@ impl MwlServer {
         }
     }
 
-    async fn find(
+    async fn find<S: PeerStream>(
         &self,
-        assoc: &mut Association,
+        assoc: &mut AsyncServerAssociation<S>,
         message: &Message,
         sop_class: &str,
         transfer_syntax: &str,
@@ -595,15 +657,15 @@ impl MwlServer {
     ///
     /// The check costs one non-blocking `recv(MSG_PEEK)`: a timer (even a zero one) would
     /// wait for the runtime's next millisecond tick before every pending response.
-    async fn cancel_requested(
+    async fn cancel_requested<S: PeerStream>(
         &self,
-        assoc: &mut Association,
+        assoc: &mut AsyncServerAssociation<S>,
         message_id: u16,
         backlog: &mut VecDeque<Pdu>,
     ) -> Result<bool, AssocError> {
         let input_waiting = {
             let (socket, buffered) = assoc.get_mut();
-            !buffered.is_empty() || socket_readable(socket)
+            !buffered.is_empty() || socket.input_waiting()
         };
         if !input_waiting {
             return Ok(false);
@@ -635,9 +697,9 @@ impl MwlServer {
         }
     }
 
-    async fn send(
+    async fn send<S: PeerStream>(
         &self,
-        assoc: &mut Association,
+        assoc: &mut AsyncServerAssociation<S>,
         ctx_id: u8,
         command: &InMemDicomObject,
         data: Option<&[u8]>,
@@ -647,9 +709,9 @@ impl MwlServer {
     }
 
     /// Writes one message (command and data, in as few PDUs as fit) in a single write.
-    async fn write_raw(
+    async fn write_raw<S: PeerStream>(
         &self,
-        assoc: &mut Association,
+        assoc: &mut AsyncServerAssociation<S>,
         ctx_id: u8,
         command: &[u8],
         data: Option<&[u8]>,

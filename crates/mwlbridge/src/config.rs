@@ -76,6 +76,19 @@ pub struct ServerConfig {
     /// A query without a Scheduled Station AE Title condition gets only the steps of the
     /// calling console's own AE title.
     pub station_filter_by_calling_ae: bool,
+    /// DICOM over TLS on the port, when configured.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `[server.tls]`: the files of DICOM over TLS.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TlsFiles {
+    /// The server's certificate chain (PEM, leaf first).
+    pub certificate: PathBuf,
+    /// Its private key (PEM).
+    pub private_key: PathBuf,
+    /// When set, consoles must present a certificate issued by one of these (PEM).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Store settings.
@@ -443,6 +456,32 @@ fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
     let max_identifier = t.integer("max_identifier_bytes", 1_024, 64 << 20, problems);
     let max_responses = t.integer("max_responses", 0, 10_000_000, problems);
     let station_filter = t.boolean("station_filter_by_calling_ae", problems);
+    let tls = t.table("tls", problems).and_then(|mut tt| {
+        let certificate = tt.string("certificate", problems).map(PathBuf::from);
+        let private_key = tt.string("private_key", problems).map(PathBuf::from);
+        let client_ca = tt.string("client_ca", problems).map(PathBuf::from);
+        tt.reject_unknown(problems);
+        let (Some(certificate), Some(private_key)) = (certificate, private_key) else {
+            problems.push(Problem {
+                key: tt.key("certificate"),
+                message: "[server.tls] needs both certificate and private_key".into(),
+            });
+            return None;
+        };
+        if let Err(e) =
+            mwl_scp::tls::server_config(&certificate, &private_key, client_ca.as_deref())
+        {
+            problems.push(Problem {
+                key: t.key("tls"),
+                message: e.to_string(),
+            });
+        }
+        Some(TlsFiles {
+            certificate,
+            private_key,
+            client_ca,
+        })
+    });
     let charset = t.string("character_set", problems);
     if let Some(cs) = &charset
         && !matches!(cs.as_str(), "ISO_IR 192" | "ISO_IR 100" | "ISO_IR 6")
@@ -468,6 +507,7 @@ fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
         max_identifier_bytes: max_identifier.unwrap_or(1 << 20) as u32,
         max_responses: max_responses.unwrap_or(0) as u32,
         station_filter_by_calling_ae: station_filter.unwrap_or(false),
+        tls,
     }
 }
 

@@ -35,6 +35,13 @@ fn scp_config(config: &Config) -> Result<ScpConfig, Failure> {
             s.character_set
         ))
     })?;
+    let tls = match &s.tls {
+        None => None,
+        Some(f) => Some(
+            mwl_scp::tls::server_config(&f.certificate, &f.private_key, f.client_ca.as_deref())
+                .map_err(|e| Failure::Usage(anyhow!("server.tls: {e}")))?,
+        ),
+    };
     Ok(ScpConfig {
         ae_title: s.ae_title.clone(),
         policy: AePolicy {
@@ -48,6 +55,7 @@ fn scp_config(config: &Config) -> Result<ScpConfig, Failure> {
         max_identifier_bytes: s.max_identifier_bytes as usize,
         max_responses: (s.max_responses > 0).then_some(s.max_responses as usize),
         station_filter_by_calling_ae: s.station_filter_by_calling_ae,
+        tls,
     })
 }
 
@@ -98,6 +106,7 @@ async fn run(
         database = %config.store.path.display(),
         sources = loaded.sources.len(),
         character_set = scp.charset.term(),
+        tls = scp.tls.is_some(),
         "mwlbridge serving"
     );
     let ctx = SyncContext {
