@@ -57,6 +57,15 @@ pub struct MppsOutcome {
 }
 
 impl MppsOutcome {
+    fn success(instance_uid: String) -> Self {
+        MppsOutcome {
+            status: status::SUCCESS,
+            instance_uid: Some(instance_uid),
+            comment: None,
+            attributes: Vec::new(),
+        }
+    }
+
     fn failure(status: u16, instance_uid: Option<String>, comment: impl Into<String>) -> Self {
         MppsOutcome {
             status,
@@ -261,12 +270,7 @@ pub async fn create(
             } else {
                 tracing::info!(sop_instance_uid = %uid, calling_ae, linked = linked.len(), "MPPS IN PROGRESS");
             }
-            MppsOutcome {
-                status: status::SUCCESS,
-                instance_uid: Some(uid),
-                comment: None,
-                attributes: Vec::new(),
-            }
+            MppsOutcome::success(uid)
         }
         Ok(Err(e)) => store_failure(e, uid),
         Err(e) => store_failure(MppsError::Store(e), uid),
@@ -356,12 +360,7 @@ pub async fn set(
                 sop_instance_uid = %uid, calling_ae, status = new_status.as_dicom(),
                 linked = linked.len(), "MPPS updated"
             );
-            MppsOutcome {
-                status: status::SUCCESS,
-                instance_uid: Some(uid),
-                comment: None,
-                attributes: Vec::new(),
-            }
+            MppsOutcome::success(uid)
         }
         Ok(Err(e)) => store_failure(e, uid),
         Err(e) => store_failure(MppsError::Store(e), uid),

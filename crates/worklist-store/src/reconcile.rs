@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 use crate::error::StoreError;
 use crate::model::{StepStatus, StoredEntry, WorklistEntry};
 use crate::source::{OnCancel, SyncWindow};
-use crate::store::{ENTRY_COLUMNS, RawEntry, Store, format_da, format_tm, get_entry};
+use crate::store::{
+    CONTENT_COLUMNS, ENTRY_COLUMNS, RawEntry, Store, format_da, format_tm, get_entry,
+};
 
 /// What one reconcile did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -228,7 +230,7 @@ fn delete(conn: &Connection, row_id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The values of an entry's columns, in [`VALUE_COLUMNS`] order.
+/// The values of an entry's columns, in [`CONTENT_COLUMNS`] order.
 fn values(e: &WorklistEntry) -> Vec<rusqlite::types::Value> {
     use rusqlite::types::Value;
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
@@ -264,38 +266,12 @@ fn values(e: &WorklistEntry) -> Vec<rusqlite::types::Value> {
     ]
 }
 
-const VALUE_COLUMNS: [&str; 25] = [
-    "source",
-    "source_record_id",
-    "patient_name",
-    "patient_id",
-    "patient_birth_date",
-    "patient_sex",
-    "patient_weight_kg",
-    "study_instance_uid",
-    "accession_number",
-    "study_description",
-    "referring_physician_name",
-    "requested_procedure_id",
-    "requested_procedure_description",
-    "sps_id",
-    "station_ae_title",
-    "station_name",
-    "sps_start_date",
-    "sps_start_time",
-    "sps_end_date",
-    "sps_end_time",
-    "modality",
-    "performing_physician_name",
-    "sps_description",
-    "sps_location",
-    "status",
-];
-
 fn insert(conn: &Connection, e: &WorklistEntry, now: &str) -> Result<(), StoreError> {
-    let cols = VALUE_COLUMNS.join(", ");
-    let marks: Vec<String> = (1..=VALUE_COLUMNS.len()).map(|i| format!("?{i}")).collect();
-    let n = VALUE_COLUMNS.len() + 1;
+    let cols = CONTENT_COLUMNS.join(", ");
+    let marks: Vec<String> = (1..=CONTENT_COLUMNS.len())
+        .map(|i| format!("?{i}"))
+        .collect();
+    let n = CONTENT_COLUMNS.len() + 1;
     let sql = format!(
         "INSERT INTO worklist_entries ({cols}, status_set_by, first_seen, last_updated, status_changed_at)
          VALUES ({}, 'sync', ?{n}, ?{n}, ?{n})",
@@ -315,12 +291,12 @@ fn update(
     status_changed: bool,
     now: &str,
 ) -> Result<(), StoreError> {
-    let sets: Vec<String> = VALUE_COLUMNS
+    let sets: Vec<String> = CONTENT_COLUMNS
         .iter()
         .enumerate()
         .map(|(i, c)| format!("{c} = ?{}", i + 1))
         .collect();
-    let n = VALUE_COLUMNS.len();
+    let n = CONTENT_COLUMNS.len();
     let status_sql = if status_changed {
         format!(", status_set_by = 'sync', status_changed_at = ?{}", n + 1)
     } else {

@@ -291,10 +291,52 @@ pub fn parse_tm(s: &str) -> Option<Time> {
     Time::new(part(0)?, part(2)?, part(4)?, 0).ok()
 }
 
-/// The columns every entry query selects: `id`, `patient_weight_kg`, then
-/// [`TEXT_COLUMNS`] in order ([`RawEntry::from_row`] reads them by position).
-pub(crate) static ENTRY_COLUMNS: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| format!("id, patient_weight_kg, {}", TEXT_COLUMNS.join(", ")));
+/// The columns holding an entry's values, in [`crate::reconcile`]'s write order and the
+/// order [`RawEntry::into_stored`] reads them.
+pub(crate) const CONTENT_COLUMNS: [&str; 25] = [
+    "source",
+    "source_record_id",
+    "patient_name",
+    "patient_id",
+    "patient_birth_date",
+    "patient_sex",
+    "patient_weight_kg",
+    "study_instance_uid",
+    "accession_number",
+    "study_description",
+    "referring_physician_name",
+    "requested_procedure_id",
+    "requested_procedure_description",
+    "sps_id",
+    "station_ae_title",
+    "station_name",
+    "sps_start_date",
+    "sps_start_time",
+    "sps_end_date",
+    "sps_end_time",
+    "modality",
+    "performing_physician_name",
+    "sps_description",
+    "sps_location",
+    "status",
+];
+
+/// The bookkeeping columns, after the content ones.
+const META_COLUMNS: [&str; 4] = [
+    "status_set_by",
+    "first_seen",
+    "last_updated",
+    "status_changed_at",
+];
+
+/// The columns every entry query selects: `id`, [`CONTENT_COLUMNS`], [`META_COLUMNS`].
+pub(crate) static ENTRY_COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "id, {}, {}",
+        CONTENT_COLUMNS.join(", "),
+        META_COLUMNS.join(", ")
+    )
+});
 
 pub(crate) fn get_entry(
     conn: &Connection,
@@ -315,58 +357,42 @@ pub(crate) fn get_entry(
 /// A row as SQLite gives it, before the typed values are parsed.
 pub(crate) struct RawEntry {
     id: i64,
-    weight: Option<f64>,
-    text: Vec<Option<String>>,
+    values: Vec<rusqlite::types::Value>,
 }
-
-/// The text columns, in the order [`RawEntry::into_stored`] takes them.
-const TEXT_COLUMNS: [&str; 28] = [
-    "source",
-    "source_record_id",
-    "patient_name",
-    "patient_id",
-    "patient_birth_date",
-    "patient_sex",
-    "study_instance_uid",
-    "accession_number",
-    "study_description",
-    "referring_physician_name",
-    "requested_procedure_id",
-    "requested_procedure_description",
-    "sps_id",
-    "station_ae_title",
-    "station_name",
-    "sps_start_date",
-    "sps_start_time",
-    "sps_end_date",
-    "sps_end_time",
-    "modality",
-    "performing_physician_name",
-    "sps_description",
-    "sps_location",
-    "status",
-    "status_set_by",
-    "first_seen",
-    "last_updated",
-    "status_changed_at",
-];
 
 impl RawEntry {
     pub(crate) fn from_row(row: &Row<'_>) -> rusqlite::Result<RawEntry> {
-        // By position: looking 28 columns up by name costs more than reading them.
-        let text = (0..TEXT_COLUMNS.len())
-            .map(|i| row.get::<_, Option<String>>(i + 2))
+        // By position: looking 29 columns up by name costs more than reading them.
+        let values = (1..=CONTENT_COLUMNS.len() + META_COLUMNS.len())
+            .map(|i| row.get::<_, rusqlite::types::Value>(i))
             .collect::<rusqlite::Result<_>>()?;
         Ok(RawEntry {
             id: row.get(0)?,
-            weight: row.get(1)?,
-            text,
+            values,
         })
     }
 
     pub(crate) fn into_stored(self) -> Result<StoredEntry, StoreError> {
+        use rusqlite::types::Value;
         let id = self.id;
-        let mut it = self.text.into_iter();
+        let weight_at = CONTENT_COLUMNS
+            .iter()
+            .position(|c| *c == "patient_weight_kg")
+            .unwrap_or(usize::MAX);
+        let weight = match self.values.get(weight_at) {
+            Some(Value::Real(r)) => Some(*r),
+            Some(Value::Integer(n)) => Some(*n as f64),
+            _ => None,
+        };
+        let mut it = self
+            .values
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| *i != weight_at)
+            .map(|(_, v)| match v {
+                Value::Text(t) => Some(t),
+                _ => None,
+            });
         let mut next = move || it.next().flatten();
         let (source, source_record_id, patient_name, patient_id, birth, patient_sex) =
             (next(), next(), next(), next(), next(), next());
@@ -380,7 +406,6 @@ impl RawEntry {
             (next(), next(), next(), next());
         let (status, set_by, first_seen, last_updated, status_changed_at) =
             (next(), next(), next(), next(), next());
-
         let corrupt = |column: &'static str, reason: &str| StoreError::Corrupt {
             row_id: id,
             column,
@@ -416,7 +441,7 @@ impl RawEntry {
             patient_id: req(patient_id, "patient_id")?,
             patient_birth_date: birth.map(|b| date(&b, "patient_birth_date")).transpose()?,
             patient_sex,
-            patient_weight_kg: self.weight,
+            patient_weight_kg: weight,
             study_instance_uid: req(study_instance_uid, "study_instance_uid")?,
             accession_number: req(accession_number, "accession_number")?,
             study_description,

@@ -34,6 +34,8 @@ fn booking(id: &str, subject: &str, start: DateTime) -> WorklistEntry {
     e.modality = Some("MR".into());
     e.station_ae_title = Some("MRI_3T".into());
     e.study_description = Some("BRISKP".into());
+    e.patient_weight_kg = Some(72.5);
+    e.patient_birth_date = Some(date(1990, 2, 28));
     e
 }
 
