@@ -74,6 +74,8 @@ pub struct CalpendoSource {
     backoff_base: Duration,
     cache: DetailCache,
     clock: Clock,
+    /// The last transient failure of the current cycle, named when the deadline cuts it.
+    last_failure: std::sync::Mutex<Option<String>>,
 }
 
 /// The time source of the detail cache's ages (tests inject their own).
@@ -209,6 +211,49 @@ struct Tally {
     no_start: usize,
 }
 
+/// The TLS failure in an error chain, if it is one, said for a site admin.
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
+            err.downcast_ref::<std::io::Error>()
+                .and_then(|io| io.get_ref())
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+        });
+        if let Some(t) = tls {
+            return Some(match t {
+                rustls::Error::InvalidCertificate(c) => format!(
+                    "the Calpendo server's TLS certificate was refused ({c:?}); \
+                     check base_url and the server's certificate chain"
+                ),
+                rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
+                    "the TLS handshake failed: the server does not speak https at this \
+                     address (check base_url's scheme and port)"
+                        .to_string()
+                }
+                other => format!("the TLS handshake with the Calpendo server failed: {other}"),
+            });
+        }
+        cur = err.source();
+    }
+    // The HTTP stack does not always hand the rustls error over as a source: its words.
+    let text = error_chain(e);
+    if text.contains("invalid peer certificate") {
+        Some(format!(
+            "the Calpendo server's TLS certificate was refused ({text}); check base_url and \
+             the server's certificate chain"
+        ))
+    } else if text.contains("corrupt message") || text.contains("InvalidContentType") {
+        Some(
+            "the TLS handshake failed: the server does not speak https at this address \
+             (check base_url's scheme and port)"
+                .to_string(),
+        )
+    } else {
+        None
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
@@ -247,6 +292,7 @@ impl CalpendoSource {
             permits,
             backoff_base: DEFAULT_BACKOFF_BASE,
             cache: DetailCache::default(),
+            last_failure: std::sync::Mutex::new(None),
             clock: Clock(Arc::new(Instant::now)),
         })
     }
@@ -302,6 +348,9 @@ impl CalpendoSource {
                         req.what(),
                         error_chain(&e)
                     )))
+                } else if let Some(tls) = tls_failure(&e) {
+                    // Retrying cannot fix a certificate or a scheme: a configuration error.
+                    AttemptError::Final(Failure::Config(tls))
                 } else {
                     AttemptError::Transient(error_chain(&e))
                 }
@@ -329,6 +378,9 @@ impl CalpendoSource {
                 Ok(v) => return Ok(v),
                 Err(AttemptError::Final(f)) => return Err(f),
                 Err(AttemptError::Transient(msg)) if retry < RETRIES => {
+                    if let Ok(mut last) = self.last_failure.lock() {
+                        *last = Some(msg.clone());
+                    }
                     let wait = self.backoff_base * 2u32.pow(retry);
                     tracing::debug!(
                         source = %self.name,
@@ -653,13 +705,25 @@ impl DataSource for CalpendoSource {
 
     async fn fetch_entries(&self, window: &SyncWindow) -> Result<Vec<WorklistEntry>, SourceError> {
         let deadline = self.config.sync_deadline;
+        if let Ok(mut last) = self.last_failure.lock() {
+            *last = None;
+        }
         match tokio::time::timeout(deadline, self.fetch_cycle(window)).await {
             Ok(result) => result,
-            Err(_) => Err(SourceError::Fetch(format!(
-                "deadline exceeded: the Calpendo sync did not finish within {:.1} s \
-                 (sync_deadline)",
-                deadline.as_secs_f64()
-            ))),
+            Err(_) => {
+                let last = self
+                    .last_failure
+                    .lock()
+                    .ok()
+                    .and_then(|l| l.clone())
+                    .map(|m| format!("; last failure: {m}"))
+                    .unwrap_or_default();
+                Err(SourceError::Fetch(format!(
+                    "deadline exceeded: the Calpendo sync did not finish within {:.1} s \
+                     (sync_deadline){last}",
+                    deadline.as_secs_f64()
+                )))
+            }
         }
     }
 }
