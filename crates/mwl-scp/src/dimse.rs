@@ -168,7 +168,13 @@ pub fn uid_value(uid: &str) -> String {
 
 /// Error Comment (0000,0902): at most 64 characters.
 pub fn error_comment(text: &str) -> DataElement<InMemDicomObject> {
-    let mut t: String = text.chars().filter(|c| !c.is_control()).take(64).collect();
+    // Command sets are in the default repertoire: anything else would not encode.
+    let mut t: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .map(|c| if c.is_ascii() && c != '\\' { c } else { '?' })
+        .take(64)
+        .collect();
     if t.len() % 2 == 1 {
         t.push(' ');
     }

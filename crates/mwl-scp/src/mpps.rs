@@ -155,8 +155,7 @@ fn new_instance_uid(calling_ae: &str) -> String {
 
 fn decode(data: Option<&[u8]>, ts: &TransferSyntax) -> Result<InMemDicomObject, String> {
     let data = data.ok_or("the request has no data set")?;
-    InMemDicomObject::read_dataset_with_ts(data, ts)
-        .map_err(|e| format!("data set is not valid DICOM: {e}"))
+    crate::wire_check::decode(data, ts).map_err(|e| format!("data set refused: {e}"))
 }
 
 fn store_failure(e: MppsError, uid: String) -> MppsOutcome {

@@ -39,6 +39,8 @@ pub const MWL_FIND: &str = "1.2.840.10008.5.1.4.31";
 
 /// How long a write to a peer may take before the association is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an association request may take once its first byte arrived.
+const ASSOCIATION_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long in-flight associations get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -161,7 +163,8 @@ impl MwlServer {
             .with_transfer_syntax(IMPLICIT_VR_LITTLE_ENDIAN.uid())
             .with_transfer_syntax(EXPLICIT_VR_LITTLE_ENDIAN.uid())
             .max_pdu_length(config.max_pdu_length)
-            .strict(false)
+            // Strict: a PDU longer than our maximum is refused, not buffered.
+            .strict(true)
             .read_timeout(config.idle_timeout);
         let (options, tls) = match &config.tls {
             Some(tls) => (options.tls_config(tls.clone()), true),
@@ -218,8 +221,11 @@ impl MwlServer {
         // A connection takes an association slot only once its peer has spoken: silent
         // connections (a port scan, a reconnect storm) hold no slot and are dropped after
         // the idle timeout, so they cannot lock real consoles out.
-        match tokio::time::timeout(self.config.idle_timeout, socket.readable()).await {
-            Ok(Ok(())) => {}
+        // `readable()` can resolve before any byte arrived: wait for a real one.
+        let mut first = [0u8; 1];
+        match tokio::time::timeout(self.config.idle_timeout, socket.peek(&mut first)).await {
+            Ok(Ok(0)) => return,
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "connection failed before an association request");
                 return;
@@ -247,7 +253,9 @@ impl MwlServer {
             return;
         };
         let started = Instant::now();
-        let limit = self.config.idle_timeout;
+        // The association request must complete quickly (an ARTIM-like timer): a peer that
+        // starts one and stalls holds its slot for at most this long.
+        let limit = self.config.idle_timeout.min(ASSOCIATION_REQUEST_TIMEOUT);
         if self.tls {
             match tokio::time::timeout(limit, self.options.establish_tls_async(socket)).await {
                 Ok(Ok(assoc)) => self.association(assoc, peer, started).await,
@@ -770,7 +778,7 @@ async fn reject_busy(mut socket: TcpStream, max_pdu: u32) {
     let mut buf = bytes_buffer();
     let read = tokio::time::timeout(
         Duration::from_secs(5),
-        dicom_ul::association::read_pdu_from_wire_async(&mut socket, &mut buf, max_pdu, false),
+        dicom_ul::association::read_pdu_from_wire_async(&mut socket, &mut buf, max_pdu, true),
     )
     .await;
     if let Ok(Ok(Pdu::AssociationRQ(_))) = read {

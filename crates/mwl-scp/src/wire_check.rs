@@ -29,6 +29,39 @@ fn u32_at(b: &[u8], i: usize) -> Option<u32> {
         .map(|s| u32::from_le_bytes([s[0], s[1], s[2], s[3]]))
 }
 
+/// Every VR code PS3.5 defines.
+const KNOWN_VRS: [&[u8]; 34] = [
+    b"AE", b"AS", b"AT", b"CS", b"DA", b"DS", b"DT", b"FL", b"FD", b"IS", b"LO", b"LT", b"OB",
+    b"OD", b"OF", b"OL", b"OV", b"OW", b"PN", b"SH", b"SL", b"SQ", b"SS", b"ST", b"SV", b"TM",
+    b"UC", b"UI", b"UL", b"UN", b"UR", b"US", b"UT", b"UV",
+];
+
+/// The size of one value of a binary VR (1 for text and bytes).
+fn binary_unit(vr: &[u8; 2]) -> u32 {
+    match vr {
+        b"US" | b"SS" | b"OW" => 2,
+        b"UL" | b"SL" | b"FL" | b"AT" | b"OF" | b"OL" => 4,
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => 8,
+        _ => 1,
+    }
+}
+
+/// The VR an implicit-VR reader gives a tag (by the dictionary; `UN` when unknown or
+/// ambiguous).
+fn implicit_vr(tag: Tag) -> [u8; 2] {
+    match StandardDataDictionary.by_tag(tag).map(|e| e.vr()) {
+        Some(VirtualVr::Exact(vr)) => {
+            let s = vr.to_string();
+            let b = s.as_bytes();
+            if b.len() == 2 { [b[0], b[1]] } else { *b"UN" }
+        }
+        // Ambiguous (US or SS, OB or OW ...): the 2-byte reading is the strictest common rule.
+        Some(VirtualVr::Xs) => *b"US",
+        Some(VirtualVr::Ox) | Some(VirtualVr::Px) => *b"OB",
+        _ => *b"UN",
+    }
+}
+
 /// Whether an implicit-VR element is a sequence (by the dictionary).
 fn implicit_is_sequence(tag: Tag) -> bool {
     StandardDataDictionary
@@ -71,12 +104,22 @@ pub fn check_lengths(bytes: &[u8], explicit: bool) -> Result<(), WireError> {
                     }
                     open.push(pos + len as usize);
                 }
+                0xE00D | 0xE0DD if len != 0 => {
+                    return Err(WireError(format!("delimiter {tag} has a non-zero length")));
+                }
                 0xE00D | 0xE0DD => undefined_depth = undefined_depth.saturating_sub(1),
                 _ => return Err(WireError(format!("unknown item tag {tag}"))),
             }
         } else {
-            let (len, header, is_sequence) = if explicit {
+            let (len, header, is_sequence, vr_code) = if explicit {
                 let vr = bytes.get(pos + 4..pos + 6).ok_or_else(|| short(pos))?;
+                let code: [u8; 2] = [vr[0], vr[1]];
+                if !KNOWN_VRS.contains(&&code[..]) {
+                    return Err(WireError(format!(
+                        "element {tag} has an unknown VR {:?}",
+                        String::from_utf8_lossy(&code)
+                    )));
+                }
                 let long = matches!(
                     vr,
                     b"OB"
@@ -95,15 +138,33 @@ pub fn check_lengths(bytes: &[u8], explicit: bool) -> Result<(), WireError> {
                 );
                 if long {
                     let len = u32_at(bytes, pos + 8).ok_or_else(|| short(pos))?;
-                    (len, 12, vr == b"SQ" || (vr == b"UN" && len == UNDEFINED))
+                    (
+                        len,
+                        12,
+                        vr == b"SQ" || (vr == b"UN" && len == UNDEFINED),
+                        code,
+                    )
                 } else {
                     let len = u16_at(bytes, pos + 6).ok_or_else(|| short(pos))?;
-                    (u32::from(len), 8, false)
+                    (u32::from(len), 8, false, code)
                 }
             } else {
                 let len = u32_at(bytes, pos + 4).ok_or_else(|| short(pos))?;
-                (len, 8, implicit_is_sequence(tag) || len == UNDEFINED)
+                (
+                    len,
+                    8,
+                    implicit_is_sequence(tag) || len == UNDEFINED,
+                    implicit_vr(tag),
+                )
             };
+            // A binary value must hold whole numbers: a reader would otherwise go on out of
+            // step and take value bytes for a header.
+            let unit = binary_unit(&vr_code);
+            if len != UNDEFINED && unit > 1 && len % unit != 0 {
+                return Err(WireError(format!(
+                    "element {tag} has {len} bytes, not a multiple of its value size {unit}"
+                )));
+            }
             pos += header;
             if is_sequence {
                 if len == UNDEFINED {
