@@ -119,4 +119,6 @@ pub fn stderr(o: &Output) -> String {
 }
 
 pub mod dicom_client;
+pub mod harness;
+pub mod raw_pdu;
 pub mod scp;
