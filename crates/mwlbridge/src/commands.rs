@@ -248,7 +248,7 @@ async fn sync(path: &Path, once: bool) -> Result<(), Failure> {
             tracing::info!("shutting down: finishing the current sync cycle");
             let _ = stop_tx.send(true);
         });
-        sync_worker::run_forever(loaded.sources, ctx, stop_rx).await;
+        sync_worker::run_forever(loaded.sources, ctx, stop_rx, false).await;
         Ok(())
     }
 }

@@ -119,13 +119,19 @@ async fn run(
         let stop = stop.clone();
         tokio::spawn(async move { server.serve(listener, stop).await })
     };
+    let first_cycle_done = ready.is_some();
     if let Some(ready) = ready {
         for s in &loaded.sources {
             sync_worker::run_cycle(s.source.as_ref(), &ctx).await;
         }
         let _ = ready.send(local);
     }
-    let sync_task = tokio::spawn(sync_worker::run_forever(loaded.sources, ctx, stop));
+    let sync_task = tokio::spawn(sync_worker::run_forever(
+        loaded.sources,
+        ctx,
+        stop,
+        first_cycle_done,
+    ));
     let (scp_result, sync_result) = tokio::join!(scp_task, sync_task);
     scp_result
         .and(sync_result)

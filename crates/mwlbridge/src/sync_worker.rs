@@ -123,12 +123,15 @@ pub fn in_operation_hours(interval: Option<(Time, Time)>, t: Time) -> bool {
     }
 }
 
-/// Syncs every source at start and then every `sync_interval`, until `shutdown` turns true.
-/// A cycle in progress finishes (its reconcile is one transaction) before the task ends.
+/// Syncs every source every `sync_interval` — first at once, or after one interval when
+/// `first_cycle_done` (the caller already ran it) — until `shutdown` turns true. At
+/// shutdown a cycle still fetching is abandoned (fetching changes nothing); a reconcile
+/// already running completes its transaction on the blocking pool.
 pub async fn run_forever(
     sources: Vec<ScheduledSource>,
     ctx: SyncContext,
     shutdown: watch::Receiver<bool>,
+    first_cycle_done: bool,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
     for s in sources {
@@ -136,6 +139,12 @@ pub async fn run_forever(
         let mut shutdown = shutdown.clone();
         tasks.spawn(async move {
             let interval = s.source.sync_interval().max(Duration::from_secs(1));
+            if first_cycle_done {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = wait_for(&mut shutdown) => return,
+                }
+            }
             loop {
                 let local = Timestamp::now()
                     .to_zoned_datetime(ctx.site_zone.clone())
