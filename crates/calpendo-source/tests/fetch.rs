@@ -776,6 +776,9 @@ async fn a_failed_cycle_does_not_poison_the_cache() {
     assert_eq!(src.cached_booking_ids(), vec!["1", "2", "3", "4", "5"]);
 
     server.clear_fault();
+    // A failed cycle returns at its first error; requests it had already sent may still
+    // reach the server: let them land before counting.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     server.reset_stats();
     let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
     assert_eq!(by_id(&entries, "1").patient_id, "SUB901");
@@ -789,6 +792,9 @@ async fn a_failed_cycle_does_not_poison_the_cache() {
     assert!(src.fetch_entries(&day_window(DAY)).await.is_err());
     assert!(src.cached_booking_ids().is_empty());
     server.clear_fault();
+    // A failed cycle returns at its first error; requests it had already sent may still
+    // reach the server: let them land before counting.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     server.reset_stats();
     let fresh = src.fetch_entries(&day_window(DAY)).await.unwrap();
     assert_eq!(fresh, entries);
