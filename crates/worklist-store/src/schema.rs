@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, TransactionBehavior};
 
 use crate::error::StoreError;
 
@@ -115,28 +115,43 @@ pub(crate) fn migrate_to(
     path: &Path,
     target: i64,
 ) -> Result<(), StoreError> {
-    let current = version(conn)?;
-    if current > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema {
-            path: path.to_path_buf(),
-            found: current,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    for v in current..target {
-        let next = v + 1;
-        let sql = MIGRATIONS[v as usize];
-        let apply = |conn: &mut Connection| -> Result<(), rusqlite::Error> {
-            let tx = conn.transaction()?;
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", next)?;
-            tx.commit()
+    // Each step reads the version inside an IMMEDIATE transaction (it takes the write
+    // lock first), so two processes opening a new file at once cannot both apply the
+    // same migration: the second waits on the lock (busy timeout), then sees the
+    // version the first one wrote.
+    loop {
+        let step = |conn: &mut Connection| -> Result<Option<i64>, StoreError> {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let current = version(&tx)?;
+            if current > SCHEMA_VERSION {
+                return Err(StoreError::NewerSchema {
+                    path: path.to_path_buf(),
+                    found: current,
+                    supported: SCHEMA_VERSION,
+                });
+            }
+            if current >= target {
+                return Ok(None);
+            }
+            let next = current + 1;
+            let apply = || -> Result<(), rusqlite::Error> {
+                tx.execute_batch(MIGRATIONS[current as usize])?;
+                tx.pragma_update(None, "user_version", next)
+            };
+            apply().map_err(|source| StoreError::Migration {
+                version: next,
+                source,
+            })?;
+            tx.commit().map_err(|source| StoreError::Migration {
+                version: next,
+                source,
+            })?;
+            Ok(Some(next))
         };
-        apply(conn).map_err(|source| StoreError::Migration {
-            version: next,
-            source,
-        })?;
-        tracing::info!(version = next, "worklist database migrated");
+        match step(conn)? {
+            Some(version) => tracing::info!(version, "worklist database migrated"),
+            None => break,
+        }
     }
     Ok(())
 }
@@ -177,6 +192,35 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .expect("mode");
         assert_eq!(mode, "wal");
+    }
+
+    /// Two processes (here: threads with their own connections) opening a new file at
+    /// once must not both apply migration 1 ("table already exists" was seen in CI when
+    /// a test opened the file while `mwlbridge sync` did).
+    #[test]
+    fn concurrent_first_opens_migrate_once() {
+        for round in 0..20 {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join(format!("w{round}.db"));
+            let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let path = path.clone();
+                    let barrier = barrier.clone();
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        Store::open(&path).map(drop)
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join()
+                    .expect("thread")
+                    .expect("every concurrent open succeeds");
+            }
+            let conn = Connection::open(&path).expect("open");
+            assert_eq!(version(&conn).expect("version"), SCHEMA_VERSION);
+        }
     }
 
     #[test]

@@ -74,10 +74,26 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         Ok(conn)
     };
-    open().map_err(|source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    })
+    // Switching a file to WAL (and the WAL recovery of another connection's first open)
+    // can answer SQLITE_BUSY without consulting the busy handler, so a process opening
+    // the file while another one does gets a short retry loop of its own.
+    let deadline = std::time::Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match open() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => {
+                return other.map_err(|source| StoreError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
 }
 
 impl Store {
