@@ -2,8 +2,10 @@
 //! [`StepStatus`]), the [`DataSource`] contract, and the SQLite store that keeps the
 //! entries, reconciles each sync against them and answers the SCP's queries.
 
+pub mod api_tokens;
 pub mod error;
 pub mod identifiers;
+pub mod manual;
 pub mod model;
 pub mod mpps;
 pub mod reconcile;
@@ -14,7 +16,9 @@ pub mod sync_runs;
 pub mod validate;
 pub mod zones;
 
+pub use api_tokens::{TokenRecord, TokenRole, TokenStoreError};
 pub use error::StoreError;
+pub use manual::{MANUAL_SOURCE, ManualEntryError};
 pub use model::{EntryMeta, StatusSetBy, StepStatus, StoredEntry, WorklistEntry};
 pub use mpps::{MppsError, PerformedStatus, PerformedStep, ScheduledStepRef};
 pub use reconcile::ReconcileCounts;

@@ -7,7 +7,7 @@ use rusqlite::{Connection, Transaction, params};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::model::{StepStatus, StoredEntry, WorklistEntry};
+use crate::model::{StatusSetBy, StepStatus, StoredEntry, WorklistEntry};
 use crate::source::{OnCancel, SyncWindow};
 use crate::store::{
     CONTENT_COLUMNS, ENTRY_COLUMNS, RawEntry, Store, format_da, format_tm, get_entry,
@@ -125,7 +125,7 @@ fn reconcile_in(
                 if cancelled && on_cancel == OnCancel::Delete {
                     continue;
                 }
-                insert(tx, &entry, &now_s)?;
+                insert(tx, &entry, StatusSetBy::Sync, &now_s)?;
                 counts.inserted += 1;
             }
             Some(stored) => {
@@ -158,7 +158,13 @@ fn reconcile_in(
                     continue;
                 }
                 incoming.status = new_status;
-                update(tx, &stored, &incoming, status_changed, &now_s)?;
+                update(
+                    tx,
+                    &stored,
+                    &incoming,
+                    status_changed.then_some(StatusSetBy::Sync),
+                    &now_s,
+                )?;
                 if status_changed && new_status == StepStatus::Discontinued {
                     counts.discontinued += 1;
                 } else {
@@ -266,7 +272,13 @@ fn values(e: &WorklistEntry) -> Vec<rusqlite::types::Value> {
     ]
 }
 
-fn insert(conn: &Connection, e: &WorklistEntry, now: &str) -> Result<(), StoreError> {
+/// Stores a new entry whose status was set by `set_by`.
+pub(crate) fn insert(
+    conn: &Connection,
+    e: &WorklistEntry,
+    set_by: StatusSetBy,
+    now: &str,
+) -> Result<(), StoreError> {
     let cols = CONTENT_COLUMNS.join(", ");
     let marks: Vec<String> = (1..=CONTENT_COLUMNS.len())
         .map(|i| format!("?{i}"))
@@ -274,21 +286,25 @@ fn insert(conn: &Connection, e: &WorklistEntry, now: &str) -> Result<(), StoreEr
     let n = CONTENT_COLUMNS.len() + 1;
     let sql = format!(
         "INSERT INTO worklist_entries ({cols}, status_set_by, first_seen, last_updated, status_changed_at)
-         VALUES ({}, 'sync', ?{n}, ?{n}, ?{n})",
-        marks.join(", ")
+         VALUES ({}, ?{m}, ?{n}, ?{n}, ?{n})",
+        marks.join(", "),
+        m = n + 1,
     );
     let mut args = values(e);
     args.push(rusqlite::types::Value::Text(now.to_string()));
+    args.push(rusqlite::types::Value::Text(set_by.as_str().to_string()));
     conn.prepare_cached(&sql)?
         .execute(rusqlite::params_from_iter(args))?;
     Ok(())
 }
 
-fn update(
+/// Rewrites a stored entry's values; `status_set_by` is `Some` when the status changed
+/// (and says who changed it).
+pub(crate) fn update(
     conn: &Connection,
     stored: &StoredEntry,
     e: &WorklistEntry,
-    status_changed: bool,
+    status_set_by: Option<StatusSetBy>,
     now: &str,
 ) -> Result<(), StoreError> {
     let sets: Vec<String> = CONTENT_COLUMNS
@@ -297,10 +313,13 @@ fn update(
         .map(|(i, c)| format!("{c} = ?{}", i + 1))
         .collect();
     let n = CONTENT_COLUMNS.len();
-    let status_sql = if status_changed {
-        format!(", status_set_by = 'sync', status_changed_at = ?{}", n + 1)
-    } else {
-        String::new()
+    let status_sql = match status_set_by {
+        Some(by) => format!(
+            ", status_set_by = '{}', status_changed_at = ?{}",
+            by.as_str(),
+            n + 1
+        ),
+        None => String::new(),
     };
     let sql = format!(
         "UPDATE worklist_entries SET {}, last_updated = ?{}{status_sql} WHERE id = ?{}",

@@ -94,6 +94,21 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX idx_performed_links_entry ON performed_step_links (entry_id);
     "#,
+    // 4: API tokens of the admin interface (only a hash of each secret is kept).
+    r#"
+    CREATE TABLE api_tokens (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL,
+        public_id     TEXT NOT NULL UNIQUE,
+        role          TEXT NOT NULL CHECK (role IN ('read', 'write')),
+        secret_hash   TEXT NOT NULL,
+        created_at    TEXT NOT NULL,
+        last_used_at  TEXT,
+        revoked_at    TEXT
+    );
+    CREATE UNIQUE INDEX idx_api_tokens_active_name ON api_tokens (name)
+        WHERE revoked_at IS NULL;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -182,6 +197,7 @@ mod tests {
         assert_eq!(
             tables(&conn),
             [
+                "api_tokens",
                 "performed_step_links",
                 "performed_steps",
                 "sync_runs",
