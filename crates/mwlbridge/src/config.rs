@@ -33,6 +33,8 @@ pub struct Config {
     pub store: StoreConfig,
     /// The site's time zone.
     pub site: SiteConfig,
+    /// The admin HTTP interface.
+    pub admin: AdminConfig,
     /// Data sources, in file order.
     pub sources: Vec<SourceConfig>,
     /// Keys accepted but not used (Pylantir keys with no meaning here).
@@ -89,6 +91,41 @@ pub struct TlsFiles {
     pub private_key: PathBuf,
     /// When set, consoles must present a certificate issued by one of these (PEM).
     pub client_ca: Option<PathBuf>,
+}
+
+/// Default port of the admin HTTP interface.
+pub const DEFAULT_ADMIN_PORT: u16 = 8080;
+
+/// `[admin]`: the admin HTTP interface (status page, REST API, health and metrics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// Whether `serve` runs it.
+    pub enabled: bool,
+    /// Address to listen on; loopback by default, so it is not exposed until the admin
+    /// chooses.
+    pub bind: IpAddr,
+    /// TCP port.
+    pub port: u16,
+    /// HTTPS, when configured (certificate and private key, PEM).
+    pub tls: Option<TlsFiles>,
+    /// `/readyz` answers 503 once a source has had no successful sync for this many of
+    /// its intervals.
+    pub unready_after_intervals: u32,
+    /// How long a status-page login lasts.
+    pub session_lifetime: Duration,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            enabled: true,
+            bind: IpAddr::from([127, 0, 0, 1]),
+            port: DEFAULT_ADMIN_PORT,
+            tls: None,
+            unready_after_intervals: 3,
+            session_lifetime: Duration::from_secs(12 * 3600),
+        }
+    }
 }
 
 /// Store settings.
@@ -242,6 +279,14 @@ impl Config {
                 tzdir: None,
             },
         };
+        let admin = match root.table("admin", &mut problems) {
+            Some(mut t) => {
+                let a = admin_from(&mut t, &mut problems);
+                t.reject_unknown(&mut problems);
+                a
+            }
+            None => AdminConfig::default(),
+        };
         let mut sources = Vec::new();
         if let Some(v) = root.raw("sources") {
             match v {
@@ -275,6 +320,7 @@ impl Config {
                 server,
                 store,
                 site,
+                admin,
                 sources,
                 ignored_keys: Vec::new(),
             },
@@ -368,6 +414,7 @@ impl Config {
                     timezone,
                     tzdir: None,
                 },
+                admin: AdminConfig::default(),
                 sources,
                 ignored_keys: ignored,
             },
@@ -394,6 +441,15 @@ fn finish(config: Config, mut problems: Vec<Problem>) -> Result<Config, ConfigEr
             });
         } else {
             names.push((&s.name, &s.key));
+        }
+        if s.name == worklist_store::MANUAL_SOURCE {
+            problems.push(Problem {
+                key: format!("{}.name", s.key),
+                message: format!(
+                    "{:?} is reserved for the entries admins add by hand; choose another name",
+                    s.name
+                ),
+            });
         }
     }
     if problems.is_empty() {
@@ -508,6 +564,58 @@ fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
         max_responses: max_responses.unwrap_or(0) as u32,
         station_filter_by_calling_ae: station_filter.unwrap_or(false),
         tls,
+    }
+}
+
+fn admin_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> AdminConfig {
+    let defaults = AdminConfig::default();
+    let enabled = t.boolean("enabled", problems);
+    let bind = t
+        .string("bind", problems)
+        .and_then(|b| match b.parse::<IpAddr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                problems.push(Problem {
+                    key: t.key("bind"),
+                    message: format!("{b:?} is not an IP address (e.g. 127.0.0.1)"),
+                });
+                None
+            }
+        });
+    let port = t.integer("port", 1, 65_535, problems);
+    let unready = t.integer("unready_after_intervals", 1, 10_000, problems);
+    let session_hours = t.integer("session_hours", 1, 24 * 30, problems);
+    let tls = t.table("tls", problems).and_then(|mut tt| {
+        let certificate = tt.string("certificate", problems).map(PathBuf::from);
+        let private_key = tt.string("private_key", problems).map(PathBuf::from);
+        tt.reject_unknown(problems);
+        let (Some(certificate), Some(private_key)) = (certificate, private_key) else {
+            problems.push(Problem {
+                key: tt.key("certificate"),
+                message: "[admin.tls] needs both certificate and private_key".into(),
+            });
+            return None;
+        };
+        if let Err(e) = mwl_scp::tls::server_config(&certificate, &private_key, None) {
+            problems.push(Problem {
+                key: t.key("tls"),
+                message: e.to_string(),
+            });
+        }
+        Some(TlsFiles {
+            certificate,
+            private_key,
+            client_ca: None,
+        })
+    });
+    AdminConfig {
+        enabled: enabled.unwrap_or(defaults.enabled),
+        bind: bind.unwrap_or(defaults.bind),
+        port: port.map_or(defaults.port, |p| p as u16),
+        tls,
+        unready_after_intervals: unready.map_or(defaults.unready_after_intervals, |n| n as u32),
+        session_lifetime: session_hours
+            .map_or(defaults.session_lifetime, |h| Duration::from_secs(h as u64 * 3600)),
     }
 }
 
@@ -741,6 +849,51 @@ mod tests {
         assert!(s.settings.contains_key("field_mapping"));
         assert!(!s.settings.contains_key("name"));
         assert!(!s.settings.contains_key("type"));
+    }
+
+    #[test]
+    fn admin_defaults_to_loopback_8080() {
+        let c = toml("").expect("valid");
+        assert_eq!(c.admin, AdminConfig::default());
+        assert!(c.admin.enabled);
+        assert_eq!(c.admin.bind, IpAddr::from([127, 0, 0, 1]));
+        assert_eq!(c.admin.port, 8080);
+        let c = toml(
+            "[admin]\nenabled = false\nbind = \"0.0.0.0\"\nport = 9443\nunready_after_intervals = 5\nsession_hours = 2\n",
+        )
+        .expect("valid");
+        assert!(!c.admin.enabled);
+        assert_eq!(c.admin.port, 9443);
+        assert_eq!(c.admin.unready_after_intervals, 5);
+        assert_eq!(c.admin.session_lifetime, Duration::from_secs(7200));
+    }
+
+    #[test]
+    fn admin_problems_and_the_reserved_source_name_are_reported() {
+        let err = toml(
+            r#"
+            [admin]
+            bind = "localhost:80"
+            port = 0
+            tls = { certificate = "/nonexistent/cert.pem" }
+            colour = "blue"
+            [[sources]]
+            name = "manual"
+            type = "calpendo"
+            "#,
+        )
+        .expect_err("invalid");
+        let keys = keys(&err);
+        for key in [
+            "admin.bind",
+            "admin.port",
+            "admin.tls.certificate",
+            "admin.colour",
+            "sources[0].name",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
+        assert!(err.to_string().contains("reserved"), "{err}");
     }
 
     #[test]
