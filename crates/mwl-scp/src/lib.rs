@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod dimse;
+pub mod metrics;
 pub mod mpps;
 pub mod query;
 pub mod server;
@@ -11,5 +12,6 @@ pub mod tls;
 pub mod wire_check;
 
 pub use access::AePolicy;
+pub use metrics::ScpMetrics;
 pub use query::{MwlQuery, QueryError, ResponseCharset};
 pub use server::{MWL_FIND, MwlServer, ScpConfig, VERIFICATION};

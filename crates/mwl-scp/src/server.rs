@@ -30,6 +30,7 @@ use worklist_store::Store;
 
 use crate::access::AePolicy;
 use crate::dimse::{self, Assembler, AssemblyError, Message, command, status};
+use crate::metrics::{FindStatus, MppsOperation, RejectReason, ScpMetrics};
 use crate::query::{MwlQuery, QueryError, ResponseCharset};
 
 /// Verification SOP class.
@@ -126,6 +127,7 @@ pub struct MwlServer {
     /// Set when the port speaks DICOM over TLS.
     tls: bool,
     slots: Arc<Semaphore>,
+    metrics: ScpMetrics,
 }
 
 /// Why an association ended early.
@@ -178,7 +180,15 @@ impl MwlServer {
             config: Arc::new(config),
             store,
             options: Arc::new(options),
+            metrics: ScpMetrics::default(),
         }
+    }
+
+    /// Records into `metrics` (which the caller registers for export) instead of the
+    /// server's own unexported ones.
+    pub fn with_metrics(mut self, metrics: ScpMetrics) -> MwlServer {
+        self.metrics = metrics;
+        self
     }
 
     /// Accepts associations on `listener` until `shutdown` turns true, then lets the open
@@ -246,6 +256,7 @@ impl MwlServer {
                 max = self.config.max_associations,
                 "association rejected: too many open associations"
             );
+            self.metrics.association_rejected(RejectReason::Busy);
             if self.tls {
                 // A TLS peer cannot read a plain A-ASSOCIATE-RJ: close instead.
                 drop(socket);
@@ -262,17 +273,23 @@ impl MwlServer {
             match tokio::time::timeout(limit, self.options.establish_tls_async(socket)).await {
                 Ok(Ok(assoc)) => self.association(assoc, peer, started).await,
                 Ok(Err(e)) => {
+                    self.metrics.association_rejected(reject_reason(&e));
                     tracing::info!(%peer, reason = %chain(&e), "TLS association rejected")
                 }
                 Err(_) => {
+                    self.metrics.association_rejected(RejectReason::Timeout);
                     tracing::info!(%peer, "TLS association not established within the idle timeout")
                 }
             }
         } else {
             match tokio::time::timeout(limit, self.options.establish_async(socket)).await {
                 Ok(Ok(assoc)) => self.association(assoc, peer, started).await,
-                Ok(Err(e)) => tracing::info!(%peer, reason = %e, "association rejected"),
+                Ok(Err(e)) => {
+                    self.metrics.association_rejected(reject_reason(&e));
+                    tracing::info!(%peer, reason = %e, "association rejected")
+                }
                 Err(_) => {
+                    self.metrics.association_rejected(RejectReason::Timeout);
                     tracing::info!(%peer, "association not established within the idle timeout")
                 }
             }
@@ -286,6 +303,7 @@ impl MwlServer {
         peer: SocketAddr,
         started: Instant,
     ) {
+        let _open = self.metrics.association_opened();
         let calling = assoc.peer_ae_title().trim().to_string();
         let called = assoc.called_ae_title().trim().to_string();
         let mut stats = AssocStats::default();
@@ -409,6 +427,7 @@ impl MwlServer {
         match cmd.field {
             command::C_ECHO_RQ => {
                 stats.echoes += 1;
+                self.metrics.echo();
                 let rsp = dimse::response_command(
                     command::C_ECHO_RSP,
                     &sop_class,
@@ -421,15 +440,36 @@ impl MwlServer {
             }
             command::C_FIND_RQ => {
                 stats.finds += 1;
-                self.find(
-                    assoc,
-                    &message,
-                    &sop_class,
-                    &transfer_syntax,
-                    stats,
-                    backlog,
-                )
-                .await
+                // How the query ended is read from the association's counters.
+                let (failed, cancelled, matched) = (stats.failed, stats.cancelled, stats.matched);
+                let started = Instant::now();
+                let result = self
+                    .find(
+                        assoc,
+                        &message,
+                        &sop_class,
+                        &transfer_syntax,
+                        stats,
+                        backlog,
+                    )
+                    .await;
+                let items = stats.matched.saturating_sub(matched);
+                let status = if result.is_err() {
+                    FindStatus::Aborted
+                } else if stats.failed > failed {
+                    FindStatus::Failed
+                } else if stats.cancelled > cancelled {
+                    // Truncation stops exactly at max_responses items; a C-CANCEL is only
+                    // looked for before an item below that limit.
+                    match self.config.max_responses {
+                        Some(limit) if items >= limit as u64 => FindStatus::Truncated,
+                        _ => FindStatus::Cancelled,
+                    }
+                } else {
+                    FindStatus::Success
+                };
+                self.metrics.find_done(status, items, started.elapsed());
+                result
             }
             command::N_CREATE_RQ | command::N_SET_RQ
                 if abstract_syntax.trim_end_matches('\0') == crate::mpps::MPPS =>
@@ -442,6 +482,7 @@ impl MwlServer {
                     )));
                 };
                 let calling = assoc.peer_ae_title().trim().to_string();
+                let started = Instant::now();
                 let (outcome, rsp_field) = if cmd.field == command::N_CREATE_RQ {
                     let o = crate::mpps::create(
                         &self.store,
@@ -458,6 +499,16 @@ impl MwlServer {
                             .await;
                     (o, command::N_SET_RSP)
                 };
+                let operation = if cmd.field == command::N_CREATE_RQ {
+                    MppsOperation::NCreate
+                } else {
+                    MppsOperation::NSet
+                };
+                self.metrics.mpps_done(
+                    operation,
+                    outcome.status == crate::mpps::status::SUCCESS,
+                    started.elapsed(),
+                );
                 if outcome.status != crate::mpps::status::SUCCESS {
                     stats.failed += 1;
                     tracing::info!(
@@ -777,6 +828,23 @@ fn socket_readable(socket: &TcpStream) -> bool {
     match socket2::SockRef::from(socket).peek(&mut probe) {
         Ok(_) => true,
         Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+    }
+}
+
+/// Why dicom-ul refused an association request, for the metrics.
+fn reject_reason(e: &dicom_ul::association::Error) -> RejectReason {
+    use dicom_ul::association::Error as E;
+    use dicom_ul::pdu::{AssociationRJServiceUserReason as User, AssociationRJSource as Source};
+    match e {
+        E::Rejected { association_rj, .. } => match association_rj.source {
+            Source::ServiceUser(User::CalledAETitleNotRecognized) => RejectReason::CalledAe,
+            Source::ServiceUser(User::CallingAETitleNotRecognized) => RejectReason::CallingAe,
+            _ => RejectReason::Protocol,
+        },
+        E::NoAcceptedPresentationContexts { .. } => RejectReason::NoPresentationContext,
+        E::TlsHandshake { .. } | E::TlsNotSupported => RejectReason::Tls,
+        E::Timeout { .. } => RejectReason::Timeout,
+        _ => RejectReason::Protocol,
     }
 }
 
