@@ -1,0 +1,531 @@
+//! The REST API under `/api/v1`. Reading needs a token of any role; changing needs the
+//! write role. Entries of a synced source are read-only here except their status, which an
+//! admin may override (recorded as set by `admin`, never reset by a sync).
+
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use jiff::Timestamp;
+use utoipa::OpenApi;
+use worklist_store::{
+    EntryFilter, MANUAL_SOURCE, ManualEntryError, StatusSetBy, StepStatus, parse_da,
+};
+
+use crate::AppState;
+use crate::api_types::{
+    EntryView, ErrorBody, FieldProblem, ManualEntryInput, SourceView, StatusInput, SyncNowQuery,
+    SyncRunView, SyncRunsQuery, WorklistQuery,
+};
+use crate::auth::{Reader, Writer};
+use crate::health::{Readiness, SourceReadiness};
+use crate::sync_control::SyncTriggerError;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
+        .route("/api/v1/worklist", get(list_worklist))
+        .route("/api/v1/entries/{source}/{record_id}", get(get_entry))
+        .route(
+            "/api/v1/entries/{source}/{record_id}/status",
+            put(set_status),
+        )
+        .route("/api/v1/manual-entries", post(create_manual))
+        .route(
+            "/api/v1/manual-entries/{record_id}",
+            put(update_manual).delete(delete_manual),
+        )
+        .route("/api/v1/sync-runs", get(list_sync_runs))
+        .route("/api/v1/sources", get(list_sources))
+        .route("/api/v1/sources/{name}/sync", post(sync_now))
+}
+
+/// The OpenAPI document of this API.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "mwlbridge admin API",
+        description = "Worklist, manual entries, status overrides and sync control of an \
+                       mwlbridge DICOM Modality Worklist server. Authenticate with \
+                       `Authorization: Bearer <token>` (tokens: `mwlbridge token create`)."
+    ),
+    paths(
+        list_worklist,
+        get_entry,
+        set_status,
+        create_manual,
+        update_manual,
+        delete_manual,
+        list_sync_runs,
+        list_sources,
+        sync_now
+    ),
+    components(schemas(
+        EntryView,
+        ManualEntryInput,
+        StatusInput,
+        SyncRunView,
+        SourceView,
+        ErrorBody,
+        FieldProblem,
+        Readiness,
+        SourceReadiness
+    )),
+    modifiers(&BearerAuth),
+    security(("bearer" = []))
+)]
+pub(crate) struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// An API error: a status and a JSON body.
+pub(crate) struct ApiError(StatusCode, ErrorBody);
+
+impl ApiError {
+    fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
+        ApiError(
+            status,
+            ErrorBody {
+                error: error.into(),
+                fields: Vec::new(),
+            },
+        )
+    }
+
+    fn invalid(fields: Vec<FieldProblem>) -> ApiError {
+        ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorBody {
+                error: "the entry's values are not valid".into(),
+                fields,
+            },
+        )
+    }
+
+    fn store(e: impl std::fmt::Display) -> ApiError {
+        tracing::error!(error = %e, "admin API: the worklist database failed");
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the worklist database is unavailable",
+        )
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(self.1)).into_response()
+    }
+}
+
+fn day(state: &AppState, v: &str, field: &str) -> Result<jiff::civil::Date, ApiError> {
+    let today = Timestamp::now()
+        .to_zoned_datetime(state.ctx.zone.clone())
+        .date();
+    match v {
+        "today" => Ok(today),
+        "tomorrow" => today
+            .tomorrow()
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.to_string())),
+        _ => parse_da(v).filter(|_| v.len() == 8).ok_or_else(|| {
+            ApiError(
+                StatusCode::BAD_REQUEST,
+                ErrorBody {
+                    error: "bad filter".into(),
+                    fields: vec![FieldProblem {
+                        field: field.into(),
+                        problem: format!("{v:?} is not today, tomorrow or YYYYMMDD"),
+                    }],
+                },
+            )
+        }),
+    }
+}
+
+fn statuses(v: &str) -> Result<Vec<StepStatus>, ApiError> {
+    v.split(',')
+        .map(|s| {
+            s.trim()
+                .to_ascii_uppercase()
+                .parse::<StepStatus>()
+                .map_err(|_| {
+                    ApiError(
+                        StatusCode::BAD_REQUEST,
+                        ErrorBody {
+                            error: "bad filter".into(),
+                            fields: vec![FieldProblem {
+                                field: "status".into(),
+                                problem: format!(
+                                    "{s:?} is not SCHEDULED, STARTED, COMPLETED or DISCONTINUED"
+                                ),
+                            }],
+                        },
+                    )
+                })
+        })
+        .collect()
+}
+
+/// List the worklist.
+#[utoipa::path(
+    get, path = "/api/v1/worklist", params(WorklistQuery),
+    responses(
+        (status = 200, description = "Entries, by scheduled start", body = [EntryView]),
+        (status = 400, description = "A filter is malformed", body = ErrorBody),
+        (status = 401, description = "No or invalid token")
+    )
+)]
+async fn list_worklist(
+    _who: Reader,
+    State(state): State<AppState>,
+    Query(q): Query<WorklistQuery>,
+) -> Result<Json<Vec<EntryView>>, ApiError> {
+    let mut filter = EntryFilter::default();
+    if let Some(d) = &q.date {
+        let d = day(&state, d, "date")?;
+        filter.from_date = Some(d);
+        filter.to_date = Some(d);
+    }
+    if let Some(d) = &q.from {
+        filter.from_date = Some(day(&state, d, "from")?);
+    }
+    if let Some(d) = &q.to {
+        filter.to_date = Some(day(&state, d, "to")?);
+    }
+    filter.station_ae_title = q.station.clone();
+    filter.modality = q.modality.clone();
+    filter.source = q.source.clone();
+    if let Some(s) = &q.status {
+        filter.statuses = statuses(s)?;
+    }
+    let entries = state
+        .ctx
+        .store
+        .run(move |s| s.list(&filter))
+        .await
+        .map_err(ApiError::store)?;
+    Ok(Json(entries.iter().map(EntryView::from).collect()))
+}
+
+/// One entry.
+#[utoipa::path(
+    get, path = "/api/v1/entries/{source}/{record_id}",
+    params(("source" = String, Path), ("record_id" = String, Path)),
+    responses(
+        (status = 200, body = EntryView),
+        (status = 404, description = "No such entry", body = ErrorBody)
+    )
+)]
+async fn get_entry(
+    _who: Reader,
+    State(state): State<AppState>,
+    Path((source, record_id)): Path<(String, String)>,
+) -> Result<Json<EntryView>, ApiError> {
+    let found = state
+        .ctx
+        .store
+        .run(move |s| s.get(&source, &record_id))
+        .await
+        .map_err(ApiError::store)?;
+    found
+        .as_ref()
+        .map(|e| Json(EntryView::from(e)))
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such entry"))
+}
+
+/// Override an entry's status (recorded as set by `admin`; a sync never resets it).
+#[utoipa::path(
+    put, path = "/api/v1/entries/{source}/{record_id}/status",
+    params(("source" = String, Path), ("record_id" = String, Path)),
+    request_body = StatusInput,
+    responses(
+        (status = 200, body = EntryView),
+        (status = 403, description = "Read-only token"),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)
+    )
+)]
+async fn set_status(
+    Writer(who): Writer,
+    State(state): State<AppState>,
+    Path((source, record_id)): Path<(String, String)>,
+    Json(input): Json<StatusInput>,
+) -> Result<Json<EntryView>, ApiError> {
+    let status = statuses(&input.status)
+        .ok()
+        .filter(|s| s.len() == 1)
+        .and_then(|s| s.first().copied())
+        .ok_or_else(|| {
+            ApiError::invalid(vec![FieldProblem {
+                field: "status".into(),
+                problem: format!(
+                    "{:?} is not SCHEDULED, STARTED, COMPLETED or DISCONTINUED",
+                    input.status
+                ),
+            }])
+        })?;
+    let (src, rec) = (source.clone(), record_id.clone());
+    let updated = state
+        .ctx
+        .store
+        .run(move |s| {
+            let Some(e) = s.get(&src, &rec)? else {
+                return Ok(None);
+            };
+            s.set_status(e.meta.row_id, status, StatusSetBy::Admin, Timestamp::now())?;
+            s.get(&src, &rec)
+        })
+        .await
+        .map_err(ApiError::store)?
+        .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such entry"))?;
+    tracing::info!(
+        token_name = %who.name, source = %source, record_id = %record_id,
+        status = status.as_dicom(), "status overridden by an admin"
+    );
+    Ok(Json(EntryView::from(&updated)))
+}
+
+fn manual_error(e: ManualEntryError) -> ApiError {
+    match e {
+        ManualEntryError::Invalid(problems) => ApiError::invalid(
+            problems
+                .into_iter()
+                .map(|(field, problem)| FieldProblem {
+                    field: field.to_string(),
+                    problem,
+                })
+                .collect(),
+        ),
+        ManualEntryError::Exists(id) => ApiError::new(
+            StatusCode::CONFLICT,
+            format!("a manual entry with record_id {id:?} exists already"),
+        ),
+        ManualEntryError::NotFound(id) => {
+            ApiError::new(StatusCode::NOT_FOUND, format!("no manual entry {id:?}"))
+        }
+        ManualEntryError::NotManual(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "only manual entries are written here",
+        ),
+        ManualEntryError::Store(e) => ApiError::store(e),
+    }
+}
+
+/// A fresh record id for a manual entry: the time and a random suffix.
+pub(crate) fn new_record_id() -> String {
+    use rand::Rng;
+    let now = Timestamp::now();
+    let suffix: u32 = rand::rng().random_range(0..0x10000);
+    format!("m{}-{suffix:04x}", now.as_millisecond())
+}
+
+/// Create a manual entry (walk-ins, phantom scans).
+#[utoipa::path(
+    post, path = "/api/v1/manual-entries",
+    request_body = ManualEntryInput,
+    responses(
+        (status = 201, description = "Created", body = EntryView),
+        (status = 403, description = "Read-only token"),
+        (status = 409, description = "record_id taken", body = ErrorBody),
+        (status = 422, description = "Invalid values, each field named", body = ErrorBody)
+    )
+)]
+async fn create_manual(
+    Writer(who): Writer,
+    State(state): State<AppState>,
+    Json(input): Json<ManualEntryInput>,
+) -> Result<Response, ApiError> {
+    let record_id = input
+        .record_id
+        .clone()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(new_record_id);
+    let entry = input.to_entry(&record_id).map_err(ApiError::invalid)?;
+    let stored = state
+        .ctx
+        .store
+        .run(move |s| Ok(s.create_manual(&entry, Timestamp::now())))
+        .await
+        .map_err(ApiError::store)?
+        .map_err(manual_error)?;
+    tracing::info!(token_name = %who.name, record_id = %record_id, "manual entry created");
+    let location = format!("/api/v1/entries/{MANUAL_SOURCE}/{record_id}");
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(EntryView::from(&stored)),
+    )
+        .into_response())
+}
+
+/// Replace a manual entry's values.
+#[utoipa::path(
+    put, path = "/api/v1/manual-entries/{record_id}",
+    params(("record_id" = String, Path)),
+    request_body = ManualEntryInput,
+    responses(
+        (status = 200, body = EntryView),
+        (status = 404, body = ErrorBody),
+        (status = 422, body = ErrorBody)
+    )
+)]
+async fn update_manual(
+    Writer(who): Writer,
+    State(state): State<AppState>,
+    Path(record_id): Path<String>,
+    Json(input): Json<ManualEntryInput>,
+) -> Result<Json<EntryView>, ApiError> {
+    if let Some(other) = input.record_id.as_deref().filter(|r| *r != record_id) {
+        return Err(ApiError::invalid(vec![FieldProblem {
+            field: "record_id".into(),
+            problem: format!("{other:?} differs from the path's {record_id:?}"),
+        }]));
+    }
+    let entry = input.to_entry(&record_id).map_err(ApiError::invalid)?;
+    let stored = state
+        .ctx
+        .store
+        .run(move |s| Ok(s.update_manual(&entry, Timestamp::now())))
+        .await
+        .map_err(ApiError::store)?
+        .map_err(manual_error)?;
+    tracing::info!(token_name = %who.name, record_id = %record_id, "manual entry updated");
+    Ok(Json(EntryView::from(&stored)))
+}
+
+/// Delete a manual entry.
+#[utoipa::path(
+    delete, path = "/api/v1/manual-entries/{record_id}",
+    params(("record_id" = String, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ErrorBody))
+)]
+async fn delete_manual(
+    Writer(who): Writer,
+    State(state): State<AppState>,
+    Path(record_id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let rec = record_id.clone();
+    let deleted = state
+        .ctx
+        .store
+        .run(move |s| s.delete_manual(&rec))
+        .await
+        .map_err(ApiError::store)?;
+    if deleted {
+        tracing::info!(token_name = %who.name, record_id = %record_id, "manual entry deleted");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no manual entry {record_id:?}"),
+        ))
+    }
+}
+
+/// Recent sync runs, newest first.
+#[utoipa::path(
+    get, path = "/api/v1/sync-runs", params(SyncRunsQuery),
+    responses((status = 200, body = [SyncRunView]))
+)]
+async fn list_sync_runs(
+    _who: Reader,
+    State(state): State<AppState>,
+    Query(q): Query<SyncRunsQuery>,
+) -> Result<Json<Vec<SyncRunView>>, ApiError> {
+    let limit = q.limit.unwrap_or(20).clamp(1, 1000);
+    let runs = state
+        .ctx
+        .store
+        .run(move |s| s.recent_sync_runs(q.source.as_deref(), limit))
+        .await
+        .map_err(ApiError::store)?;
+    Ok(Json(runs.iter().map(SyncRunView::from).collect()))
+}
+
+/// The configured sources and their newest run.
+#[utoipa::path(
+    get, path = "/api/v1/sources",
+    responses((status = 200, body = [SourceView]))
+)]
+async fn list_sources(
+    _who: Reader,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<SourceView>>, ApiError> {
+    Ok(Json(source_views(&state).await?))
+}
+
+pub(crate) async fn source_views(state: &AppState) -> Result<Vec<SourceView>, ApiError> {
+    let sources = state.ctx.sync.sources();
+    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let runs = state
+        .ctx
+        .store
+        .run(move |s| {
+            names
+                .iter()
+                .map(|n| Ok(s.recent_sync_runs(Some(n), 1)?.pop()))
+                .collect::<Result<Vec<_>, worklist_store::StoreError>>()
+        })
+        .await
+        .map_err(ApiError::store)?;
+    Ok(sources
+        .into_iter()
+        .zip(runs)
+        .map(|(s, run)| SourceView {
+            name: s.name,
+            interval_seconds: s.interval.as_secs(),
+            enabled: s.enabled,
+            last_run: run.as_ref().map(SyncRunView::from),
+        })
+        .collect())
+}
+
+/// Sync a source now.
+#[utoipa::path(
+    post, path = "/api/v1/sources/{name}/sync",
+    params(("name" = String, Path), SyncNowQuery),
+    responses(
+        (status = 200, description = "The run (with wait=true)", body = SyncRunView),
+        (status = 202, description = "Queued"),
+        (status = 404, description = "No such enabled source", body = ErrorBody)
+    )
+)]
+async fn sync_now(
+    Writer(who): Writer,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<SyncNowQuery>,
+) -> Result<Response, ApiError> {
+    let wait = q.wait.unwrap_or(false);
+    tracing::info!(token_name = %who.name, source = %name, "sync requested by an admin");
+    match state.ctx.sync.trigger(&name, wait).await {
+        Ok(Some(run)) => Ok(Json(SyncRunView::from(&run)).into_response()),
+        Ok(None) => Ok((
+            StatusCode::ACCEPTED,
+            Json(serde_json::json!({ "queued": name })),
+        )
+            .into_response()),
+        Err(e @ SyncTriggerError::UnknownSource(_)) => {
+            Err(ApiError::new(StatusCode::NOT_FOUND, e.to_string()))
+        }
+        Err(e @ SyncTriggerError::Stopping) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            e.to_string(),
+        )),
+    }
+}

@@ -1,0 +1,125 @@
+//! mwlbridge's admin HTTP interface, served inside `mwlbridge serve` on its own address:
+//!
+//! - `GET /healthz`, `GET /readyz`, `GET /metrics`: unauthenticated, no subject data;
+//! - `/api/v1/...`: the REST API (JSON, OpenAPI document at `/api/v1/openapi.json`),
+//!   behind API tokens (`Authorization: Bearer`), read or write role;
+//! - `/`: the server-rendered status page, after a login with a token.
+//!
+//! Tokens are created with `mwlbridge token create`; only an Argon2 hash of each secret is
+//! stored. There is no default account or password.
+
+mod api;
+mod api_types;
+mod auth;
+mod health;
+mod page;
+mod serve;
+mod sessions;
+pub mod sync_control;
+pub mod tokens;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use worklist_store::Store;
+
+pub use serve::{AdminServeError, serve};
+pub use sync_control::{SourceInfo, SyncControl, SyncTriggerError};
+
+/// Label set of the `mwlbridge_worklist_entries` gauge: `status`.
+pub type EntryStatusLabels = Vec<(String, String)>;
+
+/// What `/metrics` exports: the process's registry, and the gauge of worklist entries by
+/// status that is refreshed from the store at each scrape.
+#[derive(Clone)]
+pub struct MetricsExport {
+    /// Every registered metric.
+    pub registry: Arc<Registry>,
+    /// Entries by status, set at scrape time.
+    pub entries: Family<EntryStatusLabels, Gauge>,
+}
+
+/// Settings of the admin interface.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// `/readyz` answers 503 once a source has had no successful sync for this many of its
+    /// intervals.
+    pub unready_after_intervals: u32,
+    /// How long a status-page login lasts.
+    pub session_lifetime: Duration,
+    /// Whether the interface is served over HTTPS (cookies are then marked `Secure`).
+    pub https: bool,
+}
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct AdminContext {
+    /// The worklist store.
+    pub store: Store,
+    /// The sync worker's controls.
+    pub sync: Arc<dyn SyncControl>,
+    /// What `/metrics` exports (`None`: an empty exposition).
+    pub metrics: Option<MetricsExport>,
+    /// The site's zone (DICOM dates and times are local to it).
+    pub zone: TimeZone,
+    /// Settings.
+    pub settings: AdminSettings,
+    /// When the process started (readiness grace before the first sync).
+    pub started_at: Timestamp,
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) ctx: AdminContext,
+    pub(crate) tokens: Arc<tokens::TokenVerifier>,
+    pub(crate) sessions: Arc<sessions::Sessions>,
+}
+
+/// The whole interface as an axum router.
+pub fn router(ctx: AdminContext) -> Router {
+    let state = AppState {
+        tokens: Arc::new(tokens::TokenVerifier::new(ctx.store.clone())),
+        sessions: Arc::new(sessions::Sessions::new(ctx.settings.session_lifetime)),
+        ctx,
+    };
+    Router::new()
+        .merge(health::routes())
+        .merge(api::routes())
+        .merge(page::routes())
+        .layer(axum::middleware::from_fn(security_headers))
+        .with_state(state)
+}
+
+/// Headers every response carries: no caching of subject data, no framing, no sniffing.
+async fn security_headers(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = next.run(request).await;
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ),
+    );
+    response
+}

@@ -1,0 +1,76 @@
+//! Serving the router on a listener, over plain HTTP or HTTPS (rustls), until shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Why the admin server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminServeError {
+    /// The plain-HTTP server failed.
+    #[error("admin HTTP server failed: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A TLS handshake that has not finished by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves `router` on `listener` until `shutdown` turns true; with `tls`, over HTTPS.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), AdminServeError> {
+    let Some(tls) = tls else {
+        let stop = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        axum::serve(listener, router)
+            .with_graceful_shutdown(stop)
+            .await?;
+        return Ok(());
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    loop {
+        let (socket, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin HTTPS: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+        };
+        let acceptor = acceptor.clone();
+        let router = router.clone();
+        tokio::spawn(async move {
+            let stream =
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::info!(%peer, error = %e, "admin HTTPS: TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(%peer, "admin HTTPS: TLS handshake timed out");
+                        return;
+                    }
+                };
+            let service = TowerToHyperService::new(router);
+            let served = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+            if let Err(e) = served {
+                tracing::debug!(%peer, error = %e, "admin HTTPS connection ended with an error");
+            }
+        });
+    }
+}

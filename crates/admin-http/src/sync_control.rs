@@ -1,0 +1,40 @@
+//! What the admin interface needs from the sync worker: the configured sources and a way
+//! to run a source's sync now. The binary implements it over its worker.
+
+use std::time::Duration;
+
+use worklist_store::SyncRun;
+
+/// A configured data source, as the admin interface shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SourceInfo {
+    /// The source's name.
+    pub name: String,
+    /// Its sync interval.
+    pub interval: Duration,
+    /// Whether it is synced at all (disabled sources are listed, never synced).
+    pub enabled: bool,
+}
+
+/// Why a sync could not be triggered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SyncTriggerError {
+    /// No enabled source has that name.
+    #[error("no enabled source is called {0:?}")]
+    UnknownSource(String),
+    /// The worker is shutting down.
+    #[error("the sync worker is stopping")]
+    Stopping,
+}
+
+/// The sync worker, as the admin interface drives it.
+#[async_trait::async_trait]
+pub trait SyncControl: Send + Sync {
+    /// Every configured source.
+    fn sources(&self) -> Vec<SourceInfo>;
+
+    /// Asks for a sync of `source` now. With `wait`, returns the run once it is recorded;
+    /// without, returns at once (`Ok(None)`). A request made while a cycle of that source
+    /// runs is served by the next cycle, which starts right after it.
+    async fn trigger(&self, source: &str, wait: bool) -> Result<Option<SyncRun>, SyncTriggerError>;
+}
