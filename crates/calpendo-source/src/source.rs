@@ -45,14 +45,15 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt, stream};
+use prometheus_client::metrics::counter::Counter;
 use reqwest::{StatusCode, Url, header};
 use serde_json::Value;
 use tokio::sync::Semaphore;
-use worklist_store::{DataSource, OnCancel, SourceError, SyncWindow, WorklistEntry};
+use worklist_store::{DataSource, OnCancel, SourceError, SourceMetrics, SyncWindow, WorklistEntry};
 
 use crate::booking::{Booking, ListedBooking, parse_list, parse_operator};
 use crate::config::CalpendoConfig;
@@ -76,6 +77,51 @@ pub struct CalpendoSource {
     clock: Clock,
     /// The last transient failure of the current cycle, named when the deadline cuts it.
     last_failure: std::sync::Mutex<Option<String>>,
+    /// Request counters, once [`DataSource::attach_metrics`] gave them.
+    requests: OnceLock<RequestCounters>,
+}
+
+/// The `outcome` label values of the request counters, by index.
+const OUTCOMES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "error"];
+/// The index of `error` in [`OUTCOMES`].
+const OUTCOME_ERROR: usize = 4;
+
+/// One source's request counters, `[kind][outcome]`, created once so that counting a
+/// request is one atomic add.
+#[derive(Debug)]
+struct RequestCounters([[Counter; OUTCOMES.len()]; Request::ALL.len()]);
+
+/// Counts one request when dropped: as `error` unless a complete response was noted, so
+/// that a request abandoned midway (the cycle's deadline) is counted too.
+struct RequestTally<'a> {
+    counters: Option<&'a [Counter; OUTCOMES.len()]>,
+    outcome: usize,
+}
+
+impl RequestTally<'_> {
+    /// The response's status class.
+    fn status(&mut self, status: StatusCode) {
+        self.outcome = match status.as_u16() {
+            200..=299 => 0,
+            300..=399 => 1,
+            400..=499 => 2,
+            500..=599 => 3,
+            _ => OUTCOME_ERROR,
+        };
+    }
+
+    /// No complete response after all (the body could not be read).
+    fn failed(&mut self) {
+        self.outcome = OUTCOME_ERROR;
+    }
+}
+
+impl Drop for RequestTally<'_> {
+    fn drop(&mut self) {
+        if let Some(c) = self.counters.and_then(|row| row.get(self.outcome)) {
+            c.inc();
+        }
+    }
 }
 
 /// The time source of the detail cache's ages (tests inject their own).
@@ -129,6 +175,18 @@ enum Request {
 }
 
 impl Request {
+    /// Every kind, in the order of their index.
+    const ALL: [Request; 3] = [Request::List, Request::Detail, Request::Operator];
+
+    /// The `kind` label value.
+    fn label(self) -> &'static str {
+        match self {
+            Request::List => "list",
+            Request::Detail => "detail",
+            Request::Operator => "operator",
+        }
+    }
+
     fn what(self) -> &'static str {
         match self {
             Request::List => "booking list",
@@ -294,6 +352,7 @@ impl CalpendoSource {
             cache: DetailCache::default(),
             last_failure: std::sync::Mutex::new(None),
             clock: Clock(Arc::new(Instant::now)),
+            requests: OnceLock::new(),
         })
     }
 
@@ -335,6 +394,10 @@ impl CalpendoSource {
             self.permits.acquire().await.map_err(|_| {
                 AttemptError::Final(Failure::Fetch("source is shutting down".into()))
             })?;
+        let mut tally = RequestTally {
+            counters: self.requests.get().and_then(|c| c.0.get(req as usize)),
+            outcome: OUTCOME_ERROR,
+        };
         let response = self
             .client
             .get(url.clone())
@@ -356,10 +419,12 @@ impl CalpendoSource {
                 }
             })?;
         let status = response.status();
+        tally.status(status);
         if !status.is_success() {
             return Err(status_error(status, req));
         }
         let body = response.bytes().await.map_err(|e| {
+            tally.failed();
             AttemptError::Transient(format!("reading the body: {}", error_chain(&e)))
         })?;
         serde_json::from_slice(&body).map_err(|e| {
@@ -701,6 +766,15 @@ impl DataSource for CalpendoSource {
 
     fn on_cancel(&self) -> OnCancel {
         self.config.on_cancel
+    }
+
+    /// Every request (each attempt, retries included) is counted by kind (`list`,
+    /// `detail`, `operator`) and outcome; a second call keeps the first counters.
+    fn attach_metrics(&self, metrics: &SourceMetrics) {
+        let counters = RequestCounters(Request::ALL.map(|kind| {
+            OUTCOMES.map(|outcome| metrics.requests(&self.name, kind.label(), outcome))
+        }));
+        let _ = self.requests.set(counters);
     }
 
     async fn fetch_entries(&self, window: &SyncWindow) -> Result<Vec<WorklistEntry>, SourceError> {

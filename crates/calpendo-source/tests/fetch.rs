@@ -837,3 +837,138 @@ async fn missing_details_and_failed_operators_are_retried() {
     src.fetch_entries(&day_window(DAY)).await.unwrap();
     assert_eq!(server.stats().requests, 1);
 }
+
+/// The request counters of `source` in `metrics`, as encoded: `(kind, outcome) -> n`.
+fn request_counts(
+    metrics: &worklist_store::SourceMetrics,
+    source: &str,
+) -> std::collections::BTreeMap<(String, String), u64> {
+    let mut registry = prometheus_client::registry::Registry::default();
+    metrics.register(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let prefix = format!("mwlbridge_source_requests_total{{source=\"{source}\",kind=\"");
+    text.lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix(&prefix)?;
+            let (kind, rest) = rest.split_once("\",outcome=\"")?;
+            let (outcome, value) = rest.split_once("\"} ")?;
+            Some((
+                (kind.to_string(), outcome.to_string()),
+                value.parse().unwrap(),
+            ))
+        })
+        .collect()
+}
+
+fn sum(counts: &std::collections::BTreeMap<(String, String), u64>, kind: &str) -> u64 {
+    counts
+        .iter()
+        .filter(|((k, _), _)| k == kind)
+        .map(|(_, n)| n)
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_counters_match_the_requests_the_server_saw() {
+    let server = fake(vec![
+        booking(1, at(8, 0), "3T Diagnostic", "Approved"),
+        booking(2, at(9, 0), "3T Diagnostic", "Approved"),
+        booking(3, at(10, 0), "EEG Lab Room A", "Approved"),
+    ])
+    .await;
+    let metrics = worklist_store::SourceMetrics::new();
+    let src = source_for(&server, json!({"detail_refresh": 0}));
+    src.attach_metrics(&metrics);
+    // Every series exists, at zero, before the first request.
+    let zero = request_counts(&metrics, "calpendo");
+    assert_eq!(zero.len(), 15, "{zero:?}");
+    assert!(zero.values().all(|n| *n == 0), "{zero:?}");
+
+    // Two 503s on details (retried), then a truncated list body (retried).
+    server.set_fault_times(Fault::Status(503), FaultScope::Details, 2);
+    let entries = src.fetch_entries(&day_window(DAY)).await.unwrap();
+    assert_eq!(ids(&entries), vec!["1", "2", "3"]);
+    server.set_fault_times(Fault::TruncatedBody, FaultScope::List, 1);
+    src.fetch_entries(&day_window(DAY)).await.unwrap();
+
+    let stats = server.stats();
+    let counts = request_counts(&metrics, "calpendo");
+    let get = |kind: &str, outcome: &str| {
+        counts
+            .get(&(kind.to_string(), outcome.to_string()))
+            .copied()
+            .unwrap_or_default()
+    };
+    assert_eq!(counts.values().sum::<u64>(), stats.requests, "{counts:?}");
+    assert_eq!(sum(&counts, "list"), stats.list_requests, "{counts:?}");
+    assert_eq!(sum(&counts, "detail"), stats.detail_requests, "{counts:?}");
+    assert_eq!(
+        sum(&counts, "operator"),
+        stats.operator_requests,
+        "{counts:?}"
+    );
+    assert_eq!(get("detail", "5xx"), 2, "{counts:?}");
+    assert_eq!(get("detail", "2xx"), 6, "two cycles of three: {counts:?}");
+    assert_eq!(get("list", "error"), 1, "the truncated body: {counts:?}");
+    assert_eq!(get("list", "2xx"), 2, "{counts:?}");
+    assert_eq!(
+        get("operator", "2xx"),
+        4,
+        "two MRI bookings, twice: {counts:?}"
+    );
+
+    // Another source with bad credentials: its own series, one 401, no retry.
+    let bad_env = |k: &str| match k {
+        "CALPENDO_USERNAME" => Some("mwlbridge".to_string()),
+        "CALPENDO_PASSWORD" => Some("wrong".to_string()),
+        _ => None,
+    };
+    let config = parse_config(
+        &json!({"base_url": server.base_url(), "resources": ["3T"], "request_timeout": 5}),
+        &bad_env,
+    )
+    .unwrap();
+    let other = CalpendoSource::new("other", config).unwrap();
+    other.attach_metrics(&metrics);
+    other.fetch_entries(&day_window(DAY)).await.unwrap_err();
+    let other_counts = request_counts(&metrics, "other");
+    assert_eq!(
+        other_counts.get(&("list".to_string(), "4xx".to_string())),
+        Some(&1),
+        "{other_counts:?}"
+    );
+    assert_eq!(other_counts.values().sum::<u64>(), 1, "{other_counts:?}");
+    assert_eq!(server.stats().unauthorized, 1);
+    assert_eq!(
+        request_counts(&metrics, "calpendo"),
+        counts,
+        "the first source's counters did not move"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_that_get_no_response_count_as_errors() {
+    // Nothing listens on port 1: each attempt (the first and RETRIES retries) fails.
+    let config = parse_config(
+        &json!({"base_url": "http://127.0.0.1:1", "resources": ["3T"], "request_timeout": 2}),
+        &env,
+    )
+    .unwrap();
+    let src = CalpendoSource::new("down", config)
+        .unwrap()
+        .with_backoff_base(Duration::from_millis(5));
+    let metrics = worklist_store::SourceMetrics::new();
+    src.attach_metrics(&metrics);
+    src.fetch_entries(&day_window(DAY)).await.unwrap_err();
+    let counts = request_counts(&metrics, "down");
+    assert_eq!(
+        counts.get(&("list".to_string(), "error".to_string())),
+        Some(&u64::from(calpendo_source::source::RETRIES + 1)),
+        "{counts:?}"
+    );
+    assert_eq!(
+        counts.values().sum::<u64>(),
+        u64::from(calpendo_source::source::RETRIES + 1)
+    );
+}

@@ -22,7 +22,7 @@ pub use manual::{MANUAL_SOURCE, ManualEntryError};
 pub use model::{EntryMeta, StatusSetBy, StepStatus, StoredEntry, WorklistEntry};
 pub use mpps::{MppsError, PerformedStatus, PerformedStep, ScheduledStepRef};
 pub use reconcile::ReconcileCounts;
-pub use source::{DataSource, OnCancel, SourceError, SyncWindow};
+pub use source::{DataSource, OnCancel, RequestLabels, SourceError, SourceMetrics, SyncWindow};
 pub use store::{EntryFilter, Store, format_da, format_tm, parse_da, parse_tm};
 pub use sync_runs::{SyncOutcome, SyncRun};
 pub use zones::{DEFAULT_TIMEZONE, ZoneDb, ZoneError};

@@ -3,6 +3,10 @@
 use std::fmt;
 
 use jiff::civil::DateTime;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 
 use crate::model::WorklistEntry;
@@ -70,6 +74,55 @@ impl fmt::Display for OnCancel {
     }
 }
 
+/// The labels of one series of [`SourceMetrics`]: which source, which kind of request,
+/// how it ended. Only the source's configured name and fixed words: nothing from a
+/// booking.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The source's configured name.
+    pub source: String,
+    /// The kind of request (for Calpendo: `list`, `detail`, `operator`).
+    pub kind: &'static str,
+    /// The HTTP status class (`2xx`, `3xx`, `4xx`, `5xx`), or `error` when no response
+    /// came (connection refused, timeout, TLS failure, body cut off).
+    pub outcome: &'static str,
+}
+
+/// Counts of the requests data sources make to the systems they read, as one metric
+/// family (`mwlbridge_source_requests_total{source, kind, outcome}`) shared by every
+/// source, so that two sources never register the same metric twice. Clones share the
+/// same counters.
+#[derive(Debug, Clone, Default)]
+pub struct SourceMetrics {
+    requests: Family<RequestLabels, Counter>,
+}
+
+impl SourceMetrics {
+    /// Fresh counters, not exported until [`SourceMetrics::register`].
+    pub fn new() -> SourceMetrics {
+        SourceMetrics::default()
+    }
+
+    /// Adds the family to `registry` under its full name (give it the root registry).
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "mwlbridge_source_requests",
+            "Requests data sources made to the systems they read, by source, kind and outcome",
+            self.requests.clone(),
+        );
+    }
+
+    /// The counter of one series, created (at zero) if new. Keep it: incrementing it
+    /// is one atomic add, while this look-up takes a lock and allocates.
+    pub fn requests(&self, source: &str, kind: &'static str, outcome: &'static str) -> Counter {
+        self.requests.get_or_create_owned(&RequestLabels {
+            source: source.to_string(),
+            kind,
+            outcome,
+        })
+    }
+}
+
 /// A system that holds bookings and can list them as worklist entries.
 #[async_trait::async_trait]
 pub trait DataSource: Send + Sync {
@@ -96,4 +149,10 @@ pub trait DataSource: Send + Sync {
     /// Fetches every entry whose step starts inside `window`, complete: a booking the
     /// result lacks is taken as gone from the source. On error nothing is changed.
     async fn fetch_entries(&self, window: &SyncWindow) -> Result<Vec<WorklistEntry>, SourceError>;
+
+    /// Counts this source's requests in `metrics` from now on (labelled with its name).
+    /// Called once, before syncing; sources that make no requests ignore it.
+    fn attach_metrics(&self, metrics: &SourceMetrics) {
+        let _ = metrics;
+    }
 }
