@@ -142,10 +142,7 @@ async fn metrics(State(state): State<AppState>) -> Response {
                     .iter()
                     .find(|(s, _)| *s == status)
                     .map_or(0, |(_, n)| *n);
-                export
-                    .entries
-                    .get_or_create(&vec![("status".to_string(), status.as_dicom().to_string())])
-                    .set(n as i64);
+                (export.set_entries)(status, n);
             }
         }
         Err(e) => tracing::error!(error = %e, "metrics: cannot count worklist entries"),

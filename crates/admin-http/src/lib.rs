@@ -24,25 +24,23 @@ use std::time::Duration;
 use axum::Router;
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
-use worklist_store::Store;
+use worklist_store::{StepStatus, Store};
 
 pub use serve::{AdminServeError, serve};
 pub use sync_control::{SourceInfo, SyncControl, SyncTriggerError};
 
-/// Label set of the `mwlbridge_worklist_entries` gauge: `status`.
-pub type EntryStatusLabels = Vec<(String, String)>;
+/// Sets the gauge of worklist entries in one status (called for each status at scrape).
+pub type SetEntryGauge = Arc<dyn Fn(StepStatus, u64) + Send + Sync>;
 
 /// What `/metrics` exports: the process's registry, and the gauge of worklist entries by
-/// status that is refreshed from the store at each scrape.
+/// status, refreshed from the store at each scrape.
 #[derive(Clone)]
 pub struct MetricsExport {
     /// Every registered metric.
     pub registry: Arc<Registry>,
-    /// Entries by status, set at scrape time.
-    pub entries: Family<EntryStatusLabels, Gauge>,
+    /// Sets the entries-by-status gauge.
+    pub set_entries: SetEntryGauge,
 }
 
 /// Settings of the admin interface.

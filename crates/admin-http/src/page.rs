@@ -336,18 +336,19 @@ async fn logout(
 }
 
 /// The checks every page form shares: a live session, its CSRF token, the write role.
-fn check_form(user: Option<&PageUser>, csrf: &str) -> Result<(), Response> {
+/// Returns the refusal to send, if any.
+fn refuse_form(user: Option<&PageUser>, csrf: &str) -> Option<Response> {
     let Some(user) = user else {
-        return Err(Redirect::to("/").into_response());
+        return Some(Redirect::to("/").into_response());
     };
     if user.session.csrf != csrf {
         tracing::warn!(token_name = %user.name, "status page form with a wrong CSRF token");
-        return Err((StatusCode::FORBIDDEN, "stale form; reload the page").into_response());
+        return Some((StatusCode::FORBIDDEN, "stale form; reload the page").into_response());
     }
     if user.role != TokenRole::Write {
-        return Err((StatusCode::FORBIDDEN, "a write token is required").into_response());
+        return Some((StatusCode::FORBIDDEN, "a write token is required").into_response());
     }
-    Ok(())
+    None
 }
 
 #[derive(Debug, Deserialize)]
@@ -361,7 +362,7 @@ async fn sync_now(
     State(state): State<AppState>,
     Form(f): Form<SyncForm>,
 ) -> Response {
-    if let Err(r) = check_form(user.as_ref(), &f.csrf) {
+    if let Some(r) = refuse_form(user.as_ref(), &f.csrf) {
         return r;
     }
     let name = user.map(|u| u.name).unwrap_or_default();
@@ -377,7 +378,7 @@ async fn add_manual(
     State(state): State<AppState>,
     Form(f): Form<ManualForm>,
 ) -> Response {
-    if let Err(r) = check_form(user.as_ref(), &f.csrf) {
+    if let Some(r) = refuse_form(user.as_ref(), &f.csrf) {
         return r;
     }
     let Some(user) = user else {

@@ -28,11 +28,8 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), AdminServeError> {
     let Some(tls) = tls else {
-        let stop = async move {
-            let _ = shutdown.wait_for(|s| *s).await;
-        };
         axum::serve(listener, router)
-            .with_graceful_shutdown(stop)
+            .with_graceful_shutdown(async move { stopped(&mut shutdown).await })
             .await?;
         return Ok(());
     };
@@ -47,7 +44,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = shutdown.wait_for(|s| *s) => return Ok(()),
+            _ = stopped(&mut shutdown) => return Ok(()),
         };
         let acceptor = acceptor.clone();
         let router = router.clone();
@@ -73,4 +70,9 @@ pub async fn serve(
             }
         });
     }
+}
+
+/// Returns once `shutdown` turns true (or its sender is gone).
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|s| *s).await;
 }

@@ -84,6 +84,9 @@ pub enum Command {
         /// TCP port of the DICOM server.
         #[arg(long, default_value_t = 11112)]
         port: u16,
+        /// TCP port of the admin interface (status page and REST API); 0 turns it off.
+        #[arg(long, default_value_t = 8080)]
+        admin_port: u16,
     },
 
     /// Write the worklist as DICOM worklist files (.wl) that DCMTK wlmscpfs or Orthanc's
@@ -115,6 +118,15 @@ pub enum Command {
         once: bool,
     },
 
+    /// Manage the API tokens of the admin HTTP interface (status page and REST API).
+    ///
+    /// A token is printed once, when it is created; only a hash of it is stored.
+    Token {
+        /// What to do.
+        #[command(subcommand)]
+        action: TokenAction,
+    },
+
     /// Show the worklist as consoles would see it (all statuses, with who set them).
     Worklist {
         /// The configuration.
@@ -127,4 +139,45 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// What the `token` command does.
+#[derive(Debug, Subcommand)]
+pub enum TokenAction {
+    /// Create a token and print it (once; it cannot be shown again).
+    Create {
+        /// The configuration (for the database's path).
+        #[command(flatten)]
+        config: ConfigArg,
+        /// A name for it, e.g. who or what uses it (letters, digits, '-', '_', '.').
+        #[arg(long)]
+        name: String,
+        /// `read`: worklist, sync runs, status page; `write`: also manual entries, status
+        /// overrides and "sync now".
+        #[arg(long, value_enum)]
+        role: RoleArg,
+    },
+    /// Revoke the token with this name; it stops working at once.
+    Revoke {
+        /// The configuration (for the database's path).
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The token's name.
+        name: String,
+    },
+    /// List the tokens (names, roles, dates; never the secrets).
+    List {
+        /// The configuration (for the database's path).
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+/// A token's role on the command line.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RoleArg {
+    /// Read only.
+    Read,
+    /// Read and change.
+    Write,
 }

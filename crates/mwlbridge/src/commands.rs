@@ -37,10 +37,11 @@ pub async fn run(command: Command) -> Result<(), Failure> {
             )
             .await
         }
-        Command::Demo { port } => crate::serve::demo(port).await,
+        Command::Demo { port, admin_port } => crate::serve::demo(port, admin_port).await,
         Command::Export { config, dir } => crate::export::export(&config.config, &dir).await,
         Command::Sync { config, once } => sync(&config.config, once).await,
         Command::Worklist { config, date, json } => worklist(&config.config, &date, json).await,
+        Command::Token { action } => crate::token_cmd::run(action).await,
     }
 }
 
@@ -206,6 +207,7 @@ async fn sync(path: &Path, once: bool) -> Result<(), Failure> {
         store,
         site_zone: site_zone(&loaded)?,
         retention_days: loaded.config.store.retention_days,
+        metrics: crate::metrics::SyncMetrics::default(),
     };
     tracing::info!(
         tzdata = %loaded.zones.describe(),
@@ -248,7 +250,7 @@ async fn sync(path: &Path, once: bool) -> Result<(), Failure> {
             tracing::info!("shutting down: finishing the current sync cycle");
             let _ = stop_tx.send(true);
         });
-        sync_worker::run_forever(loaded.sources, ctx, stop_rx, false).await;
+        sync_worker::run_forever(loaded.sources, ctx, stop_rx, false, Default::default()).await;
         Ok(())
     }
 }

@@ -9,9 +9,12 @@ mod config;
 mod config_reader;
 mod export;
 mod logging;
+mod metrics;
 mod serve;
 mod sources;
+mod sync_control;
 mod sync_worker;
+mod token_cmd;
 mod worklist_view;
 
 use std::process::ExitCode;

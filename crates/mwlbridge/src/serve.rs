@@ -2,6 +2,7 @@
 //! `mwlbridge demo`.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use calpendo_fake::{FakeCalpendo, FakeConfig, SAMPLE_FIXTURE, load_fixture};
@@ -14,6 +15,7 @@ use worklist_store::validate::ae_problem;
 use crate::Failure;
 use crate::commands::{Loaded, load, open_store, shutdown_signal, site_zone};
 use crate::config::Config;
+use crate::sync_control::WorkerControl;
 use crate::sync_worker::{self, SyncContext};
 
 /// Command-line values that override the config file.
@@ -87,7 +89,7 @@ pub async fn serve(mut loaded: Loaded, overrides: Overrides) -> Result<(), Failu
 async fn run(
     loaded: Loaded,
     stop: watch::Receiver<bool>,
-    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
+    ready: Option<tokio::sync::oneshot::Sender<(SocketAddr, Option<SocketAddr>)>>,
 ) -> Result<(), Failure> {
     let config = &loaded.config;
     let store = open_store(config)?;
@@ -109,12 +111,17 @@ async fn run(
         tls = scp.tls.is_some(),
         "mwlbridge serving"
     );
+    let metrics = crate::metrics::build(loaded.sources.iter().map(|s| s.source.as_ref()));
     let ctx = SyncContext {
         store: store.clone(),
         site_zone: site_zone(&loaded)?,
         retention_days: config.store.retention_days,
+        metrics: metrics.sync.clone(),
     };
-    let server = MwlServer::new(scp, store);
+    let (control, requests) = WorkerControl::new(&loaded.sources);
+    let admin = admin_server(config, &ctx, &metrics, Arc::new(control), stop.clone()).await?;
+    let admin_addr = admin.as_ref().map(|(addr, _)| *addr);
+    let server = MwlServer::new(scp, store).with_metrics(metrics.scp.clone());
     let scp_task = {
         let stop = stop.clone();
         tokio::spawn(async move { server.serve(listener, stop).await })
@@ -124,25 +131,109 @@ async fn run(
         for s in &loaded.sources {
             sync_worker::run_cycle(s.source.as_ref(), &ctx).await;
         }
-        let _ = ready.send(local);
+        let _ = ready.send((local, admin_addr));
     }
     let sync_task = tokio::spawn(sync_worker::run_forever(
         loaded.sources,
         ctx,
         stop,
         first_cycle_done,
+        requests,
     ));
-    let (scp_result, sync_result) = tokio::join!(scp_task, sync_task);
+    let admin_task = async move {
+        match admin {
+            Some((_, task)) => match task.await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "the admin HTTP server stopped");
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            },
+            None => Ok(()),
+        }
+    };
+    let (scp_result, sync_result, admin_result) = tokio::join!(scp_task, sync_task, admin_task);
     scp_result
         .and(sync_result)
+        .and(admin_result)
         .map_err(|e| Failure::Runtime(anyhow!("a server task failed: {e}")))?;
     tracing::info!("mwlbridge stopped");
     Ok(())
 }
 
+type AdminTask = tokio::task::JoinHandle<Result<(), admin_http::AdminServeError>>;
+
+/// Starts the admin HTTP interface when `[admin]` enables it; returns its address and
+/// task.
+async fn admin_server(
+    config: &Config,
+    ctx: &SyncContext,
+    metrics: &crate::metrics::Metrics,
+    control: Arc<WorkerControl>,
+    stop: watch::Receiver<bool>,
+) -> Result<Option<(SocketAddr, AdminTask)>, Failure> {
+    let a = &config.admin;
+    if !a.enabled {
+        tracing::info!("admin HTTP interface disabled ([admin] enabled = false)");
+        return Ok(None);
+    }
+    let tls = match &a.tls {
+        None => None,
+        Some(f) => {
+            let mut cfg = mwl_scp::tls::server_config(&f.certificate, &f.private_key, None)
+                .map_err(|e| Failure::Usage(anyhow!("admin.tls: {e}")))?;
+            let cfg = Arc::make_mut(&mut cfg);
+            cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+            Some(Arc::new(cfg.clone()))
+        }
+    };
+    let addr = SocketAddr::new(a.bind, a.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {addr} for the admin interface (admin.bind / admin.port; \
+                 [admin] enabled = false turns it off)"
+            )
+        })
+        .map_err(Failure::Runtime)?;
+    let local = listener.local_addr().unwrap_or(addr);
+    let entries = metrics.entries.clone();
+    let export = admin_http::MetricsExport {
+        registry: metrics.registry.clone(),
+        set_entries: Arc::new(move |status, n| {
+            entries
+                .get_or_create(&crate::metrics::EntryStatusLabels {
+                    status: status.as_dicom().to_string(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        }),
+    };
+    let router = admin_http::router(admin_http::AdminContext {
+        store: ctx.store.clone(),
+        sync: control,
+        metrics: Some(export),
+        zone: ctx.site_zone.clone(),
+        settings: admin_http::AdminSettings {
+            unready_after_intervals: a.unready_after_intervals,
+            session_lifetime: a.session_lifetime,
+            https: tls.is_some(),
+        },
+        started_at: Timestamp::now(),
+    });
+    tracing::info!(
+        address = %local,
+        https = tls.is_some(),
+        "admin HTTP interface listening"
+    );
+    let task = tokio::spawn(admin_http::serve(listener, router, tls, stop));
+    Ok(Some((local, task)))
+}
+
 /// The demo: a fake Calpendo with a day of sample bookings, a temporary database, and
 /// the server on 127.0.0.1:`port`.
-pub async fn demo(port: u16) -> Result<(), Failure> {
+pub async fn demo(port: u16, admin_port: u16) -> Result<(), Failure> {
     let runtime = |e: anyhow::Error| Failure::Runtime(e);
     let zone = worklist_store::ZoneDb::bundled()
         .get(worklist_store::DEFAULT_TIMEZONE)
@@ -166,10 +257,25 @@ pub async fn demo(port: u16) -> Result<(), Failure> {
     let config_path = dir.path().join("mwlbridge.toml");
     std::fs::write(
         &config_path,
-        demo_config(&fake.base_url(), dir.path(), port),
+        demo_config(&fake.base_url(), dir.path(), port, admin_port),
     )
     .context("writing the demo config")
     .map_err(runtime)?;
+    // A write token for the status page, made before the server starts.
+    let token = if admin_port == 0 {
+        None
+    } else {
+        let store = worklist_store::Store::open(dir.path().join("worklist.db"))
+            .map_err(|e| runtime(e.into()))?;
+        let created = admin_http::tokens::create_token(
+            &store,
+            "demo",
+            worklist_store::TokenRole::Write,
+            Timestamp::now(),
+        )
+        .map_err(|e| runtime(e.into()))?;
+        Some(created.token)
+    };
     // The fake's credentials go straight to the source, not into the environment.
     let env = move |name: &str| match name {
         "CALPENDO_USERNAME" => Some(user.clone()),
@@ -184,8 +290,14 @@ pub async fn demo(port: u16) -> Result<(), Failure> {
         shutdown_signal().await;
         let _ = stop_tx.send(true);
     });
-    if let Ok(addr) = ready_rx.await {
+    if let Ok((addr, admin)) = ready_rx.await {
         println!("{}", demo_banner(addr, &fake.base_url(), dir.path(), today));
+        if let (Some(admin), Some(token)) = (admin, token) {
+            println!(
+                "\nAdmin interface: http://{admin}/  (sign in with the demo's write token)\n  {token}\n\
+                 REST API: curl -H \"Authorization: Bearer {token}\" http://{admin}/api/v1/worklist?date=today"
+            );
+        }
     }
     let result = server
         .await
@@ -195,13 +307,18 @@ pub async fn demo(port: u16) -> Result<(), Failure> {
     result
 }
 
-fn demo_config(base_url: &str, dir: &std::path::Path, port: u16) -> String {
+fn demo_config(base_url: &str, dir: &std::path::Path, port: u16, admin_port: u16) -> String {
     format!(
         r#"# Written by `mwlbridge demo`.
 [server]
 ae_title = "MWLBRIDGE"
 bind = "127.0.0.1"
 port = {port}
+
+[admin]
+enabled = {admin_enabled}
+bind = "127.0.0.1"
+port = {admin_port_or_default}
 
 [store]
 path = "{db}"
@@ -221,7 +338,9 @@ sync_interval = 30
 [sources.field_mapping]
 patient_name = {{ source_field = "title", _extract = {{ pattern = "^[A-Za-z0-9]+_([^_]+)_(.+)$", template = "$1^$2" }} }}
 "#,
-        db = dir.join("worklist.db").display()
+        db = dir.join("worklist.db").display(),
+        admin_enabled = admin_port != 0,
+        admin_port_or_default = if admin_port == 0 { 8080 } else { admin_port },
     )
 }
 

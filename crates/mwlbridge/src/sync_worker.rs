@@ -9,6 +9,9 @@ use jiff::tz::TimeZone;
 use tokio::sync::watch;
 use worklist_store::{DataSource, ReconcileCounts, Store, SyncOutcome, SyncRun};
 
+use crate::metrics::SyncMetrics;
+use crate::sync_control::{SyncRequest, SyncRequests};
+
 /// A source ready to sync, with the settings the worker needs.
 #[derive(Clone)]
 pub struct ScheduledSource {
@@ -27,6 +30,8 @@ pub struct SyncContext {
     pub site_zone: TimeZone,
     /// Purge entries that ended more than this many days ago.
     pub retention_days: u32,
+    /// Where each cycle is counted.
+    pub metrics: SyncMetrics,
 }
 
 /// Runs one sync cycle of `source`: fetch, reconcile in one transaction, record the run.
@@ -60,7 +65,9 @@ pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
         counts,
         error,
     };
-    let elapsed_ms = clock.elapsed().as_millis() as u64;
+    let elapsed = clock.elapsed();
+    ctx.metrics.record(&run, elapsed);
+    let elapsed_ms = elapsed.as_millis() as u64;
     match &run.error {
         None => tracing::info!(
             source = %name,
@@ -124,41 +131,53 @@ pub fn in_operation_hours(interval: Option<(Time, Time)>, t: Time) -> bool {
 }
 
 /// Syncs every source every `sync_interval` — first at once, or after one interval when
-/// `first_cycle_done` (the caller already ran it) — until `shutdown` turns true. At
-/// shutdown a cycle still fetching is abandoned (fetching changes nothing); a reconcile
-/// already running completes its transaction on the blocking pool.
+/// `first_cycle_done` (the caller already ran it) — until `shutdown` turns true. A request
+/// on the source's channel in `requests` ("sync now" from the admin interface) runs a
+/// cycle at once, also outside operation hours, and answers with its run. At shutdown a
+/// cycle still fetching is abandoned (fetching changes nothing); a reconcile already
+/// running completes its transaction on the blocking pool.
 pub async fn run_forever(
     sources: Vec<ScheduledSource>,
     ctx: SyncContext,
     shutdown: watch::Receiver<bool>,
     first_cycle_done: bool,
+    mut requests: SyncRequests,
 ) {
     let mut tasks = tokio::task::JoinSet::new();
     for s in sources {
         let ctx = ctx.clone();
         let mut shutdown = shutdown.clone();
+        let mut inbox = requests.remove(s.source.name());
         tasks.spawn(async move {
             let interval = s.source.sync_interval().max(Duration::from_secs(1));
-            if first_cycle_done {
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
-                    _ = wait_for(&mut shutdown) => return,
-                }
-            }
+            let mut waiting: Vec<tokio::sync::oneshot::Sender<SyncRun>> = Vec::new();
+            let (mut due, mut asked) = (!first_cycle_done, false);
             loop {
-                let local = Timestamp::now()
-                    .to_zoned_datetime(ctx.site_zone.clone())
-                    .time();
-                if in_operation_hours(s.operation_interval, local) {
-                    tokio::select! {
-                        _ = run_cycle(s.source.as_ref(), &ctx) => {}
-                        _ = wait_for(&mut shutdown) => break,
+                if due {
+                    let local = Timestamp::now()
+                        .to_zoned_datetime(ctx.site_zone.clone())
+                        .time();
+                    if asked || in_operation_hours(s.operation_interval, local) {
+                        let run = tokio::select! {
+                            run = run_cycle(s.source.as_ref(), &ctx) => run,
+                            _ = wait_for(&mut shutdown) => break,
+                        };
+                        for w in waiting.drain(..) {
+                            let _ = w.send(run.clone());
+                        }
+                    } else {
+                        tracing::debug!(
+                            source = s.source.name(),
+                            "outside operation hours; skipped"
+                        );
                     }
-                } else {
-                    tracing::debug!(source = s.source.name(), "outside operation hours; skipped");
                 }
                 tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
+                    _ = tokio::time::sleep(interval) => (due, asked) = (true, false),
+                    request = next_request(&mut inbox) => {
+                        waiting.extend(request);
+                        (due, asked) = (true, true);
+                    }
                     _ = wait_for(&mut shutdown) => break,
                 }
             }
@@ -166,6 +185,17 @@ pub async fn run_forever(
         });
     }
     while tasks.join_next().await.is_some() {}
+}
+
+/// The next "sync now" request; never returns once the channel is closed (or absent).
+async fn next_request(inbox: &mut Option<tokio::sync::mpsc::Receiver<SyncRequest>>) -> SyncRequest {
+    if let Some(rx) = inbox {
+        if let Some(request) = rx.recv().await {
+            return request;
+        }
+        *inbox = None;
+    }
+    std::future::pending().await
 }
 
 async fn wait_for(shutdown: &mut watch::Receiver<bool>) {
@@ -192,5 +222,102 @@ mod tests {
         assert!(in_operation_hours(night, t(23, 0)));
         assert!(in_operation_hours(night, t(5, 0)));
         assert!(!in_operation_hours(night, t(12, 0)));
+    }
+
+    /// A source that returns two entries, or fails while `fail` is set.
+    struct Scripted {
+        fail: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl DataSource for Scripted {
+        fn name(&self) -> &str {
+            "scripted"
+        }
+        fn validate_config(&self) -> Result<(), Vec<worklist_store::SourceError>> {
+            Ok(())
+        }
+        fn sync_window(&self, _now: Timestamp) -> worklist_store::SyncWindow {
+            let d = jiff::civil::date(2026, 11, 26);
+            worklist_store::SyncWindow {
+                start: d.at(0, 0, 0, 0),
+                end: d.at(23, 0, 0, 0),
+            }
+        }
+        async fn fetch_entries(
+            &self,
+            _window: &worklist_store::SyncWindow,
+        ) -> Result<Vec<worklist_store::WorklistEntry>, worklist_store::SourceError> {
+            if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(worklist_store::SourceError::Fetch("HTTP 503".into()));
+            }
+            let d = jiff::civil::date(2026, 11, 26);
+            Ok(["1", "2"]
+                .into_iter()
+                .map(|id| {
+                    worklist_store::WorklistEntry::new("scripted", id, "SUB", d.at(9, 0, 0, 0))
+                })
+                .collect())
+        }
+    }
+
+    #[tokio::test]
+    async fn cycles_are_counted_by_outcome_with_their_changes() {
+        use crate::metrics::tests::{text, value};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("worklist.db")).expect("store");
+        let source = Scripted { fail: false.into() };
+        let metrics = crate::metrics::build([&source as &dyn DataSource]);
+        let ctx = SyncContext {
+            store,
+            site_zone: TimeZone::UTC,
+            retention_days: 30,
+            metrics: metrics.sync.clone(),
+        };
+        let series = |outcome: &str| {
+            format!("mwlbridge_sync_runs_total{{source=\"scripted\",outcome=\"{outcome}\"}}")
+        };
+        let inserted = "mwlbridge_sync_entries_total{source=\"scripted\",change=\"inserted\"}";
+        let last = "mwlbridge_sync_last_success_timestamp_seconds{source=\"scripted\"}";
+        let before = text(&metrics.registry);
+        assert_eq!(value(&before, &series("success")), Some(0.0), "{before}");
+        assert_eq!(value(&before, last), Some(0.0), "{before}");
+
+        let run = run_cycle(&source, &ctx).await;
+        assert_eq!(run.outcome, SyncOutcome::Success);
+        let t = text(&metrics.registry);
+        assert_eq!(value(&t, &series("success")), Some(1.0), "{t}");
+        assert_eq!(value(&t, &series("failed")), Some(0.0), "{t}");
+        assert_eq!(value(&t, inserted), Some(2.0), "{t}");
+        assert_eq!(
+            value(&t, last),
+            Some(run.finished_at.as_second() as f64),
+            "{t}"
+        );
+
+        source.fail.store(true, std::sync::atomic::Ordering::SeqCst);
+        let failed = run_cycle(&source, &ctx).await;
+        assert_eq!(failed.outcome, SyncOutcome::Failed);
+        let t = text(&metrics.registry);
+        assert_eq!(value(&t, &series("success")), Some(1.0), "{t}");
+        assert_eq!(value(&t, &series("failed")), Some(1.0), "{t}");
+        assert_eq!(
+            value(&t, inserted),
+            Some(2.0),
+            "a failure changes nothing: {t}"
+        );
+        assert_eq!(
+            value(&t, last),
+            Some(run.finished_at.as_second() as f64),
+            "the last success stays: {t}"
+        );
+        assert_eq!(
+            value(
+                &t,
+                "mwlbridge_sync_duration_seconds_count{source=\"scripted\"}"
+            ),
+            Some(2.0),
+            "{t}"
+        );
     }
 }

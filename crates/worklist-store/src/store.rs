@@ -235,6 +235,23 @@ impl Store {
         })
     }
 
+    /// How many entries the store holds in each status (statuses with none are absent).
+    pub fn count_by_status(&self) -> Result<Vec<(StepStatus, u64)>, StoreError> {
+        self.with_reader(|conn| {
+            let mut stmt = conn
+                .prepare_cached("SELECT status, count(*) FROM worklist_entries GROUP BY status")?;
+            let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (status, n) = row?;
+                if let Ok(s) = status.parse::<StepStatus>() {
+                    out.push((s, n));
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// Sets an entry's status on behalf of `by` (MPPS or an administrator). A status set
     /// this way is never changed by a sync. Returns false when no such row exists.
     pub fn set_status(

@@ -20,7 +20,8 @@ pub enum SyncOutcome {
 }
 
 impl SyncOutcome {
-    fn as_str(self) -> &'static str {
+    /// The stored name: `success` or `failed`.
+    pub fn as_str(self) -> &'static str {
         match self {
             SyncOutcome::Success => "success",
             SyncOutcome::Failed => "failed",
@@ -84,17 +85,34 @@ impl Store {
         source: Option<&str>,
         limit: usize,
     ) -> Result<Vec<SyncRun>, StoreError> {
+        self.sync_runs_where(source, None, limit)
+    }
+
+    /// The newest successful sync run of `source`, if it ever had one.
+    pub fn last_successful_sync(&self, source: &str) -> Result<Option<SyncRun>, StoreError> {
+        Ok(self
+            .sync_runs_where(Some(source), Some(SyncOutcome::Success), 1)?
+            .pop())
+    }
+
+    fn sync_runs_where(
+        &self,
+        source: Option<&str>,
+        outcome: Option<SyncOutcome>,
+        limit: usize,
+    ) -> Result<Vec<SyncRun>, StoreError> {
+        let outcome = outcome.map(|o| o.as_str());
         self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT id, source, started_at, finished_at, outcome, window_start, window_end,
                         fetched, inserted, updated, unchanged, discontinued, deleted, rejected,
                         error
                    FROM sync_runs
-                  WHERE ?1 IS NULL OR source = ?1
+                  WHERE (?1 IS NULL OR source = ?1) AND (?3 IS NULL OR outcome = ?3)
                   ORDER BY id DESC
                   LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![source, limit as i64], |r| {
+            let rows = stmt.query_map(params![source, limit as i64, outcome], |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, String>(1)?,

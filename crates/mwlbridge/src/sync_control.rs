@@ -1,0 +1,78 @@
+//! "Sync now" for the admin interface: one channel per source into its worker loop.
+
+use std::collections::HashMap;
+
+use admin_http::{SourceInfo, SyncControl, SyncTriggerError};
+use tokio::sync::{mpsc, oneshot};
+use worklist_store::SyncRun;
+
+use crate::sync_worker::ScheduledSource;
+
+/// A request for a cycle; the sender, when present, gets the run.
+pub type SyncRequest = Option<oneshot::Sender<SyncRun>>;
+
+/// The worker side: each source's request receiver, by source name.
+pub type SyncRequests = HashMap<String, mpsc::Receiver<SyncRequest>>;
+
+/// The admin side: sends requests to the worker loops.
+pub struct WorkerControl {
+    sources: Vec<SourceInfo>,
+    senders: HashMap<String, mpsc::Sender<SyncRequest>>,
+}
+
+/// Pending requests per source at most; more are refused as "stopping" would be wrong,
+/// so they simply join the queued cycle (see [`WorkerControl::trigger`]).
+const QUEUE: usize = 16;
+
+impl WorkerControl {
+    /// Controls for `sources`, and the receivers their worker loops read.
+    pub fn new(sources: &[ScheduledSource]) -> (WorkerControl, SyncRequests) {
+        let mut senders = HashMap::new();
+        let mut receivers = HashMap::new();
+        let mut infos = Vec::new();
+        for s in sources {
+            let name = s.source.name().to_string();
+            let (tx, rx) = mpsc::channel(QUEUE);
+            senders.insert(name.clone(), tx);
+            receivers.insert(name.clone(), rx);
+            infos.push(SourceInfo {
+                name,
+                interval: s.source.sync_interval(),
+                enabled: true,
+            });
+        }
+        (
+            WorkerControl {
+                sources: infos,
+                senders,
+            },
+            receivers,
+        )
+    }
+}
+
+#[async_trait::async_trait]
+impl SyncControl for WorkerControl {
+    fn sources(&self) -> Vec<SourceInfo> {
+        self.sources.clone()
+    }
+
+    async fn trigger(&self, source: &str, wait: bool) -> Result<Option<SyncRun>, SyncTriggerError> {
+        let tx = self
+            .senders
+            .get(source)
+            .ok_or_else(|| SyncTriggerError::UnknownSource(source.to_string()))?;
+        if !wait {
+            return match tx.try_send(None) {
+                // A full queue already holds a request that will run a cycle.
+                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Ok(None),
+                Err(mpsc::error::TrySendError::Closed(_)) => Err(SyncTriggerError::Stopping),
+            };
+        }
+        let (reply, run) = oneshot::channel();
+        tx.send(Some(reply))
+            .await
+            .map_err(|_| SyncTriggerError::Stopping)?;
+        run.await.map(Some).map_err(|_| SyncTriggerError::Stopping)
+    }
+}
