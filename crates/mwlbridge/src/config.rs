@@ -614,8 +614,9 @@ fn admin_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> AdminConfig {
         port: port.map_or(defaults.port, |p| p as u16),
         tls,
         unready_after_intervals: unready.map_or(defaults.unready_after_intervals, |n| n as u32),
-        session_lifetime: session_hours
-            .map_or(defaults.session_lifetime, |h| Duration::from_secs(h as u64 * 3600)),
+        session_lifetime: session_hours.map_or(defaults.session_lifetime, |h| {
+            Duration::from_secs(h as u64 * 3600)
+        }),
     }
 }
 
