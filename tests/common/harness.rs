@@ -30,6 +30,9 @@ pub fn write_config(path: &Path, base_url: &str, db: &Path, source_keys: &str) -
 [server]
 ae_title = "MWLBRIDGE"
 
+[admin]
+enabled = false
+
 [store]
 path = "{db}"
 

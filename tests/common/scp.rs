@@ -299,7 +299,8 @@ impl Server {
 
 /// A config for one Calpendo source at `base_url` with four resources (two MR scanners,
 /// an EEG lab and a mock scanner), the `title` → PatientName template, and `server_keys`
-/// as the `[server]` table. The database is `dir/worklist.db`.
+/// as the `[server]` table (which may end with an `[admin]` table; without one the admin
+/// interface is off). The database is `dir/worklist.db`.
 ///
 /// | resource prefix | Modality | ScheduledStationAETitle |
 /// |---|---|---|
@@ -309,11 +310,19 @@ impl Server {
 /// | `Mock` | OT | MOCK |
 pub fn write_server_config(dir: &Path, base_url: &str, server_keys: &str) -> PathBuf {
     let path = dir.join("mwlbridge.toml");
+    // The admin interface's default port (8080) would collide between parallel tests: off
+    // unless `server_keys` brings its own `[admin]` table.
+    let admin = if server_keys.contains("[admin]") {
+        ""
+    } else {
+        "[admin]\nenabled = false\n"
+    };
     let text = format!(
         r#"
 [server]
 {server_keys}
 
+{admin}
 [store]
 path = "{db}"
 

@@ -461,6 +461,9 @@ fn mwlbridge_config(dir: &Path, urls: &[String], enabled: bool) -> String {
 ae_title = "{AE}"
 max_associations = 64
 
+[admin]
+enabled = false
+
 [store]
 path = "{db}"
 retention_days = 30
