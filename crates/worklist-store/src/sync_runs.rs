@@ -174,3 +174,45 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(source: &str, outcome: SyncOutcome, at: i64) -> SyncRun {
+        let t = Timestamp::from_second(at).expect("time");
+        SyncRun {
+            source: source.into(),
+            started_at: t,
+            finished_at: t,
+            outcome,
+            window: None,
+            counts: ReconcileCounts::default(),
+            error: (outcome == SyncOutcome::Failed).then(|| "boom".to_string()),
+        }
+    }
+
+    #[test]
+    fn last_successful_sync_skips_failures_and_other_sources() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("w.db")).expect("open");
+        assert!(store.last_successful_sync("a").expect("query").is_none());
+        store
+            .record_sync_run(&run("a", SyncOutcome::Success, 1_000))
+            .expect("record");
+        store
+            .record_sync_run(&run("a", SyncOutcome::Failed, 2_000))
+            .expect("record");
+        store
+            .record_sync_run(&run("b", SyncOutcome::Success, 3_000))
+            .expect("record");
+        let last = store
+            .last_successful_sync("a")
+            .expect("query")
+            .expect("one");
+        assert_eq!(last.finished_at.as_second(), 1_000);
+        let newest = store.recent_sync_runs(Some("a"), 1).expect("query");
+        assert_eq!(newest[0].outcome, SyncOutcome::Failed);
+        assert_eq!(store.recent_sync_runs(None, 10).expect("query").len(), 3);
+    }
+}
