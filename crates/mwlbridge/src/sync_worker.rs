@@ -320,4 +320,59 @@ mod tests {
             "{t}"
         );
     }
+
+    /// "Sync now" runs a cycle at once, even outside operation hours and long before the
+    /// interval is up, and answers with that run; unknown sources are refused.
+    #[tokio::test]
+    async fn sync_now_runs_a_cycle_at_once_and_answers_with_it() {
+        use admin_http::{SyncControl, SyncTriggerError};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("worklist.db")).expect("store");
+        let source: Arc<dyn DataSource> = Arc::new(Scripted { fail: false.into() });
+        let metrics = crate::metrics::build([source.as_ref()]);
+        let ctx = SyncContext {
+            store: store.clone(),
+            site_zone: TimeZone::UTC,
+            retention_days: 30,
+            metrics: metrics.sync.clone(),
+        };
+        // Operation hours that never include now: only a request can run a cycle.
+        let now = Timestamp::now().to_zoned_datetime(TimeZone::UTC).time();
+        let shifted = |h: i8| Time::new((now.hour() + h) % 24, 0, 0, 0).expect("time");
+        let scheduled = vec![ScheduledSource {
+            source,
+            operation_interval: Some((shifted(2), shifted(3))),
+        }];
+        let (control, requests) = crate::sync_control::WorkerControl::new(&scheduled);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let worker = tokio::spawn(run_forever(scheduled, ctx, stop_rx, true, requests));
+        assert_eq!(control.sources()[0].name, "scripted");
+        let run = tokio::time::timeout(Duration::from_secs(20), control.trigger("scripted", true))
+            .await
+            .expect("answered")
+            .expect("triggered")
+            .expect("a run");
+        assert_eq!(run.outcome, SyncOutcome::Success);
+        assert_eq!(run.counts.inserted, 2);
+        assert_eq!(store.recent_sync_runs(None, 10).expect("runs").len(), 1);
+        assert_eq!(
+            control.trigger("nope", false).await,
+            Err(SyncTriggerError::UnknownSource("nope".into()))
+        );
+        assert_eq!(control.trigger("scripted", false).await, Ok(None));
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while store.recent_sync_runs(None, 10).expect("runs").len() < 2 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "queued request never ran"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop_tx.send(true).expect("stop");
+        worker.await.expect("worker stops");
+        assert_eq!(
+            control.trigger("scripted", true).await,
+            Err(SyncTriggerError::Stopping)
+        );
+    }
 }
