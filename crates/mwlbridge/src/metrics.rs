@@ -179,7 +179,6 @@ impl SyncMetrics {
 #[derive(Clone, Debug)]
 pub struct Metrics {
     /// The registry to encode at `GET /metrics`.
-    #[allow(dead_code, reason = "read by the admin interface's /metrics handler")]
     pub registry: Arc<Registry>,
     /// The DICOM server's metrics (give them to `MwlServer::with_metrics`).
     pub scp: ScpMetrics,
@@ -193,7 +192,6 @@ pub struct Metrics {
     pub sources: SourceMetrics,
     /// `mwlbridge_worklist_entries{status}`: stored entries by status, to be set when
     /// scraped (the store is the truth; nothing here counts them).
-    #[allow(dead_code, reason = "set by the admin interface's /metrics handler")]
     pub entries: Family<EntryStatusLabels, Gauge>,
 }
 
