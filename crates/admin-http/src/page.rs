@@ -8,6 +8,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use jiff::Timestamp;
+use jiff::tz::TimeZone;
 use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 use worklist_store::{EntryFilter, StoredEntry, TokenRole, format_da};
@@ -32,6 +33,7 @@ body{font-family:system-ui,sans-serif;margin:0 auto;max-width:72rem;padding:0.75
 h1{font-size:1.4rem}h2{font-size:1.15rem;margin-top:1.5rem}h3{font-size:1rem;margin:1rem 0 .3rem}
 table{border-collapse:collapse;width:100%;font-size:.9rem}
 th,td{border-bottom:1px solid #ddd;padding:.3rem .4rem;text-align:left;vertical-align:top}
+th{white-space:nowrap}
 .scroll{overflow-x:auto}
 .ok{color:#0a6b2d}.failed{color:#a40000}.note{color:#555;font-size:.85rem}
 .flash{background:#eef6ff;border:1px solid #9cc3ef;padding:.5rem;margin:.5rem 0}
@@ -182,7 +184,7 @@ async fn dashboard(
             }
         }
         h2 { "Sources" }
-        (sources_table(&sources, can_write, csrf))
+        (sources_table(&sources, can_write, csrf, &state.ctx.zone))
         @if can_write { (manual_form(csrf, errors, form)) }
         @else { p.note { "A write token is needed to add manual entries or sync now." } }
     };
@@ -194,7 +196,20 @@ async fn dashboard(
     (code, layout("mwlbridge: status", body)).into_response()
 }
 
-fn sources_table(sources: &[SourceView], can_write: bool, csrf: &str) -> Markup {
+/// An RFC 3339 instant as the site's local time, to the second (`2026-11-26 06:56:02
+/// MST`); the text itself when it does not parse.
+fn local_time(rfc3339: &str, zone: &TimeZone) -> String {
+    rfc3339.parse::<Timestamp>().map_or_else(
+        |_| rfc3339.to_string(),
+        |t| {
+            t.to_zoned_datetime(zone.clone())
+                .strftime("%Y-%m-%d %H:%M:%S %Z")
+                .to_string()
+        },
+    )
+}
+
+fn sources_table(sources: &[SourceView], can_write: bool, csrf: &str, zone: &TimeZone) -> Markup {
     html! {
         div.scroll { table id="sources" {
             thead { tr {
@@ -206,7 +221,7 @@ fn sources_table(sources: &[SourceView], can_write: bool, csrf: &str) -> Markup 
                     td { (s.name) @if !s.enabled { " (disabled)" } }
                     @match &s.last_run {
                         Some(r) => {
-                            td { (r.finished_at) }
+                            td { time datetime=(r.finished_at) { (local_time(&r.finished_at, zone)) } }
                             td class=(if r.outcome == "success" { "ok" } else { "failed" }) { (r.outcome) }
                             td { (r.fetched) } td { (r.inserted) } td { (r.updated) }
                             td { (r.discontinued) }
