@@ -9,10 +9,13 @@ as_root() {
 }
 
 # DCMTK (findscu, echoscu, dump2dcm, wlmscpfs): the end-to-end tests' DICOM peers;
-# openssl makes the certificates of the DICOM TLS tests.
+# openssl makes the certificates of the DICOM TLS tests; Chromium and chromedriver run
+# the status page's browser test (admin_page_e2e).
 missing=""
 command -v findscu >/dev/null 2>&1 && command -v wlmscpfs >/dev/null 2>&1 || missing="$missing dcmtk"
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
 if [ -n "$missing" ]; then
     echo "==> installing$missing"
     as_root apt-get update -qq
