@@ -180,6 +180,17 @@ fn check_config(path: &Path) -> Result<(), Failure> {
         c.site.timezone,
         loaded.zones.describe()
     );
+    if c.admin.enabled {
+        let scheme = if c.admin.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let addr = std::net::SocketAddr::new(c.admin.bind, c.admin.port);
+        println!("  admin interface: {scheme}://{addr}/ (tokens: mwlbridge token create)");
+    } else {
+        println!("  admin interface: off");
+    }
     if c.sources.is_empty() {
         println!("  no data sources: the worklist holds only what is already stored");
     }
