@@ -196,8 +196,8 @@ async fn dashboard(
     (code, layout("mwlbridge: status", body)).into_response()
 }
 
-/// An RFC 3339 instant as the site's local time, to the second (`2026-11-26 06:56:02
-/// MST`); the text itself when it does not parse.
+/// An RFC 3339 instant as the site's local time, to the second, with the zone's
+/// abbreviation (`2026-11-26 08:01:08 CST`); the text itself when it does not parse.
 fn local_time(rfc3339: &str, zone: &TimeZone) -> String {
     rfc3339.parse::<Timestamp>().map_or_else(
         |_| rfc3339.to_string(),
