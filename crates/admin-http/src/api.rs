@@ -133,6 +133,71 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// The field a serde message names (`unknown field `x``, `missing field `x``), if any.
+fn field_of(message: &str) -> Option<String> {
+    let start = message.find("field `")? + "field `".len();
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_string())
+}
+
+fn rejection(status: StatusCode, what: &str, detail: String) -> ApiError {
+    let fields = field_of(&detail)
+        .map(|field| {
+            vec![FieldProblem {
+                field,
+                problem: detail.clone(),
+            }]
+        })
+        .unwrap_or_default();
+    ApiError(
+        status,
+        ErrorBody {
+            error: format!("{what}: {detail}"),
+            fields,
+        },
+    )
+}
+
+/// A JSON body whose refusal (not JSON, wrong content type, unknown or missing field)
+/// answers in the API's error format.
+pub(crate) struct ApiJson<T>(pub(crate) T);
+
+impl<S, T> axum::extract::FromRequest<S> for ApiJson<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(ApiJson(v)),
+            Err(r) => Err(rejection(r.status(), "bad request body", r.body_text())),
+        }
+    }
+}
+
+/// Query parameters whose refusal answers in the API's error format.
+pub(crate) struct ApiQuery<T>(pub(crate) T);
+
+impl<S, T> axum::extract::FromRequestParts<S> for ApiQuery<T>
+where
+    S: Send + Sync,
+    T: serde::de::DeserializeOwned,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Query::<T>::from_request_parts(parts, state).await {
+            Ok(Query(v)) => Ok(ApiQuery(v)),
+            Err(r) => Err(rejection(r.status(), "bad query parameters", r.body_text())),
+        }
+    }
+}
+
 fn day(state: &AppState, v: &str, field: &str) -> Result<jiff::civil::Date, ApiError> {
     let today = Timestamp::now()
         .to_zoned_datetime(state.ctx.zone.clone())
@@ -193,7 +258,7 @@ fn statuses(v: &str) -> Result<Vec<StepStatus>, ApiError> {
 async fn list_worklist(
     _who: Reader,
     State(state): State<AppState>,
-    Query(q): Query<WorklistQuery>,
+    ApiQuery(q): ApiQuery<WorklistQuery>,
 ) -> Result<Json<Vec<EntryView>>, ApiError> {
     let mut filter = EntryFilter::default();
     if let Some(d) = &q.date {
@@ -264,7 +329,7 @@ async fn set_status(
     Writer(who): Writer,
     State(state): State<AppState>,
     Path((source, record_id)): Path<(String, String)>,
-    Json(input): Json<StatusInput>,
+    ApiJson(input): ApiJson<StatusInput>,
 ) -> Result<Json<EntryView>, ApiError> {
     let status = statuses(&input.status)
         .ok()
@@ -348,7 +413,7 @@ pub(crate) fn new_record_id() -> String {
 async fn create_manual(
     Writer(who): Writer,
     State(state): State<AppState>,
-    Json(input): Json<ManualEntryInput>,
+    ApiJson(input): ApiJson<ManualEntryInput>,
 ) -> Result<Response, ApiError> {
     let record_id = input
         .record_id
@@ -388,7 +453,7 @@ async fn update_manual(
     Writer(who): Writer,
     State(state): State<AppState>,
     Path(record_id): Path<String>,
-    Json(input): Json<ManualEntryInput>,
+    ApiJson(input): ApiJson<ManualEntryInput>,
 ) -> Result<Json<EntryView>, ApiError> {
     if let Some(other) = input.record_id.as_deref().filter(|r| *r != record_id) {
         return Err(ApiError::invalid(vec![FieldProblem {
@@ -445,7 +510,7 @@ async fn delete_manual(
 async fn list_sync_runs(
     _who: Reader,
     State(state): State<AppState>,
-    Query(q): Query<SyncRunsQuery>,
+    ApiQuery(q): ApiQuery<SyncRunsQuery>,
 ) -> Result<Json<Vec<SyncRunView>>, ApiError> {
     let limit = q.limit.unwrap_or(20).clamp(1, 1000);
     let runs = state
@@ -509,7 +574,7 @@ async fn sync_now(
     Writer(who): Writer,
     State(state): State<AppState>,
     Path(name): Path<String>,
-    Query(q): Query<SyncNowQuery>,
+    ApiQuery(q): ApiQuery<SyncNowQuery>,
 ) -> Result<Response, ApiError> {
     let wait = q.wait.unwrap_or(false);
     tracing::info!(token_name = %who.name, source = %name, "sync requested by an admin");
@@ -527,5 +592,23 @@ async fn sync_now(
             StatusCode::SERVICE_UNAVAILABLE,
             e.to_string(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_messages_name_their_field() {
+        assert_eq!(
+            field_of("Failed to deserialize the JSON body into the target type: unknown field `colour`, expected one of `record_id`, `patient_id` at line 1 column 9").as_deref(),
+            Some("colour")
+        );
+        assert_eq!(
+            field_of("missing field `start_date` at line 1 column 2").as_deref(),
+            Some("start_date")
+        );
+        assert_eq!(field_of("EOF while parsing a value"), None);
     }
 }
