@@ -67,7 +67,10 @@ async fn bearer(parts: &Parts, state: &AppState) -> Result<Principal, AuthError>
     let token = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer "))
+        // The scheme is case-insensitive (RFC 9110, 11.1): "bearer" is "Bearer".
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token)
         .ok_or_else(|| unauthorized("the Authorization header must be 'Bearer <token>'"))?;
     state.tokens.verify(token).await.map_err(|e| {
         log_refusal(&e, parts.uri.path());
