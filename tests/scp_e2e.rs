@@ -668,6 +668,59 @@ fn c_cancel_ends_the_query_with_fe00() {
     c.release();
 }
 
+/// Items of the mid-stream cancel test: an answer far larger than what is read and
+/// encoded in one go (64 KiB), so it is streamed from the store.
+const STREAMED_ITEMS: usize = 3000;
+
+#[test]
+fn a_streamed_universal_query_cancelled_midway_leaves_the_association_usable() {
+    let site = Site::start(many_bookings(STREAMED_ITEMS, 20_000), "");
+    let mut c = Client::connect(site.port(), "CONSOLE", AE).expect("associate");
+    let q = identifier(
+        &[
+            (tags::PATIENT_NAME, VR::PN, ""),
+            (tags::PATIENT_ID, VR::LO, ""),
+            (tags::STUDY_INSTANCE_UID, VR::UI, ""),
+            (tags::ACCESSION_NUMBER, VR::SH, ""),
+        ],
+        Some(&[]),
+    );
+    let bytes = encode_implicit(&q);
+    // More cancelled streams than there are streaming threads: each one's producer must
+    // stop and let the next query have its thread.
+    for round in 0..4 {
+        let id = c.message_id();
+        let r = c.find_raw(&bytes, Split::OnePdu, id, Some(50));
+        eprintln!(
+            "round {round}: cancelled after 50: {} responses, final {:04X?}",
+            r.identifiers.len(),
+            r.final_status()
+        );
+        assert_eq!(r.final_status(), Some(0xFE00), "round {round}");
+        assert!(
+            r.identifiers.len() >= 50 && r.identifiers.len() < STREAMED_ITEMS,
+            "round {round}: {} responses",
+            r.identifiers.len()
+        );
+        // The association still answers, in order: the echo's response is next.
+        let echo = c.echo();
+        assert_eq!(command_u16(&echo, tags::COMMAND_FIELD), Some(0x8030));
+        assert_eq!(command_u16(&echo, tags::STATUS), Some(0x0000));
+    }
+    // A whole answer after the cancels: every item once.
+    let id = c.message_id();
+    let full = c.find_raw(&bytes, Split::OnePdu, id, None);
+    assert_eq!(full.final_status(), Some(0x0000));
+    let mut want: Vec<String> = (0..STREAMED_ITEMS)
+        .map(|i| format!("SUB{}", 20_000 + i))
+        .collect();
+    want.sort();
+    assert_eq!(full.values(tags::PATIENT_ID), want);
+    c.release();
+    let log = site.server.log();
+    assert!(!log.contains("C-FIND failed"), "{log}");
+}
+
 fn encode_implicit(obj: &InMemDicomObject) -> Vec<u8> {
     let mut out = Vec::new();
     obj.write_dataset_with_ts(

@@ -4,6 +4,7 @@
 
 pub mod access;
 pub mod dimse;
+pub mod find_stream;
 pub mod metrics;
 pub mod mpps;
 pub mod query;

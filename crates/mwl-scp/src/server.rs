@@ -30,6 +30,9 @@ use worklist_store::Store;
 
 use crate::access::AePolicy;
 use crate::dimse::{self, Assembler, AssemblyError, Message, command, status};
+use crate::find_stream::{
+    Items, ProduceError, ResponseEncoder, SmallAnswer, Stream, StreamEvent, small_answer,
+};
 use crate::metrics::{FindStatus, MppsOperation, RejectReason, ScpMetrics};
 use crate::query::{MwlQuery, QueryError, ResponseCharset};
 
@@ -636,30 +639,6 @@ impl MwlServer {
             }
         };
         stats.keys.extend(query.requested_keys());
-        let filter = query.candidate_filter();
-        let q = query.clone();
-        let matches = self
-            .store
-            .run(move |s| {
-                Ok(s.list(&filter)?
-                    .into_iter()
-                    .map(|stored| stored.entry)
-                    .filter(|e| q.matches(e))
-                    .collect::<Vec<_>>())
-            })
-            .await;
-        let matches = match matches {
-            Ok(m) => m,
-            Err(e) => {
-                stats.failed += 1;
-                tracing::error!(error = %e, "C-FIND failed: the worklist database is unavailable");
-                let rsp = final_rsp(
-                    status::UNABLE_TO_PROCESS,
-                    vec![dimse::error_comment("worklist database unavailable")],
-                );
-                return self.send(assoc, ctx_id, &rsp, None).await;
-            }
-        };
         let pending = if query.has_unsupported_keys() {
             status::PENDING_WARNING
         } else {
@@ -674,58 +653,134 @@ impl MwlServer {
             vec![],
         ))
         .map_err(AssocError::Protocol)?;
-        let explicit = transfer_syntax.trim_end_matches('\0') == EXPLICIT_VR_LITTLE_ENDIAN.uid();
-        let mut data = Vec::with_capacity(1024);
         let peer_max = assoc.requestor_max_pdu_length();
+        let limit = self.config.max_responses.unwrap_or(usize::MAX);
+        let encoder = ResponseEncoder {
+            query: query.clone(),
+            charset: self.config.charset,
+            explicit: transfer_syntax.trim_end_matches('\0') == EXPLICIT_VR_LITTLE_ENDIAN.uid(),
+            context_id: ctx_id,
+            pending_command: pending_cmd.into(),
+            peer_max_pdu: peer_max,
+        };
+        let filter = query.candidate_filter();
+        // Every response of the query comes from one snapshot of the store. A small answer
+        // is read and encoded whole in one trip to the blocking pool; a larger one is
+        // given up before anything of it is sent and streamed instead (find_stream.rs).
+        let small = small_answer(&self.store, filter.clone(), encoder.clone(), limit).await;
         let mut batch: Vec<u8> = Vec::with_capacity(WRITE_BATCH + 4096);
         let mut cancelled = false;
-        let limit = self.config.max_responses.unwrap_or(usize::MAX);
-        if matches.len() > limit {
+        let mut matched_in_all = None;
+        let mut db_failure = None;
+        match small {
+            Ok(Ok(SmallAnswer::Complete { items, matched })) => {
+                cancelled = !self
+                    .send_items(assoc, &items, message_id, backlog, &mut batch, stats)
+                    .await?;
+                matched_in_all = Some(matched);
+            }
+            Ok(Ok(SmallAnswer::TooLarge)) => {
+                let mut stream = Stream::start(&self.store, filter, encoder, limit);
+                loop {
+                    match stream.next().await {
+                        Some(StreamEvent::Items(items)) => {
+                            if !self
+                                .send_items(assoc, &items, message_id, backlog, &mut batch, stats)
+                                .await?
+                            {
+                                cancelled = true;
+                                break;
+                            }
+                            stream.recycle(items);
+                        }
+                        Some(StreamEvent::Done { matched }) => {
+                            matched_in_all = Some(matched);
+                            break;
+                        }
+                        Some(StreamEvent::Failed(ProduceError::Store(e))) => {
+                            db_failure = Some(e.to_string());
+                            break;
+                        }
+                        Some(StreamEvent::Failed(ProduceError::Encode(e))) => {
+                            return Err(AssocError::Protocol(e));
+                        }
+                        None => {
+                            db_failure = Some("the streaming task ended early".to_string());
+                            break;
+                        }
+                    }
+                }
+                // Stops the producer (at its next row) if it still runs: a cancel.
+                drop(stream);
+            }
+            Ok(Err(ProduceError::Encode(e))) => return Err(AssocError::Protocol(e)),
+            Ok(Err(ProduceError::Store(e))) => db_failure = Some(e.to_string()),
+            Err(e) => db_failure = Some(e.to_string()),
+        }
+        if let Some(error) = db_failure {
+            stats.failed += 1;
+            tracing::error!(error = %error, "C-FIND failed: the worklist database is unavailable");
+            let rsp = final_rsp(
+                status::UNABLE_TO_PROCESS,
+                vec![dimse::error_comment("worklist database unavailable")],
+            );
+            let cmd = dimse::encode_command(&rsp).map_err(AssocError::Protocol)?;
+            batch.extend_from_slice(
+                &dimse::encode_message(ctx_id, &cmd, None, peer_max)
+                    .map_err(AssocError::Protocol)?,
+            );
+            return self.write_bytes(assoc, &batch).await;
+        }
+        if let Some(matched) = matched_in_all
+            && matched > limit as u64
+        {
             tracing::warn!(
-                matched = matches.len(),
+                matched,
                 max_responses = limit,
                 "query matched more items than max_responses; the rest are not sent (FE00)"
             );
+            cancelled = true;
         }
-        for (sent, entry) in matches.iter().enumerate() {
-            if sent >= limit {
-                cancelled = true;
-                break;
-            }
-            if self.cancel_requested(assoc, message_id, backlog).await? {
-                cancelled = true;
-                break;
-            }
-            query.encode_response(entry, self.config.charset, explicit, &mut data);
-            // Pending responses go out in batches of about 16 KiB: one system call for
-            // dozens of items. A C-CANCEL is looked for before every item, so it stops the
-            // query within one batch of its arrival.
-            let pdus = dimse::encode_message(ctx_id, &pending_cmd, Some(&data), peer_max)
-                .map_err(AssocError::Protocol)?;
-            batch.extend_from_slice(&pdus);
-            if batch.len() >= WRITE_BATCH {
-                self.write_bytes(assoc, &batch).await?;
-                batch.clear();
-            }
-            stats.matched += 1;
-        }
-        if cancelled {
+        let status = if cancelled {
             stats.cancelled += 1;
-        }
-        let rsp = final_rsp(
-            if cancelled {
-                status::CANCEL
-            } else {
-                status::SUCCESS
-            },
-            vec![],
-        );
-        let final_cmd = dimse::encode_command(&rsp).map_err(AssocError::Protocol)?;
+            status::CANCEL
+        } else {
+            status::SUCCESS
+        };
+        let final_cmd =
+            dimse::encode_command(&final_rsp(status, vec![])).map_err(AssocError::Protocol)?;
         batch.extend_from_slice(
             &dimse::encode_message(ctx_id, &final_cmd, None, peer_max)
                 .map_err(AssocError::Protocol)?,
         );
         self.write_bytes(assoc, &batch).await
+    }
+
+    /// Sends encoded pending responses in batches of about 16 KiB (one system call for
+    /// dozens of items), looking for a C-CANCEL before every item, so a cancel stops the
+    /// query within one batch of its arrival. What is left below a batch stays in `batch`
+    /// for the final response. Returns false when the query was cancelled.
+    async fn send_items<S: PeerStream>(
+        &self,
+        assoc: &mut AsyncServerAssociation<S>,
+        items: &Items,
+        message_id: u16,
+        backlog: &mut VecDeque<Pdu>,
+        batch: &mut Vec<u8>,
+        stats: &mut AssocStats,
+    ) -> Result<bool, AssocError> {
+        for item in items.iter() {
+            if self.cancel_requested(assoc, message_id, backlog).await? {
+                return Ok(false);
+            }
+            batch.extend_from_slice(item);
+            if batch.len() >= WRITE_BATCH {
+                self.write_bytes(assoc, batch).await?;
+                batch.clear();
+            }
+            stats.matched += 1;
+        }
+        Ok(true)
     }
 
     /// Looks, without waiting, for a C-CANCEL-RQ of `message_id` among what the peer sent.

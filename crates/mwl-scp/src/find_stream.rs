@@ -1,0 +1,417 @@
+//! Where C-FIND's pending responses come from: one store snapshot, read row by row on a
+//! few dedicated reader threads, matched and encoded there, handed to the association in
+//! pieces.
+//!
+//! Two paths, both reading one SQLite read transaction (so one query's responses never
+//! mix the worklist before and after a concurrent sync):
+//!
+//! - **Small** ([`small_answer`]): the whole answer, encoded, in one buffer of at most
+//!   about [`SMALL_ANSWER_BYTES`]. Most console queries (today's steps of one station, one
+//!   patient) end here, in one trip to a reader thread.
+//! - **Streamed** ([`Stream::start`]): an answer larger than that is abandoned before
+//!   anything of it was sent, and the query starts again (a new snapshot) as a producer
+//!   that hands encoded responses to the association over a bounded channel,
+//!   [`STREAM_CHUNK_BYTES`] at a time and at most [`STREAM_CHANNEL_CHUNKS`] ahead of the
+//!   writer. Memory per query is therefore bounded, whatever the number of matches.
+//!
+//! The reader threads are the process's own, not tokio's blocking pool: a console slow
+//! to read a long answer holds a streaming thread, never a thread the sync worker, MPPS or
+//! other queries need. [`SMALL_READERS`] threads read small answers and
+//! [`MAX_STREAMING_QUERIES`] threads run producers; work beyond that waits in their queue
+//! without holding any thread. Few, long-lived threads also keep memory down: every
+//! thread that reads SQLite keeps allocator memory of its own (SQLite allocates through
+//! the C allocator, one arena per thread), which tokio's pool, starting a thread whenever
+//! none is idle at that instant, multiplied by tens under load.
+//!
+//! The producer stops at its next row when the association's side goes away (a
+//! C-CANCEL, `max_responses` reached and counted, a write error, an association dropped
+//! or aborted at shutdown): it notices the closed channel, returns, and its read
+//! transaction ends.
+
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use tokio::sync::{mpsc, oneshot};
+use worklist_store::{EntryFilter, Store, StoreError, WorklistEntry};
+
+use crate::dimse;
+use crate::query::{MwlQuery, ResponseCharset};
+
+/// An answer whose encoded responses exceed this many bytes is streamed instead.
+pub const SMALL_ANSWER_BYTES: usize = 64 * 1024;
+/// Bytes of encoded responses a streaming producer gathers before handing them over.
+pub const STREAM_CHUNK_BYTES: usize = 16 * 1024;
+/// Chunks a streaming producer may be ahead of the writer.
+pub const STREAM_CHANNEL_CHUNKS: usize = 4;
+/// Threads reading small answers, process-wide. Reading is CPU work: more at once than
+/// the cores do not answer faster.
+pub const SMALL_READERS: usize = 2;
+/// Streaming producers running at once, process-wide; more wait for one to finish.
+pub const MAX_STREAMING_QUERIES: usize = 2;
+
+/// A job of a reader thread.
+type Job = Box<dyn FnOnce() + Send + 'static>;
+
+/// A fixed set of threads taking jobs from one queue.
+struct Readers {
+    queue: Mutex<std::sync::mpsc::Sender<Job>>,
+    /// Threads started; 0 when none could be (jobs then go to tokio's blocking pool).
+    threads: usize,
+}
+
+impl Readers {
+    fn start(name: &str, n: usize) -> Readers {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        let mut threads = 0;
+        for i in 0..n {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("{name}-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = rx.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                        let Ok(job) = job else { return };
+                        // A panicking job drops its result sender (its query fails);
+                        // the thread goes on.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
+                    }
+                });
+            match spawned {
+                Ok(_) => threads += 1,
+                Err(e) => tracing::error!(error = %e, "cannot start a C-FIND reader thread"),
+            }
+        }
+        Readers {
+            queue: Mutex::new(tx),
+            threads,
+        }
+    }
+
+    /// Runs `job` on one of the threads, as soon as one is free.
+    fn submit(&self, job: Job) {
+        let job = if self.threads > 0 {
+            let queue = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            match queue.send(job) {
+                Ok(()) => return,
+                // Every thread is gone (they never exit while the queue lives): run it
+                // on tokio's blocking pool instead.
+                Err(std::sync::mpsc::SendError(job)) => job,
+            }
+        } else {
+            job
+        };
+        tokio::task::spawn_blocking(job);
+    }
+}
+
+/// The threads of small answers, started on first use.
+fn small_readers() -> &'static Readers {
+    static READERS: OnceLock<Readers> = OnceLock::new();
+    READERS.get_or_init(|| Readers::start("mwl-find", SMALL_READERS))
+}
+
+/// The threads of streaming producers, started on first use.
+fn stream_readers() -> &'static Readers {
+    static READERS: OnceLock<Readers> = OnceLock::new();
+    READERS.get_or_init(|| Readers::start("mwl-stream", MAX_STREAMING_QUERIES))
+}
+
+/// Why responses could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum ProduceError {
+    /// The store failed (the database is unavailable or holds an unreadable row).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A response could not be encoded into PDUs (the association cannot go on).
+    #[error("encoding a C-FIND response: {0}")]
+    Encode(String),
+}
+
+/// How the pending responses of one query are encoded.
+#[derive(Debug, Clone)]
+pub struct ResponseEncoder {
+    /// The query: matching and the keys to return.
+    pub query: Arc<MwlQuery>,
+    /// Preferred character set of the responses.
+    pub charset: ResponseCharset,
+    /// Explicit VR Little Endian (else Implicit).
+    pub explicit: bool,
+    /// Presentation context of the responses.
+    pub context_id: u8,
+    /// The encoded pending C-FIND-RSP command (the same for every item).
+    pub pending_command: Arc<[u8]>,
+    /// The peer's maximum PDU length.
+    pub peer_max_pdu: u32,
+}
+
+impl ResponseEncoder {
+    /// Appends the PDUs of the pending response for `entry` to `out`.
+    fn push(
+        &self,
+        entry: &WorklistEntry,
+        data: &mut Vec<u8>,
+        out: &mut Items,
+    ) -> Result<(), ProduceError> {
+        data.clear();
+        self.query
+            .encode_response(entry, self.charset, self.explicit, data);
+        let pdus = dimse::encode_message(
+            self.context_id,
+            &self.pending_command,
+            Some(data),
+            self.peer_max_pdu,
+        )
+        .map_err(ProduceError::Encode)?;
+        out.bytes.extend_from_slice(&pdus);
+        out.ends.push(out.bytes.len());
+        Ok(())
+    }
+}
+
+/// Encoded pending responses, one after another, each ready to write as is.
+#[derive(Debug, Default)]
+pub struct Items {
+    bytes: Vec<u8>,
+    /// Where each response ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl Items {
+    fn with_capacity(bytes: usize) -> Items {
+        Items {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::new(),
+        }
+    }
+
+    /// The responses, in order: each one's PDUs.
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts
+            .zip(self.ends.iter().copied())
+            .map(|(start, end)| &self.bytes[start..end])
+    }
+
+    /// How many responses.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn byte_len(&self) -> usize {
+        self.bytes.len()
+    }
+}
+
+/// What [`collect_small`] found.
+#[derive(Debug)]
+pub enum SmallAnswer {
+    /// The whole answer: the responses to send (at most `limit`) and how many entries
+    /// matched (more than `limit` when truncated).
+    Complete {
+        /// The responses.
+        items: Items,
+        /// Matches in all.
+        matched: u64,
+    },
+    /// More than [`SMALL_ANSWER_BYTES`]: nothing kept; stream it.
+    TooLarge,
+}
+
+/// [`collect_small`] on a reader thread (waiting for a free one holds no thread). The
+/// outer error says the reader failed (it panicked).
+pub async fn small_answer(
+    store: &Store,
+    filter: EntryFilter,
+    encoder: ResponseEncoder,
+    limit: usize,
+) -> Result<Result<SmallAnswer, ProduceError>, StoreError> {
+    let (tx, rx) = oneshot::channel();
+    let store = store.clone();
+    small_readers().submit(Box::new(move || {
+        // Asked by an association that has gone meanwhile: nothing to read.
+        if tx.is_closed() {
+            return;
+        }
+        let _ = tx.send(collect_small(
+            &store,
+            &filter,
+            &encoder,
+            limit,
+            SMALL_ANSWER_BYTES,
+        ));
+    }));
+    rx.await
+        .map_err(|_| StoreError::Task("a C-FIND reader thread failed".into()))
+}
+
+/// Reads the matches of `filter` + `encoder.query` in one snapshot and encodes the
+/// responses of the first `limit` of them, counting the rest; gives up as soon as the
+/// encoded responses exceed `budget` bytes. Blocking.
+pub fn collect_small(
+    store: &Store,
+    filter: &EntryFilter,
+    encoder: &ResponseEncoder,
+    limit: usize,
+    budget: usize,
+) -> Result<SmallAnswer, ProduceError> {
+    let mut items = Items::default();
+    let mut data = Vec::with_capacity(1024);
+    let mut matched: u64 = 0;
+    let mut failure = None;
+    let mut too_large = false;
+    store.scan_entries(filter, |stored| {
+        if !encoder.query.matches(&stored.entry) {
+            return ControlFlow::Continue(());
+        }
+        matched += 1;
+        if matched > limit as u64 {
+            // Past max_responses: only counted, for the log.
+            return ControlFlow::Continue(());
+        }
+        if let Err(e) = encoder.push(&stored.entry, &mut data, &mut items) {
+            failure = Some(e);
+            return ControlFlow::Break(());
+        }
+        if items.byte_len() > budget {
+            too_large = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })?;
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    Ok(if too_large {
+        SmallAnswer::TooLarge
+    } else {
+        SmallAnswer::Complete { items, matched }
+    })
+}
+
+/// What a streaming producer hands over.
+#[derive(Debug)]
+pub enum StreamEvent {
+    /// The next responses.
+    Items(Items),
+    /// Every row was read: how many entries matched in all (responses were sent for at
+    /// most `limit` of them).
+    Done {
+        /// Matches in all.
+        matched: u64,
+    },
+    /// The producer failed; nothing follows.
+    Failed(ProduceError),
+}
+
+/// A running streaming producer: the receiving end of its channel.
+#[derive(Debug)]
+pub struct Stream {
+    rx: mpsc::Receiver<StreamEvent>,
+    /// Sent chunks go back to the producer to be filled again: its buffers are allocated
+    /// once per query, on its thread, instead of once per chunk and freed on another
+    /// thread (which the allocator reclaims only lazily).
+    spent: std::sync::mpsc::Sender<Items>,
+}
+
+impl Stream {
+    /// Starts a producer, on a streaming thread as soon as one is free, that reads the
+    /// matches of `filter` + `encoder.query` in one snapshot, encodes the responses of the
+    /// first `limit`, counts the rest, and hands them over in chunks. Dropping the
+    /// [`Stream`] stops the producer at its next row (or before it starts).
+    pub fn start(
+        store: &Store,
+        filter: EntryFilter,
+        encoder: ResponseEncoder,
+        limit: usize,
+    ) -> Stream {
+        let (tx, rx) = mpsc::channel(STREAM_CHANNEL_CHUNKS);
+        let (spent, spent_rx) = std::sync::mpsc::channel();
+        let store = store.clone();
+        stream_readers().submit(Box::new(move || {
+            produce(&store, &filter, &encoder, limit, &tx, &spent_rx);
+        }));
+        Stream { rx, spent }
+    }
+
+    /// Hands a sent chunk back to the producer, to be filled again.
+    pub fn recycle(&self, items: Items) {
+        // The producer may be gone: the chunk is then simply freed.
+        let _ = self.spent.send(items);
+    }
+
+    /// The next event; `None` when the producer ended without [`StreamEvent::Done`] or
+    /// [`StreamEvent::Failed`] (it panicked).
+    pub async fn next(&mut self) -> Option<StreamEvent> {
+        self.rx.recv().await
+    }
+}
+
+/// The streaming producer's loop (blocking).
+fn produce(
+    store: &Store,
+    filter: &EntryFilter,
+    encoder: &ResponseEncoder,
+    limit: usize,
+    tx: &mpsc::Sender<StreamEvent>,
+    spent: &std::sync::mpsc::Receiver<Items>,
+) {
+    let fresh = || match spent.try_recv() {
+        Ok(mut items) => {
+            items.bytes.clear();
+            items.ends.clear();
+            items
+        }
+        Err(_) => Items::with_capacity(STREAM_CHUNK_BYTES + 4096),
+    };
+    let mut items = fresh();
+    let mut data = Vec::with_capacity(1024);
+    let mut matched: u64 = 0;
+    let mut failure = None;
+    let mut gone = false;
+    let scanned = store.scan_entries(filter, |stored| {
+        if tx.is_closed() {
+            gone = true;
+            return ControlFlow::Break(());
+        }
+        if !encoder.query.matches(&stored.entry) {
+            return ControlFlow::Continue(());
+        }
+        matched += 1;
+        if matched > limit as u64 {
+            return ControlFlow::Continue(());
+        }
+        if let Err(e) = encoder.push(&stored.entry, &mut data, &mut items) {
+            failure = Some(e);
+            return ControlFlow::Break(());
+        }
+        if items.byte_len() >= STREAM_CHUNK_BYTES {
+            let full = std::mem::replace(&mut items, fresh());
+            if tx.blocking_send(StreamEvent::Items(full)).is_err() {
+                gone = true;
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    });
+    if gone {
+        return;
+    }
+    let last = match (scanned, failure) {
+        (_, Some(e)) => StreamEvent::Failed(e),
+        (Err(e), None) => StreamEvent::Failed(e.into()),
+        (Ok(_), None) => {
+            if !items.is_empty() && tx.blocking_send(StreamEvent::Items(items)).is_err() {
+                return;
+            }
+            StreamEvent::Done { matched }
+        }
+    };
+    // The transaction has ended; whether the writer still listens no longer matters.
+    let _ = tx.blocking_send(last);
+}
