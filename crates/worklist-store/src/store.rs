@@ -183,42 +183,7 @@ impl Store {
 
     /// Entries matching `filter`, ordered by scheduled start.
     pub fn list(&self, filter: &EntryFilter) -> Result<Vec<StoredEntry>, StoreError> {
-        let mut sql = format!(
-            "SELECT {} FROM worklist_entries WHERE 1 = 1",
-            *ENTRY_COLUMNS
-        );
-        let mut args: Vec<String> = Vec::new();
-        let mut push = |clause: &str, value: String, sql: &mut String| {
-            args.push(value);
-            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
-        };
-        if let Some(d) = filter.from_date {
-            push("sps_start_date >=", format_da(d), &mut sql);
-        }
-        if let Some(d) = filter.to_date {
-            push("sps_start_date <=", format_da(d), &mut sql);
-        }
-        if let Some(v) = &filter.station_ae_title {
-            push("station_ae_title =", v.clone(), &mut sql);
-        }
-        if let Some(v) = &filter.modality {
-            push("modality =", v.clone(), &mut sql);
-        }
-        if let Some(v) = &filter.patient_id {
-            push("patient_id =", v.clone(), &mut sql);
-        }
-        if let Some(v) = &filter.source {
-            push("source =", v.clone(), &mut sql);
-        }
-        if !filter.statuses.is_empty() {
-            let list: Vec<String> = filter
-                .statuses
-                .iter()
-                .map(|s| format!("'{}'", s.as_dicom()))
-                .collect();
-            sql.push_str(&format!(" AND status IN ({})", list.join(", ")));
-        }
-        sql.push_str(" ORDER BY sps_start_date, sps_start_time, id");
+        let (sql, args) = crate::stream::entries_query(filter);
         self.with_reader(|conn| {
             let mut stmt = conn.prepare_cached(&sql)?;
             let rows =
