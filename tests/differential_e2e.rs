@@ -509,3 +509,28 @@ fn documented_departures_hold() {
     ];
     compare("documented departures of wlmscpfs 3.6.7", &queries);
 }
+
+/// The exported files carry every attribute wlmscpfs expects of a worklist file: it adds
+/// nothing and warns about nothing when it reads them (it used to add the empty type 2
+/// ReferencedStudySequence and ReferencedPatientSequence to each file, with a warning).
+#[test]
+fn wlmscpfs_reads_the_exported_files_without_warnings() {
+    let p = pair();
+    let all = findscu(
+        p.wlmscpfs_port,
+        &["PatientID", "ReferencedStudySequence"],
+        &[],
+    );
+    assert!(!all.responses.is_empty(), "wlmscpfs answered nothing");
+    let log = p._wlmscpfs.log_text();
+    // Other tests of this file query the same wlmscpfs: only warnings about the files.
+    let warnings: Vec<&str> = log
+        .lines()
+        .filter(|l| l.starts_with("W:") && l.contains("missing"))
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "wlmscpfs warned:\n{}",
+        warnings.join("\n")
+    );
+}

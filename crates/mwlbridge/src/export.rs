@@ -4,6 +4,10 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
+use dicom_core::value::DataSetSequence;
+use dicom_core::{DataElement, VR};
+use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
 use dicom_object::meta::FileMetaTableBuilder;
 use mwl_scp::{MWL_FIND, MwlQuery, ResponseCharset};
 use worklist_store::{EntryFilter, StepStatus, identifiers};
@@ -61,7 +65,21 @@ pub fn write_files<'a>(
     let query = MwlQuery::every_attribute();
     let mut n = 0;
     for entry in entries {
-        let dataset = query.response(entry, charset);
+        let mut dataset = query.response(entry, charset);
+        // Type 2 return keys we hold no value for: present and empty, as wlmscpfs expects
+        // of a worklist file (it warns about each file without them).
+        for tag in [
+            tags::REFERENCED_STUDY_SEQUENCE,
+            tags::REFERENCED_PATIENT_SEQUENCE,
+        ] {
+            if dataset.get(tag).is_none() {
+                dataset.put(DataElement::new(
+                    tag,
+                    VR::SQ,
+                    DataSetSequence::<InMemDicomObject>::empty(),
+                ));
+            }
+        }
         let instance = identifiers::study_instance_uid(
             &entry.source,
             &format!("{}/worklist-file", entry.source_record_id),
