@@ -18,6 +18,12 @@ use crate::schema;
 
 /// How many idle reader connections are kept.
 const READER_POOL: usize = 8;
+/// SQLite page cache of each reader connection, KiB (SQLite's default: 2000). Each
+/// connection keeps its cache for life, so this multiplies by the readers in use; reads
+/// that miss it are served from the OS page cache. Measured at 100,000 items: 1 MiB keeps
+/// the indexed lookups' p99 of the 2 MiB default (256 KiB doubled it) and saves ~1 MB
+/// resident per reader.
+const READER_CACHE_KIB: i64 = 1024;
 /// How long a statement waits for a lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -153,7 +159,12 @@ impl Store {
             .pop();
         let conn = match pooled {
             Some(c) => c,
-            None => open_connection(&self.inner.path)?,
+            None => {
+                let conn = open_connection(&self.inner.path)?;
+                // Negative: a size in KiB.
+                conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)?;
+                conn
+            }
         };
         let result = f(&conn);
         let mut pool = self.inner.readers.lock().unwrap_or_else(|p| p.into_inner());
