@@ -7,6 +7,7 @@ pub mod dimse;
 pub mod find_stream;
 pub mod metrics;
 pub mod mpps;
+mod pending;
 pub mod query;
 pub mod server;
 pub mod tls;

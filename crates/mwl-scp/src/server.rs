@@ -34,6 +34,7 @@ use crate::find_stream::{
     Items, ProduceError, ResponseEncoder, SmallAnswer, Stream, StreamEvent, small_answer,
 };
 use crate::metrics::{FindStatus, MppsOperation, RejectReason, ScpMetrics};
+use crate::pending::PendingRequests;
 use crate::query::{MwlQuery, QueryError, ResponseCharset};
 
 /// Verification SOP class.
@@ -47,6 +48,10 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 const WRITE_BATCH: usize = 16 * 1024;
 /// How long an association request may take once its first byte arrived.
 const ASSOCIATION_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Association requests that may be pending (being read) per association slot...
+const PENDING_PER_SLOT: usize = 4;
+/// ...and at least this many.
+const MIN_PENDING: usize = 64;
 /// How long in-flight associations get to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -130,6 +135,7 @@ pub struct MwlServer {
     /// Set when the port speaks DICOM over TLS.
     tls: bool,
     slots: Arc<Semaphore>,
+    pending: Arc<PendingRequests>,
     metrics: ScpMetrics,
 }
 
@@ -180,6 +186,12 @@ impl MwlServer {
         MwlServer {
             tls,
             slots: Arc::new(Semaphore::new(config.max_associations.max(1))),
+            pending: PendingRequests::new(
+                config
+                    .max_associations
+                    .saturating_mul(PENDING_PER_SLOT)
+                    .max(MIN_PENDING),
+            ),
             config: Arc::new(config),
             store,
             options: Arc::new(options),
@@ -253,28 +265,26 @@ impl MwlServer {
                 return;
             }
         }
-        let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                %peer,
-                max = self.config.max_associations,
-                "association rejected: too many open associations"
-            );
-            self.metrics.association_rejected(RejectReason::Busy);
-            if self.tls {
-                // A TLS peer cannot read a plain A-ASSOCIATE-RJ: close instead.
-                drop(socket);
-            } else {
-                reject_busy(socket, self.config.max_pdu_length).await;
-            }
+        // Refuse at once when every slot is taken; the slot itself is taken only once the
+        // association is established (below), so a stalled request holds none.
+        if self.slots.available_permits() == 0 {
+            self.reject_busy(socket, peer).await;
             return;
-        };
+        }
         let started = Instant::now();
-        // The association request must complete quickly (an ARTIM-like timer): a peer that
-        // starts one and stalls holds its slot for at most this long.
+        // The association request must complete quickly (an ARTIM-like timer), and holds
+        // one of a bounded number of pending places meanwhile (the oldest is dropped for a
+        // newer one when they are all taken).
         let limit = self.config.idle_timeout.min(ASSOCIATION_REQUEST_TIMEOUT);
+        let mut ticket = self.pending.enter();
         if self.tls {
-            match tokio::time::timeout(limit, self.options.establish_tls_async(socket)).await {
-                Ok(Ok(assoc)) => self.association(assoc, peer, started).await,
+            let established = tokio::select! {
+                r = tokio::time::timeout(limit, self.options.establish_tls_async(socket)) => r,
+                Ok(()) = &mut ticket.evicted => return self.evicted(peer),
+            };
+            drop(ticket);
+            match established {
+                Ok(Ok(assoc)) => self.established(assoc, peer, started).await,
                 Ok(Err(e)) => {
                     self.metrics.association_rejected(reject_reason(&e));
                     tracing::info!(%peer, reason = %chain(&e), "TLS association rejected")
@@ -285,8 +295,13 @@ impl MwlServer {
                 }
             }
         } else {
-            match tokio::time::timeout(limit, self.options.establish_async(socket)).await {
-                Ok(Ok(assoc)) => self.association(assoc, peer, started).await,
+            let established = tokio::select! {
+                r = tokio::time::timeout(limit, self.options.establish_async(socket)) => r,
+                Ok(()) = &mut ticket.evicted => return self.evicted(peer),
+            };
+            drop(ticket);
+            match established {
+                Ok(Ok(assoc)) => self.established(assoc, peer, started).await,
                 Ok(Err(e)) => {
                     self.metrics.association_rejected(reject_reason(&e));
                     tracing::info!(%peer, reason = %e, "association rejected")
@@ -297,6 +312,52 @@ impl MwlServer {
                 }
             }
         }
+    }
+
+    /// Refuses a connection because every association slot is taken.
+    async fn reject_busy(&self, socket: TcpStream, peer: SocketAddr) {
+        tracing::warn!(
+            %peer,
+            max = self.config.max_associations,
+            "association rejected: too many open associations"
+        );
+        self.metrics.association_rejected(RejectReason::Busy);
+        if self.tls {
+            // A TLS peer cannot read a plain A-ASSOCIATE-RJ: close instead.
+            drop(socket);
+        } else {
+            reject_busy(socket, self.config.max_pdu_length).await;
+        }
+    }
+
+    /// A pending association request dropped to make room for a newer one.
+    fn evicted(&self, peer: SocketAddr) {
+        self.metrics.association_rejected(RejectReason::Busy);
+        tracing::info!(
+            %peer,
+            "association request dropped: too many requests pending (the oldest goes first)"
+        );
+    }
+
+    /// Takes a slot for a just-established association and serves it; when the last
+    /// slot went to another association meanwhile, aborts it.
+    async fn established<S: PeerStream>(
+        &self,
+        assoc: AsyncServerAssociation<S>,
+        peer: SocketAddr,
+        started: Instant,
+    ) {
+        let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                %peer,
+                max = self.config.max_associations,
+                "association aborted: the last slot was taken while it was being established"
+            );
+            self.metrics.association_rejected(RejectReason::Busy);
+            let _ = assoc.abort().await;
+            return;
+        };
+        self.association(assoc, peer, started).await;
     }
 
     /// Serves an established association and logs what it did.
