@@ -6,9 +6,11 @@
 //! mix the worklist before and after a concurrent sync):
 //!
 //! - **Small** ([`small_answer`]): the whole answer, encoded, in one buffer of at most
-//!   about [`SMALL_ANSWER_BYTES`]. Most console queries (today's steps of one station, one
-//!   patient) end here, in one trip to a reader thread.
-//! - **Streamed** ([`Stream::start`]): an answer larger than that is abandoned before
+//!   about [`SMALL_ANSWER_BYTES`], from at most [`SMALL_SCAN_ROWS`] rows read. Most
+//!   console queries (today's steps of one station, one patient) end here, in one trip to
+//!   a reader thread.
+//! - **Streamed** ([`Stream::start`]): an answer larger than that, or a query reading
+//!   more rows (a long scan would hold a small-answer thread), is abandoned before
 //!   anything of it was sent, and the query starts again (a new snapshot) as a producer
 //!   that hands encoded responses to the association over a bounded channel,
 //!   [`STREAM_CHUNK_BYTES`] at a time and at most [`STREAM_CHANNEL_CHUNKS`] ahead of the
@@ -39,6 +41,9 @@ use crate::query::{MwlQuery, ResponseCharset};
 
 /// An answer whose encoded responses exceed this many bytes is streamed instead.
 pub const SMALL_ANSWER_BYTES: usize = 64 * 1024;
+/// A query reading more rows than this (a few tens of milliseconds) is streamed instead,
+/// so that the small-answer threads are never held long.
+pub const SMALL_SCAN_ROWS: usize = 10_000;
 /// Bytes of encoded responses a streaming producer gathers before handing them over.
 pub const STREAM_CHUNK_BYTES: usize = 16 * 1024;
 /// Chunks a streaming producer may be ahead of the writer.
@@ -219,8 +224,9 @@ pub enum SmallAnswer {
         /// Matches in all.
         matched: u64,
     },
-    /// More than [`SMALL_ANSWER_BYTES`]: nothing kept; stream it.
-    TooLarge,
+    /// More than [`SMALL_ANSWER_BYTES`] of responses, or more than [`SMALL_SCAN_ROWS`]
+    /// rows to read: nothing kept; stream it.
+    Large,
 }
 
 /// [`collect_small`] on a reader thread (waiting for a free one holds no thread). The
@@ -244,6 +250,7 @@ pub async fn small_answer(
             &encoder,
             limit,
             SMALL_ANSWER_BYTES,
+            SMALL_SCAN_ROWS,
         ));
     }));
     rx.await
@@ -252,20 +259,28 @@ pub async fn small_answer(
 
 /// Reads the matches of `filter` + `encoder.query` in one snapshot and encodes the
 /// responses of the first `limit` of them, counting the rest; gives up as soon as the
-/// encoded responses exceed `budget` bytes. Blocking.
+/// encoded responses exceed `budget` bytes or more than `max_rows` rows were read.
+/// Blocking.
 pub fn collect_small(
     store: &Store,
     filter: &EntryFilter,
     encoder: &ResponseEncoder,
     limit: usize,
     budget: usize,
+    max_rows: usize,
 ) -> Result<SmallAnswer, ProduceError> {
     let mut items = Items::default();
     let mut data = Vec::with_capacity(1024);
     let mut matched: u64 = 0;
+    let mut rows = 0;
     let mut failure = None;
     let mut too_large = false;
     store.scan_entries(filter, |stored| {
+        rows += 1;
+        if rows > max_rows {
+            too_large = true;
+            return ControlFlow::Break(());
+        }
         if !encoder.query.matches(&stored.entry) {
             return ControlFlow::Continue(());
         }
@@ -288,7 +303,7 @@ pub fn collect_small(
         return Err(e);
     }
     Ok(if too_large {
-        SmallAnswer::TooLarge
+        SmallAnswer::Large
     } else {
         SmallAnswer::Complete { items, matched }
     })
@@ -414,4 +429,125 @@ fn produce(
     };
     // The transaction has ended; whether the writer still listens no longer matters.
     let _ = tx.blocking_send(last);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::date;
+    use worklist_store::{OnCancel, SyncWindow};
+
+    /// A store holding `n` scheduled steps on 2026-11-26, and its directory.
+    fn store(n: usize) -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("worklist.db")).expect("open");
+        let day = date(2026, 11, 26);
+        let entries = (0..n)
+            .map(|i| {
+                let start = day.at(8 + (i / 60) as i8 % 10, (i % 60) as i8, 0, 0);
+                let mut e =
+                    WorklistEntry::new("calpendo", format!("B{i}"), format!("SUB{i}"), start);
+                e.patient_name = Some(format!("Subject{i}^Test"));
+                e.modality = Some("MR".into());
+                e
+            })
+            .collect();
+        let window = SyncWindow {
+            start: day.at(0, 0, 0, 0),
+            end: date(2026, 11, 27).at(0, 0, 0, 0),
+        };
+        store
+            .reconcile(
+                "calpendo",
+                &window,
+                entries,
+                OnCancel::Discontinue,
+                jiff::Timestamp::from_second(1_795_000_000).expect("timestamp"),
+            )
+            .expect("reconcile");
+        (dir, store)
+    }
+
+    fn encoder() -> ResponseEncoder {
+        ResponseEncoder {
+            query: Arc::new(MwlQuery::every_attribute()),
+            charset: ResponseCharset::Utf8,
+            explicit: false,
+            context_id: 1,
+            pending_command: Arc::from(&b"pending"[..]),
+            peer_max_pdu: 16_384,
+        }
+    }
+
+    fn collect(store: &Store, limit: usize, budget: usize, rows: usize) -> SmallAnswer {
+        let filter = encoder().query.candidate_filter();
+        collect_small(store, &filter, &encoder(), limit, budget, rows).expect("collect")
+    }
+
+    #[test]
+    fn small_answers_are_whole_and_large_ones_are_given_up() {
+        let (_dir, store) = store(30);
+        match collect(&store, usize::MAX, SMALL_ANSWER_BYTES, SMALL_SCAN_ROWS) {
+            SmallAnswer::Complete { items, matched } => {
+                assert_eq!(items.len(), 30);
+                assert_eq!(matched, 30);
+                assert!(items.iter().all(|i| i.len() > 100));
+            }
+            SmallAnswer::Large => panic!("30 entries are a small answer"),
+        }
+        // Past max_responses: that many responses, every match counted.
+        match collect(&store, 5, SMALL_ANSWER_BYTES, SMALL_SCAN_ROWS) {
+            SmallAnswer::Complete { items, matched } => {
+                assert_eq!((items.len(), matched), (5, 30));
+            }
+            SmallAnswer::Large => panic!("5 responses are a small answer"),
+        }
+        // Too many bytes, or too many rows to read: streamed instead.
+        assert!(matches!(
+            collect(&store, usize::MAX, 1000, SMALL_SCAN_ROWS),
+            SmallAnswer::Large
+        ));
+        assert!(matches!(
+            collect(&store, usize::MAX, SMALL_ANSWER_BYTES, 10),
+            SmallAnswer::Large
+        ));
+    }
+
+    /// Every event of a stream: (responses, matched in all).
+    async fn drain(mut stream: Stream) -> (usize, u64) {
+        let mut responses = 0;
+        loop {
+            match stream.next().await {
+                Some(StreamEvent::Items(items)) => {
+                    responses += items.len();
+                    stream.recycle(items);
+                }
+                Some(StreamEvent::Done { matched }) => return (responses, matched),
+                Some(StreamEvent::Failed(e)) => panic!("stream failed: {e}"),
+                None => panic!("stream ended without Done"),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn streams_hand_over_every_response_and_stop_when_dropped() {
+        let (_dir, store) = store(600);
+        let filter = encoder().query.candidate_filter();
+        let all = Stream::start(&store, filter.clone(), encoder(), usize::MAX);
+        assert_eq!(drain(all).await, (600, 600));
+        let limited = Stream::start(&store, filter.clone(), encoder(), 100);
+        assert_eq!(drain(limited).await, (100, 600));
+        // Streams given up after their first chunk (more than there are streaming
+        // threads): each producer stops, and the next stream still runs to its end.
+        for _ in 0..MAX_STREAMING_QUERIES + 2 {
+            let mut stream = Stream::start(&store, filter.clone(), encoder(), usize::MAX);
+            assert!(matches!(stream.next().await, Some(StreamEvent::Items(_))));
+        }
+        let last = Stream::start(&store, filter, encoder(), usize::MAX);
+        let done = tokio::time::timeout(std::time::Duration::from_secs(30), drain(last)).await;
+        assert_eq!(
+            done.expect("a stream after dropped ones finishes"),
+            (600, 600)
+        );
+    }
 }

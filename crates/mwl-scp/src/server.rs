@@ -740,7 +740,7 @@ impl MwlServer {
                     .await?;
                 matched_in_all = Some(matched);
             }
-            Ok(Ok(SmallAnswer::TooLarge)) => {
+            Ok(Ok(SmallAnswer::Large)) => {
                 let mut stream = Stream::start(&self.store, filter, encoder, limit);
                 loop {
                     match stream.next().await {
