@@ -45,9 +45,9 @@ pub const SMALL_ANSWER_BYTES: usize = 64 * 1024;
 /// so that the small-answer threads are never held long.
 pub const SMALL_SCAN_ROWS: usize = 10_000;
 /// Bytes of encoded responses a streaming producer gathers before handing them over.
-pub const STREAM_CHUNK_BYTES: usize = 16 * 1024;
+pub const STREAM_CHUNK_BYTES: usize = 64 * 1024;
 /// Chunks a streaming producer may be ahead of the writer.
-pub const STREAM_CHANNEL_CHUNKS: usize = 4;
+pub const STREAM_CHANNEL_CHUNKS: usize = 2;
 /// Threads reading small answers, process-wide. Reading is CPU work: more at once than
 /// the cores do not answer faster.
 pub const SMALL_READERS: usize = 2;
