@@ -64,7 +64,11 @@ impl PendingRequests {
     /// How many requests are pending.
     #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
-        self.queue.lock().unwrap_or_else(|p| p.into_inner()).waiting.len()
+        self.queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .waiting
+            .len()
     }
 }
 

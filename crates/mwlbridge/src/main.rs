@@ -23,8 +23,9 @@ use clap::Parser;
 
 use crate::cli::Cli;
 
-/// mimalloc returns freed memory to the system promptly and keeps no per-thread arenas
-/// full of it, which keeps the server's resident memory close to what it uses.
+/// mimalloc returns freed memory to the system promptly, which keeps the server's resident
+/// memory close to what it uses (built without transparent huge pages: see
+/// docs/benchmarks.md, Memory). SQLite allocates through glibc's malloc, not mimalloc.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
