@@ -34,7 +34,7 @@ use crate::find_stream::{
     Items, ProduceError, ResponseEncoder, SmallAnswer, Stream, StreamEvent, small_answer,
 };
 use crate::metrics::{FindStatus, MppsOperation, RejectReason, ScpMetrics};
-use crate::pending::PendingRequests;
+use crate::pending::{PendingRequests, PendingTicket};
 use crate::query::{MwlQuery, QueryError, ResponseCharset};
 
 /// Verification SOP class.
@@ -275,41 +275,46 @@ impl MwlServer {
         // The association request must complete quickly (an ARTIM-like timer), and holds
         // one of a bounded number of pending places meanwhile (the oldest is dropped for a
         // newer one when they are all taken).
-        let limit = self.config.idle_timeout.min(ASSOCIATION_REQUEST_TIMEOUT);
-        let mut ticket = self.pending.enter();
+        let ticket = self.pending.enter();
         if self.tls {
-            let established = tokio::select! {
-                r = tokio::time::timeout(limit, self.options.establish_tls_async(socket)) => r,
-                Ok(()) = &mut ticket.evicted => return self.evicted(peer),
-            };
-            drop(ticket);
-            match established {
-                Ok(Ok(assoc)) => self.established(assoc, peer, started).await,
-                Ok(Err(e)) => {
-                    self.metrics.association_rejected(reject_reason(&e));
-                    tracing::info!(%peer, reason = %chain(&e), "TLS association rejected")
-                }
-                Err(_) => {
-                    self.metrics.association_rejected(RejectReason::Timeout);
-                    tracing::info!(%peer, "TLS association not established within the idle timeout")
-                }
-            }
+            let handshake = self.options.establish_tls_async(socket);
+            self.handshake(handshake, ticket, peer, started, "TLS association")
+                .await;
         } else {
-            let established = tokio::select! {
-                r = tokio::time::timeout(limit, self.options.establish_async(socket)) => r,
-                Ok(()) = &mut ticket.evicted => return self.evicted(peer),
-            };
-            drop(ticket);
-            match established {
-                Ok(Ok(assoc)) => self.established(assoc, peer, started).await,
-                Ok(Err(e)) => {
-                    self.metrics.association_rejected(reject_reason(&e));
-                    tracing::info!(%peer, reason = %e, "association rejected")
-                }
-                Err(_) => {
-                    self.metrics.association_rejected(RejectReason::Timeout);
-                    tracing::info!(%peer, "association not established within the idle timeout")
-                }
+            let handshake = self.options.establish_async(socket);
+            self.handshake(handshake, ticket, peer, started, "association")
+                .await;
+        }
+    }
+
+    /// Waits for an association request to complete (at most the association request
+    /// timer, and only while its pending place is not given to a newer request), then
+    /// serves the association or logs why there is none.
+    async fn handshake<S: PeerStream>(
+        &self,
+        handshake: impl std::future::Future<
+            Output = Result<AsyncServerAssociation<S>, dicom_ul::association::Error>,
+        >,
+        mut ticket: PendingTicket,
+        peer: SocketAddr,
+        started: Instant,
+        what: &str,
+    ) {
+        let limit = self.config.idle_timeout.min(ASSOCIATION_REQUEST_TIMEOUT);
+        let established = tokio::select! {
+            r = tokio::time::timeout(limit, handshake) => r,
+            Ok(()) = &mut ticket.evicted => return self.evicted(peer),
+        };
+        drop(ticket);
+        match established {
+            Ok(Ok(assoc)) => self.established(assoc, peer, started).await,
+            Ok(Err(e)) => {
+                self.metrics.association_rejected(reject_reason(&e));
+                tracing::info!(%peer, reason = %chain(&e), "{what} rejected")
+            }
+            Err(_) => {
+                self.metrics.association_rejected(RejectReason::Timeout);
+                tracing::info!(%peer, "{what} not established within the idle timeout")
             }
         }
     }
