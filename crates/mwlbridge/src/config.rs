@@ -471,6 +471,58 @@ fn expand_home(p: &Path) -> PathBuf {
     }
 }
 
+/// An IP address at `key`, or a problem naming it.
+fn ip_address(t: &mut Table<'_>, key: &'static str, problems: &mut Vec<Problem>) -> Option<IpAddr> {
+    let text = t.string(key, problems)?;
+    match text.parse::<IpAddr>() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            problems.push(Problem {
+                key: t.key(key),
+                message: format!("{text:?} is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"),
+            });
+            None
+        }
+    }
+}
+
+/// The `tls` table of `t` (named `name` in messages), its files checked by loading them;
+/// `client_ca` only where `with_client_ca`.
+fn tls_files(
+    t: &mut Table<'_>,
+    name: &str,
+    with_client_ca: bool,
+    problems: &mut Vec<Problem>,
+) -> Option<TlsFiles> {
+    let mut tt = t.table("tls", problems)?;
+    let certificate = tt.string("certificate", problems).map(PathBuf::from);
+    let private_key = tt.string("private_key", problems).map(PathBuf::from);
+    let client_ca = if with_client_ca {
+        tt.string("client_ca", problems).map(PathBuf::from)
+    } else {
+        None
+    };
+    tt.reject_unknown(problems);
+    let (Some(certificate), Some(private_key)) = (certificate, private_key) else {
+        problems.push(Problem {
+            key: tt.key("certificate"),
+            message: format!("{name} needs both certificate and private_key"),
+        });
+        return None;
+    };
+    if let Err(e) = mwl_scp::tls::server_config(&certificate, &private_key, client_ca.as_deref()) {
+        problems.push(Problem {
+            key: t.key("tls"),
+            message: e.to_string(),
+        });
+    }
+    Some(TlsFiles {
+        certificate,
+        private_key,
+        client_ca,
+    })
+}
+
 fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
     let ae_title = t.string("ae_title", problems);
     if let Some(ae) = &ae_title
@@ -481,18 +533,7 @@ fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
             message: p,
         });
     }
-    let bind = t
-        .string("bind", problems)
-        .and_then(|b| match b.parse::<IpAddr>() {
-            Ok(ip) => Some(ip),
-            Err(_) => {
-                problems.push(Problem {
-                    key: t.key("bind"),
-                    message: format!("{b:?} is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"),
-                });
-                None
-            }
-        });
+    let bind = ip_address(t, "bind", problems);
     let port = t.integer("port", 1, 65_535, problems);
     let accept_any = t.boolean("accept_any_called_ae", problems);
     let allowed = t
@@ -512,32 +553,7 @@ fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
     let max_identifier = t.integer("max_identifier_bytes", 1_024, 64 << 20, problems);
     let max_responses = t.integer("max_responses", 0, 10_000_000, problems);
     let station_filter = t.boolean("station_filter_by_calling_ae", problems);
-    let tls = t.table("tls", problems).and_then(|mut tt| {
-        let certificate = tt.string("certificate", problems).map(PathBuf::from);
-        let private_key = tt.string("private_key", problems).map(PathBuf::from);
-        let client_ca = tt.string("client_ca", problems).map(PathBuf::from);
-        tt.reject_unknown(problems);
-        let (Some(certificate), Some(private_key)) = (certificate, private_key) else {
-            problems.push(Problem {
-                key: tt.key("certificate"),
-                message: "[server.tls] needs both certificate and private_key".into(),
-            });
-            return None;
-        };
-        if let Err(e) =
-            mwl_scp::tls::server_config(&certificate, &private_key, client_ca.as_deref())
-        {
-            problems.push(Problem {
-                key: t.key("tls"),
-                message: e.to_string(),
-            });
-        }
-        Some(TlsFiles {
-            certificate,
-            private_key,
-            client_ca,
-        })
-    });
+    let tls = tls_files(t, "[server.tls]", true, problems);
     let charset = t.string("character_set", problems);
     if let Some(cs) = &charset
         && !matches!(cs.as_str(), "ISO_IR 192" | "ISO_IR 100" | "ISO_IR 6")
@@ -570,44 +586,11 @@ fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
 fn admin_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> AdminConfig {
     let defaults = AdminConfig::default();
     let enabled = t.boolean("enabled", problems);
-    let bind = t
-        .string("bind", problems)
-        .and_then(|b| match b.parse::<IpAddr>() {
-            Ok(ip) => Some(ip),
-            Err(_) => {
-                problems.push(Problem {
-                    key: t.key("bind"),
-                    message: format!("{b:?} is not an IP address (e.g. 127.0.0.1)"),
-                });
-                None
-            }
-        });
+    let bind = ip_address(t, "bind", problems);
     let port = t.integer("port", 1, 65_535, problems);
     let unready = t.integer("unready_after_intervals", 1, 10_000, problems);
     let session_hours = t.integer("session_hours", 1, 24 * 30, problems);
-    let tls = t.table("tls", problems).and_then(|mut tt| {
-        let certificate = tt.string("certificate", problems).map(PathBuf::from);
-        let private_key = tt.string("private_key", problems).map(PathBuf::from);
-        tt.reject_unknown(problems);
-        let (Some(certificate), Some(private_key)) = (certificate, private_key) else {
-            problems.push(Problem {
-                key: tt.key("certificate"),
-                message: "[admin.tls] needs both certificate and private_key".into(),
-            });
-            return None;
-        };
-        if let Err(e) = mwl_scp::tls::server_config(&certificate, &private_key, None) {
-            problems.push(Problem {
-                key: t.key("tls"),
-                message: e.to_string(),
-            });
-        }
-        Some(TlsFiles {
-            certificate,
-            private_key,
-            client_ca: None,
-        })
-    });
+    let tls = tls_files(t, "[admin.tls]", false, problems);
     AdminConfig {
         enabled: enabled.unwrap_or(defaults.enabled),
         bind: bind.unwrap_or(defaults.bind),
