@@ -255,6 +255,7 @@ pub async fn demo(port: u16, admin_port: u16) -> Result<(), Failure> {
         .context("creating a temporary directory")
         .map_err(runtime)?;
     let config_path = dir.path().join("mwlbridge.toml");
+    let admin_port = demo_admin_port(admin_port);
     std::fs::write(
         &config_path,
         demo_config(&fake.base_url(), dir.path(), port, admin_port),
@@ -305,6 +306,24 @@ pub async fn demo(port: u16, admin_port: u16) -> Result<(), Failure> {
     signal.abort();
     fake.shutdown().await;
     result
+}
+
+/// The demo's admin port: the one asked for, or a free one when it is taken (8080 often
+/// is on a developer's machine); 0 stays 0 (off).
+fn demo_admin_port(asked: u16) -> u16 {
+    if asked == 0 || std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, asked)).is_ok() {
+        return asked;
+    }
+    match std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()) {
+        Ok(free) => {
+            eprintln!(
+                "port {asked} is taken; the admin interface uses {} instead",
+                free.port()
+            );
+            free.port()
+        }
+        Err(_) => asked,
+    }
 }
 
 fn demo_config(base_url: &str, dir: &std::path::Path, port: u16, admin_port: u16) -> String {
