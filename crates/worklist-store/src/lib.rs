@@ -8,6 +8,7 @@ pub mod identifiers;
 pub mod manual;
 pub mod model;
 pub mod mpps;
+pub mod pn;
 pub mod reconcile;
 pub mod schema;
 pub mod source;

@@ -10,7 +10,8 @@ use crate::error::StoreError;
 use crate::model::{StatusSetBy, StepStatus, StoredEntry, WorklistEntry};
 use crate::source::{OnCancel, SyncWindow};
 use crate::store::{
-    CONTENT_COLUMNS, ENTRY_COLUMNS, RawEntry, Store, format_da, format_tm, get_entry,
+    CONTENT_COLUMNS, ENTRY_COLUMNS, NAME_KEY_COLUMNS, RawEntry, Store, format_da, format_tm,
+    get_entry, name_key_values,
 };
 
 /// What one reconcile did.
@@ -236,11 +237,16 @@ fn delete(conn: &Connection, row_id: i64) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// The values of an entry's columns, in [`CONTENT_COLUMNS`] order.
+/// The columns an entry's write sets: [`CONTENT_COLUMNS`], then [`NAME_KEY_COLUMNS`].
+fn written_columns() -> impl Iterator<Item = &'static str> {
+    CONTENT_COLUMNS.into_iter().chain(NAME_KEY_COLUMNS)
+}
+
+/// The values of an entry's columns, in [`written_columns`] order.
 fn values(e: &WorklistEntry) -> Vec<rusqlite::types::Value> {
     use rusqlite::types::Value;
     let text = |v: &Option<String>| v.clone().map_or(Value::Null, Value::Text);
-    vec![
+    let mut values = vec![
         Value::Text(e.source.clone()),
         Value::Text(e.source_record_id.clone()),
         text(&e.patient_name),
@@ -269,7 +275,9 @@ fn values(e: &WorklistEntry) -> Vec<rusqlite::types::Value> {
         text(&e.sps_description),
         text(&e.sps_location),
         Value::Text(e.status.as_dicom().to_string()),
-    ]
+    ];
+    values.extend(name_key_values(e.patient_name.as_deref()));
+    values
 }
 
 /// Stores a new entry whose status was set by `set_by`.
@@ -279,11 +287,10 @@ pub(crate) fn insert(
     set_by: StatusSetBy,
     now: &str,
 ) -> Result<(), StoreError> {
-    let cols = CONTENT_COLUMNS.join(", ");
-    let marks: Vec<String> = (1..=CONTENT_COLUMNS.len())
-        .map(|i| format!("?{i}"))
-        .collect();
-    let n = CONTENT_COLUMNS.len() + 1;
+    let cols: Vec<&str> = written_columns().collect();
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let n = cols.len() + 1;
+    let cols = cols.join(", ");
     let sql = format!(
         "INSERT INTO worklist_entries ({cols}, status_set_by, first_seen, last_updated, status_changed_at)
          VALUES ({}, ?{m}, ?{n}, ?{n}, ?{n})",
@@ -307,12 +314,11 @@ pub(crate) fn update(
     status_set_by: Option<StatusSetBy>,
     now: &str,
 ) -> Result<(), StoreError> {
-    let sets: Vec<String> = CONTENT_COLUMNS
-        .iter()
+    let sets: Vec<String> = written_columns()
         .enumerate()
         .map(|(i, c)| format!("{c} = ?{}", i + 1))
         .collect();
-    let n = CONTENT_COLUMNS.len();
+    let n = sets.len();
     let status_sql = match status_set_by {
         Some(by) => format!(
             ", status_set_by = '{}', status_changed_at = ?{}",

@@ -109,6 +109,21 @@ const MIGRATIONS: &[&str] = &[
     CREATE UNIQUE INDEX idx_api_tokens_active_name ON api_tokens (name)
         WHERE revoked_at IS NULL;
     "#,
+    // 5: the patient name's search key (crate::pn): its folded, normalized name when it
+    // has one component group, and its number of groups (NULL: not computed yet, a row
+    // written before this version; `Store::open` fills them in). Name queries with a
+    // literal start read a range of this index. `store_settings` records which case
+    // folding wrote the keys.
+    r#"
+    ALTER TABLE worklist_entries ADD COLUMN patient_name_key TEXT;
+    ALTER TABLE worklist_entries ADD COLUMN patient_name_groups INTEGER;
+    CREATE INDEX idx_entries_patient_name
+        ON worklist_entries (patient_name_groups, patient_name_key);
+    CREATE TABLE store_settings (
+        name   TEXT PRIMARY KEY,
+        value  TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -200,6 +215,7 @@ mod tests {
                 "api_tokens",
                 "performed_step_links",
                 "performed_steps",
+                "store_settings",
                 "sync_runs",
                 "worklist_entries"
             ]
@@ -267,6 +283,141 @@ mod tests {
         // Opening again is a no-op.
         drop(store);
         Store::open(&path).expect("reopen");
+    }
+
+    /// The name search keys (schema version 5) of each row, by record id.
+    fn name_keys(path: &Path) -> Vec<(String, Option<String>, Option<i64>)> {
+        let conn = Connection::open(path).expect("open");
+        let mut stmt = conn
+            .prepare(
+                "SELECT source_record_id, patient_name_key, patient_name_groups
+                   FROM worklist_entries ORDER BY source_record_id",
+            )
+            .expect("prepare");
+        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .expect("query")
+            .collect::<Result<_, _>>()
+            .expect("rows")
+    }
+
+    fn insert_v4(conn: &Connection, id: &str, name: Option<&str>) {
+        conn.execute(
+            "INSERT INTO worklist_entries (source, source_record_id, patient_name, patient_id,
+                study_instance_uid, accession_number, requested_procedure_id, sps_id,
+                sps_start_date, sps_start_time, status, status_set_by, first_seen,
+                last_updated, status_changed_at)
+             VALUES ('calpendo', ?1, ?2, 'SUB', '2.25.7', ?1, ?1, ?1, '20261126', '090000',
+                'SCHEDULED', 'sync', '2026-11-26T15:00:00Z', '2026-11-26T15:00:00Z',
+                '2026-11-26T15:00:00Z')",
+            rusqlite::params![id, name],
+        )
+        .expect("insert");
+    }
+
+    fn listed(store: &Store, prefixes: &[&str]) -> Vec<String> {
+        let filter = crate::EntryFilter {
+            patient_name_prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+            ..Default::default()
+        };
+        let mut ids: Vec<String> = store
+            .list(&filter)
+            .expect("list")
+            .into_iter()
+            .map(|s| s.entry.source_record_id)
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn version_4_migrates_to_5_and_backfills_name_keys() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.db");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            migrate_to(&mut conn, &path, 4).expect("version 4");
+            insert_v4(&conn, "1", Some("Simpson^Homer^^"));
+            insert_v4(&conn, "2", Some(" SIMMONS ^ Élise"));
+            insert_v4(&conn, "3", Some("Yamada^Tarou=山田^太郎"));
+            insert_v4(&conn, "4", None);
+            insert_v4(&conn, "5", Some("Élise^Anne"));
+            insert_v4(&conn, "6", Some("^^"));
+        }
+        let store = Store::open(&path).expect("migrates");
+        assert_eq!(store.count().expect("count"), 6);
+        assert_eq!(
+            store
+                .get("calpendo", "2")
+                .expect("get")
+                .expect("kept")
+                .entry
+                .patient_name
+                .as_deref(),
+            Some(" SIMMONS ^ Élise")
+        );
+        assert_eq!(
+            name_keys(&path),
+            [
+                ("1".into(), Some("simpson^homer".into()), Some(1)),
+                ("2".into(), Some("simmons^élise".into()), Some(1)),
+                ("3".into(), None, Some(2)),
+                ("4".into(), None, Some(0)),
+                ("5".into(), Some("élise^anne".into()), Some(1)),
+                ("6".into(), None, Some(0)),
+            ]
+        );
+        // The keys serve listings: a prefix range, plus the multi-group name.
+        assert_eq!(listed(&store, &["sim"]), ["1", "2", "3"]);
+        assert_eq!(listed(&store, &["simp"]), ["1", "3"]);
+        assert_eq!(listed(&store, &["é"]), ["3", "5"]);
+        assert_eq!(listed(&store, &["x", "simm"]), ["2", "3"]);
+        assert_eq!(listed(&store, &[]).len(), 6);
+        drop(store);
+        // Reopening changes nothing.
+        Store::open(&path).expect("reopen");
+        assert_eq!(name_keys(&path)[0].1.as_deref(), Some("simpson^homer"));
+    }
+
+    #[test]
+    fn rows_without_keys_stay_candidates_and_keys_of_another_folding_are_redone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("w.db");
+        let store = Store::open(&path).expect("open");
+        {
+            let conn = Connection::open(&path).expect("open");
+            // A row written by an older mwlbridge still running: no key yet.
+            insert_v4(&conn, "1", Some("Simpson^Homer"));
+            assert_eq!(name_keys(&path), [("1".into(), None, None)]);
+        }
+        assert_eq!(listed(&store, &["sim"]), ["1"]);
+        assert_eq!(listed(&store, &["doe"]), ["1"]);
+        drop(store);
+        let store = Store::open(&path).expect("reopen");
+        assert_eq!(
+            name_keys(&path),
+            [("1".into(), Some("simpson^homer".into()), Some(1))]
+        );
+        assert_eq!(listed(&store, &["doe"]), Vec::<String>::new());
+        drop(store);
+        // Keys written with another Unicode version's folding are all recomputed.
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.execute_batch(
+                "UPDATE store_settings SET value = 'unicode-0.0.0';
+                 UPDATE worklist_entries SET patient_name_key = 'stale';",
+            )
+            .expect("update");
+        }
+        Store::open(&path).expect("reopen");
+        assert_eq!(
+            name_keys(&path),
+            [("1".into(), Some("simpson^homer".into()), Some(1))]
+        );
+        let conn = Connection::open(&path).expect("open");
+        let folding: String = conn
+            .query_row("SELECT value FROM store_settings", [], |r| r.get(0))
+            .expect("folding");
+        assert_eq!(folding, crate::pn::fold_version());
     }
 
     #[test]

@@ -64,6 +64,11 @@ pub struct EntryFilter {
     pub statuses: Vec<StepStatus>,
     /// Data source name, exact.
     pub source: Option<String>,
+    /// Patient-name search-key prefixes, folded as [`crate::pn::fold`] folds: only
+    /// entries whose key starts with one of them, and every entry whose name has several
+    /// component groups or whose key is not computed yet (see [`crate::pn`]). Empty (or
+    /// holding an empty prefix): any name.
+    pub patient_name_prefixes: Vec<String>,
 }
 
 pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
@@ -109,6 +114,7 @@ impl Store {
         let path = path.as_ref().to_path_buf();
         let mut writer = open_connection(&path)?;
         schema::migrate(&mut writer, &path)?;
+        refresh_name_keys(&mut writer)?;
         Ok(Store {
             inner: Arc::new(Inner {
                 path,
@@ -329,6 +335,89 @@ pub(crate) const CONTENT_COLUMNS: [&str; 25] = [
     "sps_location",
     "status",
 ];
+
+/// The columns derived from the content ones, written with them by [`crate::reconcile`]
+/// (never read back into an entry): the patient name's search key and group count
+/// ([`crate::pn::name_search_key`]), in [`name_key_values`]' order.
+pub(crate) const NAME_KEY_COLUMNS: [&str; 2] = ["patient_name_key", "patient_name_groups"];
+
+/// The values of [`NAME_KEY_COLUMNS`] for a patient name.
+pub(crate) fn name_key_values(patient_name: Option<&str>) -> [rusqlite::types::Value; 2] {
+    use rusqlite::types::Value;
+    let (key, groups) = crate::pn::name_search_key(patient_name);
+    [key.map_or(Value::Null, Value::Text), Value::Integer(groups)]
+}
+
+/// The `store_settings` row naming the case folding that wrote the name keys.
+const NAME_KEY_FOLDING: &str = "patient_name_key_folding";
+
+/// Computes the name search keys ([`NAME_KEY_COLUMNS`]) of the rows that have none yet
+/// (written before schema version 5, or by an older mwlbridge still running), or of every
+/// row when they were written with another case folding ([`crate::pn::fold_version`]), in
+/// one transaction. Takes the write lock only when there is something to do.
+fn refresh_name_keys(conn: &mut Connection) -> Result<(), StoreError> {
+    let current = crate::pn::fold_version();
+    let needs = |conn: &Connection| -> Result<(bool, bool), rusqlite::Error> {
+        let folding: Option<String> = conn
+            .query_row(
+                "SELECT value FROM store_settings WHERE name = ?1",
+                [NAME_KEY_FOLDING],
+                |r| r.get(0),
+            )
+            .optional()?;
+        let refold = folding.as_deref() != Some(current.as_str());
+        let missing: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM worklist_entries WHERE patient_name_groups IS NULL)",
+            [],
+            |r| r.get(0),
+        )?;
+        Ok((refold, missing))
+    };
+    if needs(conn)? == (false, false) {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    // Again under the write lock: another process may have done it meanwhile.
+    let (refold, missing) = needs(&tx)?;
+    if refold || missing {
+        let rows: Vec<(i64, Option<String>)> = {
+            let sql = if refold {
+                "SELECT id, patient_name FROM worklist_entries"
+            } else {
+                "SELECT id, patient_name FROM worklist_entries WHERE patient_name_groups IS NULL"
+            };
+            let mut stmt = tx.prepare(sql)?;
+            stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        let sets: Vec<String> = NAME_KEY_COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ?{}", i + 2))
+            .collect();
+        let mut stmt = tx.prepare(&format!(
+            "UPDATE worklist_entries SET {} WHERE id = ?1",
+            sets.join(", ")
+        ))?;
+        for (id, name) in &rows {
+            let [key, groups] = name_key_values(name.as_deref());
+            stmt.execute(params![id, key, groups])?;
+        }
+        drop(stmt);
+        tx.execute(
+            "INSERT INTO store_settings (name, value) VALUES (?1, ?2)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            params![NAME_KEY_FOLDING, current],
+        )?;
+        tracing::info!(
+            rows = rows.len(),
+            folding = %current,
+            "patient name search keys computed"
+        );
+    }
+    tx.commit()?;
+    Ok(())
+}
 
 /// The bookkeeping columns, after the content ones.
 const META_COLUMNS: [&str; 4] = [

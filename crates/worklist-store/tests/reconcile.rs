@@ -527,3 +527,110 @@ async fn reads_run_while_a_sync_transaction_is_open() {
     release_tx.send(()).expect("release");
     writer.join().expect("writer");
 }
+
+/// The patient-name search key columns of an entry, read from the file.
+fn name_key(store: &Store, source: &str, id: &str) -> (Option<String>, Option<i64>) {
+    let conn = rusqlite::Connection::open(store.path()).expect("open");
+    conn.query_row(
+        "SELECT patient_name_key, patient_name_groups FROM worklist_entries
+          WHERE source = ?1 AND source_record_id = ?2",
+        [source, id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
+    .expect("row")
+}
+
+#[test]
+fn sync_writes_and_rewrites_the_patient_name_key() {
+    let (_dir, store) = store();
+    let mut a = booking("1", "SIMPSON", at(26, 9));
+    a.patient_name = Some(" Simpson ^Élise^^".into());
+    let mut b = booking("2", "YAMADA", at(26, 10));
+    b.patient_name = Some("Yamada^Tarou=山田^太郎".into());
+    let mut c = booking("3", "ANON", at(26, 11));
+    c.patient_name = None;
+    sync(
+        &store,
+        vec![a.clone(), b.clone(), c.clone()],
+        OnCancel::Discontinue,
+        0,
+    );
+    assert_eq!(
+        name_key(&store, SRC, "1"),
+        (Some("simpson^élise".into()), Some(1))
+    );
+    assert_eq!(name_key(&store, SRC, "2"), (None, Some(2)));
+    assert_eq!(name_key(&store, SRC, "3"), (None, Some(0)));
+    // A renamed subject gets its new key; a name removed, none.
+    a.patient_name = Some("MÜLLER^Zoë".into());
+    b.patient_name = Some("Yamada^Tarou".into());
+    c.patient_name = Some("Doe".into());
+    let counts = sync(&store, vec![a, b.clone(), c], OnCancel::Discontinue, 1);
+    assert_eq!(counts.updated, 3);
+    assert_eq!(
+        name_key(&store, SRC, "1"),
+        (Some("müller^zoë".into()), Some(1))
+    );
+    assert_eq!(
+        name_key(&store, SRC, "2"),
+        (Some("yamada^tarou".into()), Some(1))
+    );
+    assert_eq!(name_key(&store, SRC, "3"), (Some("doe".into()), Some(1)));
+    b.patient_name = None;
+    sync(&store, vec![b], OnCancel::Discontinue, 2);
+    assert_eq!(name_key(&store, SRC, "2"), (None, Some(0)));
+    // Listings by key prefix find them.
+    let ids = |prefixes: &[&str]| -> Vec<String> {
+        store
+            .list(&EntryFilter {
+                patient_name_prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+                ..Default::default()
+            })
+            .expect("list")
+            .into_iter()
+            .map(|s| s.entry.source_record_id)
+            .collect()
+    };
+    assert_eq!(ids(&["mü"]), ["1"]);
+    // With a patient ID (another SQL form, same rows).
+    let with_id = |subject: &str, prefixes: &[&str]| -> usize {
+        store
+            .list(&EntryFilter {
+                patient_id: Some(subject.into()),
+                patient_name_prefixes: prefixes.iter().map(|p| p.to_string()).collect(),
+                ..Default::default()
+            })
+            .expect("list")
+            .len()
+    };
+    assert_eq!(with_id("SIMPSON", &["mü"]), 1);
+    assert_eq!(with_id("SIMPSON", &["do"]), 0);
+    assert_eq!(with_id("ANON", &["do", "x"]), 1);
+    assert_eq!(ids(&["do", "m"]), ["1", "3"]);
+    assert_eq!(ids(&["d", "x"]), ["3"]);
+    assert!(ids(&["yamada"]).is_empty());
+}
+
+#[test]
+fn manual_entries_write_the_patient_name_key() {
+    let (_dir, store) = store();
+    let mut e = WorklistEntry::new(worklist_store::MANUAL_SOURCE, "w1", "PHANTOM01", at(26, 14));
+    e.patient_name = Some("Phantom^Water".into());
+    store.create_manual(&e, now(0)).expect("create");
+    assert_eq!(
+        name_key(&store, worklist_store::MANUAL_SOURCE, "w1"),
+        (Some("phantom^water".into()), Some(1))
+    );
+    e.patient_name = Some("ÉCHO^Fantôme=エコー".into());
+    store.update_manual(&e, now(1)).expect("update");
+    assert_eq!(
+        name_key(&store, worklist_store::MANUAL_SOURCE, "w1"),
+        (None, Some(2))
+    );
+    e.patient_name = Some("Écho".into());
+    store.update_manual(&e, now(2)).expect("update");
+    assert_eq!(
+        name_key(&store, worklist_store::MANUAL_SOURCE, "w1"),
+        (Some("écho".into()), Some(1))
+    );
+}
