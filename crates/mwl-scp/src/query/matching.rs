@@ -110,38 +110,14 @@ impl TextMatcher {
 // Person names: case-insensitive, component-aware
 // ---------------------------------------------------------------------------------------
 
-/// Folds one character for case-insensitive comparison, keeping one character per
-/// character so that `?` still stands for exactly one.
-fn fold_char(c: char) -> char {
-    let mut lower = c.to_lowercase();
-    match (lower.next(), lower.next()) {
-        (Some(l), None) => l,
-        _ => c,
-    }
-}
+// Case folding and normalization are the store's (`worklist_store::pn`), which also
+// folds the patient-name search key the candidate filter reads: one definition for both.
+use worklist_store::pn::fold_chars as fold;
+pub(crate) use worklist_store::pn::normalize_pn;
 
-fn fold(s: &str) -> Vec<char> {
-    s.chars().map(fold_char).collect()
-}
-
-/// A PN value with padding removed: each component trimmed, trailing empty components
-/// and trailing empty component groups dropped (`DOE^JOHN^^^` is `DOE^JOHN`).
-pub(crate) fn normalize_pn(s: &str) -> String {
-    let mut groups: Vec<String> = s
-        .split('=')
-        .map(|g| {
-            let mut comps: Vec<&str> = g.split('^').map(|c| c.trim_matches(' ')).collect();
-            while comps.last().is_some_and(|c| c.is_empty()) {
-                comps.pop();
-            }
-            comps.join("^")
-        })
-        .collect();
-    while groups.last().is_some_and(|g| g.is_empty()) {
-        groups.pop();
-    }
-    groups.join("=")
-}
+/// At most this many patient-name prefixes go to the store (one index range each); a
+/// query with more values is narrowed by its other keys only.
+const MAX_NAME_PREFIXES: usize = 16;
 
 /// One element of a PN key's value, normalized and case-folded.
 #[derive(Debug, Clone, PartialEq)]
@@ -164,6 +140,24 @@ impl PnPattern {
             grouped,
             components,
         }
+    }
+
+    /// The folded literal start that every name this value matches has in its first
+    /// component group (possibly empty): the characters before the first wildcard of the
+    /// family component for a value with `^` (the component-wise rule needs the family
+    /// component to match it, and the family component starts the group), of the whole
+    /// value without `^` (the whole group and its family component both start with it),
+    /// and before the first `=` too for a value with `=` (compared whole). `^JOHN` and
+    /// `*son` have none.
+    fn literal_prefix(&self) -> String {
+        let source = match (&self.components, self.grouped) {
+            (Some(comps), false) => comps.first().map(Vec::as_slice).unwrap_or(&[]),
+            _ => self.whole.as_slice(),
+        };
+        source
+            .iter()
+            .take_while(|c| !matches!(c, '*' | '?' | '='))
+            .collect()
     }
 
     /// Whether one (normalized) entry name matches.
@@ -225,6 +219,29 @@ impl PnMatcher {
         let Some(v) = value else { return false };
         let v = normalize_pn(v);
         self.alts.iter().any(|a| a.matches(&v))
+    }
+
+    /// Folded prefixes such that the first component group of every single-group name
+    /// this key matches, folded, starts with one of them (see
+    /// [`worklist_store::pn`]): each value's literal start, without those that another
+    /// one's start already covers, in order. `None` when a value has no literal start
+    /// (`*son`, `^JOHN`, `=山田`), or when there would be more than
+    /// [`MAX_NAME_PREFIXES`].
+    pub(crate) fn name_key_prefixes(&self) -> Option<Vec<String>> {
+        let mut prefixes = self
+            .alts
+            .iter()
+            .map(|a| Some(a.literal_prefix()).filter(|p| !p.is_empty()))
+            .collect::<Option<Vec<String>>>()?;
+        prefixes.sort();
+        // Sorted, a prefix comes just before the values it covers.
+        let mut kept: Vec<String> = Vec::with_capacity(prefixes.len());
+        for p in prefixes {
+            if !kept.last().is_some_and(|k| p.starts_with(k.as_str())) {
+                kept.push(p);
+            }
+        }
+        (kept.len() <= MAX_NAME_PREFIXES).then_some(kept)
     }
 }
 

@@ -255,7 +255,10 @@ impl MwlQuery {
     /// A store filter that keeps every entry [`matches`](Self::matches) accepts (and
     /// usually many fewer others). Pushed down: an exact single-valued Scheduled Station
     /// AE Title, Modality and Patient ID; the dates bounding the SPS start date-time range;
-    /// the statuses the status key admits. Everything else is left to `matches`.
+    /// the statuses the status key admits; the literal starts of the PatientName values
+    /// (`Sim*`, `DOE^J*`, `Doe`; not `*son` nor `^JOHN`), as ranges of the store's folded
+    /// patient-name search key ([`worklist_store::pn`]). Everything else is left to
+    /// `matches`.
     ///
     /// The store compares these columns exactly, so this relies on stored AE titles,
     /// modalities and patient IDs carrying no leading or trailing spaces.
@@ -281,8 +284,21 @@ impl MwlQuery {
             modality: exact(Field::Modality),
             patient_id: exact(Field::PatientId),
             statuses,
+            patient_name_prefixes: self.patient_name_prefixes(),
             ..EntryFilter::default()
         }
+    }
+
+    /// The folded prefixes of the patient-name search key that the PatientName key
+    /// admits ([`PnMatcher::name_key_prefixes`]); empty when it admits any name.
+    fn patient_name_prefixes(&self) -> Vec<String> {
+        self.conditions
+            .iter()
+            .find_map(|c| match c {
+                Condition::Name(Field::PatientName, m) => m.name_key_prefixes(),
+                _ => None,
+            })
+            .unwrap_or_default()
     }
 
     /// Whether some keys were not supported for matching: pending responses then carry

@@ -1358,6 +1358,62 @@ fn candidate_filter_pushes_down_only_safe_keys() {
     assert_eq!((f.from_date, f.to_date), (Some(date(2026, 11, 26)), None));
 }
 
+/// The patient-name key prefixes a PatientName value pushes down to the store.
+fn name_prefixes(value: &str) -> Vec<String> {
+    parse(&[(t::PATIENT_NAME, VR::PN, value)], None)
+        .candidate_filter()
+        .patient_name_prefixes
+}
+
+#[test]
+fn patient_name_prefixes_of_query_forms() {
+    // A literal start before the first wildcard, folded.
+    assert_eq!(name_prefixes("SIM*"), ["sim"]);
+    assert_eq!(name_prefixes("sim*"), ["sim"]);
+    assert_eq!(name_prefixes("Sim?n"), ["sim"]);
+    assert_eq!(name_prefixes("Si*m?n"), ["si"]);
+    // No wildcard: the family name (or the whole name) is the start.
+    assert_eq!(name_prefixes("Doe"), ["doe"]);
+    assert_eq!(name_prefixes(" Doe ^^"), ["doe"]);
+    // Component-wise: only the family component's start.
+    assert_eq!(name_prefixes("DOE^J*"), ["doe"]);
+    assert_eq!(name_prefixes("DOE^JOHN"), ["doe"]);
+    assert_eq!(name_prefixes("D?E^JOHN"), ["d"]);
+    // Unicode case folding, one character per character.
+    assert_eq!(name_prefixes("Élise*"), ["élise"]);
+    assert_eq!(name_prefixes("ÖZGÜR^*"), ["özgür"]);
+    assert_eq!(name_prefixes("İZ*"), ["İz"]);
+    // Lists: one prefix per value, those covered by a shorter one dropped, in order.
+    assert_eq!(name_prefixes("DOE\\SMITH"), ["doe", "smith"]);
+    assert_eq!(name_prefixes("SMITH*\\Sm*\\DOE"), ["doe", "sm"]);
+    // `=`: compared whole; the start of the first group only.
+    assert_eq!(name_prefixes("Yamada^T*=山田"), ["yamada^t"]);
+    assert_eq!(name_prefixes("Yamada=山田*"), ["yamada"]);
+    // No literal start: no narrowing on the name.
+    for none in [
+        "*son",
+        "?im*",
+        "^JOHN",
+        "^J*",
+        "=ideo*",
+        "=山田^太郎",
+        "DOE\\*son",
+        "*",
+        "^^",
+        "",
+    ] {
+        assert!(name_prefixes(none).is_empty(), "{none:?}");
+    }
+    // Too many values: not pushed down (one index range each).
+    let many: Vec<String> = (0..17).map(|i| format!("N{i:02}*")).collect();
+    assert!(name_prefixes(&many.join("\\")).is_empty());
+    let sixteen: Vec<String> = (0..16).map(|i| format!("N{i:02}*")).collect();
+    assert_eq!(name_prefixes(&sixteen.join("\\")).len(), 16);
+    // Only PatientName: other person names are matched in Rust.
+    let f = parse(&[(t::REFERRING_PHYSICIAN_NAME, VR::PN, "WHO*")], None).candidate_filter();
+    assert!(f.patient_name_prefixes.is_empty());
+}
+
 /// Entries that differ in every pushed-down column, around midnight, in every status.
 fn population() -> Vec<WorklistEntry> {
     let names = [
@@ -1398,7 +1454,147 @@ fn population() -> Vec<WorklistEntry> {
             }
         }
     }
+    // Random patient names (for PatientName queries and the name search key): mixed
+    // case, accents, several components, `=` groups, shared starts.
+    let mut rng = Rng(0x5EED_0F4A);
+    for i in 0..NAMED_ENTRIES {
+        let start = starts[rng.below(starts.len())];
+        let mut e = WorklistEntry::new("calpendo", format!("N{i:03}"), format!("NAMED{i}"), start);
+        e.patient_name = Some(random_name(&mut rng));
+        e.station_ae_title = Some(["MRI_3T", "CT_1"][rng.below(2)].to_owned());
+        e.modality = Some("MR".to_owned());
+        e.status = StepStatus::ALL[rng.below(8).min(3)];
+        out.push(e);
+    }
     out
+}
+
+/// How many entries with random names [`population`] adds.
+const NAMED_ENTRIES: usize = 300;
+
+/// A small deterministic generator (SplitMix64), for random names and name queries.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn chance(&mut self, one_in: usize) -> bool {
+        self.below(one_in) == 0
+    }
+}
+
+/// Pieces of names: shared starts (`sim`, `Sim`, `SIM`), accents in both cases, letters
+/// whose lower case is not one character (`İ`) or whose upper case is not (`ß`), Greek
+/// final sigma, CJK, spaces and punctuation.
+const SYLLABLES: [&str; 24] = [
+    "sim", "Sim", "SIM", "son", "pson", "mons", "é", "É", "lise", "Ö", "zg", "ür", "Mc", "o'", "ß",
+    "İ", "Σ", "ς", "a", "B", "de ", "-", "ñ", "Ñ",
+];
+const IDEOGRAMS: [&str; 6] = ["山", "田", "太", "郎", "やま", "だ"];
+
+fn random_word(rng: &mut Rng, pieces: &[&str], max: usize) -> String {
+    (0..1 + rng.below(max))
+        .map(|_| pieces[rng.below(pieces.len())])
+        .collect()
+}
+
+/// A random valid patient name: 1 to 3 components (some empty, some padded), and now
+/// and then ideographic / phonetic groups (also with an empty first group).
+fn random_name(rng: &mut Rng) -> String {
+    let group = |rng: &mut Rng, pieces: &[&str]| -> String {
+        let n = 1 + rng.below(3);
+        (0..n)
+            .map(|i| {
+                if i > 0 && rng.chance(5) {
+                    String::new()
+                } else {
+                    let w = random_word(rng, pieces, 3);
+                    if rng.chance(6) { format!(" {w} ") } else { w }
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("^")
+    };
+    let mut name = group(rng, &SYLLABLES);
+    match rng.below(8) {
+        0 => name = format!("{name}={}", group(rng, &IDEOGRAMS)),
+        1 => name = format!("={}", group(rng, &IDEOGRAMS)),
+        2 => {
+            name = format!(
+                "{name}={}={}",
+                group(rng, &IDEOGRAMS),
+                group(rng, &SYLLABLES)
+            )
+        }
+        3 => name.push_str("^^"),
+        _ => {}
+    }
+    name
+}
+
+/// Each character in upper or lower case at random (when that is one character).
+fn random_case(rng: &mut Rng, s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut m: Vec<char> = if rng.chance(2) {
+                c.to_uppercase().collect()
+            } else {
+                c.to_lowercase().collect()
+            };
+            if m.len() == 1 { m.remove(0) } else { c }
+        })
+        .collect()
+}
+
+/// A random PatientName query value, usually built from a name of `names` so that it
+/// matches something: a start of a component with `*`, `?` in place of a character, an
+/// exact family name, component-wise forms (`FAMILY^G*`, `^GIVEN`, `FAMILY^*`), a
+/// leading wildcard, lists, `=` forms, or random pieces.
+fn random_name_query(rng: &mut Rng, names: &[String]) -> (String, usize) {
+    let picked = rng.below(names.len());
+    let name = &names[picked];
+    let groups: Vec<&str> = name.split('=').collect();
+    let group = groups[rng.below(groups.len())];
+    let comps: Vec<String> = group.split('^').map(|c| c.trim().to_owned()).collect();
+    let comp = |i: usize| comps.get(i).cloned().unwrap_or_default();
+    let start = |rng: &mut Rng, s: &str| -> String {
+        let chars: Vec<char> = s.chars().collect();
+        chars[..rng.below(chars.len() + 1)].iter().collect()
+    };
+    let q = match rng.below(12) {
+        0 | 1 => format!("{}*", start(rng, &comp(0))),
+        2 => {
+            let mut chars: Vec<char> = comp(0).chars().collect();
+            if !chars.is_empty() {
+                let i = rng.below(chars.len());
+                chars[i] = '?';
+            }
+            chars.into_iter().collect()
+        }
+        3 => comp(0),
+        4 => format!("{}^{}*", comp(0), start(rng, &comp(1))),
+        5 => format!("^{}", comp(1)),
+        6 => format!("{}^*", comp(0)),
+        7 => format!("*{}", comp(0).chars().rev().take(2).collect::<String>()),
+        8 => {
+            let other = &names[rng.below(names.len())];
+            format!("{}*\\{}*", start(rng, &comp(0)), start(rng, other))
+        }
+        9 => format!("{}*", start(rng, name)),
+        10 => format!("={}*", start(rng, groups.last().copied().unwrap_or(""))),
+        _ => format!("{}*", random_word(rng, &SYLLABLES, 2)),
+    };
+    (random_case(rng, &q), picked)
 }
 
 fn query_set() -> Vec<MwlQuery> {
@@ -1448,6 +1644,10 @@ fn query_set() -> Vec<MwlQuery> {
         vec![(t::PATIENT_ID, VR::LO, "SUB00?")],
         vec![(t::PATIENT_ID, VR::LO, "SUB001\\SUB002")],
         vec![(t::PATIENT_NAME, VR::PN, "doe")],
+        vec![(t::PATIENT_NAME, VR::PN, "D*")],
+        vec![(t::PATIENT_NAME, VR::PN, "hé*")],
+        vec![(t::PATIENT_NAME, VR::PN, "DOE\\H?bert")],
+        vec![(t::PATIENT_NAME, VR::PN, "^JOHN")],
     ];
     let mut out = Vec::new();
     for top_keys in &tops {
@@ -1456,7 +1656,40 @@ fn query_set() -> Vec<MwlQuery> {
         }
         out.push(parse(top_keys, None));
     }
+    out.extend(name_queries());
     out
+}
+
+/// How many random PatientName queries [`name_queries`] makes.
+const NAME_QUERIES: usize = 600;
+
+/// Random PatientName queries on the names of [`population`], some with step keys.
+fn name_queries() -> Vec<MwlQuery> {
+    let (ids, names): (Vec<String>, Vec<String>) = population()
+        .into_iter()
+        .filter_map(|e| Some((e.patient_id, e.patient_name?)))
+        .unzip();
+    let mut rng = Rng(0xA11CE);
+    let status = t::SCHEDULED_PROCEDURE_STEP_STATUS;
+    (0..NAME_QUERIES)
+        .map(|_| {
+            let (value, picked) = random_name_query(&mut rng, &names);
+            let top = [(t::PATIENT_NAME, VR::PN, value.as_str())];
+            match rng.below(4) {
+                0 => parse(&top, None),
+                // With an exact PatientID: the store tests the name key row by row.
+                3 => parse(
+                    &[top[0], (t::PATIENT_ID, VR::LO, ids[picked].as_str())],
+                    None,
+                ),
+                1 => parse(&top, Some(&[(status, VR::CS, "*ED\\S*")])),
+                _ => parse(
+                    &top,
+                    Some(&[(t::SCHEDULED_STATION_AE_TITLE, VR::AE, "MRI_3T")]),
+                ),
+            }
+        })
+        .collect()
 }
 
 #[test]
@@ -1484,7 +1717,10 @@ fn candidate_filter_never_excludes_a_match_in_the_real_store() {
 
     let mut narrowed = 0;
     let mut matched_somewhere = 0;
-    for (i, query) in query_set().iter().enumerate() {
+    let (mut name_narrowed, mut name_matched) = (0, 0);
+    let queries = query_set();
+    let first_random = queries.len() - NAME_QUERIES;
+    for (i, query) in queries.iter().enumerate() {
         let candidates: Vec<String> = store
             .list(&query.candidate_filter())
             .unwrap()
@@ -1510,13 +1746,36 @@ fn candidate_filter_never_excludes_a_match_in_the_real_store() {
         if !matching.is_empty() {
             matched_somewhere += 1;
         }
+        if i >= first_random {
+            // Random name queries: narrowed by the name key alone when the query says
+            // nothing else, and matching.
+            let name_only = EntryFilter {
+                statuses: Vec::new(),
+                station_ae_title: None,
+                ..query.candidate_filter()
+            };
+            if store.list(&name_only).unwrap().len() * 2 < all.len() {
+                name_narrowed += 1;
+            }
+            if !matching.is_empty() {
+                name_matched += 1;
+            }
+        }
     }
     // The check means something: filters narrow, and queries match.
-    let total = query_set().len();
+    let total = queries.len();
     assert!(narrowed * 2 > total, "{narrowed} of {total} narrowed");
     assert!(
         matched_somewhere * 2 > total,
         "{matched_somewhere} of {total} matched"
+    );
+    assert!(
+        name_narrowed * 2 > NAME_QUERIES,
+        "{name_narrowed} of {NAME_QUERIES} name queries narrowed by the name key"
+    );
+    assert!(
+        name_matched * 2 > NAME_QUERIES,
+        "{name_matched} of {NAME_QUERIES} name queries matched"
     );
 }
 
