@@ -20,6 +20,8 @@ const SECRET_HEX: usize = 64;
 /// How long a verified token is remembered (its row is still checked on every request,
 /// so a revocation takes effect at once; only the Argon2 work is saved).
 const VERIFIED_TTL: Duration = Duration::from_secs(300);
+/// A token's last use is written at most this often.
+const USE_RECORD_INTERVAL_SECS: i64 = 60;
 /// At most this many remembered verifications.
 const VERIFIED_MAX: usize = 1024;
 
@@ -190,12 +192,14 @@ impl TokenVerifier {
             }
         }
         let id = record.id;
-        // Recording the use is bookkeeping: a failure must not refuse the request.
-        if let Err(e) = self
-            .store
-            .run(move |s| s.touch_token(id, Timestamp::now()))
-            .await
-        {
+        let now = Timestamp::now();
+        // Recording the use is bookkeeping: at most once a minute per token (a write on
+        // every request would queue behind the sync's writes), and a failure must not
+        // refuse the request.
+        let stale = record
+            .last_used_at
+            .is_none_or(|at| now.duration_since(at).as_secs() >= USE_RECORD_INTERVAL_SECS);
+        if stale && let Err(e) = self.store.run(move |s| s.touch_token(id, now)).await {
             tracing::warn!(error = %e, "could not record a token's use");
         }
         Ok(Principal {

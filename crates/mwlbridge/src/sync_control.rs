@@ -20,8 +20,8 @@ pub struct WorkerControl {
     senders: HashMap<String, mpsc::Sender<SyncRequest>>,
 }
 
-/// Pending requests per source at most; more are refused as "stopping" would be wrong,
-/// so they simply join the queued cycle (see [`WorkerControl::trigger`]).
+/// Requests queued per source at most. A request without a reply that finds the queue
+/// full is dropped: the queued ones already run a cycle after it was made.
 const QUEUE: usize = 16;
 
 impl WorkerControl {
