@@ -1691,3 +1691,50 @@ fn the_status_page_logs_in_groups_by_station_and_checks_csrf() {
     let page = site.send(Method::GET, "/", None, &[("cookie", &cookie)], None);
     assert!(page.body.contains("action=\"/login\"") && !page.body.contains("SUB101"));
 }
+
+/// A taken admin port stops `serve` at start with exit 1 and a message that names the
+/// address and the keys to change, instead of running without its admin interface.
+#[test]
+fn serve_names_a_taken_admin_port_and_exits_1() {
+    let taken = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_server_config(
+        dir.path(),
+        "http://127.0.0.1:9",
+        &format!("[admin]\nenabled = true\nbind = \"127.0.0.1\"\nport = {port}\n"),
+    );
+    let mut child = common::command(&[
+        "serve",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--port",
+        &free_port().to_string(),
+    ])
+    .stdout(std::process::Stdio::null())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("spawn");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("wait") {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve kept running with its admin port taken");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut err)
+        .expect("read stderr");
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot listen on 127.0.0.1:{port} for the admin interface"
+        )) && err.contains("admin.port"),
+        "{err}"
+    );
+    drop(taken);
+}
