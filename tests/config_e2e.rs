@@ -54,10 +54,7 @@ fn missing_credentials_are_named_and_never_echoed() {
 
 #[test]
 fn shipped_pylantir_example_validates() {
-    let example = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../config/pylantir-example.json"
-    );
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/pylantir-example.json");
     let out = run(&["check-config", "--config", example]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
@@ -74,7 +71,7 @@ fn shipped_pylantir_example_validates() {
 
 #[test]
 fn shipped_toml_example_validates() {
-    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/mwlbridge.toml");
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/mwlbridge.toml");
     let out = run(&["check-config", "--config", example]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
