@@ -288,7 +288,6 @@ pub(crate) fn percent_decode(segment: &str) -> Result<String, QueryError> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::BookingShape;

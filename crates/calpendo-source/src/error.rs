@@ -125,7 +125,11 @@ impl AttemptError {
     pub(crate) fn from_send(e: reqwest::Error, req: Request) -> AttemptError {
         if e.is_builder() {
             AttemptError::Final(Failure::Config(ConfigFailure::Setup {
-                message: format!("cannot build the {} request: {}", req.what(), error_chain(&e)),
+                message: format!(
+                    "cannot build the {} request: {}",
+                    req.what(),
+                    error_chain(&e)
+                ),
                 source: Some(Box::new(e)),
             }))
         } else if let Some(tls) = tls_failure(&e) {
@@ -259,7 +263,6 @@ fn refused(status: u16, message: String) -> AttemptError {
     AttemptError::Final(Failure::Config(ConfigFailure::Refused { status, message }))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,5 +292,4 @@ mod tests {
             AttemptError::Final(Failure::Fetch(_))
         ));
     }
-
 }

@@ -18,8 +18,9 @@
 //!   (**the patient ID is the title's text before the first `_`**), DICOM clean-up.
 //! - [`source`]: [`CalpendoSource`], the [`worklist_store::DataSource`] implementation:
 //!   requests, retries, the detail cache, the cycle's deadline.
-//! - [`error`]: why a request failed ([`error::FetchFailure`]), kept typed inside
-//!   [`worklist_store::SourceError`].
+//! - [`error`]: how a request fails: retried or not, and the typed cause
+//!   ([`worklist_store::source::FetchFailure`], [`worklist_store::source::ConfigFailure`])
+//!   a failed request ends the cycle with.
 //!
 //! Life of a sync cycle: at start-up the binary calls [`parse_settings`] (every key read
 //! by its [`config::keys::Key`], then zones, window and credentials combined) and builds a
@@ -44,7 +45,7 @@ pub mod window;
 
 pub use booking::{Booking, ListedBooking};
 pub use config::{
-    CalpendoConfig, ConfigProblem, SiteContext, Secret, parse_config, parse_settings,
+    CalpendoConfig, ConfigProblem, Secret, SiteContext, parse_config, parse_settings,
 };
 pub use fields::{Extract, ExtractOutput, FieldMapping, FieldRule, PrefixMap, Target};
 pub use mapping::{SkipReason, map_booking, map_status};

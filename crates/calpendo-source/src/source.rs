@@ -58,8 +58,8 @@ use worklist_store::{DataSource, OnCancel, SourceError, SourceMetrics, SyncWindo
 use worklist_store::source::{ConfigFailure, FetchFailure};
 
 use crate::booking::{Booking, ListedBooking, parse_list, parse_operator};
-use crate::error::{AttemptError, Failure, Request, status_error};
 use crate::config::CalpendoConfig;
+use crate::error::{AttemptError, Failure, Request, status_error};
 use crate::mapping::{SkipReason, map_booking};
 use crate::query::{self, UrlError};
 
@@ -487,13 +487,12 @@ impl CalpendoSource {
             .get_json(url, Request::List)
             .await
             .map_err(|f| f.into_source_error(Request::List))?;
-        let (items, without_id) =
-            parse_list(&list).map_err(|e| {
-                SourceError::Fetch(FetchFailure::InvalidResponse {
-                    message: e.to_string(),
-                    source: Some(Box::new(e)),
-                })
-            })?;
+        let (items, without_id) = parse_list(&list).map_err(|e| {
+            SourceError::Fetch(FetchFailure::InvalidResponse {
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            })
+        })?;
         if without_id > 0 {
             tracing::warn!(
                 source = %self.name,

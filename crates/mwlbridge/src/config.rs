@@ -417,15 +417,21 @@ fn finish(config: Config, mut problems: Report) -> Result<Config, ConfigError> {
     let mut names: Vec<(&str, &str)> = Vec::new();
     for s in &config.sources {
         if let Some((_, first)) = names.iter().find(|(n, _)| *n == s.name) {
-            problems.problem(format!("{}.name", s.key), format!("source name {:?} is already used by {first}", s.name));
+            problems.problem(
+                format!("{}.name", s.key),
+                format!("source name {:?} is already used by {first}", s.name),
+            );
         } else {
             names.push((&s.name, &s.key));
         }
         if s.name == worklist_store::MANUAL_SOURCE {
-            problems.problem(format!("{}.name", s.key), format!(
+            problems.problem(
+                format!("{}.name", s.key),
+                format!(
                     "{:?} is reserved for the entries admins add by hand; choose another name",
                     s.name
-                ));
+                ),
+            );
         }
     }
     if problems.is_ok() {
@@ -453,7 +459,10 @@ fn ip_address(t: &mut Table<'_>, key: &'static str, problems: &mut Report) -> Op
     match text.parse::<IpAddr>() {
         Ok(ip) => Some(ip),
         Err(_) => {
-            problems.problem(t.key(key), format!("{text:?} is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"));
+            problems.problem(
+                t.key(key),
+                format!("{text:?} is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"),
+            );
             None
         }
     }
@@ -477,7 +486,10 @@ fn tls_files(
     };
     tt.reject_unknown(problems);
     let (Some(certificate), Some(private_key)) = (certificate, private_key) else {
-        problems.problem(tt.key("certificate"), format!("{name} needs both certificate and private_key"));
+        problems.problem(
+            tt.key("certificate"),
+            format!("{name} needs both certificate and private_key"),
+        );
         return None;
     };
     if let Err(e) = mwl_scp::tls::server_config(&certificate, &private_key, client_ca.as_deref()) {
@@ -519,10 +531,13 @@ fn server_from(t: &mut Table<'_>, problems: &mut Report) -> ServerConfig {
     if let Some(cs) = &charset
         && !matches!(cs.as_str(), "ISO_IR 192" | "ISO_IR 100" | "ISO_IR 6")
     {
-        problems.problem(t.key("character_set"), format!(
+        problems.problem(
+            t.key("character_set"),
+            format!(
                 "{cs:?} is not supported; use \"ISO_IR 192\" (UTF-8), \"ISO_IR 100\" (Latin-1) \
                  or \"ISO_IR 6\" (ASCII)"
-            ));
+            ),
+        );
     }
     ServerConfig {
         ae_title: ae_title.unwrap_or_else(|| DEFAULT_AE_TITLE.into()),
@@ -590,9 +605,10 @@ fn kind_from(t: &mut Table<'_>, problems: &mut Report) -> Option<SourceKind> {
     match kind.as_deref() {
         Some("calpendo") => Some(SourceKind::Calpendo),
         Some(other) => {
-            problems.problem(t.key("type"), format!(
-                    "source type {other:?} is not supported (supported: \"calpendo\")"
-                ));
+            problems.problem(
+                t.key("type"),
+                format!("source type {other:?} is not supported (supported: \"calpendo\")"),
+            );
             None
         }
         None => {

@@ -64,8 +64,8 @@ pub use crate::fields::{Extract, ExtractOutput, FieldMapping, FieldRule, PrefixM
 pub use crate::window::{DailyWindow, WindowMode};
 pub use config_reader::Problem;
 pub use keys::{
-    DEFAULT_API_PATH, DEFAULT_DETAIL_REFRESH, ENV_API_URL, ENV_PASSWORD, ENV_USERNAME, KEYS,
-    Key, MAX_WORKERS_LIMIT, docs_table, known_keys,
+    DEFAULT_API_PATH, DEFAULT_DETAIL_REFRESH, ENV_API_URL, ENV_PASSWORD, ENV_USERNAME, KEYS, Key,
+    MAX_WORKERS_LIMIT, docs_table, known_keys,
 };
 
 use keys::{Draft, check_base_url, read_keys};
@@ -248,7 +248,10 @@ fn zones(d: &Draft, site: &SiteContext, r: &mut Report) -> Option<Zones> {
         .get(&timezone)
         .map_err(|e| r.problem("timezone", e.to_string()))
         .ok();
-    let source_timezone = d.source_timezone.clone().unwrap_or_else(|| timezone.clone());
+    let source_timezone = d
+        .source_timezone
+        .clone()
+        .unwrap_or_else(|| timezone.clone());
     let source_tz = if source_timezone == timezone {
         tz.clone()
     } else {

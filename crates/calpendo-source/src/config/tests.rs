@@ -114,7 +114,10 @@ fn every_problem_is_reported() {
     ] {
         assert!(k.contains(&expected), "{expected} missing from {k:?}");
     }
-    let typo = problems.iter().find(|p| p.key.name() == "resourcez").unwrap();
+    let typo = problems
+        .iter()
+        .find(|p| p.key.name() == "resourcez")
+        .unwrap();
     assert!(typo.message.contains("resourcez"), "{}", typo.message);
     assert!(
         typo.message.contains("did you mean \"resources\""),
@@ -403,8 +406,7 @@ fn detail_refresh_range() {
 
 #[test]
 fn bad_tzdir_is_a_problem() {
-    let v =
-        json!({"base_url": "https://x", "resources": ["3T"], "tzdir": "/nonexistent/zoneinfo"});
+    let v = json!({"base_url": "https://x", "resources": ["3T"], "tzdir": "/nonexistent/zoneinfo"});
     let problems = parse_config(&v, &env_ok).unwrap_err();
     assert_eq!(keys(&problems), vec!["tzdir"]);
 }
@@ -413,4 +415,29 @@ fn bad_tzdir_is_a_problem() {
 fn not_an_object() {
     let problems = parse_config(&json!([1]), &env_ok).unwrap_err();
     assert!(problems.iter().any(|p| p.key.name().is_empty()));
+}
+
+#[test]
+fn every_key_is_defined_once_and_the_docs_table_matches() {
+    let mut names: Vec<&str> = known_keys().collect();
+    let n = names.len();
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), n, "a key is defined twice");
+    let docs = include_str!("../../../../docs/configuration.md");
+    let start = docs
+        .find("### Calpendo source keys")
+        .expect("docs/configuration.md has a Calpendo key section");
+    let table: String = docs[start..]
+        .lines()
+        .skip_while(|l| !l.starts_with('|'))
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(
+        table,
+        docs_table(),
+        "docs/configuration.md's Calpendo table differs from the keys' definitions \
+         (crates/calpendo-source/src/config/keys.rs); paste docs_table()'s output there"
+    );
 }

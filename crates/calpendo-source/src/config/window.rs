@@ -31,10 +31,7 @@ fn parse_clock(v: &Value, key: &str, allow_24: bool, p: &mut Report) -> Option<u
         other => {
             p.problem(
                 key,
-                format!(
-                    "must be \"HH:MM\" or [hour, minute], not {}",
-                    kind(other)
-                ),
+                format!("must be \"HH:MM\" or [hour, minute], not {}", kind(other)),
             );
             return None;
         }
@@ -102,7 +99,6 @@ pub(crate) fn parse_daily_window(v: &Value, p: &mut Report) -> Option<DailyWindo
         end_minute: end,
     })
 }
-
 
 /// The window keys as read, before they are combined.
 #[derive(Debug, Default)]
