@@ -225,3 +225,31 @@ impl FieldMapping {
         self.rules.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn extract_matches_at_start_only() {
+        let e = Extract {
+            pattern: Regex::new("([0-9]+)").unwrap(),
+            output: ExtractOutput::Group(1),
+        };
+        assert_eq!(e.apply("123abc").as_deref(), Some("123"));
+        // Python's re.match would not match here: the text is kept.
+        assert_eq!(e.apply("abc123").as_deref(), Some("abc123"));
+    }
+
+    #[test]
+    fn prefix_map_prefers_exact_then_longest() {
+        let m = PrefixMap::new(vec![
+            ("3T".into(), "MR".into()),
+            ("3T Research".into(), "OT".into()),
+            ("EEG".into(), "EEG".into()),
+        ]);
+        assert_eq!(m.lookup("3T Diagnostic"), Some("MR"));
+        assert_eq!(m.lookup("3T Research Scanner"), Some("OT"));
+        assert_eq!(m.lookup("Mock Scanner"), None);
+    }
+}

@@ -318,6 +318,17 @@ pub const KEYS: &[Key] = &[
     },
 ];
 
+/// Every key a Calpendo source's settings may have, in the order of [`KEYS`].
+pub const KNOWN_KEYS: [&str; KEYS.len()] = {
+    let mut names = [""; KEYS.len()];
+    let mut i = 0;
+    while i < KEYS.len() {
+        names[i] = KEYS[i].name;
+        i += 1;
+    }
+    names
+};
+
 /// The names of every key, in the order of [`KEYS`].
 pub fn known_keys() -> impl Iterator<Item = &'static str> {
     KEYS.iter().map(|k| k.name)

@@ -64,8 +64,8 @@ pub use crate::fields::{Extract, ExtractOutput, FieldMapping, FieldRule, PrefixM
 pub use crate::window::{DailyWindow, WindowMode};
 pub use config_reader::Problem;
 pub use keys::{
-    DEFAULT_API_PATH, DEFAULT_DETAIL_REFRESH, ENV_API_URL, ENV_PASSWORD, ENV_USERNAME, KEYS, Key,
-    MAX_WORKERS_LIMIT, docs_table, known_keys,
+    DEFAULT_API_PATH, DEFAULT_DETAIL_REFRESH, ENV_API_URL, ENV_PASSWORD, ENV_USERNAME, KEYS,
+    KNOWN_KEYS, Key, MAX_WORKERS_LIMIT, docs_table, known_keys,
 };
 
 use keys::{Draft, check_base_url, read_keys};

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use jiff::civil::date;
-use regex::Regex;
 use serde_json::{Value, json};
 use worklist_store::OnCancel;
 
@@ -229,17 +228,6 @@ fn template_refs_to_missing_groups_are_problems() {
 }
 
 #[test]
-fn extract_matches_at_start_only() {
-    let e = Extract {
-        pattern: Regex::new("([0-9]+)").unwrap(),
-        output: ExtractOutput::Group(1),
-    };
-    assert_eq!(e.apply("123abc").as_deref(), Some("123"));
-    // Python's re.match would not match here: the text is kept.
-    assert_eq!(e.apply("abc123").as_deref(), Some("abc123"));
-}
-
-#[test]
 fn aliases_map_to_the_same_targets() {
     assert_eq!(Target::from_name("sps_id"), Some(Target::SpsId));
     assert_eq!(
@@ -284,18 +272,6 @@ fn status_filter_forms() {
     assert!(c.status_filter.is_empty());
     assert!(c.status_selected("Cancelled"));
     assert!(parse_config(&base(json!(5)), &env_ok).is_err());
-}
-
-#[test]
-fn prefix_map_prefers_exact_then_longest() {
-    let m = PrefixMap::new(vec![
-        ("3T".into(), "MR".into()),
-        ("3T Research".into(), "OT".into()),
-        ("EEG".into(), "EEG".into()),
-    ]);
-    assert_eq!(m.lookup("3T Diagnostic"), Some("MR"));
-    assert_eq!(m.lookup("3T Research Scanner"), Some("OT"));
-    assert_eq!(m.lookup("Mock Scanner"), None);
 }
 
 #[test]
