@@ -31,12 +31,12 @@ pub enum SourceError {
 }
 
 /// Why a source's configuration does not work; the message says what to check.
+///
+/// Problems in the settings themselves never get here: they are found when the settings
+/// are read, before a source exists, and reported as the config reader's problem list.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigFailure {
-    /// The settings have problems (the config reader's list, as the source's error).
-    #[error("{0}")]
-    Settings(#[source] BoxError),
     /// The server refused a request as the settings make it: bad request (400), bad
     /// credentials (401), no permission (403), nothing at the configured path (404).
     #[error("{message}")]
