@@ -391,7 +391,6 @@ fn synthetic_booking(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::SAMPLE_FIXTURE;

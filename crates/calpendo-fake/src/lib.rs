@@ -8,6 +8,21 @@
 //! connection resets) and read request statistics, including the highest number of
 //! requests in flight at once.
 //!
+//! - this file: [`FakeCalpendo`] (the handle), [`FakeConfig`], [`FakeBooking`], faults and
+//!   statistics.
+//! - `fixture`: loading a JSON fixture of bookings ([`load_fixture`]) and generating many
+//!   ([`synthetic_bookings`]).
+//! - `query`: the Calpendo query path language (`AND/status/EQ/Approved/...`), parsed and
+//!   matched against bookings.
+//! - `render`: the JSON bodies Calpendo answers with, in its two booking shapes.
+//! - `server`: connections, routing, Basic auth, latency and fault injection.
+//!
+//! Life of a request: `server` accepts the connection, checks the Basic auth and any
+//! injected fault or latency, and routes by path; a booking list query goes to `query`,
+//! which parses the path and selects the matching bookings of the handle's current set;
+//! `render` writes them (or one booking's details, or an MRI operator) as Calpendo would,
+//! and the request is counted in the statistics the test reads back.
+//!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
 //! use calpendo_fake::{FakeCalpendo, FakeConfig, SAMPLE_FIXTURE, load_fixture};

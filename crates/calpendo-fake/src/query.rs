@@ -263,32 +263,26 @@ pub(crate) fn parse_calpendo_datetime(s: &str) -> Result<DateTime, QueryError> {
         .map_err(|e| QueryError(format!("invalid date-time {s:?}: {e}")))
 }
 
-/// Decodes `%XX` escapes of one path segment (`+` stays `+`).
+/// Decodes `%XX` escapes of one path segment (`+` stays `+`); a `%` not followed by two
+/// hex digits, or bytes that are not UTF-8, are an error.
 pub(crate) fn percent_decode(segment: &str) -> Result<String, QueryError> {
     let bytes = segment.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes
+    let well_formed = bytes.iter().enumerate().all(|(i, &b)| {
+        b != b'%'
+            || bytes
                 .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok());
-            match hex {
-                Some(byte) => out.push(byte),
-                None => return err(format!("bad percent-encoding in {segment:?}")),
-            }
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+                .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return err(format!("bad percent-encoding in {segment:?}"));
     }
-    String::from_utf8(out).or_else(|_| err(format!("segment {segment:?} is not UTF-8")))
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .or_else(|_| err(format!("segment {segment:?} is not UTF-8")))
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::BookingShape;

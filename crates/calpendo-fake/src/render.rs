@@ -197,7 +197,6 @@ pub(crate) fn operator(b: Option<&FakeBooking>) -> Value {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use jiff::civil::date;

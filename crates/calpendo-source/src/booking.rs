@@ -226,7 +226,6 @@ pub fn parse_operator(v: &Value) -> Option<String> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use jiff::civil::date;

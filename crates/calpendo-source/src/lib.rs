@@ -5,25 +5,49 @@
 //! operator) with a bounded number of requests in flight, filters them by resource-name
 //! prefix and status, and maps them to source-neutral [`worklist_store::WorklistEntry`]s.
 //!
-//! - [`config`]: the source's settings ([`CalpendoConfig`], [`parse_config`]), accepting
-//!   Pylantir's Calpendo configuration as is.
+//! - [`config`]: the source's settings ([`CalpendoConfig`], [`parse_settings`]), accepting
+//!   Pylantir's Calpendo configuration as is; [`config::keys`] defines each key once
+//!   (name, default, doc, read).
+//! - [`window`]: which bookings a cycle covers ([`WindowMode`], [`window::sync_window`]).
 //! - [`query`]: the URLs of the list, detail and operator requests.
 //! - [`booking`]: reading the two booking shapes and the two operator shapes.
 //! - [`time`]: Calpendo's naive display times and ISO instants to site-local time.
-//! - [`mapping`]: booking → worklist entry (field mapping, defaults, DICOM clean-up).
-//! - [`source`]: [`CalpendoSource`], the [`worklist_store::DataSource`] implementation.
+//! - [`fields`]: configured field rules ([`Extract::apply`]) and the resource-name prefix
+//!   maps ([`PrefixMap::lookup`]) of modality and station AE title.
+//! - [`mapping`]: booking → worklist entry: the configured rules, else the defaults
+//!   (**the patient ID is the title's text before the first `_`**), DICOM clean-up.
+//! - [`source`]: [`CalpendoSource`], the [`worklist_store::DataSource`] implementation:
+//!   requests, retries, the detail cache, the cycle's deadline.
+//! - [`error`]: how a request fails: retried or not, and the typed cause
+//!   ([`worklist_store::source::FetchFailure`], [`worklist_store::source::ConfigFailure`])
+//!   a failed request ends the cycle with.
+//!
+//! Life of a sync cycle: at start-up the binary calls [`parse_settings`] (every key read
+//! by its [`config::keys::Key`], then zones, window and credentials combined) and builds a
+//! [`CalpendoSource`]. Each cycle the scheduler asks the source for its window
+//! ([`window::sync_window`]) and calls `fetch_entries`: [`source`] requests the booking
+//! list at the URL [`query`] builds, reads each item with [`booking`] (its times through
+//! [`time`]), fetches the details of bookings not fresh in the detail cache, keeps those
+//! whose resource and status are selected, and hands each to [`mapping::map_booking`],
+//! which applies the [`fields`] rules and the defaults (title → PatientID) and returns the
+//! entry. A failed request ends the cycle with a [`worklist_store::SourceError`] and the
+//! store is left unchanged.
 
 pub mod booking;
 pub mod config;
+pub mod error;
+pub mod fields;
 pub mod mapping;
 pub mod query;
 pub mod source;
 pub mod time;
+pub mod window;
 
 pub use booking::{Booking, ListedBooking};
 pub use config::{
-    CalpendoConfig, ConfigProblem, DailyWindow, Extract, ExtractOutput, FieldMapping, FieldRule,
-    PrefixMap, Secret, Target, WindowMode, parse_config,
+    CalpendoConfig, ConfigProblem, Secret, SiteContext, parse_config, parse_settings,
 };
+pub use fields::{Extract, ExtractOutput, FieldMapping, FieldRule, PrefixMap, Target};
 pub use mapping::{SkipReason, map_booking, map_status};
 pub use source::CalpendoSource;
+pub use window::{DailyWindow, WindowMode};

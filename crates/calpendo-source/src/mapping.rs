@@ -334,7 +334,6 @@ pub fn map_booking(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::config::parse_config;

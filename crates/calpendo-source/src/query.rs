@@ -93,7 +93,6 @@ pub fn operator_url(config: &CalpendoConfig, id: &str) -> Result<Url, UrlError> 
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::config::parse_config;

@@ -55,10 +55,13 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 use worklist_store::{DataSource, OnCancel, SourceError, SourceMetrics, SyncWindow, WorklistEntry};
 
+use worklist_store::source::{ConfigFailure, FetchFailure};
+
 use crate::booking::{Booking, ListedBooking, parse_list, parse_operator};
 use crate::config::CalpendoConfig;
+use crate::error::{AttemptError, Failure, Request, status_error};
 use crate::mapping::{SkipReason, map_booking};
-use crate::query;
+use crate::query::{self, UrlError};
 
 /// Retries after the first attempt of a request that failed transiently.
 pub const RETRIES: u32 = 3;
@@ -166,73 +169,6 @@ impl fmt::Debug for DetailCache {
     }
 }
 
-/// Which request failed, for messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Request {
-    List,
-    Detail,
-    Operator,
-}
-
-impl Request {
-    /// Every kind, in the order of their index.
-    const ALL: [Request; 3] = [Request::List, Request::Detail, Request::Operator];
-
-    /// The `kind` label value.
-    fn label(self) -> &'static str {
-        match self {
-            Request::List => "list",
-            Request::Detail => "detail",
-            Request::Operator => "operator",
-        }
-    }
-
-    fn what(self) -> &'static str {
-        match self {
-            Request::List => "booking list",
-            Request::Detail => "booking details",
-            Request::Operator => "MRI operator",
-        }
-    }
-}
-
-/// How a request failed, after any retries.
-#[derive(Debug)]
-enum Failure {
-    /// HTTP 404.
-    NotFound,
-    /// Not worth retrying, and not the network's fault.
-    Config(String),
-    /// The network or the server failed (after retries), or sent something unreadable.
-    Fetch(String),
-}
-
-impl Failure {
-    fn into_source_error(self, req: Request) -> SourceError {
-        match self {
-            Failure::NotFound => SourceError::Config(format!(
-                "Calpendo answered 404 Not Found for the {}: check base_url and api_path",
-                req.what()
-            )),
-            Failure::Config(m) => SourceError::Config(m),
-            Failure::Fetch(m) => SourceError::Fetch(m),
-        }
-    }
-
-    fn message(&self) -> String {
-        match self {
-            Failure::NotFound => "HTTP 404 Not Found".into(),
-            Failure::Config(m) | Failure::Fetch(m) => m.clone(),
-        }
-    }
-}
-
-/// One attempt's failure.
-enum AttemptError {
-    Transient(String),
-    Final(Failure),
-}
-
 /// What became of one listed booking.
 enum Outcome {
     Kept(Box<WorklistEntry>),
@@ -269,63 +205,6 @@ struct Tally {
     no_start: usize,
 }
 
-/// The TLS failure in an error chain, if it is one, said for a site admin.
-fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
-            err.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(t) = tls {
-            return Some(match t {
-                rustls::Error::InvalidCertificate(c) => format!(
-                    "the Calpendo server's TLS certificate was refused ({c:?}); \
-                     check base_url and the server's certificate chain"
-                ),
-                rustls::Error::InvalidMessage(_) | rustls::Error::InappropriateMessage { .. } => {
-                    "the TLS handshake failed: the server does not speak https at this \
-                     address (check base_url's scheme and port)"
-                        .to_string()
-                }
-                other => format!("the TLS handshake with the Calpendo server failed: {other}"),
-            });
-        }
-        cur = err.source();
-    }
-    // The HTTP stack does not always hand the rustls error over as a source: its words.
-    let text = error_chain(e);
-    if text.contains("invalid peer certificate") {
-        Some(format!(
-            "the Calpendo server's TLS certificate was refused ({text}); check base_url and \
-             the server's certificate chain"
-        ))
-    } else if text.contains("corrupt message") || text.contains("InvalidContentType") {
-        Some(
-            "the TLS handshake failed: the server does not speak https at this address \
-             (check base_url's scheme and port)"
-                .to_string(),
-        )
-    } else {
-        None
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(inner) = cur {
-        let t = inner.to_string();
-        if !s.contains(&t) {
-            s.push_str(": ");
-            s.push_str(&t);
-        }
-        cur = inner.source();
-    }
-    s
-}
-
 impl CalpendoSource {
     /// A source named `name` (entries carry it) with one HTTP client for all its requests.
     pub fn new(name: &str, config: CalpendoConfig) -> Result<CalpendoSource, SourceError> {
@@ -341,7 +220,12 @@ impl CalpendoSource {
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(90))
             .build()
-            .map_err(|e| SourceError::Config(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| {
+                SourceError::Config(ConfigFailure::Setup {
+                    message: format!("cannot build the HTTP client: {e}"),
+                    source: Some(Box::new(e)),
+                })
+            })?;
         let permits = Arc::new(Semaphore::new(config.max_workers.max(1)));
         Ok(CalpendoSource {
             name: name.to_string(),
@@ -390,10 +274,11 @@ impl CalpendoSource {
 
     /// One attempt: a GET holding one permit, the body read and parsed as JSON.
     async fn attempt(&self, url: &Url, req: Request) -> Result<Value, AttemptError> {
-        let _permit =
-            self.permits.acquire().await.map_err(|_| {
-                AttemptError::Final(Failure::Fetch("source is shutting down".into()))
-            })?;
+        let _permit = self.permits.acquire().await.map_err(|_| {
+            AttemptError::Final(Failure::Fetch(FetchFailure::Stopped {
+                message: "source is shutting down".into(),
+            }))
+        })?;
         let mut tally = RequestTally {
             counters: self.requests.get().and_then(|c| c.0.get(req as usize)),
             outcome: OUTCOME_ERROR,
@@ -404,20 +289,7 @@ impl CalpendoSource {
             .basic_auth(&self.config.username, Some(self.config.password.expose()))
             .send()
             .await
-            .map_err(|e| {
-                if e.is_builder() {
-                    AttemptError::Final(Failure::Config(format!(
-                        "cannot build the {} request: {}",
-                        req.what(),
-                        error_chain(&e)
-                    )))
-                } else if let Some(tls) = tls_failure(&e) {
-                    // Retrying cannot fix a certificate or a scheme: a configuration error.
-                    AttemptError::Final(Failure::Config(tls))
-                } else {
-                    AttemptError::Transient(error_chain(&e))
-                }
-            })?;
+            .map_err(|e| AttemptError::from_send(e, req))?;
         let status = response.status();
         tally.status(status);
         if !status.is_success() {
@@ -425,14 +297,9 @@ impl CalpendoSource {
         }
         let body = response.bytes().await.map_err(|e| {
             tally.failed();
-            AttemptError::Transient(format!("reading the body: {}", error_chain(&e)))
+            AttemptError::from_body(e)
         })?;
-        serde_json::from_slice(&body).map_err(|e| {
-            AttemptError::Final(Failure::Fetch(format!(
-                "invalid JSON in the {} response: {e}",
-                req.what()
-            )))
-        })
+        serde_json::from_slice(&body).map_err(|e| AttemptError::from_json(e, req))
     }
 
     /// A GET with retries of transient failures.
@@ -442,7 +309,8 @@ impl CalpendoSource {
             match self.attempt(&url, req).await {
                 Ok(v) => return Ok(v),
                 Err(AttemptError::Final(f)) => return Err(f),
-                Err(AttemptError::Transient(msg)) if retry < RETRIES => {
+                Err(AttemptError::Transient(t)) if retry < RETRIES => {
+                    let msg = t.message;
                     if let Ok(mut last) = self.last_failure.lock() {
                         *last = Some(msg.clone());
                     }
@@ -458,12 +326,14 @@ impl CalpendoSource {
                     tokio::time::sleep(wait).await;
                     retry += 1;
                 }
-                Err(AttemptError::Transient(msg)) => {
-                    return Err(Failure::Fetch(format!(
-                        "{} request failed after {} attempts: {msg}",
+                Err(AttemptError::Transient(t)) => {
+                    let message = format!(
+                        "{} request failed after {} attempts: {}",
                         req.what(),
-                        RETRIES + 1
-                    )));
+                        RETRIES + 1,
+                        t.message
+                    );
+                    return Err(t.into_failure(message));
                 }
             }
         }
@@ -512,8 +382,7 @@ impl CalpendoSource {
         let (raw, fetched_at, mut operator) = match &cached {
             Some(c) => (c.raw.clone(), c.fetched_at, c.operator.clone()),
             None => {
-                let url = query::detail_url(&self.config, id)
-                    .map_err(|e| SourceError::Config(e.to_string()))?;
+                let url = query::detail_url(&self.config, id).map_err(url_error)?;
                 match self.get_json(url, Request::Detail).await {
                     Ok(v) => (v, self.now(), None),
                     Err(Failure::NotFound) => {
@@ -613,14 +482,17 @@ impl CalpendoSource {
 
     async fn fetch_cycle(&self, window: &SyncWindow) -> Result<Vec<WorklistEntry>, SourceError> {
         let started = Instant::now();
-        let url = query::list_url(&self.config, window)
-            .map_err(|e| SourceError::Config(e.to_string()))?;
+        let url = query::list_url(&self.config, window).map_err(url_error)?;
         let list = self
             .get_json(url, Request::List)
             .await
             .map_err(|f| f.into_source_error(Request::List))?;
-        let (items, without_id) =
-            parse_list(&list).map_err(|e| SourceError::Fetch(e.to_string()))?;
+        let (items, without_id) = parse_list(&list).map_err(|e| {
+            SourceError::Fetch(FetchFailure::InvalidResponse {
+                message: e.to_string(),
+                source: Some(Box::new(e)),
+            })
+        })?;
         if without_id > 0 {
             tracing::warn!(
                 source = %self.name,
@@ -720,40 +592,18 @@ impl CalpendoSource {
     }
 }
 
-fn status_error(status: StatusCode, req: Request) -> AttemptError {
-    let what = req.what();
-    match status.as_u16() {
-        400 => AttemptError::Final(Failure::Config(format!(
-            "Calpendo rejected the {what} request as malformed (HTTP 400): check api_path \
-             and status_filter"
-        ))),
-        401 => AttemptError::Final(Failure::Config(format!(
-            "Calpendo refused the credentials for the {what} request (HTTP 401 Unauthorized): \
-             check CALPENDO_USERNAME and CALPENDO_PASSWORD"
-        ))),
-        403 => AttemptError::Final(Failure::Config(format!(
-            "Calpendo denied the {what} request (HTTP 403 Forbidden): the account lacks \
-             permission"
-        ))),
-        404 => AttemptError::Final(Failure::NotFound),
-        408 | 429 => AttemptError::Transient(format!("HTTP {status}")),
-        s if s >= 500 => AttemptError::Transient(format!("HTTP {status}")),
-        _ => AttemptError::Final(Failure::Fetch(format!(
-            "unexpected HTTP {status} for the {what} request"
-        ))),
-    }
+/// A URL the base URL cannot give: a configuration error.
+fn url_error(e: UrlError) -> SourceError {
+    SourceError::Config(ConfigFailure::Setup {
+        message: e.to_string(),
+        source: Some(Box::new(e)),
+    })
 }
 
 #[async_trait::async_trait]
 impl DataSource for CalpendoSource {
     fn name(&self) -> &str {
         &self.name
-    }
-
-    /// The settings were checked when they were parsed ([`crate::parse_config`]) and the
-    /// credentials read then; nothing is left to check without the network.
-    fn validate_config(&self) -> Result<(), Vec<SourceError>> {
-        Ok(())
     }
 
     fn sync_window(&self, now: jiff::Timestamp) -> SyncWindow {
@@ -792,18 +642,19 @@ impl DataSource for CalpendoSource {
                     .and_then(|l| l.clone())
                     .map(|m| format!("; last failure: {m}"))
                     .unwrap_or_default();
-                Err(SourceError::Fetch(format!(
-                    "deadline exceeded: the Calpendo sync did not finish within {:.1} s \
-                     (sync_deadline){last}",
-                    deadline.as_secs_f64()
-                )))
+                Err(SourceError::Fetch(FetchFailure::Deadline {
+                    message: format!(
+                        "deadline exceeded: the Calpendo sync did not finish within {:.1} s \
+                         (sync_deadline){last}",
+                        deadline.as_secs_f64()
+                    ),
+                }))
             }
         }
     }
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use crate::config::parse_config;
@@ -815,32 +666,6 @@ mod tests {
             "CALPENDO_PASSWORD" => Some("topsecret".into()),
             _ => None,
         }
-    }
-
-    #[test]
-    fn status_errors_are_classified() {
-        let is_config = |s: u16| {
-            matches!(
-                status_error(StatusCode::from_u16(s).unwrap(), Request::List),
-                AttemptError::Final(Failure::Config(_))
-            )
-        };
-        let is_transient = |s: u16| {
-            matches!(
-                status_error(StatusCode::from_u16(s).unwrap(), Request::List),
-                AttemptError::Transient(_)
-            )
-        };
-        assert!(is_config(400) && is_config(401) && is_config(403));
-        assert!(is_transient(500) && is_transient(502) && is_transient(503) && is_transient(429));
-        assert!(matches!(
-            status_error(StatusCode::NOT_FOUND, Request::Detail),
-            AttemptError::Final(Failure::NotFound)
-        ));
-        assert!(matches!(
-            status_error(StatusCode::from_u16(418).unwrap(), Request::Detail),
-            AttemptError::Final(Failure::Fetch(_))
-        ));
     }
 
     #[tokio::test]
@@ -859,7 +684,8 @@ mod tests {
         let window = src.sync_window(now);
         let err = src.fetch_entries(&window).await.unwrap_err();
         match err {
-            SourceError::Fetch(m) => {
+            SourceError::Fetch(f) => {
+                let m = f.to_string();
                 assert!(m.contains("after 4 attempts"), "{m}");
                 assert!(!m.contains("topsecret"));
             }

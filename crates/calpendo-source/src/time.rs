@@ -131,7 +131,6 @@ pub fn parse_source_time(v: &Value) -> Option<SourceTime> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use jiff::civil::date;

@@ -255,6 +255,7 @@ async fn bad_credentials_are_a_config_error_without_retry() {
     let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
     match err {
         SourceError::Config(m) => {
+            let m = m.to_string();
             assert!(m.contains("401"), "{m}");
             assert!(!m.contains("secret"), "{m}");
         }
@@ -273,7 +274,7 @@ async fn forbidden_and_bad_request_are_config_errors() {
         let before = server.stats().requests;
         let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
         assert!(
-            matches!(&err, SourceError::Config(m) if m.contains(&code.to_string())),
+            matches!(&err, SourceError::Config(m) if m.to_string().contains(&code.to_string())),
             "{err:?}"
         );
         assert_eq!(server.stats().requests - before, 1, "no retry on {code}");
@@ -292,7 +293,7 @@ async fn server_errors_are_retried_then_fail() {
     let started = Instant::now();
     let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
     assert!(
-        matches!(&err, SourceError::Fetch(m) if m.contains("500") && m.contains("4 attempts")),
+        matches!(&err, SourceError::Fetch(m) if m.to_string().contains("500") && m.to_string().contains("4 attempts")),
         "{err:?}"
     );
     // 1 attempt + 3 retries, with back-off 10 + 20 + 40 ms.
@@ -329,7 +330,7 @@ async fn invalid_json_is_a_fetch_error() {
         server.set_fault(Fault::InvalidJson, scope);
         let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
         assert!(
-            matches!(&err, SourceError::Fetch(m) if m.contains("invalid JSON")),
+            matches!(&err, SourceError::Fetch(m) if m.to_string().contains("invalid JSON")),
             "{scope:?}: {err:?}"
         );
     }
@@ -344,7 +345,7 @@ async fn a_hanging_server_fails_within_the_deadline() {
     let err = src.fetch_entries(&day_window(DAY)).await.unwrap_err();
     let took = started.elapsed();
     assert!(
-        matches!(&err, SourceError::Fetch(m) if m.contains("deadline exceeded")),
+        matches!(&err, SourceError::Fetch(m) if m.to_string().contains("deadline exceeded")),
         "{err:?}"
     );
     assert!(took >= Duration::from_millis(900), "{took:?}");

@@ -10,7 +10,7 @@ use std::time::Duration;
 use jiff::civil::Time;
 use serde_json::{Map, Value};
 
-use crate::config_reader::{Problem, Table};
+use crate::config_reader::{Problem, Report, Table};
 use worklist_store::validate::ae_problem;
 
 /// Default DICOM port for `serve`.
@@ -203,10 +203,7 @@ impl ConfigError {
     pub fn whole_file(file: &Path, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: file.to_path_buf(),
-            problems: vec![Problem {
-                key: String::new(),
-                message: message.into(),
-            }],
+            problems: vec![Problem::new("", message)],
             partial: None,
         }
     }
@@ -239,7 +236,7 @@ impl Config {
                 serde_json::to_value(t)
                     .map_err(|e| ConfigError::whole_file(file, format!("unsupported value: {e}")))
             })?;
-        let mut problems = Vec::new();
+        let mut problems = Report::new();
         let empty = Map::new();
         let mut root = Table::new(doc.as_object().unwrap_or(&empty), "");
 
@@ -299,17 +296,11 @@ impl Config {
                                     sources.push(s);
                                 }
                             }
-                            _ => problems.push(Problem {
-                                key,
-                                message: "expected a table ([[sources]])".into(),
-                            }),
+                            _ => problems.problem(key, "expected a table ([[sources]])"),
                         }
                     }
                 }
-                _ => problems.push(Problem {
-                    key: "sources".into(),
-                    message: "expected a list of tables ([[sources]])".into(),
-                }),
+                _ => problems.problem("sources", "expected a list of tables ([[sources]])"),
             }
         }
         root.reject_unknown(&mut problems);
@@ -333,7 +324,7 @@ impl Config {
     pub fn from_pylantir_json(text: &str, file: &Path) -> Result<Config, ConfigError> {
         let doc: Value = serde_json::from_str(text)
             .map_err(|e| ConfigError::whole_file(file, format!("not valid JSON: {e}")))?;
-        let mut problems = Vec::new();
+        let mut problems = Report::new();
         let empty = Map::new();
         let Some(obj) = doc.as_object() else {
             return Err(ConfigError::whole_file(
@@ -351,10 +342,7 @@ impl Config {
             .unwrap_or_default();
         for (i, ae) in allowed.iter().enumerate() {
             if let Some(p) = ae_problem(ae) {
-                problems.push(Problem {
-                    key: format!("allowed_aet[{i}]"),
-                    message: p,
-                });
+                problems.problem(format!("allowed_aet[{i}]"), p);
             }
         }
         let global_interval = operation_interval(&mut root, &mut problems);
@@ -364,19 +352,13 @@ impl Config {
         let mut ignored = Vec::new();
         if let Some(list) = root.raw("data_sources") {
             let Value::Array(items) = list else {
-                problems.push(Problem {
-                    key: "data_sources".into(),
-                    message: "expected a list".into(),
-                });
+                problems.problem("data_sources", "expected a list");
                 return finish_err(file, problems);
             };
             for (i, item) in items.iter().enumerate() {
                 let key = format!("data_sources[{i}]");
                 let Value::Object(map) = item else {
-                    problems.push(Problem {
-                        key,
-                        message: "expected an object".into(),
-                    });
+                    problems.problem(key, "expected an object");
                     continue;
                 };
                 if let Some(s) = source_from_pylantir(
@@ -423,41 +405,41 @@ impl Config {
     }
 }
 
-fn finish_err(file: &Path, problems: Vec<Problem>) -> Result<Config, ConfigError> {
+fn finish_err(file: &Path, problems: Report) -> Result<Config, ConfigError> {
     Err(ConfigError {
         file: file.to_path_buf(),
-        problems,
+        problems: problems.into_parts().0,
         partial: None,
     })
 }
 
-fn finish(config: Config, mut problems: Vec<Problem>) -> Result<Config, ConfigError> {
+fn finish(config: Config, mut problems: Report) -> Result<Config, ConfigError> {
     let mut names: Vec<(&str, &str)> = Vec::new();
     for s in &config.sources {
         if let Some((_, first)) = names.iter().find(|(n, _)| *n == s.name) {
-            problems.push(Problem {
-                key: format!("{}.name", s.key),
-                message: format!("source name {:?} is already used by {first}", s.name),
-            });
+            problems.problem(
+                format!("{}.name", s.key),
+                format!("source name {:?} is already used by {first}", s.name),
+            );
         } else {
             names.push((&s.name, &s.key));
         }
         if s.name == worklist_store::MANUAL_SOURCE {
-            problems.push(Problem {
-                key: format!("{}.name", s.key),
-                message: format!(
+            problems.problem(
+                format!("{}.name", s.key),
+                format!(
                     "{:?} is reserved for the entries admins add by hand; choose another name",
                     s.name
                 ),
-            });
+            );
         }
     }
-    if problems.is_empty() {
+    if problems.is_ok() {
         Ok(config)
     } else {
         Err(ConfigError {
             file: config.file.clone(),
-            problems,
+            problems: problems.into_parts().0,
             partial: Some(Box::new(config)),
         })
     }
@@ -472,15 +454,15 @@ fn expand_home(p: &Path) -> PathBuf {
 }
 
 /// An IP address at `key`, or a problem naming it.
-fn ip_address(t: &mut Table<'_>, key: &'static str, problems: &mut Vec<Problem>) -> Option<IpAddr> {
+fn ip_address(t: &mut Table<'_>, key: &'static str, problems: &mut Report) -> Option<IpAddr> {
     let text = t.string(key, problems)?;
     match text.parse::<IpAddr>() {
         Ok(ip) => Some(ip),
         Err(_) => {
-            problems.push(Problem {
-                key: t.key(key),
-                message: format!("{text:?} is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"),
-            });
+            problems.problem(
+                t.key(key),
+                format!("{text:?} is not an IP address (e.g. 0.0.0.0 or 127.0.0.1)"),
+            );
             None
         }
     }
@@ -492,7 +474,7 @@ fn tls_files(
     t: &mut Table<'_>,
     name: &str,
     with_client_ca: bool,
-    problems: &mut Vec<Problem>,
+    problems: &mut Report,
 ) -> Option<TlsFiles> {
     let mut tt = t.table("tls", problems)?;
     let certificate = tt.string("certificate", problems).map(PathBuf::from);
@@ -504,17 +486,14 @@ fn tls_files(
     };
     tt.reject_unknown(problems);
     let (Some(certificate), Some(private_key)) = (certificate, private_key) else {
-        problems.push(Problem {
-            key: tt.key("certificate"),
-            message: format!("{name} needs both certificate and private_key"),
-        });
+        problems.problem(
+            tt.key("certificate"),
+            format!("{name} needs both certificate and private_key"),
+        );
         return None;
     };
     if let Err(e) = mwl_scp::tls::server_config(&certificate, &private_key, client_ca.as_deref()) {
-        problems.push(Problem {
-            key: t.key("tls"),
-            message: e.to_string(),
-        });
+        problems.problem(t.key("tls"), e.to_string());
     }
     Some(TlsFiles {
         certificate,
@@ -523,15 +502,12 @@ fn tls_files(
     })
 }
 
-fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
+fn server_from(t: &mut Table<'_>, problems: &mut Report) -> ServerConfig {
     let ae_title = t.string("ae_title", problems);
     if let Some(ae) = &ae_title
         && let Some(p) = ae_problem(ae)
     {
-        problems.push(Problem {
-            key: t.key("ae_title"),
-            message: p,
-        });
+        problems.problem(t.key("ae_title"), p);
     }
     let bind = ip_address(t, "bind", problems);
     let port = t.integer("port", 1, 65_535, problems);
@@ -541,10 +517,7 @@ fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
         .unwrap_or_default();
     for (i, ae) in allowed.iter().enumerate() {
         if let Some(p) = ae_problem(ae) {
-            problems.push(Problem {
-                key: format!("{}[{i}]", t.key("allowed_calling_aets")),
-                message: p,
-            });
+            problems.problem(format!("{}[{i}]", t.key("allowed_calling_aets")), p);
         }
     }
     let max_assoc = t.integer("max_associations", 1, 10_000, problems);
@@ -558,13 +531,13 @@ fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
     if let Some(cs) = &charset
         && !matches!(cs.as_str(), "ISO_IR 192" | "ISO_IR 100" | "ISO_IR 6")
     {
-        problems.push(Problem {
-            key: t.key("character_set"),
-            message: format!(
+        problems.problem(
+            t.key("character_set"),
+            format!(
                 "{cs:?} is not supported; use \"ISO_IR 192\" (UTF-8), \"ISO_IR 100\" (Latin-1) \
                  or \"ISO_IR 6\" (ASCII)"
             ),
-        });
+        );
     }
     ServerConfig {
         ae_title: ae_title.unwrap_or_else(|| DEFAULT_AE_TITLE.into()),
@@ -583,7 +556,7 @@ fn server_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> ServerConfig {
     }
 }
 
-fn admin_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> AdminConfig {
+fn admin_from(t: &mut Table<'_>, problems: &mut Report) -> AdminConfig {
     let defaults = AdminConfig::default();
     let enabled = t.boolean("enabled", problems);
     let bind = ip_address(t, "bind", problems);
@@ -603,16 +576,13 @@ fn admin_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> AdminConfig {
     }
 }
 
-fn site_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> SiteConfig {
+fn site_from(t: &mut Table<'_>, problems: &mut Report) -> SiteConfig {
     let tzdir = t.string("tzdir", problems).map(PathBuf::from);
     let zones = match &tzdir {
         Some(dir) => match worklist_store::ZoneDb::from_dir(dir) {
             Ok(z) => Some(z),
             Err(e) => {
-                problems.push(Problem {
-                    key: t.key("tzdir"),
-                    message: e.to_string(),
-                });
+                problems.problem(t.key("tzdir"), e.to_string());
                 None
             }
         },
@@ -622,10 +592,7 @@ fn site_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> SiteConfig {
     if let (Some(tz), Some(zones)) = (&timezone, &zones)
         && let Err(e) = zones.get(tz)
     {
-        problems.push(Problem {
-            key: t.key("timezone"),
-            message: e.to_string(),
-        });
+        problems.problem(t.key("timezone"), e.to_string());
     }
     SiteConfig {
         timezone: timezone.unwrap_or_else(|| worklist_store::DEFAULT_TIMEZONE.into()),
@@ -633,24 +600,19 @@ fn site_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> SiteConfig {
     }
 }
 
-fn kind_from(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> Option<SourceKind> {
+fn kind_from(t: &mut Table<'_>, problems: &mut Report) -> Option<SourceKind> {
     let kind = t.string("type", problems);
     match kind.as_deref() {
         Some("calpendo") => Some(SourceKind::Calpendo),
         Some(other) => {
-            problems.push(Problem {
-                key: t.key("type"),
-                message: format!(
-                    "source type {other:?} is not supported (supported: \"calpendo\")"
-                ),
-            });
+            problems.problem(
+                t.key("type"),
+                format!("source type {other:?} is not supported (supported: \"calpendo\")"),
+            );
             None
         }
         None => {
-            problems.push(Problem {
-                key: t.key("type"),
-                message: "missing; set type = \"calpendo\"".into(),
-            });
+            problems.problem(t.key("type"), "missing; set type = \"calpendo\"");
             None
         }
     }
@@ -672,17 +634,14 @@ fn parse_hhmm(v: &Value) -> Option<Time> {
     }
 }
 
-fn operation_interval(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> Option<(Time, Time)> {
+fn operation_interval(t: &mut Table<'_>, problems: &mut Report) -> Option<(Time, Time)> {
     let mut it = t.table("operation_interval", problems)?;
-    let mut bound = |key: &'static str, problems: &mut Vec<Problem>| match it.raw(key) {
+    let mut bound = |key: &'static str, problems: &mut Report| match it.raw(key) {
         None => None,
         Some(v) => {
             let parsed = parse_hhmm(v);
             if parsed.is_none() {
-                problems.push(Problem {
-                    key: it.key(key),
-                    message: "expected [hour, minute] or \"HH:MM\"".into(),
-                });
+                problems.problem(it.key(key), "expected [hour, minute] or \"HH:MM\"");
             }
             parsed
         }
@@ -701,7 +660,7 @@ fn operation_interval(t: &mut Table<'_>, problems: &mut Vec<Problem>) -> Option<
 fn source_from_toml(
     map: &Map<String, Value>,
     key: String,
-    problems: &mut Vec<Problem>,
+    problems: &mut Report,
 ) -> Option<SourceConfig> {
     let mut t = Table::new(map, key.clone());
     let name = t.string("name", problems);
@@ -744,7 +703,7 @@ fn source_from_pylantir(
     db_update_interval: Option<u64>,
     global_interval: Option<(Time, Time)>,
     ignored: &mut Vec<String>,
-    problems: &mut Vec<Problem>,
+    problems: &mut Report,
 ) -> Option<SourceConfig> {
     let mut t = Table::new(map, key.clone());
     let enabled = t.boolean("enabled", problems).unwrap_or(true);
@@ -779,12 +738,7 @@ fn source_from_pylantir(
             .entry("sync_interval".to_string())
             .or_insert_with(|| Value::from(n));
     }
-    for k in t.unread() {
-        problems.push(Problem {
-            key: format!("{key}.{k}"),
-            message: "unknown key".into(),
-        });
-    }
+    t.reject_unknown(problems);
     Some(SourceConfig {
         name: name.unwrap_or_else(|| type_name.to_string()),
         kind: kind?,
@@ -804,7 +758,7 @@ mod tests {
     }
 
     fn keys(err: &ConfigError) -> Vec<&str> {
-        err.problems.iter().map(|p| p.key.as_str()).collect()
+        err.problems.iter().map(|p| p.key.name()).collect()
     }
 
     #[test]

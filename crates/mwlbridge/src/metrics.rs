@@ -260,9 +260,6 @@ pub(crate) mod tests {
         fn name(&self) -> &str {
             self.0
         }
-        fn validate_config(&self) -> Result<(), Vec<SourceError>> {
-            Ok(())
-        }
         fn sync_window(&self, _now: Timestamp) -> SyncWindow {
             let d = jiff::civil::date(2026, 11, 26);
             SyncWindow {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use calpendo_source::SiteContext;
 use serde_json::Value;
 use worklist_store::DataSource;
 
@@ -11,72 +12,50 @@ use crate::config_reader::Problem;
 /// A configured source and the source built from it.
 pub type BuiltSource = (SourceConfig, Arc<dyn DataSource>);
 
+/// What a source takes from the site: its zone (when valid; a bad one is reported once,
+/// as `site.timezone`) and its zone rules.
+fn site_context(config: &Config) -> SiteContext {
+    let zone_valid = worklist_store::ZoneDb::bundled()
+        .get(&config.site.timezone)
+        .is_ok()
+        || config.site.tzdir.is_some();
+    SiteContext {
+        timezone: zone_valid.then(|| config.site.timezone.clone()),
+        tzdir: config.site.tzdir.clone(),
+    }
+}
+
 /// Builds one source; its problems carry the source's key path.
 pub fn build(
     source: &SourceConfig,
     config: &Config,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Arc<dyn DataSource>, Vec<Problem>> {
-    let mut settings = source.settings.clone();
-    // The source's local times must be the site's: default its zone to the site's (when
-    // that is a zone at all; a bad one is reported once, as site.timezone).
-    let site_zone_valid = worklist_store::ZoneDb::bundled()
-        .get(&config.site.timezone)
-        .is_ok()
-        || config.site.tzdir.is_some();
-    if site_zone_valid {
-        settings
-            .entry("timezone".to_string())
-            .or_insert_with(|| Value::from(config.site.timezone.clone()));
-    }
-    if let Some(dir) = &config.site.tzdir {
-        settings
-            .entry("tzdir".to_string())
-            .or_insert_with(|| Value::from(dir.display().to_string()));
-    }
-    let at = |key: &str| {
-        if key.is_empty() {
-            source.key.clone()
-        } else if key.bytes().all(|b| b.is_ascii_uppercase() || b == b'_') {
-            // An environment variable the source needs, not a key of the file.
-            format!("{} (environment {key})", source.key)
-        } else {
-            format!("{}.{key}", source.key)
-        }
+    let site = site_context(config);
+    let within = |problems: Vec<Problem>| {
+        problems
+            .into_iter()
+            .map(|p| p.within(&source.key))
+            .collect::<Vec<_>>()
     };
     match source.kind {
         SourceKind::Calpendo => {
-            let parsed = calpendo_source::parse_config(&Value::Object(settings), env).map_err(
-                |problems| {
-                    problems
-                        .into_iter()
-                        .map(|p| Problem {
-                            key: at(&p.key),
-                            message: p.message,
-                        })
-                        .collect::<Vec<_>>()
-                },
-            )?;
-            if site_zone_valid
-                && parsed.timezone() != config.site.timezone
+            let settings = Value::Object(source.settings.clone());
+            let parsed = calpendo_source::parse_settings(&settings, env, &site).map_err(within)?;
+            if let Some(site_zone) = &site.timezone
+                && parsed.timezone() != site_zone
                 && config.format == crate::config::ConfigFormat::Toml
             {
-                return Err(vec![Problem {
-                    key: at("timezone"),
-                    message: format!(
-                        "differs from site.timezone ({}); DICOM times are in the site's zone \
-                         (set source_timezone for the zone of Calpendo's own times)",
-                        config.site.timezone
+                return Err(within(vec![Problem::new(
+                    "timezone",
+                    format!(
+                        "differs from site.timezone ({site_zone}); DICOM times are in the \
+                         site's zone (set source_timezone for the zone of Calpendo's own times)"
                     ),
-                }]);
+                )]));
             }
-            let built =
-                calpendo_source::CalpendoSource::new(&source.name, parsed).map_err(|e| {
-                    vec![Problem {
-                        key: source.key.clone(),
-                        message: e.to_string(),
-                    }]
-                })?;
+            let built = calpendo_source::CalpendoSource::new(&source.name, parsed)
+                .map_err(|e| within(vec![Problem::new("", e.to_string())]))?;
             Ok(Arc::new(built))
         }
     }

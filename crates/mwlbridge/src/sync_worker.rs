@@ -234,9 +234,6 @@ mod tests {
         fn name(&self) -> &str {
             "scripted"
         }
-        fn validate_config(&self) -> Result<(), Vec<worklist_store::SourceError>> {
-            Ok(())
-        }
         fn sync_window(&self, _now: Timestamp) -> worklist_store::SyncWindow {
             let d = jiff::civil::date(2026, 11, 26);
             worklist_store::SyncWindow {
@@ -249,7 +246,12 @@ mod tests {
             _window: &worklist_store::SyncWindow,
         ) -> Result<Vec<worklist_store::WorklistEntry>, worklist_store::SourceError> {
             if self.fail.load(std::sync::atomic::Ordering::SeqCst) {
-                return Err(worklist_store::SourceError::Fetch("HTTP 503".into()));
+                return Err(worklist_store::SourceError::Fetch(
+                    worklist_store::source::FetchFailure::Status {
+                        status: 503,
+                        message: "HTTP 503".into(),
+                    },
+                ));
             }
             let d = jiff::civil::date(2026, 11, 26);
             Ok(["1", "2"]

@@ -11,16 +11,96 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::WorklistEntry;
 
+/// The error a cause is kept as, whatever the source's own error types.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Why a data source could not deliver entries.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+///
+/// Shown as `configuration error: …` or `fetch failed: …` (logs and the `sync_runs`
+/// table keep that text); the variant inside says which cause it was.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SourceError {
     /// The source is misconfigured (bad key, missing credential, rejected by the server
     /// as a bad request or bad credentials). Retrying will not help.
     #[error("configuration error: {0}")]
-    Config(String),
+    Config(#[source] ConfigFailure),
     /// The fetch failed (network, server error, invalid response). The next cycle may work.
     #[error("fetch failed: {0}")]
-    Fetch(String),
+    Fetch(#[source] FetchFailure),
+}
+
+/// Why a source's configuration does not work; the message says what to check.
+///
+/// Problems in the settings themselves never get here: they are found when the settings
+/// are read, before a source exists, and reported as the config reader's problem list.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigFailure {
+    /// The server refused a request as the settings make it: bad request (400), bad
+    /// credentials (401), no permission (403), nothing at the configured path (404).
+    #[error("{message}")]
+    Refused {
+        /// The HTTP status.
+        status: u16,
+        /// What was refused and what to check.
+        message: String,
+    },
+    /// The source could not set up a request: the HTTP client, a URL, a TLS handshake
+    /// that cannot succeed (a refused certificate, plain HTTP on an https URL).
+    #[error("{message}")]
+    Setup {
+        /// What could not be set up and what to check.
+        message: String,
+        /// The underlying error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+/// Why a fetch failed; the next cycle may work.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchFailure {
+    /// The server kept answering with an error status (after any retries).
+    #[error("{message}")]
+    Status {
+        /// The last HTTP status.
+        status: u16,
+        /// Which request, how often it was tried, and the status.
+        message: String,
+    },
+    /// No response came (connection refused, timeout, TLS, body cut off), after any
+    /// retries.
+    #[error("{message}")]
+    Transport {
+        /// Which request, how often it was tried, and what happened.
+        message: String,
+        /// The last attempt's error.
+        #[source]
+        source: BoxError,
+    },
+    /// A response came but could not be read (invalid JSON, an unexpected shape).
+    #[error("{message}")]
+    InvalidResponse {
+        /// Which response and what is wrong with it.
+        message: String,
+        /// The parser's error, when there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The whole cycle did not finish within its deadline.
+    #[error("{message}")]
+    Deadline {
+        /// The deadline and the last transient failure, if any.
+        message: String,
+    },
+    /// The source is shutting down.
+    #[error("{message}")]
+    Stopped {
+        /// What was stopped.
+        message: String,
+    },
 }
 
 /// The span of scheduled start times one fetch covers, in the site's local civil time,
@@ -128,10 +208,6 @@ impl SourceMetrics {
 pub trait DataSource: Send + Sync {
     /// The source's configured name; entries carry it as their `source`.
     fn name(&self) -> &str;
-
-    /// Checks the configuration (and the environment it needs) without touching the
-    /// network; every problem is reported.
-    fn validate_config(&self) -> Result<(), Vec<SourceError>>;
 
     /// The window one sync cycle starting at `now` fetches, in the site's local time.
     fn sync_window(&self, now: jiff::Timestamp) -> SyncWindow;

@@ -1,0 +1,490 @@
+//! The keys of a Calpendo source's settings, each defined once: name, default, doc and
+//! how it is read ([`KEYS`]). The list of known keys and the docs table
+//! ([`docs_table`]) come from here; [`crate::config::parse_config`] combines what the
+//! keys read.
+//!
+//! Reading only checks and stores values in a [`Draft`]; rules that involve several keys
+//! (zones, the window, credentials) are applied when the draft is finished.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use config_reader::{Report, Table, kind};
+use serde_json::Value;
+use worklist_store::OnCancel;
+use worklist_store::validate::{ae_problem, cs_problem};
+
+use crate::config::field_mapping::parse_field_mapping;
+use crate::config::window::{WindowKeys, parse_daily_window};
+use crate::fields::{FieldMapping, PrefixMap};
+
+/// The default API path.
+pub const DEFAULT_API_PATH: &str = "/webdav";
+/// Environment variable holding the Calpendo user name.
+pub const ENV_USERNAME: &str = "CALPENDO_USERNAME";
+/// Environment variable holding the Calpendo password.
+pub const ENV_PASSWORD: &str = "CALPENDO_PASSWORD";
+/// Environment variable that may hold the base URL when the settings have none.
+pub const ENV_API_URL: &str = "CALPENDO_API_URL";
+/// The most requests in flight that `max_workers` allows.
+pub const MAX_WORKERS_LIMIT: usize = 32;
+/// The default `detail_refresh`: cached booking details are fetched again after 10 min.
+pub const DEFAULT_DETAIL_REFRESH: Duration = Duration::from_secs(600);
+
+const MAX_SECONDS: f64 = 86_400.0;
+const MAX_WINDOW_DAYS: i64 = 366;
+
+/// One key of a Calpendo source's settings.
+pub struct Key {
+    /// The key's name.
+    pub name: &'static str,
+    /// Its default, as the docs show it.
+    pub default: &'static str,
+    /// What it means, for the docs table (Markdown, one line).
+    pub doc: &'static str,
+    /// Reads the key (absent or not) from the settings into the draft.
+    read: fn(&mut Table<'_>, &'static str, &mut Draft, &mut Report),
+}
+
+/// What the keys read, before the rules that involve several keys are applied.
+#[derive(Debug, Default)]
+pub(crate) struct Draft {
+    pub base_url: Option<String>,
+    pub base_url_given: bool,
+    pub api_path: String,
+    pub resources: Vec<String>,
+    pub status_filter: Vec<String>,
+    pub timezone: Option<String>,
+    pub source_timezone: Option<String>,
+    pub tzdir: Option<PathBuf>,
+    pub resource_modality_mapping: PrefixMap,
+    pub station_aet_mapping: PrefixMap,
+    pub field_mapping: FieldMapping,
+    pub window: WindowKeys,
+    pub lookback_multiplier: Option<f64>,
+    pub sync_interval: Duration,
+    pub sync_deadline: Duration,
+    pub request_timeout: Duration,
+    pub max_workers: usize,
+    pub detail_refresh: Duration,
+    pub on_cancel: OnCancel,
+}
+
+/// Seconds read with [`Table::seconds`], or `default`.
+fn seconds(
+    t: &mut Table<'_>,
+    name: &'static str,
+    zero_allowed: bool,
+    default: f64,
+    r: &mut Report,
+) -> Duration {
+    Duration::from_secs_f64(
+        t.seconds(name, zero_allowed, MAX_SECONDS, r)
+            .unwrap_or(default),
+    )
+}
+
+/// A zone name, trimmed.
+fn zone_name(t: &mut Table<'_>, name: &'static str, r: &mut Report) -> Option<String> {
+    t.string(name, r).map(|s| s.trim().to_string())
+}
+
+/// Every key, in the order of the docs table.
+pub const KEYS: &[Key] = &[
+    Key {
+        name: "base_url",
+        default: "env `CALPENDO_API_URL`",
+        doc: "`https://host[:port]` of the Calpendo server, without the API path; a URL \
+              holding a user or password is refused",
+        read: |t, name, d, r| {
+            d.base_url_given = t.has(name);
+            d.base_url = match t.raw(name) {
+                None => None,
+                Some(Value::String(s)) if s.trim().is_empty() => {
+                    r.problem(name, "must not be empty");
+                    None
+                }
+                Some(Value::String(s)) => check_base_url(s, name, "", r),
+                Some(other) => {
+                    r.problem(name, format!("expected a string, found {}", kind(other)));
+                    None
+                }
+            };
+        },
+    },
+    Key {
+        name: "api_path",
+        default: "`/webdav`",
+        doc: "`/webdav` on older servers, `/api` on newer ones",
+        read: |t, name, d, r| {
+            d.api_path = match t.string(name, r) {
+                None => DEFAULT_API_PATH.to_string(),
+                Some(s) => {
+                    let p = s.trim().trim_matches('/');
+                    if p.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') {
+                        r.problem(name, "must be a plain path such as \"/webdav\" or \"/api\"");
+                    }
+                    if p.is_empty() {
+                        String::new()
+                    } else {
+                        format!("/{p}")
+                    }
+                }
+            };
+        },
+    },
+    Key {
+        name: "resources",
+        default: "required",
+        doc: "resource-name **prefixes**: `\"3T\"` takes `3T Diagnostic` and `3T Research`",
+        read: |t, name, d, r| d.resources = parse_resources(t.raw(name), r),
+    },
+    Key {
+        name: "status_filter",
+        default: "all",
+        doc: "a status or a list of exact statuses (`\"Approved\"`, \
+              `[\"Approved\", \"Pending\"]`)",
+        read: |t, name, d, r| d.status_filter = parse_status_filter(t.raw(name), r),
+    },
+    Key {
+        name: "timezone",
+        default: "`[site] timezone`",
+        doc: "must equal the site's zone when both are given (TOML)",
+        read: |t, name, d, r| d.timezone = zone_name(t, name, r),
+    },
+    Key {
+        name: "source_timezone",
+        default: "`timezone`",
+        doc: "zone of Calpendo's own displayed (naive) times, when the server runs elsewhere",
+        read: |t, name, d, r| d.source_timezone = zone_name(t, name, r),
+    },
+    Key {
+        name: "tzdir",
+        default: "`[site] tzdir`",
+        doc: "a zoneinfo directory to take zone rules from (set it in `[site]`)",
+        read: |t, name, d, r| d.tzdir = t.string(name, r).map(PathBuf::from),
+    },
+    Key {
+        name: "resource_modality_mapping",
+        default: "none",
+        doc: "resource-name prefix → DICOM Modality (`{ \"3T\" = \"MR\", \"EEG\" = \"EEG\" }`); \
+              the longest matching prefix wins",
+        read: |t, name, d, r| {
+            d.resource_modality_mapping = parse_prefix_map(t.raw(name), name, r, |v| {
+                let m = v.trim().to_ascii_uppercase();
+                let problem = cs_problem(&m).map(|e| format!("not a DICOM modality code: {e}"));
+                (m, problem)
+            });
+        },
+    },
+    Key {
+        name: "station_aet_mapping",
+        default: "none",
+        doc: "resource-name prefix → Scheduled Station AE Title. **Most consoles ask for \
+              their own AE title as the station: without this mapping they see nothing.**",
+        read: |t, name, d, r| {
+            d.station_aet_mapping = parse_prefix_map(t.raw(name), name, r, |v| {
+                let ae = v.trim().to_string();
+                let problem = ae_problem(&ae);
+                (ae, problem)
+            });
+        },
+    },
+    Key {
+        name: "field_mapping",
+        default: "see below",
+        doc: "how booking fields become worklist fields",
+        read: |t, name, d, r| {
+            if let Some(v) = t.raw(name) {
+                d.field_mapping = parse_field_mapping(v, r);
+            }
+        },
+    },
+    Key {
+        name: "window_mode",
+        default: "`rolling`",
+        doc: "`rolling`: from the start of today minus `window_past_days` to the end of \
+              today plus `window_future_days`; `today`: today only, optionally within \
+              `daily_window`",
+        read: |t, name, d, r| {
+            d.window.mode = t.string(name, r).map(|s| s.trim().to_ascii_lowercase());
+        },
+    },
+    Key {
+        name: "window_past_days",
+        default: "`0`",
+        doc: "rolling window: whole local days before today (0 to 366)",
+        read: |t, name, d, r| {
+            d.window.days_given[0] = t.has(name);
+            d.window.past_days = t.integer(name, 0, MAX_WINDOW_DAYS, r);
+        },
+    },
+    Key {
+        name: "window_future_days",
+        default: "`1`",
+        doc: "rolling window: whole local days after today (0 to 366)",
+        read: |t, name, d, r| {
+            d.window.days_given[1] = t.has(name);
+            d.window.future_days = t.integer(name, 0, MAX_WINDOW_DAYS, r);
+        },
+    },
+    Key {
+        name: "daily_window",
+        default: "whole day",
+        doc: "`today` mode: `{ start = \"07:00\", end = \"19:00\" }`",
+        read: |t, name, d, r| {
+            d.window.daily_given = t.has(name);
+            d.window.daily_window = t.raw(name).and_then(|v| parse_daily_window(v, r));
+        },
+    },
+    Key {
+        name: "lookback_multiplier",
+        default: "none",
+        doc: "Pylantir's; accepted and checked (a positive number), no effect: whole days \
+              are always fetched",
+        read: |t, name, d, r| {
+            d.lookback_multiplier = t.raw(name).and_then(|v| match v.as_f64() {
+                Some(x) if x.is_finite() && x > 0.0 => Some(x),
+                _ => {
+                    r.problem(name, "must be a positive number");
+                    None
+                }
+            });
+        },
+    },
+    Key {
+        name: "sync_interval",
+        default: "`60`",
+        doc: "seconds between sync cycles (a cycle also runs at start)",
+        read: |t, name, d, r| d.sync_interval = seconds(t, name, false, 60.0, r),
+    },
+    Key {
+        name: "sync_deadline",
+        default: "`90`",
+        doc: "seconds a whole cycle may take before it is abandoned (nothing changes)",
+        read: |t, name, d, r| d.sync_deadline = seconds(t, name, false, 90.0, r),
+    },
+    Key {
+        name: "request_timeout",
+        default: "`30`",
+        doc: "seconds one HTTP request may take",
+        read: |t, name, d, r| d.request_timeout = seconds(t, name, false, 30.0, r),
+    },
+    Key {
+        name: "max_workers",
+        default: "`5`",
+        doc: "Calpendo requests in flight at once (1 to 32)",
+        read: |t, name, d, r| {
+            d.max_workers = t
+                .integer(name, 1, MAX_WORKERS_LIMIT as i64, r)
+                .map_or(5, |n| n as usize);
+        },
+    },
+    Key {
+        name: "detail_refresh",
+        default: "`600`",
+        doc: "seconds a booking's fetched details (and MRI operator) are reused while its \
+              list entry (time, title, status, type) is unchanged; `0` fetches every \
+              booking's details every cycle (0 to 86400). Changes the list shows appear in \
+              the next cycle; changes only the details carry (project, resource, operator, \
+              description) appear within this time. The cache is in memory: it helps \
+              `serve` and looping `sync`, not `sync --once` (one cycle per process).",
+        read: |t, name, d, r| {
+            let default = DEFAULT_DETAIL_REFRESH.as_secs_f64();
+            d.detail_refresh = seconds(t, name, true, default, r);
+        },
+    },
+    Key {
+        name: "on_cancel",
+        default: "`discontinue`",
+        doc: "cancelled or vanished bookings: `discontinue` (kept as DISCONTINUED, hidden \
+              from consoles) or `delete`",
+        read: |t, name, d, r| {
+            d.on_cancel = match t.string(name, r) {
+                None => OnCancel::Discontinue,
+                Some(s) => match s.trim().to_ascii_lowercase().as_str() {
+                    "discontinue" => OnCancel::Discontinue,
+                    "delete" => OnCancel::Delete,
+                    _ => {
+                        r.problem(
+                            name,
+                            format!("must be \"discontinue\" or \"delete\", not {s:?}"),
+                        );
+                        OnCancel::Discontinue
+                    }
+                },
+            };
+        },
+    },
+];
+
+/// Every key a Calpendo source's settings may have, in the order of [`KEYS`].
+pub const KNOWN_KEYS: [&str; KEYS.len()] = {
+    let mut names = [""; KEYS.len()];
+    let mut i = 0;
+    while i < KEYS.len() {
+        names[i] = KEYS[i].name;
+        i += 1;
+    }
+    names
+};
+
+/// The names of every key, in the order of [`KEYS`].
+pub fn known_keys() -> impl Iterator<Item = &'static str> {
+    KEYS.iter().map(|k| k.name)
+}
+
+/// Reads every key of `t` into a draft; a key no [`Key`] reads is reported as unknown.
+pub(crate) fn read_keys(t: &mut Table<'_>, r: &mut Report) -> Draft {
+    let mut d = Draft::default();
+    for key in KEYS {
+        (key.read)(t, key.name, &mut d, r);
+    }
+    t.reject_unknown(r);
+    d
+}
+
+/// The Markdown table of the keys (as docs/configuration.md holds it).
+pub fn docs_table() -> String {
+    let mut out = String::from("| key | default | meaning |\n|---|---|---|\n");
+    for k in KEYS {
+        let doc = k.doc.split_whitespace().collect::<Vec<_>>().join(" ");
+        out.push_str(&format!("| `{}` | {} | {doc} |\n", k.name, k.default));
+    }
+    out
+}
+
+/// The base URL without its trailing `/`, when it is a plain http(s) URL; `origin` names
+/// where it came from in messages. Never echoes the URL (it may hold a credential).
+pub(crate) fn check_base_url(raw: &str, key: &str, origin: &str, p: &mut Report) -> Option<String> {
+    let raw = raw.trim();
+    let url = match reqwest::Url::parse(raw) {
+        Ok(u) => u,
+        Err(e) => {
+            p.problem(key, format!("not a URL{origin}: {e}"));
+            return None;
+        }
+    };
+    let mut ok = true;
+    if !matches!(url.scheme(), "http" | "https") {
+        p.problem(key, format!("must be an http:// or https:// URL{origin}"));
+        ok = false;
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        p.problem(key, format!("has no host{origin}"));
+        ok = false;
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Never echo the URL: it holds a credential.
+        p.problem(
+            key,
+            format!(
+                "must not hold credentials{origin}; set {ENV_USERNAME} and {ENV_PASSWORD} instead"
+            ),
+        );
+        ok = false;
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        p.problem(key, format!("must not have a query or fragment{origin}"));
+        ok = false;
+    }
+    ok.then(|| raw.trim_end_matches('/').to_string())
+}
+
+fn parse_resources(v: Option<&Value>, p: &mut Report) -> Vec<String> {
+    let mut out = Vec::new();
+    match v {
+        None => p.problem(
+            "resources",
+            "required: a list of resource-name prefixes, e.g. [\"3T\", \"EEG\"]",
+        ),
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                p.problem("resources", "must list at least one resource-name prefix");
+            }
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Value::String(s) if !s.trim().is_empty() => out.push(s.clone()),
+                    Value::String(_) => p.problem(format!("resources[{i}]"), "must not be empty"),
+                    other => p.problem(
+                        format!("resources[{i}]"),
+                        format!("must be a string, not {}", kind(other)),
+                    ),
+                }
+            }
+        }
+        Some(other) => p.problem(
+            "resources",
+            format!(
+                "must be a list of resource-name prefixes, not {}",
+                kind(other)
+            ),
+        ),
+    }
+    out
+}
+
+fn parse_status_filter(v: Option<&Value>, p: &mut Report) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |s: &str| {
+        let s = s.trim().to_string();
+        if !s.is_empty() && !out.contains(&s) {
+            out.push(s);
+        }
+    };
+    match v {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => add(s),
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Value::String(s) if !s.trim().is_empty() => add(s),
+                    other => p.problem(
+                        format!("status_filter[{i}]"),
+                        format!("must be a non-empty string, not {other}"),
+                    ),
+                }
+            }
+        }
+        Some(other) => p.problem(
+            "status_filter",
+            format!(
+                "must be a status or a list of statuses, not {}",
+                kind(other)
+            ),
+        ),
+    }
+    out
+}
+
+fn parse_prefix_map(
+    v: Option<&Value>,
+    key: &str,
+    p: &mut Report,
+    check: fn(&str) -> (String, Option<String>),
+) -> PrefixMap {
+    let mut entries = Vec::new();
+    match v {
+        None => {}
+        Some(Value::Object(m)) => {
+            for (prefix, v) in m {
+                let path = format!("{key}.{prefix}");
+                match v {
+                    Value::String(s) => match check(s) {
+                        (value, None) => entries.push((prefix.clone(), value)),
+                        (_, Some(e)) => p.problem(path, e),
+                    },
+                    other => p.problem(path, format!("must be a string, not {}", kind(other))),
+                }
+            }
+        }
+        Some(other) => p.problem(
+            key,
+            format!(
+                "must be a table/object of resource-name prefix = value, not {}",
+                kind(other)
+            ),
+        ),
+    }
+    PrefixMap::new(entries)
+}
