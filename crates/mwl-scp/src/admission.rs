@@ -9,7 +9,7 @@
 //!   ARTIM-like timer) and holds one of a bounded number of pending places meanwhile
 //!   ([`pending`](crate::pending): the oldest is dropped for a newer one).
 //! - Once established, the association takes a slot, or is aborted when the last one
-//!   went to another meanwhile, and is served by [`association`](crate::association).
+//!   went to another meanwhile, and is served by [`association`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -40,6 +40,10 @@ pub mod command {
     pub const N_SET_RQ: u16 = 0x0120;
     /// N-SET-RSP.
     pub const N_SET_RSP: u16 = 0x8120;
+    /// The response's command field for a request's: the same with bit 15 set.
+    pub const fn response_to(request: u16) -> u16 {
+        request | 0x8000
+    }
     /// Command Data Set Type (0000,0800) value meaning "no data set".
     pub const NO_DATA_SET: u16 = 0x0101;
     /// Command Data Set Type value for "a data set follows" (any other value means so).
@@ -145,6 +149,16 @@ impl Command {
             has_data_set: data_set_type != command::NO_DATA_SET,
             object,
         })
+    }
+
+    /// The Message ID its responses name: 0 when the request has none.
+    pub fn id(&self) -> u16 {
+        self.message_id.unwrap_or(0)
+    }
+
+    /// A text element of the command set (a SOP instance UID, ...) without its padding.
+    pub fn text(&self, tag: Tag) -> Option<String> {
+        str_of(&self.object, tag)
     }
 }
 

@@ -30,9 +30,9 @@ pub(crate) async fn dispatch<S: PeerStream>(
         // PS3.7 9.1: the SOP class must be the presentation context's.
         stats.failed += 1;
         let rsp = dimse::response_command(
-            cmd.field | 0x8000,
+            command::response_to(cmd.field),
             asked,
-            cmd.message_id.unwrap_or(0),
+            cmd.id(),
             false,
             status::SOP_CLASS_NOT_SUPPORTED,
             vec![dimse::error_comment(
@@ -63,9 +63,9 @@ pub(crate) async fn dispatch<S: PeerStream>(
                 "unsupported DIMSE operation"
             );
             let rsp = dimse::response_command(
-                other | 0x8000,
+                command::response_to(other),
                 sop_class,
-                cmd.message_id.unwrap_or(0),
+                cmd.id(),
                 false,
                 status::UNRECOGNIZED_OPERATION,
                 vec![],

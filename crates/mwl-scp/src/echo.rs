@@ -17,7 +17,7 @@ pub(crate) async fn handle<S: PeerStream>(
     let rsp = dimse::response_command(
         command::C_ECHO_RSP,
         sop_class,
-        message.command.message_id.unwrap_or(0),
+        message.command.id(),
         false,
         status::SUCCESS,
         vec![],

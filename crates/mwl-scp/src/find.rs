@@ -37,7 +37,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dicom_core::{DataElement, Tag};
-use dicom_dictionary_std::uids;
 use dicom_encoding::TransferSyntax;
 use dicom_object::InMemDicomObject;
 use dicom_ul::pdu::{PDataValueType, Pdu};
@@ -202,7 +201,7 @@ pub(crate) async fn handle<S: PeerStream>(
         cx,
         peer,
         sop_class,
-        message_id: message.command.message_id.unwrap_or(0),
+        message_id: message.command.id(),
         context_id: message.context_id,
         sent: 0,
         batch: Vec::new(),
@@ -328,7 +327,8 @@ impl<S: PeerStream> Find<'_, S> {
         let encoder = ResponseEncoder {
             query: query.clone(),
             charset: self.cx.config.charset,
-            explicit: ts.uid().trim_end_matches('\0') == uids::EXPLICIT_VR_LITTLE_ENDIAN,
+            // The identifier was decoded: the transfer syntax is one we accept.
+            explicit: wire_check::explicit_vr(ts).unwrap_or(false),
             context_id: self.context_id,
             pending_command: pending_command.into(),
             peer_max_pdu: self.peer.max_pdu(),

@@ -2,7 +2,7 @@
 //! reports about a scan it started or finished, checked, stored and applied to the
 //! worklist.
 //!
-//! [`handle`] answers one request on the MPPS presentation context: [`create`] or [`set`]
+//! `handle` answers one request on the MPPS presentation context: [`create`] or [`set`]
 //! decides the [`MppsOutcome`], which is counted, logged when refused, and sent. The
 //! status rules themselves (which transitions are allowed, which worklist entries follow
 //! a performed step, that no sync resets them) are the store's
@@ -77,7 +77,7 @@ pub(crate) async fn handle<S: PeerStream>(
     let rsp = dimse::response_command(
         rsp_field,
         MPPS,
-        cmd.message_id.unwrap_or(0),
+        cmd.id(),
         false,
         outcome.status,
         outcome.response_elements(),
@@ -246,12 +246,7 @@ pub async fn create(
     data: Option<&[u8]>,
     ts: &TransferSyntax,
 ) -> MppsOutcome {
-    let requested = command
-        .object
-        .get(tags::AFFECTED_SOP_INSTANCE_UID)
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_end_matches(['\0', ' ']).to_string());
-    let uid = match requested {
+    let uid = match command.text(tags::AFFECTED_SOP_INSTANCE_UID) {
         Some(u) if !valid_uid(&u) => {
             return MppsOutcome::failure(
                 status::INVALID_OBJECT_INSTANCE,
@@ -337,12 +332,7 @@ pub async fn set(
     data: Option<&[u8]>,
     ts: &TransferSyntax,
 ) -> MppsOutcome {
-    let Some(uid) = command
-        .object
-        .get(tags::REQUESTED_SOP_INSTANCE_UID)
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-    else {
+    let Some(uid) = command.text(tags::REQUESTED_SOP_INSTANCE_UID) else {
         return MppsOutcome::failure(
             status::MISSING_ATTRIBUTE,
             None,

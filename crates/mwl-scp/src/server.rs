@@ -1,6 +1,5 @@
 //! The DICOM server ([`MwlServer`]): accepts TCP connections until shutdown and hands each
-//! to [`admission`](crate::admission); at shutdown, gives the open associations a grace
-//! period to finish.
+//! to `admission`; at shutdown, gives the open associations a grace period to finish.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -90,7 +90,7 @@ pub enum WireError {
         /// The bytes that follow.
         left: usize,
     },
-    /// Sequences nest deeper than [`MAX_DEPTH`].
+    /// Sequences nest deeper than 32 levels.
     #[error("sequences nest deeper than {MAX_DEPTH} levels")]
     TooDeep,
     /// The data set's transfer syntax is none of the Little Endian ones we accept.
@@ -312,18 +312,23 @@ pub fn check_lengths(bytes: &[u8], explicit: bool) -> Result<(), WireError> {
     Ok(())
 }
 
+/// Whether `ts`, one of the Little Endian syntaxes we accept, is Explicit VR; an error for
+/// any other.
+pub fn explicit_vr(ts: &dicom_encoding::TransferSyntax) -> Result<bool, WireError> {
+    match ts.uid().trim_end_matches('\0') {
+        uids::IMPLICIT_VR_LITTLE_ENDIAN => Ok(false),
+        uids::EXPLICIT_VR_LITTLE_ENDIAN => Ok(true),
+        other => Err(WireError::TransferSyntax(other.to_string())),
+    }
+}
+
 /// Decodes a data set received in transfer syntax `ts` after [`check_lengths`]; only the
 /// Little Endian syntaxes we accept are supported.
 pub fn decode(
     bytes: &[u8],
     ts: &dicom_encoding::TransferSyntax,
 ) -> Result<dicom_object::InMemDicomObject, WireError> {
-    let explicit = match ts.uid().trim_end_matches('\0') {
-        uids::IMPLICIT_VR_LITTLE_ENDIAN => false,
-        uids::EXPLICIT_VR_LITTLE_ENDIAN => true,
-        other => return Err(WireError::TransferSyntax(other.to_string())),
-    };
-    check_lengths(bytes, explicit)?;
+    check_lengths(bytes, explicit_vr(ts)?)?;
     dicom_object::InMemDicomObject::read_dataset_with_ts(bytes, ts)
         .map_err(|e| WireError::Decode(Box::new(e)))
 }
