@@ -441,3 +441,52 @@ fn all_read(matched: u64, limit: usize) -> FindOutcome {
         FindOutcome::Complete
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The table of the module documentation: final status, metric label, tally.
+    #[test]
+    fn each_outcome_decides_its_final_status_label_and_tally() {
+        let cases = [
+            (all_read(5, 5), status::SUCCESS, FindStatus::Success),
+            (
+                FindOutcome::Cancelled,
+                status::CANCEL,
+                FindStatus::Cancelled,
+            ),
+            (all_read(6, 5), status::CANCEL, FindStatus::Truncated),
+            (
+                FindOutcome::Refused(Refusal::NotWorklist),
+                status::SOP_CLASS_NOT_SUPPORTED,
+                FindStatus::Failed,
+            ),
+            (
+                FindOutcome::Refused(Refusal::NoIdentifier),
+                status::IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                FindStatus::Failed,
+            ),
+            (
+                FindOutcome::StoreUnavailable(StoreFailure::StreamEnded),
+                status::UNABLE_TO_PROCESS,
+                FindStatus::Failed,
+            ),
+        ];
+        for (outcome, final_status, label) in cases {
+            assert_eq!(outcome.final_response().0, final_status, "{outcome:?}");
+            assert_eq!(outcome.label(), label, "{outcome:?}");
+        }
+    }
+
+    #[test]
+    fn a_truncation_is_tallied_as_truncated_not_cancelled() {
+        let mut stats = AssocStats::default();
+        all_read(6, 5).tally_and_log(&mut stats);
+        assert_eq!((stats.truncated, stats.cancelled, stats.failed), (1, 0, 0));
+        FindOutcome::Cancelled.tally_and_log(&mut stats);
+        assert_eq!((stats.truncated, stats.cancelled, stats.failed), (1, 1, 0));
+        FindOutcome::Refused(Refusal::NoIdentifier).tally_and_log(&mut stats);
+        assert_eq!(stats.failed, 1);
+    }
+}
