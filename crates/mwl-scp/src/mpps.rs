@@ -3,11 +3,13 @@
 //! worklist.
 //!
 //! `handle` answers one request on the MPPS presentation context: [`create`] or [`set`]
-//! decides the [`MppsOutcome`], which is counted, logged when refused, and sent. The
-//! status rules themselves (which transitions are allowed, which worklist entries follow
-//! a performed step, that no sync resets them) are the store's
-//! ([`Store::mpps_create`], [`Store::mpps_update`]); the terms are read with
-//! [`PerformedStatus::from_dicom`].
+//! decides the [`MppsOutcome`], which is counted, logged when refused, and sent.
+//!
+//! Who may change a status: here, a request is checked (an N-CREATE must report IN
+//! PROGRESS; an N-SET a known term, never on a step already COMPLETED or DISCONTINUED),
+//! with the terms read by [`PerformedStatus::from_dicom`]. The store then applies it
+//! ([`Store::mpps_create`], [`Store::mpps_update`]): the linked worklist entries take the
+//! matching step status, marked as set by MPPS, which no sync resets.
 
 use std::time::Instant;
 
