@@ -1,4 +1,5 @@
-//! DIMSE messages over P-DATA: command sets, message assembly from fragments, and packing
+//! DIMSE messages over P-DATA: the SOP classes, command fields and statuses we use
+//! (each defined here once), command sets, message assembly from fragments, and packing
 //! responses into PDUs no larger than the peer accepts.
 
 use dicom_core::value::PrimitiveValue;
