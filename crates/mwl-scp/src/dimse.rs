@@ -1,4 +1,5 @@
-//! DIMSE messages over P-DATA: command sets, message assembly from fragments, and packing
+//! DIMSE messages over P-DATA: the SOP classes, command fields and statuses we use
+//! (each defined here once), command sets, message assembly from fragments, and packing
 //! responses into PDUs no larger than the peer accepts.
 
 use dicom_core::value::PrimitiveValue;
@@ -7,6 +8,18 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu};
+
+/// The SOP classes we serve, as negotiated in presentation contexts.
+pub mod sop_class {
+    use dicom_dictionary_std::uids;
+
+    /// Verification SOP class (C-ECHO).
+    pub const VERIFICATION: &str = uids::VERIFICATION;
+    /// Modality Worklist Information Model – FIND (C-FIND).
+    pub const MWL_FIND: &str = uids::MODALITY_WORKLIST_INFORMATION_MODEL_FIND;
+    /// Modality Performed Procedure Step SOP class (N-CREATE, N-SET).
+    pub const MPPS: &str = uids::MODALITY_PERFORMED_PROCEDURE_STEP;
+}
 
 /// Command Field (0000,0100) values we handle.
 pub mod command {
@@ -28,15 +41,19 @@ pub mod command {
     pub const N_SET_RQ: u16 = 0x0120;
     /// N-SET-RSP.
     pub const N_SET_RSP: u16 = 0x8120;
+    /// The response's command field for a request's: the same with bit 15 set.
+    pub const fn response_to(request: u16) -> u16 {
+        request | 0x8000
+    }
     /// Command Data Set Type (0000,0800) value meaning "no data set".
     pub const NO_DATA_SET: u16 = 0x0101;
     /// Command Data Set Type value for "a data set follows" (any other value means so).
     pub const DATA_SET_PRESENT: u16 = 0x0000;
 }
 
-/// DIMSE status codes (0000,0900) we send.
+/// DIMSE status codes (0000,0900) we send: C-FIND's and the DIMSE-N ones of MPPS.
 pub mod status {
-    /// Success.
+    /// Success (every service).
     pub const SUCCESS: u16 = 0x0000;
     /// Pending: a match follows.
     pub const PENDING: u16 = 0xFF00;
@@ -52,6 +69,18 @@ pub mod status {
     pub const SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
     /// Unrecognized operation.
     pub const UNRECOGNIZED_OPERATION: u16 = 0x0211;
+    /// DIMSE-N: invalid attribute value.
+    pub const INVALID_ATTRIBUTE_VALUE: u16 = 0x0106;
+    /// DIMSE-N: processing failure.
+    pub const PROCESSING_FAILURE: u16 = 0x0110;
+    /// DIMSE-N: duplicate SOP instance.
+    pub const DUPLICATE_SOP_INSTANCE: u16 = 0x0111;
+    /// DIMSE-N: no such object instance.
+    pub const NO_SUCH_OBJECT_INSTANCE: u16 = 0x0112;
+    /// DIMSE-N: invalid object instance (a SOP instance UID that is not a UID).
+    pub const INVALID_OBJECT_INSTANCE: u16 = 0x0117;
+    /// DIMSE-N: missing attribute.
+    pub const MISSING_ATTRIBUTE: u16 = 0x0120;
 }
 
 /// Largest command set we accept (they are a few hundred bytes).
@@ -77,10 +106,14 @@ pub struct Command {
 
 /// Why a command set could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CommandError {
-    /// Not a valid Implicit VR Little Endian data set.
+    /// Its structure is broken (a length running past its end, ...).
     #[error("command set is not valid DICOM: {0}")]
-    Decode(String),
+    Malformed(#[source] Box<crate::wire_check::WireError>),
+    /// dicom-rs cannot read it as Implicit VR Little Endian.
+    #[error("command set is not valid DICOM: {0}")]
+    Decode(#[source] Box<dicom_object::ReadError>),
     /// A required command element is missing or malformed.
     #[error("command set lacks a valid {0}")]
     Missing(&'static str),
@@ -100,10 +133,10 @@ impl Command {
     /// Decodes a command set (always Implicit VR Little Endian).
     pub fn decode(bytes: &[u8]) -> Result<Command, CommandError> {
         crate::wire_check::check_lengths(bytes, false)
-            .map_err(|e| CommandError::Decode(e.to_string()))?;
+            .map_err(|e| CommandError::Malformed(Box::new(e)))?;
         let object =
             InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-                .map_err(|e| CommandError::Decode(e.to_string()))?;
+                .map_err(|e| CommandError::Decode(Box::new(e)))?;
         let field =
             u16_of(&object, tags::COMMAND_FIELD).ok_or(CommandError::Missing("Command Field"))?;
         let data_set_type = u16_of(&object, tags::COMMAND_DATA_SET_TYPE)
@@ -117,6 +150,16 @@ impl Command {
             has_data_set: data_set_type != command::NO_DATA_SET,
             object,
         })
+    }
+
+    /// The Message ID its responses name: 0 when the request has none.
+    pub fn id(&self) -> u16 {
+        self.message_id.unwrap_or(0)
+    }
+
+    /// A text element of the command set (a SOP instance UID, ...) without its padding.
+    pub fn text(&self, tag: Tag) -> Option<String> {
+        str_of(&self.object, tag)
     }
 }
 
@@ -190,11 +233,23 @@ pub fn offending_elements(list: &[Tag]) -> DataElement<InMemDicomObject> {
     )
 }
 
+/// Why a response could not be encoded (the association cannot go on).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// dicom-rs could not write the command set.
+    #[error("{0}")]
+    Command(#[source] Box<dicom_object::WriteError>),
+    /// dicom-ul could not write a P-DATA PDU.
+    #[error("{0}")]
+    Pdu(#[source] Box<dicom_ul::pdu::WriteError>),
+}
+
 /// Encodes a command set (Implicit VR Little Endian).
-pub fn encode_command(obj: &InMemDicomObject) -> Result<Vec<u8>, String> {
+pub fn encode_command(obj: &InMemDicomObject) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::with_capacity(256);
     obj.write_dataset_with_ts(&mut out, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| EncodeError::Command(Box::new(e)))?;
     Ok(out)
 }
 
@@ -345,7 +400,7 @@ pub fn encode_message(
     command: &[u8],
     data: Option<&[u8]>,
     peer_max_pdu: u32,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>, EncodeError> {
     let frag = max_fragment(peer_max_pdu);
     let budget = frag + 6;
     let mut pieces: Vec<PDataValue> = Vec::new();
@@ -386,7 +441,7 @@ pub fn encode_message(
                     data: std::mem::take(&mut current),
                 },
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| EncodeError::Pdu(Box::new(e)))?;
             used = 0;
         }
         used += size;
@@ -394,7 +449,7 @@ pub fn encode_message(
     }
     if !current.is_empty() {
         dicom_ul::pdu::write_pdu(&mut out, &Pdu::PData { data: current })
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| EncodeError::Pdu(Box::new(e)))?;
     }
     Ok(out)
 }
@@ -408,7 +463,7 @@ mod tests {
             DataElement::new(
                 tags::AFFECTED_SOP_CLASS_UID,
                 VR::UI,
-                PrimitiveValue::from(uid_value("1.2.840.10008.1.1")),
+                PrimitiveValue::from(uid_value(sop_class::VERIFICATION)),
             ),
             DataElement::new(
                 tags::COMMAND_FIELD,
@@ -452,7 +507,7 @@ mod tests {
         assert_eq!(msg.command.message_id, Some(7));
         assert_eq!(
             msg.command.affected_sop_class.as_deref(),
-            Some("1.2.840.10008.1.1")
+            Some(sop_class::VERIFICATION)
         );
         assert!(msg.data.is_none());
         assert_eq!(msg.context_id, 1);

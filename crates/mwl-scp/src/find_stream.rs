@@ -130,7 +130,7 @@ pub enum ProduceError {
     Store(#[from] StoreError),
     /// A response could not be encoded into PDUs (the association cannot go on).
     #[error("encoding a C-FIND response: {0}")]
-    Encode(String),
+    Encode(#[source] dimse::EncodeError),
 }
 
 /// How the pending responses of one query are encoded.

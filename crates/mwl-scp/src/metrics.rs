@@ -55,7 +55,7 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    /// Every reason, in the order of [`RejectReason::index`].
+    /// Every reason, in the order of `RejectReason::index`.
     pub const ALL: [RejectReason; 7] = [
         RejectReason::Busy,
         RejectReason::CalledAe,
@@ -102,7 +102,7 @@ pub enum FindStatus {
 }
 
 impl FindStatus {
-    /// Every status, in the order of [`FindStatus::index`].
+    /// Every status, in the order of `FindStatus::index`.
     pub const ALL: [FindStatus; 5] = [
         FindStatus::Success,
         FindStatus::Cancelled,
@@ -137,7 +137,7 @@ pub enum MppsOperation {
 }
 
 impl MppsOperation {
-    /// Both operations, in the order of [`MppsOperation::index`].
+    /// Both operations, in the order of `MppsOperation::index`.
     pub const ALL: [MppsOperation; 2] = [MppsOperation::NCreate, MppsOperation::NSet];
 
     /// The label value.

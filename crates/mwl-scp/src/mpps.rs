@@ -1,5 +1,17 @@
-//! Modality Performed Procedure Step SCP (N-CREATE, N-SET): what a console reports about
-//! a scan it started or finished, stored and applied to the worklist.
+//! The Modality Performed Procedure Step service (N-CREATE, N-SET): what a console
+//! reports about a scan it started or finished, checked, stored and applied to the
+//! worklist.
+//!
+//! `handle` answers one request on the MPPS presentation context: [`create`] or [`set`]
+//! decides the [`MppsOutcome`], which is counted, logged when refused, and sent.
+//!
+//! Who may change a status: here, a request is checked (an N-CREATE must report IN
+//! PROGRESS; an N-SET a known term, never on a step already COMPLETED or DISCONTINUED),
+//! with the terms read by [`PerformedStatus::from_dicom`]. The store then applies it
+//! ([`Store::mpps_create`], [`Store::mpps_update`]): the linked worklist entries take the
+//! matching step status, marked as set by MPPS, which no sync resets.
+
+use std::time::Instant;
 
 use dicom_core::value::PrimitiveValue;
 use dicom_core::{DataElement, Tag, VR};
@@ -10,27 +22,69 @@ use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 use jiff::Timestamp;
 use worklist_store::{MppsError, PerformedStatus, ScheduledStepRef, Store};
 
-use crate::dimse::{self, Command};
+use crate::connection::{AssocError, Peer, PeerStream};
+use crate::context::{AssocStats, Context};
+use crate::describe::tag_name;
+use crate::dimse::{self, Command, Message, command, status};
+use crate::metrics::MppsOperation;
 
 /// Modality Performed Procedure Step SOP class.
-pub const MPPS: &str = "1.2.840.10008.3.1.2.3.3";
+pub use crate::dimse::sop_class::MPPS;
 
-/// DIMSE-N statuses.
-pub mod status {
-    /// Success.
-    pub const SUCCESS: u16 = 0x0000;
-    /// Invalid attribute value.
-    pub const INVALID_ATTRIBUTE_VALUE: u16 = 0x0106;
-    /// Processing failure.
-    pub const PROCESSING_FAILURE: u16 = 0x0110;
-    /// Duplicate SOP instance.
-    pub const DUPLICATE_SOP_INSTANCE: u16 = 0x0111;
-    /// No such object instance.
-    pub const NO_SUCH_OBJECT_INSTANCE: u16 = 0x0112;
-    /// Missing attribute.
-    pub const MISSING_ATTRIBUTE: u16 = 0x0120;
-    /// Invalid object instance (a SOP instance UID that is not a UID).
-    pub const INVALID_OBJECT_INSTANCE: u16 = 0x0117;
+/// Why a request's data set cannot be used; the text is the response's ErrorComment.
+#[derive(Debug, thiserror::Error)]
+enum DataSetError {
+    /// N-CREATE and N-SET need one.
+    #[error("the request has no data set")]
+    Missing,
+    /// It is not a valid data set.
+    #[error("data set refused: {0}")]
+    Refused(#[source] crate::wire_check::WireError),
+    /// It could not be encoded for storage.
+    #[error("{0}")]
+    Encode(#[source] Box<dicom_object::WriteError>),
+}
+
+/// Answers an N-CREATE-RQ or N-SET-RQ on the MPPS presentation context, whose transfer
+/// syntax is `ts`.
+pub(crate) async fn handle<S: PeerStream>(
+    cx: &Context,
+    peer: &mut Peer<S>,
+    stats: &mut AssocStats,
+    message: &Message,
+    ts: &TransferSyntax,
+) -> Result<(), AssocError> {
+    stats.mpps += 1;
+    let cmd = &message.command;
+    let calling = peer.calling_ae();
+    let data = message.data.as_deref();
+    let started = Instant::now();
+    let (operation, outcome, rsp_field) = if cmd.field == command::N_CREATE_RQ {
+        let outcome = create(&cx.store, &calling, cmd, data, ts).await;
+        (MppsOperation::NCreate, outcome, command::N_CREATE_RSP)
+    } else {
+        let outcome = set(&cx.store, &calling, cmd, data, ts).await;
+        (MppsOperation::NSet, outcome, command::N_SET_RSP)
+    };
+    let success = outcome.status == status::SUCCESS;
+    cx.metrics.mpps_done(operation, success, started.elapsed());
+    if !success {
+        stats.failed += 1;
+        tracing::info!(
+            status = format!("{:#06x}", outcome.status),
+            reason = outcome.comment.as_deref().unwrap_or(""),
+            "MPPS request refused"
+        );
+    }
+    let rsp = dimse::response_command(
+        rsp_field,
+        MPPS,
+        cmd.id(),
+        false,
+        outcome.status,
+        outcome.response_elements(),
+    );
+    peer.send(message.context_id, &rsp).await
 }
 
 /// Attributes an N-CREATE must carry with a value (PS3.4 F.7.2.1, type 1).
@@ -137,10 +191,10 @@ fn valid_uid(uid: &str) -> bool {
     worklist_store::validate::uid_problem(uid).is_none()
 }
 
-fn encode(obj: &InMemDicomObject) -> Result<Vec<u8>, String> {
+fn encode(obj: &InMemDicomObject) -> Result<Vec<u8>, DataSetError> {
     let mut out = Vec::new();
     obj.write_dataset_with_ts(&mut out, &EXPLICIT_VR_LITTLE_ENDIAN.erased())
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| DataSetError::Encode(Box::new(e)))?;
     Ok(out)
 }
 
@@ -153,9 +207,9 @@ fn new_instance_uid(calling_ae: &str) -> String {
     )
 }
 
-fn decode(data: Option<&[u8]>, ts: &TransferSyntax) -> Result<InMemDicomObject, String> {
-    let data = data.ok_or("the request has no data set")?;
-    crate::wire_check::decode(data, ts).map_err(|e| format!("data set refused: {e}"))
+fn decode(data: Option<&[u8]>, ts: &TransferSyntax) -> Result<InMemDicomObject, DataSetError> {
+    let data = data.ok_or(DataSetError::Missing)?;
+    crate::wire_check::decode(data, ts).map_err(DataSetError::Refused)
 }
 
 fn store_failure(e: MppsError, uid: String) -> MppsOutcome {
@@ -194,12 +248,7 @@ pub async fn create(
     data: Option<&[u8]>,
     ts: &TransferSyntax,
 ) -> MppsOutcome {
-    let requested = command
-        .object
-        .get(tags::AFFECTED_SOP_INSTANCE_UID)
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_end_matches(['\0', ' ']).to_string());
-    let uid = match requested {
+    let uid = match command.text(tags::AFFECTED_SOP_INSTANCE_UID) {
         Some(u) if !valid_uid(&u) => {
             return MppsOutcome::failure(
                 status::INVALID_OBJECT_INSTANCE,
@@ -212,17 +261,16 @@ pub async fn create(
     };
     let dataset = match decode(data, ts) {
         Ok(d) => d,
-        Err(e) => return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e),
+        Err(e) => {
+            return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e.to_string());
+        }
     };
     let missing: Vec<Tag> = REQUIRED_ON_CREATE
         .into_iter()
         .filter(|t| !has_value(&dataset, *t))
         .collect();
     if !missing.is_empty() {
-        let names: Vec<String> = missing
-            .iter()
-            .map(|t| crate::server::tag_name(*t))
-            .collect();
+        let names: Vec<String> = missing.iter().map(|t| tag_name(*t)).collect();
         let mut outcome = MppsOutcome::failure(
             status::MISSING_ATTRIBUTE,
             Some(uid),
@@ -244,7 +292,9 @@ pub async fn create(
     let refs = references(&dataset);
     let attributes = match encode(&dataset) {
         Ok(a) => a,
-        Err(e) => return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e),
+        Err(e) => {
+            return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e.to_string());
+        }
     };
     let (u, ae) = (uid.clone(), calling_ae.to_string());
     let result = store
@@ -284,12 +334,7 @@ pub async fn set(
     data: Option<&[u8]>,
     ts: &TransferSyntax,
 ) -> MppsOutcome {
-    let Some(uid) = command
-        .object
-        .get(tags::REQUESTED_SOP_INSTANCE_UID)
-        .and_then(|e| e.to_str().ok())
-        .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
-    else {
+    let Some(uid) = command.text(tags::REQUESTED_SOP_INSTANCE_UID) else {
         return MppsOutcome::failure(
             status::MISSING_ATTRIBUTE,
             None,
@@ -298,7 +343,9 @@ pub async fn set(
     };
     let modifications = match decode(data, ts) {
         Ok(d) => d,
-        Err(e) => return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e),
+        Err(e) => {
+            return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e.to_string());
+        }
     };
     let u = uid.clone();
     let current = match store.run(move |s| s.mpps_get(&u)).await {
@@ -347,7 +394,9 @@ pub async fn set(
     }
     let attributes = match encode(&merged) {
         Ok(a) => a,
-        Err(e) => return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e),
+        Err(e) => {
+            return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e.to_string());
+        }
     };
     let u = uid.clone();
     let result = store

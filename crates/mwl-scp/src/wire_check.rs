@@ -8,17 +8,98 @@
 
 use dicom_core::Tag;
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
-use dicom_dictionary_std::StandardDataDictionary;
+use dicom_dictionary_std::{StandardDataDictionary, uids};
 
 /// Undefined length.
 const UNDEFINED: u32 = 0xFFFF_FFFF;
 /// How deep sequences may nest.
 const MAX_DEPTH: usize = 32;
 
-/// Why a data set is refused before decoding.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct WireError(pub String);
+/// Why a data set is refused before decoding. The text of each variant is what the
+/// ErrorComment and the logs say.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WireError {
+    /// The bytes end inside an element or item header.
+    #[error("data set ends inside an element header at byte {at}")]
+    Truncated {
+        /// Where the header starts.
+        at: usize,
+    },
+    /// A defined-length item announces more bytes than follow.
+    #[error("an item announces {len} bytes; only {left} follow")]
+    ItemTooLong {
+        /// The announced length.
+        len: u32,
+        /// The bytes that follow.
+        left: usize,
+    },
+    /// An item or sequence delimiter with a length.
+    #[error("delimiter {tag} has a non-zero length")]
+    DelimiterLength {
+        /// The delimiter's tag.
+        tag: Tag,
+    },
+    /// A (FFFE,xxxx) tag that is no item nor delimiter.
+    #[error("unknown item tag {tag}")]
+    UnknownItemTag {
+        /// The tag.
+        tag: Tag,
+    },
+    /// An explicit VR that PS3.5 does not define.
+    #[error("element {tag} has an unknown VR {vr:?}")]
+    UnknownVr {
+        /// The element.
+        tag: Tag,
+        /// The VR bytes, as text.
+        vr: String,
+    },
+    /// A binary value that is not a whole number of values.
+    #[error("element {tag} has {len} bytes, not a multiple of its value size {unit}")]
+    PartialValue {
+        /// The element.
+        tag: Tag,
+        /// Its length.
+        len: u32,
+        /// The size of one value of its VR.
+        unit: u32,
+    },
+    /// A defined-length sequence announces more bytes than follow.
+    #[error("sequence {tag} announces {len} bytes; only {left} follow")]
+    SequenceTooLong {
+        /// The sequence.
+        tag: Tag,
+        /// The announced length.
+        len: u32,
+        /// The bytes that follow.
+        left: usize,
+    },
+    /// An element other than a sequence with undefined length.
+    #[error("element {tag} has an undefined length")]
+    UndefinedLength {
+        /// The element.
+        tag: Tag,
+    },
+    /// An element announces more bytes than follow.
+    #[error("element {tag} announces {len} bytes; only {left} follow")]
+    ElementTooLong {
+        /// The element.
+        tag: Tag,
+        /// The announced length.
+        len: u32,
+        /// The bytes that follow.
+        left: usize,
+    },
+    /// Sequences nest deeper than 32 levels.
+    #[error("sequences nest deeper than {MAX_DEPTH} levels")]
+    TooDeep,
+    /// The data set's transfer syntax is none of the Little Endian ones we accept.
+    #[error("transfer syntax {0} is not accepted")]
+    TransferSyntax(String),
+    /// dicom-rs could not decode the (structurally sound) data set.
+    #[error("not a valid DICOM data set: {0}")]
+    Decode(#[source] Box<dicom_object::ReadError>),
+}
 
 fn u16_at(b: &[u8], i: usize) -> Option<u16> {
     b.get(i..i + 2).map(|s| u16::from_le_bytes([s[0], s[1]]))
@@ -69,132 +150,176 @@ fn implicit_is_sequence(tag: Tag) -> bool {
         .is_some_and(|e| matches!(e.vr(), VirtualVr::Exact(dicom_core::VR::SQ)))
 }
 
+/// One element header, read.
+struct Header {
+    /// Value length as announced.
+    len: u32,
+    /// Bytes of the header itself.
+    size: usize,
+    /// Whether items follow (a sequence, or UN of undefined length).
+    is_sequence: bool,
+    /// The VR that gives the value's unit size.
+    vr: [u8; 2],
+}
+
+/// Explicit VRs with a 2-byte reserved field and a 4-byte length.
+fn long_explicit(vr: &[u8]) -> bool {
+    matches!(
+        vr,
+        b"OB"
+            | b"OD"
+            | b"OF"
+            | b"OL"
+            | b"OV"
+            | b"OW"
+            | b"SQ"
+            | b"SV"
+            | b"UC"
+            | b"UN"
+            | b"UR"
+            | b"UT"
+            | b"UV"
+    )
+}
+
+/// Reads the header of the (non-item) element at `pos`.
+fn element_header(bytes: &[u8], pos: usize, tag: Tag, explicit: bool) -> Result<Header, WireError> {
+    let short = || WireError::Truncated { at: pos };
+    if !explicit {
+        let len = u32_at(bytes, pos + 4).ok_or_else(short)?;
+        return Ok(Header {
+            len,
+            size: 8,
+            is_sequence: implicit_is_sequence(tag) || len == UNDEFINED,
+            vr: implicit_vr(tag),
+        });
+    }
+    let vr = bytes.get(pos + 4..pos + 6).ok_or_else(short)?;
+    let code: [u8; 2] = [vr[0], vr[1]];
+    if !KNOWN_VRS.contains(&&code[..]) {
+        return Err(WireError::UnknownVr {
+            tag,
+            vr: String::from_utf8_lossy(&code).into_owned(),
+        });
+    }
+    if long_explicit(vr) {
+        let len = u32_at(bytes, pos + 8).ok_or_else(short)?;
+        Ok(Header {
+            len,
+            size: 12,
+            is_sequence: vr == b"SQ" || (vr == b"UN" && len == UNDEFINED),
+            vr: code,
+        })
+    } else {
+        let len = u16_at(bytes, pos + 6).ok_or_else(short)?;
+        Ok(Header {
+            len: u32::from(len),
+            size: 8,
+            is_sequence: false,
+            vr: code,
+        })
+    }
+}
+
+/// Where the walk is: the position, and the sequences and items it is inside.
+#[derive(Default)]
+struct Walk {
+    pos: usize,
+    /// Ends of the defined-length sequences and items we are inside, innermost last.
+    open: Vec<usize>,
+    /// Undefined-length sequences and items we are inside.
+    undefined_depth: usize,
+}
+
+impl Walk {
+    /// An item, item delimiter or sequence delimiter at `pos`: always a 4-byte length.
+    fn item(&mut self, bytes: &[u8], tag: Tag) -> Result<(), WireError> {
+        let len = u32_at(bytes, self.pos + 4).ok_or(WireError::Truncated { at: self.pos })?;
+        self.pos += 8;
+        match tag.element() {
+            0xE000 if len == UNDEFINED => self.undefined_depth += 1,
+            0xE000 => {
+                let left = bytes.len() - self.pos;
+                if len as usize > left {
+                    return Err(WireError::ItemTooLong { len, left });
+                }
+                self.open.push(self.pos + len as usize);
+            }
+            0xE00D | 0xE0DD if len != 0 => return Err(WireError::DelimiterLength { tag }),
+            0xE00D | 0xE0DD => self.undefined_depth = self.undefined_depth.saturating_sub(1),
+            _ => return Err(WireError::UnknownItemTag { tag }),
+        }
+        Ok(())
+    }
+
+    /// Any other element at `pos`.
+    fn element(&mut self, bytes: &[u8], tag: Tag, explicit: bool) -> Result<(), WireError> {
+        let Header {
+            len,
+            size,
+            is_sequence,
+            vr,
+        } = element_header(bytes, self.pos, tag, explicit)?;
+        // A binary value must hold whole numbers: a reader would otherwise go on out of
+        // step and take value bytes for a header.
+        let unit = binary_unit(&vr);
+        if len != UNDEFINED && unit > 1 && len % unit != 0 {
+            return Err(WireError::PartialValue { tag, len, unit });
+        }
+        self.pos += size;
+        let left = bytes.len() - self.pos;
+        if is_sequence {
+            if len == UNDEFINED {
+                self.undefined_depth += 1;
+            } else if len as usize > left {
+                return Err(WireError::SequenceTooLong { tag, len, left });
+            } else {
+                self.open.push(self.pos + len as usize);
+            }
+        } else if len == UNDEFINED {
+            return Err(WireError::UndefinedLength { tag });
+        } else if len as usize > left {
+            return Err(WireError::ElementTooLong { tag, len, left });
+        } else {
+            self.pos += len as usize;
+        }
+        Ok(())
+    }
+}
+
 /// Checks a Little Endian data set (`explicit`: Explicit VR, else Implicit VR): every
 /// announced length must fit in the bytes that follow it, and sequences may not nest deeper
 /// than 32 levels.
 pub fn check_lengths(bytes: &[u8], explicit: bool) -> Result<(), WireError> {
-    let short = |at: usize| {
-        WireError(format!(
-            "data set ends inside an element header at byte {at}"
-        ))
-    };
-    let mut pos = 0usize;
-    // Ends of the defined-length sequences and items we are inside, innermost last.
-    let mut open: Vec<usize> = Vec::new();
-    let mut undefined_depth = 0usize;
-    while pos < bytes.len() {
-        while open.last().is_some_and(|&end| pos >= end) {
-            open.pop();
+    let mut walk = Walk::default();
+    while walk.pos < bytes.len() {
+        while walk.open.last().is_some_and(|&end| walk.pos >= end) {
+            walk.open.pop();
         }
-        let group = u16_at(bytes, pos).ok_or_else(|| short(pos))?;
-        let element = u16_at(bytes, pos + 2).ok_or_else(|| short(pos))?;
+        let at = walk.pos;
+        let group = u16_at(bytes, at).ok_or(WireError::Truncated { at })?;
+        let element = u16_at(bytes, at + 2).ok_or(WireError::Truncated { at })?;
         let tag = Tag(group, element);
         if group == 0xFFFE {
-            // Item, item delimiter or sequence delimiter: always a 4-byte length.
-            let len = u32_at(bytes, pos + 4).ok_or_else(|| short(pos))?;
-            pos += 8;
-            match element {
-                0xE000 if len == UNDEFINED => undefined_depth += 1,
-                0xE000 => {
-                    if len as usize > bytes.len() - pos {
-                        return Err(WireError(format!(
-                            "an item announces {len} bytes; only {} follow",
-                            bytes.len() - pos
-                        )));
-                    }
-                    open.push(pos + len as usize);
-                }
-                0xE00D | 0xE0DD if len != 0 => {
-                    return Err(WireError(format!("delimiter {tag} has a non-zero length")));
-                }
-                0xE00D | 0xE0DD => undefined_depth = undefined_depth.saturating_sub(1),
-                _ => return Err(WireError(format!("unknown item tag {tag}"))),
-            }
+            walk.item(bytes, tag)?;
         } else {
-            let (len, header, is_sequence, vr_code) = if explicit {
-                let vr = bytes.get(pos + 4..pos + 6).ok_or_else(|| short(pos))?;
-                let code: [u8; 2] = [vr[0], vr[1]];
-                if !KNOWN_VRS.contains(&&code[..]) {
-                    return Err(WireError(format!(
-                        "element {tag} has an unknown VR {:?}",
-                        String::from_utf8_lossy(&code)
-                    )));
-                }
-                let long = matches!(
-                    vr,
-                    b"OB"
-                        | b"OD"
-                        | b"OF"
-                        | b"OL"
-                        | b"OV"
-                        | b"OW"
-                        | b"SQ"
-                        | b"SV"
-                        | b"UC"
-                        | b"UN"
-                        | b"UR"
-                        | b"UT"
-                        | b"UV"
-                );
-                if long {
-                    let len = u32_at(bytes, pos + 8).ok_or_else(|| short(pos))?;
-                    (
-                        len,
-                        12,
-                        vr == b"SQ" || (vr == b"UN" && len == UNDEFINED),
-                        code,
-                    )
-                } else {
-                    let len = u16_at(bytes, pos + 6).ok_or_else(|| short(pos))?;
-                    (u32::from(len), 8, false, code)
-                }
-            } else {
-                let len = u32_at(bytes, pos + 4).ok_or_else(|| short(pos))?;
-                (
-                    len,
-                    8,
-                    implicit_is_sequence(tag) || len == UNDEFINED,
-                    implicit_vr(tag),
-                )
-            };
-            // A binary value must hold whole numbers: a reader would otherwise go on out of
-            // step and take value bytes for a header.
-            let unit = binary_unit(&vr_code);
-            if len != UNDEFINED && unit > 1 && len % unit != 0 {
-                return Err(WireError(format!(
-                    "element {tag} has {len} bytes, not a multiple of its value size {unit}"
-                )));
-            }
-            pos += header;
-            if is_sequence {
-                if len == UNDEFINED {
-                    undefined_depth += 1;
-                } else if len as usize > bytes.len() - pos {
-                    return Err(WireError(format!(
-                        "sequence {tag} announces {len} bytes; only {} follow",
-                        bytes.len() - pos
-                    )));
-                } else {
-                    open.push(pos + len as usize);
-                }
-            } else if len == UNDEFINED {
-                return Err(WireError(format!("element {tag} has an undefined length")));
-            } else if len as usize > bytes.len() - pos {
-                return Err(WireError(format!(
-                    "element {tag} announces {len} bytes; only {} follow",
-                    bytes.len() - pos
-                )));
-            } else {
-                pos += len as usize;
-            }
+            walk.element(bytes, tag, explicit)?;
         }
-        if open.len() + undefined_depth > MAX_DEPTH {
-            return Err(WireError(format!(
-                "sequences nest deeper than {MAX_DEPTH} levels"
-            )));
+        if walk.open.len() + walk.undefined_depth > MAX_DEPTH {
+            return Err(WireError::TooDeep);
         }
     }
     Ok(())
+}
+
+/// Whether `ts`, one of the Little Endian syntaxes we accept, is Explicit VR; an error for
+/// any other.
+pub fn explicit_vr(ts: &dicom_encoding::TransferSyntax) -> Result<bool, WireError> {
+    match ts.uid().trim_end_matches('\0') {
+        uids::IMPLICIT_VR_LITTLE_ENDIAN => Ok(false),
+        uids::EXPLICIT_VR_LITTLE_ENDIAN => Ok(true),
+        other => Err(WireError::TransferSyntax(other.to_string())),
+    }
 }
 
 /// Decodes a data set received in transfer syntax `ts` after [`check_lengths`]; only the
@@ -203,18 +328,9 @@ pub fn decode(
     bytes: &[u8],
     ts: &dicom_encoding::TransferSyntax,
 ) -> Result<dicom_object::InMemDicomObject, WireError> {
-    let explicit = match ts.uid().trim_end_matches('\0') {
-        "1.2.840.10008.1.2" => false,
-        "1.2.840.10008.1.2.1" => true,
-        other => {
-            return Err(WireError(format!(
-                "transfer syntax {other} is not accepted"
-            )));
-        }
-    };
-    check_lengths(bytes, explicit)?;
+    check_lengths(bytes, explicit_vr(ts)?)?;
     dicom_object::InMemDicomObject::read_dataset_with_ts(bytes, ts)
-        .map_err(|e| WireError(format!("not a valid DICOM data set: {e}")))
+        .map_err(|e| WireError::Decode(Box::new(e)))
 }
 
 #[cfg(test)]
@@ -269,7 +385,10 @@ mod tests {
         let mut bytes = vec![0x10, 0x00, 0x10, 0x00, 0xF0, 0xFF, 0xFF, 0x7F];
         bytes.extend_from_slice(b"DOE^");
         let err = check_lengths(&bytes, false).unwrap_err();
-        assert!(err.0.contains("announces 2147483632 bytes"), "{err}");
+        assert!(
+            err.to_string().contains("announces 2147483632 bytes"),
+            "{err}"
+        );
         // The same inside a defined-length sequence item, explicit VR.
         let mut seq = vec![0x40, 0x00, 0x00, 0x01, b'S', b'Q', 0, 0, 20, 0, 0, 0];
         seq.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 12, 0, 0, 0]);

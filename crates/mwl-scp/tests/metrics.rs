@@ -17,13 +17,13 @@ use dicom_ul::association::client::{ClientAssociation, ClientAssociationOptions}
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, PresentationContextResultReason};
 use jiff::civil::date;
 use mwl_scp::metrics::ScpMetrics;
+use mwl_scp::mpps::MPPS;
 use mwl_scp::{AePolicy, MWL_FIND, MwlServer, ScpConfig, VERIFICATION};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 use worklist_store::{OnCancel, Store, SyncWindow, WorklistEntry};
 
 const AE: &str = "MWLBRIDGE";
-const MPPS: &str = "1.2.840.10008.3.1.2.3.3";
 
 fn encode(obj: &InMemDicomObject) -> Vec<u8> {
     let mut out = Vec::new();

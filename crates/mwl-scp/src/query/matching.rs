@@ -6,6 +6,25 @@
 
 use jiff::civil::{Date, DateTime, Time};
 
+/// Why a key's value cannot be matched: the text goes to ErrorComment and the logs
+/// (status A900).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub(crate) enum ValueError {
+    /// A UI value with other characters than digits and dots, or longer than 64.
+    #[error("{0:?} is not a UID (wildcards are not allowed on UI)")]
+    Uid(String),
+    /// A DS value that is not a finite decimal number.
+    #[error("{0:?} is not a decimal number")]
+    Number(String),
+    /// A DA value that is neither a date nor a date range.
+    #[error("{0:?} is not a date or date range")]
+    Date(String),
+    /// A TM value that is neither a time nor a time range.
+    #[error("{0:?} is not a time or time range")]
+    Time(String),
+}
+
 // ---------------------------------------------------------------------------------------
 // Wildcards
 // ---------------------------------------------------------------------------------------
@@ -257,12 +276,10 @@ pub(crate) struct UidMatcher {
 
 impl UidMatcher {
     /// The matcher for a UID key's values; an error names a value that is not a UID.
-    pub(crate) fn new(values: &[String]) -> Result<UidMatcher, String> {
+    pub(crate) fn new(values: &[String]) -> Result<UidMatcher, ValueError> {
         for v in values {
             if v.len() > 64 || !v.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-                return Err(format!(
-                    "{v:?} is not a UID (wildcards are not allowed on UI)"
-                ));
+                return Err(ValueError::Uid(v.clone()));
             }
         }
         Ok(UidMatcher {
@@ -285,14 +302,14 @@ pub(crate) struct NumberMatcher {
 
 impl NumberMatcher {
     /// The matcher for a DS key's values; an error names a value that is not a number.
-    pub(crate) fn new(values: &[String]) -> Result<NumberMatcher, String> {
+    pub(crate) fn new(values: &[String]) -> Result<NumberMatcher, ValueError> {
         let values = values
             .iter()
             .map(|v| {
                 v.parse::<f64>()
                     .ok()
                     .filter(|x| x.is_finite())
-                    .ok_or_else(|| format!("{v:?} is not a decimal number"))
+                    .ok_or_else(|| ValueError::Number(v.clone()))
             })
             .collect::<Result<_, _>>()?;
         Ok(NumberMatcher { values })
@@ -320,9 +337,9 @@ pub(crate) struct DateRange {
 
 impl DateRange {
     /// Parses `YYYYMMDD`, `a-b`, `-b` or `a-` (also the legacy `YYYY.MM.DD`).
-    pub(crate) fn parse(s: &str) -> Result<DateRange, String> {
+    pub(crate) fn parse(s: &str) -> Result<DateRange, ValueError> {
         let s = s.trim();
-        let bad = || format!("{s:?} is not a date or date range");
+        let bad = || ValueError::Date(s.to_owned());
         let date = |p: &str| parse_date(p.trim()).ok_or_else(bad);
         match s.split_once('-') {
             None => {
@@ -372,9 +389,9 @@ pub(crate) struct TimeRange {
 impl TimeRange {
     /// Parses `HH`, `HHMM`, `HHMMSS`, `HHMMSS.FFFFFF` (and the legacy `HH:MM[:SS]`), or a
     /// range of them: `a-b`, `-b`, `a-`.
-    pub(crate) fn parse(s: &str) -> Result<TimeRange, String> {
+    pub(crate) fn parse(s: &str) -> Result<TimeRange, ValueError> {
         let s = s.trim();
-        let bad = || format!("{s:?} is not a time or time range");
+        let bad = || ValueError::Time(s.to_owned());
         let span = |p: &str| parse_time_span(p.trim()).ok_or_else(bad);
         match s.split_once('-') {
             None => {
@@ -505,7 +522,6 @@ impl DateTimeMatcher {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use jiff::civil::{date, time};

@@ -30,6 +30,29 @@ fn invalid(offending: Vec<Tag>, reason: impl Into<String>) -> QueryError {
     }
 }
 
+/// The error for a key of ours whose value is refused.
+fn invalid_key(level: Level, tag: Tag, reason: impl std::fmt::Display) -> QueryError {
+    invalid(offending(level, tag), reason.to_string())
+}
+
+/// Why a key's value cannot be read as text.
+#[derive(Debug, thiserror::Error)]
+enum KeyError {
+    /// A sequence where a primitive value belongs.
+    #[error("{tag} ({vr}) must not be a sequence")]
+    Sequence { tag: Tag, vr: VR },
+    /// A binary value where text belongs.
+    #[error("{tag} ({vr}) does not hold text")]
+    NotText { tag: Tag, vr: VR },
+    /// A UN value that the query's character set cannot decode.
+    #[error("{tag}: cannot decode the value: {source}")]
+    Undecodable {
+        tag: Tag,
+        #[source]
+        source: dicom_encoding::text::DecodeTextError,
+    },
+}
+
 /// The query being built.
 struct Builder {
     query: MwlQuery,
@@ -219,37 +242,42 @@ impl Builder {
         level: Level,
     ) -> Result<(), QueryError> {
         let tag = elem.tag();
-        let err = |reason: String| invalid(offending(level, tag), reason);
+        let err = |reason: &dyn std::fmt::Display| invalid_key(level, tag, reason);
         let vr = field.vr();
         if elem.vr() != vr && elem.vr() != VR::UN {
-            return Err(err(format!("{tag} must have VR {vr}, not {}", elem.vr())));
+            return Err(err(&format_args!(
+                "{tag} must have VR {vr}, not {}",
+                elem.vr()
+            )));
         }
-        let values = key_values(elem, vr, self.charset.as_deref()).map_err(err)?;
+        let values = key_values(elem, vr, self.charset.as_deref()).map_err(|e| err(&e))?;
         let Some(values) = non_universal(values) else {
             return Ok(());
         };
         let single = |values: &[String]| -> Result<String, QueryError> {
             match values {
                 [one] => Ok(one.clone()),
-                _ => Err(err(format!("{tag} ({vr}) takes one value or one range"))),
+                _ => Err(err(&format_args!(
+                    "{tag} ({vr}) takes one value or one range"
+                ))),
             }
         };
         let q = &mut self.query;
         match field {
             Field::SpsStartDate => {
-                q.start.date = Some(DateRange::parse(&single(&values)?).map_err(err)?);
+                q.start.date = Some(DateRange::parse(&single(&values)?).map_err(|e| err(&e))?);
             }
             Field::SpsEndDate => {
-                q.end.date = Some(DateRange::parse(&single(&values)?).map_err(err)?);
+                q.end.date = Some(DateRange::parse(&single(&values)?).map_err(|e| err(&e))?);
             }
             Field::SpsStartTime => {
-                q.start.time = Some(TimeRange::parse(&single(&values)?).map_err(err)?);
+                q.start.time = Some(TimeRange::parse(&single(&values)?).map_err(|e| err(&e))?);
             }
             Field::SpsEndTime => {
-                q.end.time = Some(TimeRange::parse(&single(&values)?).map_err(err)?);
+                q.end.time = Some(TimeRange::parse(&single(&values)?).map_err(|e| err(&e))?);
             }
             Field::PatientBirthDate => {
-                let range = DateRange::parse(&single(&values)?).map_err(err)?;
+                let range = DateRange::parse(&single(&values)?).map_err(|e| err(&e))?;
                 q.conditions.push(Condition::Date(field, range));
             }
             Field::SpsStatus => q.status = Some(TextMatcher::new(&values)),
@@ -260,11 +288,11 @@ impl Builder {
                     }
                 }
                 VR::UI => {
-                    let m = UidMatcher::new(&values).map_err(err)?;
+                    let m = UidMatcher::new(&values).map_err(|e| err(&e))?;
                     q.conditions.push(Condition::Uid(field, m));
                 }
                 VR::DS => {
-                    let m = NumberMatcher::new(&values).map_err(err)?;
+                    let m = NumberMatcher::new(&values).map_err(|e| err(&e))?;
                     q.conditions.push(Condition::Number(field, m));
                 }
                 _ => q
@@ -290,11 +318,11 @@ fn non_universal(values: Vec<String>) -> Option<Vec<String>> {
 /// The values of a primitive key as decoded text: split on `\` (except for the
 /// single-valued text VRs), each trimmed of padding. A key sent as UN is decoded with the
 /// query's character set (the default repertoire for AE, CS, DA, TM, UI, DS).
-fn key_values(elem: &InMemElement, vr: VR, charset: Option<&str>) -> Result<Vec<String>, String> {
+fn key_values(elem: &InMemElement, vr: VR, charset: Option<&str>) -> Result<Vec<String>, KeyError> {
     let tag = elem.tag();
     let prim = match elem.value() {
         Value::Primitive(p) => p,
-        _ => return Err(format!("{tag} ({vr}) must not be a sequence")),
+        _ => return Err(KeyError::Sequence { tag, vr }),
     };
     let raw: Vec<String> = match prim {
         PrimitiveValue::Empty => Vec::new(),
@@ -304,10 +332,13 @@ fn key_values(elem: &InMemElement, vr: VR, charset: Option<&str>) -> Result<Vec<
         PrimitiveValue::Time(v) => v.iter().map(|t| t.to_encoded()).collect(),
         PrimitiveValue::DateTime(v) => v.iter().map(|d| d.to_encoded()).collect(),
         PrimitiveValue::U8(bytes) if elem.vr() == VR::UN => {
-            vec![decode_un(bytes, vr, charset).map_err(|e| format!("{tag}: {e}"))?]
+            vec![
+                decode_un(bytes, vr, charset)
+                    .map_err(|source| KeyError::Undecodable { tag, source })?,
+            ]
         }
         other if matches!(vr, VR::DS) => vec![other.to_str().into_owned()],
-        _ => return Err(format!("{tag} ({vr}) does not hold text")),
+        _ => return Err(KeyError::NotText { tag, vr }),
     };
     let split = !matches!(vr, VR::ST | VR::LT | VR::UT | VR::UR);
     Ok(raw
@@ -323,20 +354,23 @@ fn key_values(elem: &InMemElement, vr: VR, charset: Option<&str>) -> Result<Vec<
         .collect())
 }
 
-fn decode_un(bytes: &[u8], vr: VR, charset: Option<&str>) -> Result<String, String> {
+fn decode_un(
+    bytes: &[u8],
+    vr: VR,
+    charset: Option<&str>,
+) -> Result<String, dicom_encoding::text::DecodeTextError> {
     let default_repertoire = matches!(
         vr,
         VR::AE | VR::AS | VR::CS | VR::DA | VR::DS | VR::DT | VR::IS | VR::TM | VR::UI
     );
-    let decoded = if default_repertoire {
+    if default_repertoire {
         DefaultCharacterSetCodec.decode(bytes)
     } else {
         charset
             .and_then(SpecificCharacterSet::from_code)
             .unwrap_or_default()
             .decode(bytes)
-    };
-    decoded.map_err(|e| format!("cannot decode the value: {e}"))
+    }
 }
 
 /// Whether a key asks for nothing but its return: no value, empty values or `*`; for a

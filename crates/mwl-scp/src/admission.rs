@@ -1,0 +1,250 @@
+//! Admission: from an accepted TCP connection to an established association that holds
+//! one of the `max_associations` slots.
+//!
+//! - A connection takes nothing until its peer has spoken: a silent one (a port scan, a
+//!   reconnect storm) is dropped after the idle timeout and cannot lock consoles out.
+//! - When every slot is taken, the request is refused at once ([`Admission::reject_busy`]:
+//!   A-ASSOCIATE-RJ transient, "local limit exceeded"; a TLS connection is closed).
+//! - Otherwise the request must complete within [`ASSOCIATION_REQUEST_TIMEOUT`] (an
+//!   ARTIM-like timer) and holds one of a bounded number of pending places meanwhile
+//!   ([`pending`](crate::pending): the oldest is dropped for a newer one).
+//! - Once established, the association takes a slot, or is aborted when the last one
+//!   went to another meanwhile, and is served by [`association`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dicom_dictionary_std::uids;
+use dicom_ul::association::server::DefaultNegotiation;
+use dicom_ul::association::{AsyncServerAssociation, ServerAssociationOptions};
+use dicom_ul::pdu::{
+    AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
+    AssociationRJSource, Pdu,
+};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use crate::access::AePolicy;
+use crate::association;
+use crate::connection::PeerStream;
+use crate::context::Context;
+use crate::describe::chain;
+use crate::dimse::sop_class;
+use crate::metrics::RejectReason;
+use crate::pending::{PendingRequests, PendingTicket};
+
+/// How long an association request may take once its first byte arrived.
+const ASSOCIATION_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Association requests that may be pending (being read) per association slot...
+const PENDING_PER_SLOT: usize = 4;
+/// ...and at least this many.
+const MIN_PENDING: usize = 64;
+/// How long a refused peer gets to send its request and read the refusal.
+const BUSY_REJECTION_TIMEOUT: Duration = Duration::from_secs(5);
+
+type Options = ServerAssociationOptions<'static, AePolicy, DefaultNegotiation>;
+
+/// The slots and pending places of one server, and how it negotiates.
+pub(crate) struct Admission {
+    cx: Context,
+    options: Options,
+    /// Set when the port speaks DICOM over TLS.
+    tls: bool,
+    slots: Arc<Semaphore>,
+    pending: Arc<PendingRequests>,
+}
+
+impl Admission {
+    /// Admission for a server with `cx`'s settings.
+    pub(crate) fn new(cx: Context) -> Admission {
+        let config = &cx.config;
+        let options = ServerAssociationOptions::new()
+            .ae_access_control(config.policy.clone())
+            .ae_title(config.ae_title.clone())
+            .with_abstract_syntax(sop_class::VERIFICATION)
+            .with_abstract_syntax(sop_class::MWL_FIND)
+            .with_abstract_syntax(sop_class::MPPS)
+            .with_transfer_syntax(uids::IMPLICIT_VR_LITTLE_ENDIAN)
+            .with_transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+            .max_pdu_length(config.max_pdu_length)
+            // Strict: a PDU longer than our maximum is refused, not buffered.
+            .strict(true)
+            .read_timeout(config.idle_timeout);
+        let (options, tls) = match &config.tls {
+            Some(tls) => (options.tls_config(tls.clone()), true),
+            None => (options, false),
+        };
+        let pending_places = config
+            .max_associations
+            .saturating_mul(PENDING_PER_SLOT)
+            .max(MIN_PENDING);
+        Admission {
+            tls,
+            slots: Arc::new(Semaphore::new(config.max_associations.max(1))),
+            pending: PendingRequests::new(pending_places),
+            options,
+            cx,
+        }
+    }
+
+    /// What the server's handlers share.
+    pub(crate) fn context(&self) -> &Context {
+        &self.cx
+    }
+
+    /// Takes an accepted connection through admission and serves its association.
+    pub(crate) async fn connection(&self, socket: TcpStream, peer: SocketAddr) {
+        if let Err(e) = socket.set_nodelay(true) {
+            tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
+        }
+        // `readable()` can resolve before any byte arrived: wait for a real one.
+        let mut first = [0u8; 1];
+        let idle = self.cx.config.idle_timeout;
+        match tokio::time::timeout(idle, socket.peek(&mut first)).await {
+            Ok(Ok(0)) => return,
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "connection failed before an association request");
+                return;
+            }
+            Err(_) => {
+                tracing::info!(
+                    %peer,
+                    "connection closed: no association request within the idle timeout"
+                );
+                return;
+            }
+        }
+        // The slot itself is taken only once the association is established (below), so
+        // a stalled request holds none.
+        if self.slots.available_permits() == 0 {
+            self.reject_busy(socket, peer).await;
+            return;
+        }
+        let started = Instant::now();
+        let ticket = self.pending.enter();
+        if self.tls {
+            let handshake = self.options.establish_tls_async(socket);
+            self.handshake(handshake, ticket, peer, started, "TLS association")
+                .await;
+        } else {
+            let handshake = self.options.establish_async(socket);
+            self.handshake(handshake, ticket, peer, started, "association")
+                .await;
+        }
+    }
+
+    /// Waits for an association request to complete (at most the association request
+    /// timer, and only while its pending place is not given to a newer request), then
+    /// serves the association or logs why there is none.
+    async fn handshake<S: PeerStream>(
+        &self,
+        handshake: impl std::future::Future<
+            Output = Result<AsyncServerAssociation<S>, dicom_ul::association::Error>,
+        >,
+        mut ticket: PendingTicket,
+        peer: SocketAddr,
+        started: Instant,
+        what: &str,
+    ) {
+        let limit = self.cx.config.idle_timeout.min(ASSOCIATION_REQUEST_TIMEOUT);
+        let established = tokio::select! {
+            r = tokio::time::timeout(limit, handshake) => r,
+            Ok(()) = &mut ticket.evicted => {
+                self.cx.metrics.association_rejected(RejectReason::Busy);
+                tracing::info!(
+                    %peer,
+                    "association request dropped: too many requests pending (the oldest goes first)"
+                );
+                return;
+            }
+        };
+        drop(ticket);
+        match established {
+            Ok(Ok(assoc)) => self.established(assoc, peer, started).await,
+            Ok(Err(e)) => {
+                self.cx.metrics.association_rejected(reject_reason(&e));
+                tracing::info!(%peer, reason = %chain(&e), "{what} rejected")
+            }
+            Err(_) => {
+                self.cx.metrics.association_rejected(RejectReason::Timeout);
+                tracing::info!(%peer, "{what} not established within the idle timeout")
+            }
+        }
+    }
+
+    /// Takes a slot for a just-established association and serves it; when the last
+    /// slot went to another association meanwhile, aborts it.
+    async fn established<S: PeerStream>(
+        &self,
+        assoc: AsyncServerAssociation<S>,
+        peer: SocketAddr,
+        started: Instant,
+    ) {
+        let Ok(_slot) = self.slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                %peer,
+                max = self.cx.config.max_associations,
+                "association aborted: the last slot was taken while it was being established"
+            );
+            self.cx.metrics.association_rejected(RejectReason::Busy);
+            let _ = assoc.abort().await;
+            return;
+        };
+        association::serve(&self.cx, assoc, peer, started).await;
+    }
+
+    /// Refuses a connection because every association slot is taken: reads its
+    /// A-ASSOCIATE-RQ and answers A-ASSOCIATE-RJ (transient, local limit exceeded). A TLS
+    /// peer cannot read a plain A-ASSOCIATE-RJ: its connection is closed instead.
+    async fn reject_busy(&self, mut socket: TcpStream, peer: SocketAddr) {
+        tracing::warn!(
+            %peer,
+            max = self.cx.config.max_associations,
+            "association rejected: too many open associations"
+        );
+        self.cx.metrics.association_rejected(RejectReason::Busy);
+        if self.tls {
+            return;
+        }
+        let mut buf = bytes::BytesMut::with_capacity(1024);
+        let max_pdu = self.cx.config.max_pdu_length;
+        let read = tokio::time::timeout(
+            BUSY_REJECTION_TIMEOUT,
+            dicom_ul::association::read_pdu_from_wire_async(&mut socket, &mut buf, max_pdu, true),
+        )
+        .await;
+        if let Ok(Ok(Pdu::AssociationRQ(_))) = read {
+            let rj = Pdu::AssociationRJ(AssociationRJ {
+                result: AssociationRJResult::Transient,
+                source: AssociationRJSource::ServiceProviderPresentation(
+                    AssociationRJServiceProviderPresentationReason::LocalLimitExceeded,
+                ),
+            });
+            let mut out = Vec::new();
+            if dicom_ul::pdu::write_pdu(&mut out, &rj).is_ok() {
+                let _ = tokio::time::timeout(BUSY_REJECTION_TIMEOUT, socket.write_all(&out)).await;
+            }
+        }
+        let _ = socket.shutdown().await;
+    }
+}
+
+/// Why dicom-ul refused an association request, for the metrics.
+fn reject_reason(e: &dicom_ul::association::Error) -> RejectReason {
+    use dicom_ul::association::Error as E;
+    use dicom_ul::pdu::{AssociationRJServiceUserReason as User, AssociationRJSource as Source};
+    match e {
+        E::Rejected { association_rj, .. } => match association_rj.source {
+            Source::ServiceUser(User::CalledAETitleNotRecognized) => RejectReason::CalledAe,
+            Source::ServiceUser(User::CallingAETitleNotRecognized) => RejectReason::CallingAe,
+            _ => RejectReason::Protocol,
+        },
+        E::NoAcceptedPresentationContexts { .. } => RejectReason::NoPresentationContext,
+        E::TlsHandshake { .. } | E::TlsNotSupported => RejectReason::Tls,
+        E::Timeout { .. } => RejectReason::Timeout,
+        _ => RejectReason::Protocol,
+    }
+}

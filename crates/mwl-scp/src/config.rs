@@ -1,0 +1,54 @@
+//! The SCP's settings ([`ScpConfig`]): one struct instead of a long constructor.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::access::AePolicy;
+use crate::query::ResponseCharset;
+
+/// The SCP's settings.
+#[derive(Debug, Clone)]
+pub struct ScpConfig {
+    /// Our AE title.
+    pub ae_title: String,
+    /// Who may connect.
+    pub policy: AePolicy,
+    /// Concurrent associations at most; more are rejected (A-ASSOCIATE-RJ, transient).
+    pub max_associations: usize,
+    /// A peer silent this long is dropped.
+    pub idle_timeout: Duration,
+    /// Largest PDU we receive.
+    pub max_pdu_length: u32,
+    /// Character set of responses.
+    pub charset: ResponseCharset,
+    /// Largest identifier (query data set) accepted, in bytes.
+    pub max_identifier_bytes: usize,
+    /// At most this many matches are sent per query (`None`: all); a query with more ends
+    /// after that many with status FE00, as if cancelled, and the truncation is logged.
+    pub max_responses: Option<usize>,
+    /// A query that puts no condition on the Scheduled Station AE Title gets only the steps
+    /// scheduled on the calling AE title.
+    pub station_filter_by_calling_ae: bool,
+    /// DICOM over TLS (PS3.15 B.1) on this port, when set; plain TCP otherwise.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl Default for ScpConfig {
+    fn default() -> Self {
+        ScpConfig {
+            ae_title: "MWLBRIDGE".into(),
+            policy: AePolicy {
+                accept_any_called_ae: false,
+                allowed_calling_aets: Vec::new(),
+            },
+            max_associations: 32,
+            idle_timeout: Duration::from_secs(60),
+            max_pdu_length: 65_536,
+            charset: ResponseCharset::Utf8,
+            max_identifier_bytes: 1 << 20,
+            max_responses: None,
+            station_filter_by_calling_ae: false,
+            tls: None,
+        }
+    }
+}

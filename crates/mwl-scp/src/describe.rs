@@ -1,0 +1,41 @@
+//! Names for logs and error comments: a tag's dictionary keyword, a PDU's name, an error
+//! with its causes on one line.
+
+use dicom_core::Tag;
+use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+use dicom_dictionary_std::StandardDataDictionary;
+use dicom_ul::pdu::Pdu;
+
+/// `PatientName` for (0010,0010); the tag itself for unknown ones.
+pub fn tag_name(tag: Tag) -> String {
+    StandardDataDictionary
+        .by_tag(tag)
+        .map(|e| e.alias().to_string())
+        .unwrap_or_else(|| format!("({:04X},{:04X})", tag.group(), tag.element()))
+}
+
+/// The PS3.8 name of a PDU's type (`A-ASSOCIATE-RQ`, `P-DATA`, ...).
+pub(crate) fn pdu_name(pdu: &Pdu) -> &'static str {
+    match pdu {
+        Pdu::AssociationRQ(_) => "A-ASSOCIATE-RQ",
+        Pdu::AssociationAC(_) => "A-ASSOCIATE-AC",
+        Pdu::AssociationRJ(_) => "A-ASSOCIATE-RJ",
+        Pdu::PData { .. } => "P-DATA",
+        Pdu::ReleaseRQ => "A-RELEASE-RQ",
+        Pdu::ReleaseRP => "A-RELEASE-RP",
+        Pdu::AbortRQ { .. } => "A-ABORT",
+        _ => "unknown PDU",
+    }
+}
+
+/// An error with its causes, on one line.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}
