@@ -8,20 +8,21 @@
 mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
-use std::net::{Ipv4Addr, TcpStream};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use calpendo_fake::{FakeBooking, FakeCalpendo, FakeConfig, Fault, FaultScope};
-use common::scp::{Guarded, findscu, free_port, mwl_bookings, sps_item, text, write_server_config};
+use common::config::SiteConfig;
+use common::scp::{findscu, free_port, mwl_bookings, sps_item, text, write_server_config};
+use common::serve::{Serve, ServeOpts};
 use common::{booking, stderr, stdout, today};
 use dicom_dictionary_std::tags;
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use worklist_store::{Store, SyncOutcome, format_da};
+use worklist_store::format_da;
 
 const SPS: &str = "ScheduledProcedureStepSequence[0]";
 
@@ -112,7 +113,7 @@ impl Answer {
 /// A fake Calpendo and `mwlbridge serve` with its admin interface. Fields drop in order:
 /// the server first, then the fake, the directory and the runtime.
 struct Admin {
-    proc: Guarded,
+    serve: Serve,
     /// DICOM port.
     dicom_port: u16,
     /// `http://127.0.0.1:PORT` or `https://...`.
@@ -188,95 +189,36 @@ impl Admin {
                     key.display()
                 ));
             }
-            let config = write_server_config(dir.path(), &fake.base_url(), &admin);
-            let text = std::fs::read_to_string(&config).expect("read config");
-            assert!(text.contains("sync_interval = 3600"), "{text}");
-            std::fs::write(
-                &config,
-                text.replace(
-                    "sync_interval = 3600",
-                    &format!("sync_interval = {}", opts.sync_interval),
-                ),
-            )
-            .expect("write config");
-            let args: Vec<OsString> = vec![
-                "serve".into(),
-                "--config".into(),
-                config.clone().into(),
-                "--port".into(),
-                dicom_port.to_string().into(),
-                "--bind".into(),
-                "127.0.0.1".into(),
-            ];
-            let log = dir.path().join(format!("serve-{dicom_port}.log"));
-            let mut proc = Guarded::spawn(
-                &common::bin(),
-                &args,
-                &[
-                    ("CALPENDO_USERNAME", "mwlbridge"),
-                    ("CALPENDO_PASSWORD", "secret"),
-                    ("MWLBRIDGE_LOG", "info"),
-                    ("MWLBRIDGE_CONFIG", ""),
-                    ("NO_COLOR", "1"),
-                ],
-                &log,
-                None,
-            );
-            let base = format!("{scheme}://127.0.0.1:{admin_port}");
             let db = dir.path().join("worklist.db");
-            let deadline = Instant::now() + Duration::from_secs(60);
-            let started = loop {
-                if proc.exited() {
-                    let text = proc.log_text();
-                    assert!(
-                        text.contains("cannot listen"),
-                        "mwlbridge serve exited:\n{text}"
-                    );
-                    break false;
-                }
-                let synced = TcpStream::connect((Ipv4Addr::LOCALHOST, dicom_port)).is_ok()
-                    && Store::open(&db)
-                        .ok()
-                        .and_then(|s| s.recent_sync_runs(None, 1).ok())
-                        .is_some_and(|runs| !runs.is_empty());
-                let healthy = synced
-                    && rt.block_on(async {
-                        client
-                            .get(format!("{base}/healthz"))
-                            .send()
-                            .await
-                            .is_ok_and(|r| r.status().is_success())
-                    });
-                if healthy {
-                    // Still ours (not another process's server on a port we lost).
-                    std::thread::sleep(Duration::from_millis(20));
-                    if !proc.exited() {
-                        break true;
-                    }
-                    continue;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "the server did not start:\n{}",
-                    proc.log_text()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            };
-            if !started {
-                continue;
-            }
-            let runs = Store::open(&db)
-                .expect("store")
-                .recent_sync_runs(None, 10)
-                .expect("runs");
-            assert_eq!(
-                runs.first().map(|r| r.outcome),
-                Some(SyncOutcome::Success),
-                "first sync: {runs:?}\n{}",
-                proc.log_text()
+            let base_url = fake.base_url();
+            let source_keys = format!(
+                "sync_interval = {}\nsync_deadline = 10\nrequest_timeout = 5",
+                opts.sync_interval
             );
+            let config = SiteConfig {
+                server: Some(""),
+                admin: Some(&admin),
+                source_keys: &source_keys,
+                ..SiteConfig::new(&base_url, &db)
+            }
+            .write(&dir.path().join("mwlbridge.toml"));
+            let base = format!("{scheme}://127.0.0.1:{admin_port}");
+            let healthy = |_: &Serve| {
+                rt.block_on(async {
+                    client
+                        .get(format!("{base}/healthz"))
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success())
+                })
+            };
+            let Some(serve) =
+                Serve::start_on(dicom_port, &config, &db, &ServeOpts::synced(), &healthy)
+            else {
+                continue;
+            };
             return Admin {
-                proc,
+                serve,
                 dicom_port,
                 base,
                 admin_port,
@@ -301,7 +243,7 @@ impl Admin {
 
     /// The server's log so far.
     fn log(&self) -> String {
-        self.proc.log_text()
+        self.serve.log()
     }
 
     /// Sends a request: `auth` is the whole Authorization header value.

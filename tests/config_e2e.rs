@@ -58,7 +58,12 @@ fn shipped_pylantir_example_validates() {
     let out = run(&["check-config", "--config", example]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("OK (Pylantir JSON)"), "{text}");
+    // Its study_instance_uid mapping is dropped (the derived UID is stable), and said so.
+    assert!(text.contains(": usable, with "), "{text}");
+    assert!(
+        text.contains("warning: data_sources[0].config.field_mapping.study_instance_uid"),
+        "{text}"
+    );
     assert!(
         text.contains("calling AE titles allowed: MRI_SCANNER, CT_SCANNER"),
         "{text}"
@@ -74,6 +79,22 @@ fn shipped_toml_example_validates() {
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/config/mwlbridge.toml");
     let out = run(&["check-config", "--config", example]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn a_config_that_runs_no_source_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("empty.toml");
+    std::fs::write(&path, "[server]\nport = 11112\n").expect("write");
+    let out = run(&["check-config", "--config", path.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("usable, with 1 warning"), "{text}");
+    assert!(
+        text.contains("warning: sources: no enabled data source"),
+        "{text}"
+    );
+    assert!(!text.contains(": OK"), "{text}");
 }
 
 #[test]
@@ -105,4 +126,56 @@ fn version_names_the_tzdata() {
         "{}",
         stdout(&out)
     );
+}
+
+/// A database the running user cannot write (e.g. created by `sudo mwlbridge token
+/// create` before the service's first start) stops the command at once with the file,
+/// its owner and what to do, instead of failing every later write.
+#[test]
+fn a_database_this_user_cannot_write_is_named_with_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let db = dir.path().join("worklist.db");
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\npath = \"{}\"\n\n[admin]\nenabled = false\n",
+            db.display()
+        ),
+    )
+    .expect("write");
+    let c = config.to_str().expect("utf-8");
+    let created = run(&[
+        "token", "create", "--config", c, "--name", "x", "--role", "read",
+    ]);
+    assert_eq!(created.status.code(), Some(0), "{}", stderr(&created));
+    let args = ["worklist", "--config", c];
+    let as_root = std::fs::metadata("/proc/self").map(|m| {
+        use std::os::unix::fs::MetadataExt;
+        m.uid() == 0
+    });
+    let out = if as_root.unwrap_or(false) {
+        // Root writes any file: run as another user, as a service would.
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::process::Command::new("runuser")
+            .args(["-u", "nobody", "--"])
+            .arg(common::bin())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .output()
+            .expect("runuser runs")
+    } else {
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o444)).expect("chmod");
+        run(&args)
+    };
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("cannot write {}", db.display())),
+        "{err}"
+    );
+    assert!(err.contains("the file belongs to uid"), "{err}");
+    assert!(err.contains("chown"), "{err}");
 }

@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 use calpendo_fake::{FakeBooking, FakeCalpendo, Stats, synthetic_bookings};
 use common::dicom_client::{Client, Split, identifier};
 use common::harness::{
-    ITEM_KEYS, Item, Serve, ServeOpts, USER, entries, item_of, items, runs, runtime, start_fake,
-    write_config,
+    ITEM_KEYS, Item, entries, item_of, items, runtime, start_fake, write_config,
 };
 use common::scp::{AE, findscu};
+use common::serve::{Serve, ServeOpts, USER, runs};
 use common::{booking, stderr, stdout, today};
 use dicom_core::VR;
 use dicom_dictionary_std::tags;

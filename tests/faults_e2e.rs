@@ -22,10 +22,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use calpendo_fake::{FakeBooking, Fault, FaultScope};
 use common::harness::{
-    Item, Serve, ServeOpts, USER, entries, find_all, json_lines, level, runtime, start_fake,
-    write_config,
+    Item, entries, find_all, json_lines, level, runtime, start_fake, write_config,
 };
 use common::scp::mwl_bookings;
+use common::serve::{Serve, ServeOpts, USER};
 use common::{booking, stderr, stdout};
 use jiff::Timestamp;
 use worklist_store::{SyncOutcome, SyncRun};

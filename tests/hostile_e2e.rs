@@ -14,7 +14,8 @@ use common::raw_pdu::{
     CONTEXTS, EXPLICIT, Raw, RawAssoc, Reply, associate_rq, echo_command, find_command, pdata, pdu,
     random_bytes, release_rq,
 };
-use common::scp::{AE, Server, Site, echoscu, findscu};
+use common::scp::{AE, Site, echoscu, findscu};
+use common::serve::Serve;
 use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
@@ -36,12 +37,12 @@ fn echo(port: u16) -> Result<(), String> {
 }
 
 /// Whether `mwlbridge serve` is still running: its pid is found under the watchdog
-/// ([`Server`] keeps its `Guarded` private), and the watchdog has not logged its exit.
-fn alive(server: &Server) -> bool {
+/// ([`Serve`] keeps its `Guarded` private), and the watchdog has not logged its exit.
+fn alive(server: &Serve) -> bool {
     server.peak_rss_kib().is_some() && !server.log().contains("watchdog: ")
 }
 
-fn assert_no_panic(server: &Server) {
+fn assert_no_panic(server: &Serve) {
     let log = server.log();
     assert!(
         !log.contains("panicked") && !log.contains("RUST_BACKTRACE"),
@@ -387,7 +388,7 @@ fn hostile_peers_leave_the_server_answering() {
 }
 
 /// The server's peak resident memory, in MiB.
-fn peak_mib(server: &Server) -> u64 {
+fn peak_mib(server: &Serve) -> u64 {
     server.peak_rss_kib().expect("the server's VmHWM") / 1024
 }
 

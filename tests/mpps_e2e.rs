@@ -4,7 +4,8 @@
 mod common;
 
 use common::dicom_client::{Client, encode, uid};
-use common::scp::{Server, Site, findscu, sps_item, text};
+use common::scp::{Site, findscu, sps_item, text};
+use common::serve::{Serve, ServeOpts};
 use common::{booking, stderr};
 use dicom_core::value::{DataSetSequence, PrimitiveValue};
 use dicom_core::{DataElement, Tag, VR};
@@ -232,7 +233,7 @@ fn performed_step_drives_the_worklist_across_sync_and_restart() {
         "{}",
         site.server.log()
     );
-    site.server = Server::start(&config, &db);
+    site.server = Serve::start(&config, &db, &ServeOpts::synced());
     assert_eq!(status_of(&site, "SUB101"), "COMPLETED");
     assert!(!offered(&site, "SUB101"));
 
@@ -399,4 +400,78 @@ fn booking_cancelled_while_in_progress_stays_started() {
         "STARTED",
         "the scan is real: STARTED wins"
     );
+}
+
+/// An N-SET DISCONTINUED whose reason is `code` of `scheme`.
+fn n_set_discontinued_because(
+    client: &mut Client,
+    instance: &str,
+    code: &str,
+    scheme: &str,
+) -> u16 {
+    let id = client.message_id();
+    let reason = InMemDicomObject::from_element_iter([
+        el(tags::CODE_VALUE, VR::SH, code),
+        el(tags::CODING_SCHEME_DESIGNATOR, VR::SH, scheme),
+        el(
+            tags::CODE_MEANING,
+            VR::LO,
+            "Incorrect worklist entry selected",
+        ),
+    ]);
+    let mut data = InMemDicomObject::from_element_iter([
+        el(
+            tags::PERFORMED_PROCEDURE_STEP_STATUS,
+            VR::CS,
+            "DISCONTINUED",
+        ),
+        el(tags::PERFORMED_PROCEDURE_STEP_END_DATE, VR::DA, "20261126"),
+        el(tags::PERFORMED_PROCEDURE_STEP_END_TIME, VR::TM, "091000"),
+    ]);
+    data.put(DataElement::new(
+        tags::PERFORMED_PROCEDURE_STEP_DISCONTINUATION_REASON_CODE_SEQUENCE,
+        VR::SQ,
+        DataSetSequence::from(vec![reason]),
+    ));
+    let r = client.request(MPPS, &command(0x0120, id, instance), Some(&encode(&data)));
+    r.final_status().expect("status")
+}
+
+/// IHE's undo of a wrong pick: the technician discontinues the performed step with reason
+/// 110514 (DCM) "Incorrect worklist entry selected"; the scheduled step is offered again
+/// (and stays offered across a sync). Any other reason discontinues it as before.
+#[test]
+fn a_wrong_entry_discontinuation_offers_the_step_again() {
+    let site = site();
+    let mut client = mpps_client(&site);
+    let wrong = scheduled(&site, "SUB101");
+    let (st, _) = n_create(
+        &mut client,
+        "1.2.826.0.1.3680043.10.1.1",
+        &create_data(&wrong, "IN PROGRESS", None),
+    );
+    assert_eq!(st, 0x0000);
+    assert_eq!(status_of(&site, "SUB101"), "STARTED");
+    assert_eq!(
+        n_set_discontinued_because(&mut client, "1.2.826.0.1.3680043.10.1.1", "110514", "DCM"),
+        0x0000
+    );
+    assert_eq!(status_of(&site, "SUB101"), "SCHEDULED");
+    assert!(offered(&site, "SUB101"), "the wrong pick is offered again");
+
+    // Another reason (110513, "Equipment failure") discontinues the step.
+    let other = scheduled(&site, "SUB102");
+    let (st, _) = n_create(
+        &mut client,
+        "1.2.826.0.1.3680043.10.1.2",
+        &create_data(&other, "IN PROGRESS", None),
+    );
+    assert_eq!(st, 0x0000);
+    assert_eq!(
+        n_set_discontinued_because(&mut client, "1.2.826.0.1.3680043.10.1.2", "110513", "DCM"),
+        0x0000
+    );
+    assert_eq!(status_of(&site, "SUB102"), "DISCONTINUED");
+    assert!(!offered(&site, "SUB102"));
+    client.release();
 }

@@ -20,10 +20,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use calpendo_fake::{FakeBooking, Fault, FaultScope};
 use common::booking;
-use common::harness::{
-    Serve, ServeOpts, USER, info_or_above, json_lines, level, runtime, start_fake, write_config,
-};
+use common::harness::{info_or_above, json_lines, level, runtime, start_fake, write_config};
 use common::scp::findscu;
+use common::serve::{Serve, ServeOpts, USER};
 use jiff::Timestamp;
 use worklist_store::SyncOutcome;
 

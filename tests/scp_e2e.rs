@@ -111,6 +111,23 @@ fn calling_ae_allow_list() {
         "{}",
         wrong_called.output
     );
+    // Each refusal's log line says what the console sent, and from where.
+    let log = site.server.log();
+    let line = |needle: &str| {
+        log.lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?} in:\n{log}"))
+            .to_string()
+    };
+    let calling = line("calling AE title is not in");
+    assert!(calling.contains("calling_ae=\"OTHER\""), "{calling}");
+    assert!(calling.contains("peer=127.0.0.1:"), "{calling}");
+    let called = line("called AE title is not ours");
+    assert!(
+        called.contains("NOT_OURS") && called.contains("CONSOLE1"),
+        "{called}"
+    );
+    assert!(called.contains("peer=127.0.0.1:"), "{called}");
 }
 
 #[test]

@@ -218,3 +218,54 @@ async fn sync_worker_stops_cleanly_on_sigterm() {
     let status = waited.expect("join").expect("wait");
     assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
 }
+
+/// A typo in a resource prefix used to drop that scanner without a word: the sync names
+/// the prefix that matched no booking, and the resources it did see.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resource_prefix_that_matches_nothing_is_named() {
+    let fake = fake(vec![
+        booking(101, "SUB001_Tremblay_Marie", "3T Diagnostic", 9),
+        booking(102, "SUB002_Novak_Jan", "EEG Lab Room A", 10),
+    ])
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("worklist.db");
+    let config = common::config::SiteConfig {
+        resources: &[("3T", "MR", "MRI_3T"), ("EGG", "EEG", "EEG_LAB")],
+        source_keys: "sync_deadline = 10\nrequest_timeout = 5",
+        ..common::config::SiteConfig::new(&fake.base_url(), &db)
+    }
+    .write(&dir.path().join("mwlbridge.toml"));
+    let config = config.to_str().expect("utf-8");
+    let out = run_async(&["sync", "--once", "--config", config]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let log = stderr(&out);
+    let line = log
+        .lines()
+        .find(|l| l.contains("resource prefix matched none"))
+        .unwrap_or_else(|| panic!("no warning in:\n{log}"));
+    assert!(
+        line.contains("WARN") && line.contains("prefix=EGG"),
+        "{line}"
+    );
+    assert!(
+        line.contains("EEG Lab Room A"),
+        "the resources seen: {line}"
+    );
+    assert!(!log.contains("prefix=3T"), "{log}");
+}
+
+/// A Calpendo that cannot be reached is named by host and port, with what to check.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_calpendo_is_named_with_what_to_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), "http://127.0.0.1:9", "");
+    let config = config.to_str().expect("utf-8");
+    let out = run_async(&["sync", "--once", "--config", config]).await;
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("cannot connect to 127.0.0.1:9") && text.contains("check base_url"),
+        "{text}"
+    );
+}

@@ -49,35 +49,19 @@ pub async fn fake(bookings: Vec<FakeBooking>) -> FakeCalpendo {
     fake
 }
 
-/// A TOML config for one Calpendo source at `base_url`, its database in `dir`.
+/// A TOML config for one Calpendo source at `base_url` with the [`config::TWO_RESOURCES`]
+/// (the mock scanner is not configured), `[server]` and `[admin]` at their defaults, its
+/// database in `dir`.
 pub fn write_config(dir: &Path, base_url: &str, extra_source_keys: &str) -> PathBuf {
-    let path = dir.join("mwlbridge.toml");
-    let text = format!(
-        r#"
-[store]
-path = "{db}"
-
-[site]
-timezone = "America/Edmonton"
-
-[[sources]]
-name = "calpendo"
-type = "calpendo"
-base_url = "{base_url}"
-resources = ["3T", "EEG"]
-resource_modality_mapping = {{ "3T" = "MR", "EEG" = "EEG" }}
-station_aet_mapping = {{ "3T" = "MRI_3T", "EEG" = "EEG_LAB" }}
-sync_deadline = 10
-request_timeout = 5
-{extra_source_keys}
-
-[sources.field_mapping]
-patient_name = {{ source_field = "title", _extract = {{ pattern = "^[A-Za-z0-9]+_([^_]+)_(.+)$", template = "$1^$2" }} }}
-"#,
-        db = dir.join("worklist.db").display(),
-    );
-    std::fs::write(&path, text).expect("write config");
-    path
+    let db = dir.join("worklist.db");
+    let source_keys = format!("sync_deadline = 10\nrequest_timeout = 5\n{extra_source_keys}");
+    config::SiteConfig {
+        admin: Some(""),
+        resources: &config::TWO_RESOURCES,
+        source_keys: &source_keys,
+        ..config::SiteConfig::new(base_url, &db)
+    }
+    .write(&dir.join("mwlbridge.toml"))
 }
 
 /// Runs the binary with the fake's credentials in its environment.
@@ -118,7 +102,9 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+pub mod config;
 pub mod dicom_client;
 pub mod harness;
 pub mod raw_pdu;
 pub mod scp;
+pub mod serve;

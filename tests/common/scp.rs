@@ -1,5 +1,6 @@
-//! `mwlbridge serve` (and DCMTK `wlmscpfs`) as child processes, and DCMTK's `findscu` /
-//! `echoscu` as clients, for the DICOM end-to-end tests.
+//! Child processes under a watchdog ([`Guarded`]), a site of the DICOM end-to-end tests
+//! (a fake Calpendo and `mwlbridge serve`, [`Site`]), and DCMTK's `findscu` / `echoscu`
+//! as clients.
 //!
 //! Children are started through a small `sh` watchdog that kills them when its stdin
 //! closes: when a [`Guarded`] is dropped, or when the test process exits, even when the
@@ -11,13 +12,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::config::SiteConfig;
+use super::serve::{Serve, ServeOpts};
+use super::{booking, today};
 use calpendo_fake::{FakeBooking, FakeCalpendo, FakeConfig};
 use dicom_core::Tag;
 use dicom_core::header::Header as _;
 use dicom_object::InMemDicomObject;
-use worklist_store::{Store, SyncOutcome};
-
-use super::{booking, today};
 
 /// Our AE title in these tests.
 pub const AE: &str = "MWLBRIDGE";
@@ -175,185 +176,45 @@ pub fn wait_for_port(port: u16, proc: &mut Guarded, what: &str) -> bool {
     }
 }
 
-/// A running `mwlbridge serve`.
-pub struct Server {
-    /// Its DICOM port on 127.0.0.1.
-    pub port: u16,
-    /// Its config file.
-    pub config: PathBuf,
-    proc: Guarded,
-}
-
-impl Server {
-    /// Starts `mwlbridge serve --config CONFIG --port P --bind 127.0.0.1` and waits until
-    /// it listens and its first sync has finished (successfully). `db` is the config's
-    /// store path.
-    pub fn start(config: &Path, db: &Path) -> Server {
-        // A port found free may be taken by another test process before the server
-        // binds it: then the server exits, and it is tried again on another port.
-        for _attempt in 0..5 {
-            if let Some(server) = Server::try_start(config, db) {
-                return server;
-            }
-        }
-        panic!("mwlbridge serve did not start on 5 ports");
-    }
-
-    fn try_start(config: &Path, db: &Path) -> Option<Server> {
-        let port = free_port();
-        let args: Vec<OsString> = vec![
-            "serve".into(),
-            "--config".into(),
-            config.into(),
-            "--port".into(),
-            port.to_string().into(),
-            "--bind".into(),
-            "127.0.0.1".into(),
-        ];
-        let log = config.with_file_name(format!("serve-{port}.log"));
-        let mut proc = Guarded::spawn(
-            &super::bin(),
-            &args,
-            &[
-                ("CALPENDO_USERNAME", "mwlbridge"),
-                ("CALPENDO_PASSWORD", "secret"),
-                ("MWLBRIDGE_LOG", "info"),
-                ("MWLBRIDGE_CONFIG", ""),
-                ("NO_COLOR", "1"),
-            ],
-            &log,
-            None,
-        );
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if proc.exited() {
-                let text = proc.log_text();
-                assert!(
-                    text.contains("cannot listen"),
-                    "mwlbridge serve exited:\n{text}"
-                );
-                return None;
-            }
-            let listening = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok();
-            let runs = if listening {
-                Store::open(db)
-                    .ok()
-                    .and_then(|s| s.recent_sync_runs(None, 10).ok())
-                    .unwrap_or_default()
-            } else {
-                Vec::new()
-            };
-            if let Some(run) = runs.first() {
-                assert_eq!(
-                    run.outcome,
-                    SyncOutcome::Success,
-                    "first sync failed: {:?}\n{}",
-                    run.error,
-                    proc.log_text()
-                );
-                // Still ours (not another process's server on a port we lost).
-                std::thread::sleep(Duration::from_millis(20));
-                if proc.exited() {
-                    continue;
-                }
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no sync finished:\n{}",
-                proc.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(Server {
-            port,
-            config: config.to_path_buf(),
-            proc,
-        })
-    }
-
-    /// Stops the server with SIGTERM and waits; its exit code.
-    pub fn stop(&mut self) -> Option<i32> {
-        self.proc.stop()
-    }
-
-    /// The server's log so far.
-    pub fn log(&self) -> String {
-        self.proc.log_text()
-    }
-
-    /// The server process's peak resident memory (VmHWM), in KiB.
-    pub fn peak_rss_kib(&self) -> Option<u64> {
-        let pid = self.proc.child_pid()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse()
-            .ok()
-    }
-}
-
 /// A config for one Calpendo source at `base_url` with four resources (two MR scanners,
 /// an EEG lab and a mock scanner), the `title` → PatientName template, and `server_keys`
 /// as the `[server]` table (which may end with an `[admin]` table; without one the admin
 /// interface is off). The database is `dir/worklist.db`.
 ///
-/// | resource prefix | Modality | ScheduledStationAETitle |
-/// |---|---|---|
-/// | `3T` | MR | MRI_3T |
-/// | `7T` | MR | MRI_7T |
-/// | `EEG` | EEG | EEG_LAB |
-/// | `Mock` | OT | MOCK |
+/// The resources are [`FOUR_RESOURCES`](super::config::FOUR_RESOURCES).
 pub fn write_server_config(dir: &Path, base_url: &str, server_keys: &str) -> PathBuf {
-    let path = dir.join("mwlbridge.toml");
-    // The admin interface's default port (8080) would collide between parallel tests: off
-    // unless `server_keys` brings its own `[admin]` table.
-    let admin = if server_keys.contains("[admin]") {
-        ""
-    } else {
-        "[admin]\nenabled = false\n"
-    };
-    let text = format!(
-        r#"
-[server]
-{server_keys}
+    write_server_config_with(dir, base_url, server_keys, "")
+}
 
-{admin}
-[store]
-path = "{db}"
-
-[site]
-timezone = "America/Edmonton"
-
-[[sources]]
-name = "calpendo"
-type = "calpendo"
-base_url = "{base_url}"
-resources = ["3T", "7T", "EEG", "Mock"]
-resource_modality_mapping = {{ "3T" = "MR", "7T" = "MR", "EEG" = "EEG", "Mock" = "OT" }}
-station_aet_mapping = {{ "3T" = "MRI_3T", "7T" = "MRI_7T", "EEG" = "EEG_LAB", "Mock" = "MOCK" }}
-sync_interval = 3600
-sync_deadline = 10
-request_timeout = 5
-
-[sources.field_mapping]
-patient_name = {{ source_field = "title", _extract = {{ pattern = "^[A-Za-z0-9]+_([^_]+)_(.+)$", template = "$1^$2" }} }}
-"#,
-        db = dir.join("worklist.db").display(),
+/// [`write_server_config`] with `extra_source_keys` added to the source's table (e.g.
+/// `protocol = "BRAIN_ROUTINE"`).
+pub fn write_server_config_with(
+    dir: &Path,
+    base_url: &str,
+    server_keys: &str,
+    extra_source_keys: &str,
+) -> PathBuf {
+    let db = dir.join("worklist.db");
+    // The deadline leaves room for the 3,000-booking sites on a loaded machine (a first
+    // sync that misses it fails the test); the harness waits 60 s for it.
+    let source_keys = format!(
+        "sync_interval = 3600\nsync_deadline = 45\nrequest_timeout = 5\n{extra_source_keys}"
     );
-    std::fs::write(&path, text).expect("write config");
-    path
+    SiteConfig {
+        server: Some(server_keys),
+        // The admin interface stays off unless `server_keys` brings its own `[admin]`.
+        admin: server_keys.contains("[admin]").then_some(""),
+        source_keys: &source_keys,
+        ..SiteConfig::new(base_url, &db)
+    }
+    .write(&dir.join("mwlbridge.toml"))
 }
 
 /// A fake Calpendo with bookings, a config and a running `mwlbridge serve` on it. Dropping
 /// it stops the server, then the fake, then removes the directory.
 pub struct Site {
     /// The server (dropped first).
-    pub server: Server,
+    pub server: Serve,
     /// Removes `dir` once dropped (after the server is stopped).
     _janitor: Guarded,
     /// The fake Calpendo.
@@ -368,6 +229,16 @@ impl Site {
     /// Starts a fake Calpendo holding `bookings` and `mwlbridge serve` with
     /// [`write_server_config`]`(.., server_keys)`. Call it outside any async runtime.
     pub fn start(bookings: Vec<FakeBooking>, server_keys: &str) -> Site {
+        Site::start_with(bookings, server_keys, "")
+    }
+
+    /// [`Site::start`] with `extra_source_keys` added to the Calpendo source's table
+    /// ([`write_server_config_with`]).
+    pub fn start_with(
+        bookings: Vec<FakeBooking>,
+        server_keys: &str,
+        extra_source_keys: &str,
+    ) -> Site {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
@@ -385,8 +256,9 @@ impl Site {
             .tempdir()
             .expect("tempdir");
         let dir = tmp.path().to_path_buf();
-        let config = write_server_config(&dir, &fake.base_url(), server_keys);
-        let server = Server::start(&config, &dir.join("worklist.db"));
+        let config =
+            write_server_config_with(&dir, &fake.base_url(), server_keys, extra_source_keys);
+        let server = Serve::start(&config, &dir.join("worklist.db"), &ServeOpts::synced());
         // Removes the directory when the site is dropped or the test process ends, also
         // for a site kept in a `static` (never dropped).
         let janitor = Guarded::spawn(

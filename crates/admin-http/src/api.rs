@@ -554,7 +554,7 @@ pub(crate) async fn source_views(state: &AppState) -> Result<Vec<SourceView>, Ap
         .map(|(s, run)| SourceView {
             name: s.name,
             interval_seconds: s.interval.as_secs(),
-            enabled: s.enabled,
+            enabled: true,
             last_run: run.as_ref().map(SyncRunView::from),
         })
         .collect())

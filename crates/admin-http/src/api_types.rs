@@ -59,6 +59,12 @@ pub(crate) struct EntryView {
     pub sps_description: Option<String>,
     /// Scheduled Procedure Step Location.
     pub sps_location: Option<String>,
+    /// Protocol code (Scheduled Protocol Code Sequence): Code Value.
+    pub protocol_code_value: Option<String>,
+    /// Protocol code: Coding Scheme Designator.
+    pub protocol_coding_scheme: Option<String>,
+    /// Protocol code: Code Meaning.
+    pub protocol_code_meaning: Option<String>,
     /// SCHEDULED, STARTED, COMPLETED or DISCONTINUED.
     pub status: String,
     /// Who set the status: `sync`, `mpps` or `admin`.
@@ -99,6 +105,9 @@ impl From<&StoredEntry> for EntryView {
             performing_physician_name: e.performing_physician_name.clone(),
             sps_description: e.sps_description.clone(),
             sps_location: e.sps_location.clone(),
+            protocol_code_value: e.protocol_code_value.clone(),
+            protocol_coding_scheme: e.protocol_coding_scheme.clone(),
+            protocol_code_meaning: e.protocol_code_meaning.clone(),
             status: e.status.as_dicom().to_string(),
             status_set_by: s.meta.status_set_by.as_str().to_string(),
             status_changed_at: s.meta.status_changed_at.to_string(),
@@ -159,6 +168,13 @@ pub(crate) struct ManualEntryInput {
     pub sps_description: Option<String>,
     /// Scheduled Procedure Step Location.
     pub sps_location: Option<String>,
+    /// The protocol the console should run (Scheduled Protocol Code Sequence Code Value,
+    /// up to 64 characters; past 16 it is sent as Long Code Value).
+    pub protocol_code_value: Option<String>,
+    /// The protocol code's Coding Scheme Designator; `99MWLBRIDGE` when left out.
+    pub protocol_coding_scheme: Option<String>,
+    /// The protocol code's Code Meaning; the code value when left out.
+    pub protocol_code_meaning: Option<String>,
     /// Status; SCHEDULED when left out.
     pub status: Option<String>,
 }
@@ -302,6 +318,7 @@ impl ManualEntryInput {
         e.performing_physician_name = blank_to_none(&self.performing_physician_name);
         e.sps_description = blank_to_none(&self.sps_description);
         e.sps_location = blank_to_none(&self.sps_location);
+        self.protocol(&mut e);
         e.status = status;
         // The DICOM value rules every stored entry obeys (PN, AE, UID, lengths...).
         for (field, why) in e.problems() {
@@ -311,6 +328,28 @@ impl ManualEntryInput {
             Ok(e)
         } else {
             Err(problems)
+        }
+    }
+}
+
+impl ManualEntryInput {
+    /// Sets the protocol code: a code value with its scheme (the default when left out)
+    /// and meaning (the code value when left out). A scheme or meaning without a code
+    /// value is kept, for the model's check to name.
+    fn protocol(&self, e: &mut WorklistEntry) {
+        let scheme = blank_to_none(&self.protocol_coding_scheme);
+        let meaning = blank_to_none(&self.protocol_code_meaning);
+        match blank_to_none(&self.protocol_code_value) {
+            Some(code) => {
+                e.set_protocol(&code, scheme.as_deref().unwrap_or_default());
+                if meaning.is_some() {
+                    e.protocol_code_meaning = meaning;
+                }
+            }
+            None => {
+                e.protocol_coding_scheme = scheme;
+                e.protocol_code_meaning = meaning;
+            }
         }
     }
 }
@@ -388,7 +427,7 @@ pub(crate) struct SourceView {
     pub name: String,
     /// Sync interval in seconds.
     pub interval_seconds: u64,
-    /// Whether it is synced.
+    /// Always true: only enabled sources are listed (kept for the API's clients).
     pub enabled: bool,
     /// Its newest sync run.
     pub last_run: Option<SyncRunView>,
@@ -491,5 +530,51 @@ mod tests {
         for f in ["station_ae_title", "study_instance_uid", "patient_name"] {
             assert!(fields.contains(&f), "{f} not in {fields:?}");
         }
+    }
+
+    #[test]
+    fn a_protocol_code_is_taken_and_checked() {
+        let with = ManualEntryInput {
+            protocol_code_value: Some(" PHANTOM_QA ".into()),
+            ..input()
+        };
+        let e = with.to_entry("qa-1").expect("valid");
+        assert_eq!(e.protocol_code_value.as_deref(), Some("PHANTOM_QA"));
+        assert_eq!(e.protocol_coding_scheme.as_deref(), Some("99MWLBRIDGE"));
+        assert_eq!(e.protocol_code_meaning.as_deref(), Some("PHANTOM_QA"));
+        let view = EntryView::from(&StoredEntry {
+            entry: e,
+            meta: worklist_store::EntryMeta {
+                row_id: 1,
+                first_seen: jiff::Timestamp::UNIX_EPOCH,
+                last_updated: jiff::Timestamp::UNIX_EPOCH,
+                status_changed_at: jiff::Timestamp::UNIX_EPOCH,
+                status_set_by: worklist_store::StatusSetBy::Admin,
+            },
+        });
+        assert_eq!(view.protocol_coding_scheme.as_deref(), Some("99MWLBRIDGE"));
+
+        let bad = ManualEntryInput {
+            protocol_code_value: Some("P".repeat(65)),
+            protocol_coding_scheme: Some("A_SCHEME_TOO_LONG".into()),
+            ..input()
+        };
+        let problems = bad.to_entry("qa-2").expect_err("invalid");
+        let fields: Vec<_> = problems.iter().map(|p| p.field.as_str()).collect();
+        // The meaning defaults to the (too long) code value.
+        assert_eq!(
+            fields,
+            [
+                "protocol_code_value",
+                "protocol_coding_scheme",
+                "protocol_code_meaning"
+            ]
+        );
+        let orphan = ManualEntryInput {
+            protocol_code_meaning: Some("Phantom".into()),
+            ..input()
+        };
+        let problems = orphan.to_entry("qa-3").expect_err("invalid");
+        assert_eq!(problems[0].field, "protocol_code_value");
     }
 }

@@ -60,12 +60,7 @@ pub(crate) struct Readiness {
 async fn readyz(State(state): State<AppState>) -> Response {
     let ctx = &state.ctx;
     let store = ctx.store.clone();
-    let sources: Vec<_> = ctx
-        .sync
-        .sources()
-        .into_iter()
-        .filter(|s| s.enabled)
-        .collect();
+    let sources = ctx.sync.sources();
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let looked_up = store
         .run(move |s| {

@@ -7,6 +7,34 @@
 //!
 //! Tokens are created with `mwlbridge token create`; only an Argon2 hash of each secret is
 //! stored. There is no default account or password.
+//!
+//! # Modules
+//!
+//! - `lib.rs` (here): [`router`] joins the routes, [`AdminContext`] is what every handler
+//!   shares (store, sync control, metrics, site zone, settings), and every response gets
+//!   the security headers.
+//! - [`serve`]: the router on a listener, plain HTTP or HTTPS, until shutdown.
+//! - `health`: `/healthz`, `/readyz`, `/metrics`, without authentication.
+//! - `api`: the REST API's handlers under `/api/v1` and its OpenAPI document;
+//!   `api_types`: the JSON shapes they read and write (DICOM DA/TM in the site's zone).
+//! - `auth`: who is asking (Bearer token or session cookie) and whether the role
+//!   suffices; [`tokens`]: creating tokens and checking one against its stored hash
+//!   (cached); `sessions`: status-page logins and their CSRF tokens, in memory.
+//! - `page`: the server-rendered status page and its forms.
+//! - [`sync_control`]: the [`SyncControl`] trait through which "sync now" and the source
+//!   list reach the binary's sync worker.
+//!
+//! # Life of an API call
+//!
+//! `PUT /api/v1/entries/calpendo/4711/status` with `{"status": "COMPLETED"}`: [`serve`]
+//! accepts the connection and hands the request to the [`router`], which routes it to
+//! `api::set_status`. Before the handler runs, its `auth::Writer` argument extracts the
+//! Bearer token and has [`tokens`] verify it against the store (a refusal is 401, or 403
+//! for a read-only token, logged with the token's name, never the token). The handler
+//! parses the body into an `api_types` shape, checks the status term, and changes the
+//! entry in one [`Store::run`] call on the blocking pool, recorded as set by `admin`;
+//! the store's errors become 503. The answer is the entry as `api_types::EntryView`, with
+//! the security headers added on the way out.
 
 mod api;
 mod api_types;

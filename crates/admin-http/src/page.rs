@@ -218,7 +218,7 @@ fn sources_table(sources: &[SourceView], can_write: bool, csrf: &str, zone: &Tim
             } }
             tbody { @for s in sources {
                 tr.source data-source=(s.name) {
-                    td { (s.name) @if !s.enabled { " (disabled)" } }
+                    td { (s.name) }
                     @match &s.last_run {
                         Some(r) => {
                             td { time datetime=(r.finished_at) { (local_time(&r.finished_at, zone)) } }
@@ -229,7 +229,7 @@ fn sources_table(sources: &[SourceView], can_write: bool, csrf: &str, zone: &Tim
                         }
                         None => { td colspan="7" { "never synced" } }
                     }
-                    td { @if can_write && s.enabled {
+                    td { @if can_write {
                         form.inline method="post" action="/sync" {
                             input type="hidden" name="csrf" value=(csrf);
                             input type="hidden" name="source" value=(s.name);
@@ -257,6 +257,8 @@ struct ManualForm {
     modality: String,
     #[serde(default)]
     sps_description: String,
+    #[serde(default)]
+    protocol_code_value: String,
 }
 
 fn manual_form(csrf: &str, errors: &[FieldProblem], form: Option<&ManualForm>) -> Markup {
@@ -277,6 +279,7 @@ fn manual_form(csrf: &str, errors: &[FieldProblem], form: Option<&ManualForm>) -
                 label { "Station AE title " input name="station_ae_title" value=(f.station_ae_title); }
                 label { "Modality " input name="modality" placeholder="MR" value=(f.modality); }
                 label { "Description " input name="sps_description" value=(f.sps_description); }
+                label { "Protocol " input name="protocol_code_value" placeholder="protocol code" value=(f.protocol_code_value); }
             }
             button type="submit" { "Add" }
         }
@@ -408,6 +411,7 @@ async fn add_manual(
         station_ae_title: blank(&f.station_ae_title),
         modality: blank(&f.modality),
         sps_description: blank(&f.sps_description),
+        protocol_code_value: blank(&f.protocol_code_value),
         ..ManualEntryInput::default()
     };
     let record_id = new_record_id();

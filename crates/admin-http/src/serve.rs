@@ -1,5 +1,6 @@
 //! Serving the router on a listener, over plain HTTP or HTTPS (rustls), until shutdown.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -7,7 +8,6 @@ use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 
 /// Why the admin server stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -20,19 +20,20 @@ pub enum AdminServeError {
 /// A TLS handshake that has not finished by then is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Serves `router` on `listener` until `shutdown` turns true; with `tls`, over HTTPS.
+/// Serves `router` on `listener` until `shutdown` resolves; with `tls`, over HTTPS.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     tls: Option<Arc<rustls::ServerConfig>>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), AdminServeError> {
     let Some(tls) = tls else {
         axum::serve(listener, router)
-            .with_graceful_shutdown(async move { stopped(&mut shutdown).await })
+            .with_graceful_shutdown(shutdown)
             .await?;
         return Ok(());
     };
+    tokio::pin!(shutdown);
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
         let (socket, peer) = tokio::select! {
@@ -44,7 +45,7 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = stopped(&mut shutdown) => return Ok(()),
+            _ = &mut shutdown => return Ok(()),
         };
         let acceptor = acceptor.clone();
         let router = router.clone();
@@ -70,9 +71,4 @@ pub async fn serve(
             }
         });
     }
-}
-
-/// Returns once `shutdown` turns true (or its sender is gone).
-async fn stopped(shutdown: &mut watch::Receiver<bool>) {
-    let _ = shutdown.wait_for(|s| *s).await;
 }

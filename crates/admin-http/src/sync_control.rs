@@ -5,15 +5,14 @@ use std::time::Duration;
 
 use worklist_store::SyncRun;
 
-/// A configured data source, as the admin interface shows it.
+/// An enabled data source, as the admin interface shows it (disabled sources are not
+/// built, so the interface never sees them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SourceInfo {
     /// The source's name.
     pub name: String,
     /// Its sync interval.
     pub interval: Duration,
-    /// Whether it is synced at all (disabled sources are listed, never synced).
-    pub enabled: bool,
 }
 
 /// Why a sync could not be triggered.
@@ -30,7 +29,7 @@ pub enum SyncTriggerError {
 /// The sync worker, as the admin interface drives it.
 #[async_trait::async_trait]
 pub trait SyncControl: Send + Sync {
-    /// Every configured source.
+    /// Every enabled source.
     fn sources(&self) -> Vec<SourceInfo>;
 
     /// Asks for a sync of `source` now. With `wait`, returns the run once it is recorded;

@@ -138,6 +138,26 @@ impl AttemptError {
                 message: tls,
                 source: Some(Box::new(e)),
             }))
+        } else if e.is_connect() {
+            // The host and port only: the path may hold a booking id, never credentials.
+            let target = e
+                .url()
+                .map(|u| {
+                    let host = u.host_str().unwrap_or("?");
+                    match u.port_or_known_default() {
+                        Some(port) => format!("{host}:{port}"),
+                        None => host.to_string(),
+                    }
+                })
+                .unwrap_or_else(|| "the server".into());
+            AttemptError::Transient(Transient {
+                message: format!(
+                    "cannot connect to {target} ({}); check base_url and that Calpendo is \
+                     reachable from this machine",
+                    error_chain(&e)
+                ),
+                cause: TransientCause::Transport(e),
+            })
         } else {
             AttemptError::Transient(Transient {
                 message: error_chain(&e),

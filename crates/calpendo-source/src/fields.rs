@@ -69,7 +69,7 @@ pub enum Target {
     ReferringPhysicianName,
     /// `requested_procedure_id`.
     RequestedProcedureId,
-    /// `requested_procedure_description`.
+    /// `requested_procedure_description` (Pylantir: `procedure_description`).
     RequestedProcedureDescription,
     /// `sps_id` (Pylantir: `scheduled_procedure_step_id`).
     SpsId,
@@ -85,11 +85,25 @@ pub enum Target {
     SpsDescription,
     /// `sps_location`.
     SpsLocation,
+    /// `protocol_name` (Pylantir's column): the protocol code (value and meaning), and the
+    /// Scheduled Procedure Step Description when `sps_description` is not mapped, as
+    /// Pylantir sends it; it wins over `protocol`.
+    ProtocolName,
+    /// `patient_weight_lb` (Pylantir's column): a weight in pounds, sent as Patient's
+    /// Weight in kg (DICOM's unit).
+    PatientWeightLb,
+    /// `performed_procedure_step_status` (Pylantir's column): the step status through the
+    /// status mapping, used when the booking has no status (Pylantir's status wins too).
+    PerformedProcedureStepStatus,
+    /// `hisris_coding_designator` (Pylantir's column): the Coding Scheme Designator of the
+    /// protocol code (Scheduled Protocol Code Sequence); `protocol_coding_scheme` when
+    /// the booking's is blank or not a valid designator.
+    HisrisCodingDesignator,
 }
 
 impl Target {
     /// Every target.
-    pub const ALL: [Target; 17] = [
+    pub const ALL: [Target; 21] = [
         Target::PatientId,
         Target::PatientName,
         Target::PatientBirthDate,
@@ -107,6 +121,10 @@ impl Target {
         Target::StationName,
         Target::SpsDescription,
         Target::SpsLocation,
+        Target::ProtocolName,
+        Target::PatientWeightLb,
+        Target::PerformedProcedureStepStatus,
+        Target::HisrisCodingDesignator,
     ];
 
     /// Our name of the field.
@@ -129,6 +147,10 @@ impl Target {
             Target::StationName => "station_name",
             Target::SpsDescription => "sps_description",
             Target::SpsLocation => "sps_location",
+            Target::ProtocolName => "protocol_name",
+            Target::PatientWeightLb => "patient_weight_lb",
+            Target::PerformedProcedureStepStatus => "performed_procedure_step_status",
+            Target::HisrisCodingDesignator => "hisris_coding_designator",
         }
     }
 
@@ -139,6 +161,7 @@ impl Target {
             "performing_physician" => Some(Target::PerformingPhysicianName),
             "scheduled_station_aetitle" => Some(Target::StationAeTitle),
             "scheduled_procedure_step_description" => Some(Target::SpsDescription),
+            "procedure_description" => Some(Target::RequestedProcedureDescription),
             _ => None,
         };
         alias.or_else(|| Target::ALL.into_iter().find(|t| t.name() == name))

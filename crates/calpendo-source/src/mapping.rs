@@ -8,12 +8,14 @@
 //! | patient ID | the title's text before the first `_`; the whole title when it has none (`SUB001_Doe_John` → `SUB001`) |
 //! | patient name | none (titles often carry names; map it explicitly to send one) |
 //! | study description | the project's name before its first `(`, trimmed |
-//! | requested procedure / SPS description | the study description, else the resource name |
+//! | requested procedure description | the study description, else the resource name |
+//! | SPS description | `protocol_name` if mapped, else the `protocol` of the site (as Pylantir), else as the requested procedure description |
+//! | patient's weight | `patient_weight_lb` if mapped, converted to kg |
 //! | modality | `resource_modality_mapping` (exact resource name, else longest prefix) |
 //! | station AE title | `station_aet_mapping` (likewise) |
 //! | station name | the resource name, cut to 16 characters |
 //! | performing physician | the MRI operator, as a person name (`Jane Smith` → `Smith^Jane`) |
-//! | status | `Approved`/`Pending` → SCHEDULED, `Cancelled` → DISCONTINUED, `In Progress` → STARTED, `Completed` → COMPLETED, others → SCHEDULED |
+//! | status | `Approved`/`Pending` → SCHEDULED, `Cancelled` → DISCONTINUED, `In Progress` → STARTED, `Completed` → COMPLETED, others → SCHEDULED; a booking without a status takes a mapped `performed_procedure_step_status` (a DICOM term, else through the same mapping) |
 //! | accession number, requested procedure ID, SPS ID, study instance UID | derived from the booking id by [`WorklistEntry::new`] |
 //!
 //! Values are cleaned to fit their DICOM value representation where that is harmless:
@@ -26,7 +28,9 @@
 
 use jiff::civil::{Date, DateTime};
 use worklist_store::identifiers::short_id;
-use worklist_store::validate::{LO_MAX, PN_GROUP_MAX, SH_MAX, ae_problem, cs_problem, uid_problem};
+use worklist_store::validate::{
+    LO_MAX, PN_GROUP_MAX, SH_MAX, ae_problem, coding_scheme_problem, cs_problem, uid_problem,
+};
 use worklist_store::{StepStatus, WorklistEntry};
 
 use crate::booking::{Booking, lookup_with_properties, value_text};
@@ -70,6 +74,24 @@ pub fn map_status(status: Option<&str>, cancelled: bool) -> StepStatus {
             StepStatus::Scheduled
         }
     }
+}
+
+/// A mapped `performed_procedure_step_status`: a DICOM step status term (Pylantir's
+/// `IN_PROGRESS` too), else a Calpendo status through [`map_status`].
+pub fn mapped_status(value: &str) -> StepStatus {
+    value
+        .parse::<StepStatus>()
+        .unwrap_or_else(|_| map_status(Some(value), false))
+}
+
+/// Kilograms per pound (exact, by definition).
+const KG_PER_LB: f64 = 0.453_592_37;
+
+/// A weight in pounds as kilograms, to 10 g; `None` unless a positive number.
+pub fn pounds_to_kg(value: &str) -> Option<f64> {
+    let lb: f64 = value.trim().parse().ok()?;
+    let kg = (lb * KG_PER_LB * 100.0).round() / 100.0;
+    (kg.is_finite() && kg > 0.0).then_some(kg)
 }
 
 /// The value a `field_mapping` rule gives for a booking.
@@ -216,6 +238,19 @@ pub fn local_range(
     }
 }
 
+/// A booking's study description as mapped (or by default, the project's name before its
+/// first `(`), before it is cleaned for DICOM: the value `allowed_studies` is matched
+/// against, as Pylantir matches its extracted value.
+pub fn study_description(config: &CalpendoConfig, booking: &Booking) -> Option<String> {
+    match config.field_mapping.get(Target::StudyDescription) {
+        Some(rule) => rule_value(rule, booking),
+        None => booking
+            .project
+            .as_deref()
+            .map(|p| default_study_description(p).to_string()),
+    }
+}
+
 /// Maps a booking to a worklist entry of source `source`.
 pub fn map_booking(
     source: &str,
@@ -253,14 +288,7 @@ pub fn map_booking(
     e.patient_name = pick(Target::PatientName, None).and_then(|v| person_name(&v));
     e.patient_birth_date = pick(Target::PatientBirthDate, None).and_then(|v| parse_date(&v));
     e.patient_sex = pick(Target::PatientSex, None).and_then(|v| parse_sex(&v));
-    e.study_description = pick(
-        Target::StudyDescription,
-        booking
-            .project
-            .as_deref()
-            .map(|p| default_study_description(p).to_string()),
-    )
-    .and_then(|v| clean_text(&v, LO_MAX));
+    e.study_description = study_description(config, booking).and_then(|v| clean_text(&v, LO_MAX));
     let description_default = e
         .study_description
         .clone()
@@ -319,10 +347,26 @@ pub fn map_booking(
     .and_then(|v| clean_ae(&v));
     e.station_name =
         pick(Target::StationName, resource.clone()).and_then(|v| clean_text(&v, SH_MAX));
+    let protocol = pick(Target::ProtocolName, config.protocol.clone());
+    if let Some(name) = protocol.as_deref().and_then(|v| clean_text(v, LO_MAX)) {
+        let scheme = pick(Target::HisrisCodingDesignator, None)
+            .map(|v| v.trim().to_string())
+            .filter(|v| coding_scheme_problem(v).is_none())
+            .unwrap_or_else(|| config.protocol_coding_scheme.clone());
+        e.set_protocol(&name, &scheme);
+    }
+    let step_default = protocol.or(description_default);
     e.sps_description =
-        pick(Target::SpsDescription, description_default).and_then(|v| clean_text(&v, LO_MAX));
+        pick(Target::SpsDescription, step_default).and_then(|v| clean_text(&v, LO_MAX));
     e.sps_location = pick(Target::SpsLocation, None).and_then(|v| clean_text(&v, LO_MAX));
-    e.status = map_status(booking.status.as_deref(), booking.cancelled);
+    e.patient_weight_kg = pick(Target::PatientWeightLb, None).and_then(|v| pounds_to_kg(&v));
+    e.status = match (
+        &booking.status,
+        mapped(Target::PerformedProcedureStepStatus).flatten(),
+    ) {
+        (None, Some(v)) if !booking.cancelled => mapped_status(&v),
+        (status, _) => map_status(status.as_deref(), booking.cancelled),
+    };
 
     tracing::trace!(
         booking_id = %booking.id,
@@ -499,6 +543,111 @@ mod tests {
         assert_eq!(e.patient_birth_date, None);
         assert_eq!(e.modality, None);
         assert!(e.problems().is_empty(), "{:?}", e.problems());
+    }
+
+    #[test]
+    fn protocol_is_the_step_description() {
+        let c = config(json!({"site": 792, "protocol": {"792": "BRAIN"}}));
+        let b = classic(1, "S_1", "Approved", "3T", "BRISKP (Brain)");
+        let e = map_booking("calpendo", &c, &b).unwrap();
+        assert_eq!(e.sps_description.as_deref(), Some("BRAIN"));
+        assert_eq!(e.requested_procedure_description.as_deref(), Some("BRISKP"));
+        // A mapped sps_description (mwlbridge's own key; Pylantir has none) wins.
+        let c = config(json!({"protocol": "BRAIN", "field_mapping": {"sps_description": "title"}}));
+        let e = map_booking("calpendo", &c, &b).unwrap();
+        assert_eq!(e.sps_description.as_deref(), Some("S_1"));
+        // Without a protocol: the study description, and no protocol code.
+        let e = map_booking("calpendo", &config(json!({})), &b).unwrap();
+        assert_eq!(e.sps_description.as_deref(), Some("BRISKP"));
+        assert_eq!(e.protocol_code_value, None);
+        assert_eq!(e.protocol_coding_scheme, None);
+    }
+
+    #[test]
+    fn protocol_code_scheme_is_mapped_configured_or_the_default() {
+        let b = classic(1, "S_1", "Approved", "3T", "BRISKP (Brain)");
+        let e = map_booking("calpendo", &config(json!({"protocol": "BRAIN"})), &b).unwrap();
+        assert_eq!(e.protocol_code_value.as_deref(), Some("BRAIN"));
+        assert_eq!(e.protocol_coding_scheme.as_deref(), Some("99MWLBRIDGE"));
+        let c = config(json!({"protocol": "BRAIN", "protocol_coding_scheme": "99SITE"}));
+        let e = map_booking("calpendo", &c, &b).unwrap();
+        assert_eq!(e.protocol_coding_scheme.as_deref(), Some("99SITE"));
+        // A mapped designator that is not one (too long) falls back to the configured one.
+        let c = config(
+            json!({"protocol": "BRAIN", "protocol_coding_scheme": "99SITE",
+            "field_mapping": {"hisris_coding_designator": "title"}}),
+        );
+        let long = classic(
+            2,
+            "A_DESIGNATOR_TOO_LONG",
+            "Approved",
+            "3T",
+            "BRISKP (Brain)",
+        );
+        let e = map_booking("calpendo", &c, &long).unwrap();
+        assert_eq!(e.protocol_coding_scheme.as_deref(), Some("99SITE"));
+        assert!(e.problems().is_empty(), "{:?}", e.problems());
+        let e = map_booking("calpendo", &c, &b).unwrap();
+        assert_eq!(
+            e.protocol_coding_scheme.as_deref(),
+            Some("S_1"),
+            "a mapped one wins"
+        );
+    }
+
+    #[test]
+    fn pylantir_columns_have_their_homes() {
+        let c = config(json!({"protocol": "FROM_CONFIG", "field_mapping": {
+            "protocol_name": "properties.protocol",
+            "patient_weight_lb": "properties.weight",
+            "procedure_description": "properties.procedure",
+            "performed_procedure_step_status": "properties.pstatus",
+            "hisris_coding_designator": "properties.coding",
+        }}));
+        let mut raw = json!({"id": 5, "title": "SUB001_Doe_John",
+            "formattedName": "[2026-11-26 09:00:00.0, 2026-11-26 10:00:00.0]",
+            "properties": {"resource": {"name": "3T"}, "protocol": "BRAIN_ROUTINE",
+                "weight": "150", "procedure": "MRI brain", "pstatus": "IN_PROGRESS",
+                "coding": "GEHC"}});
+        let e = map_booking(
+            "calpendo",
+            &c,
+            &Booking::from_json(raw.clone(), "5").unwrap(),
+        )
+        .unwrap();
+        // protocol_name is Pylantir's step description; it wins over `protocol`.
+        assert_eq!(e.sps_description.as_deref(), Some("BRAIN_ROUTINE"));
+        // ... and the protocol code, under the mapped coding scheme designator.
+        assert_eq!(e.protocol_code_value.as_deref(), Some("BRAIN_ROUTINE"));
+        assert_eq!(e.protocol_code_meaning.as_deref(), Some("BRAIN_ROUTINE"));
+        assert_eq!(e.protocol_coding_scheme.as_deref(), Some("GEHC"));
+        // 150 lb = 68.04 kg.
+        assert_eq!(e.patient_weight_kg, Some(68.04));
+        assert_eq!(
+            e.requested_procedure_description.as_deref(),
+            Some("MRI brain")
+        );
+        // The booking has no status: the mapped one, through the status mapping.
+        assert_eq!(e.status, StepStatus::Started);
+        assert!(e.problems().is_empty(), "{:?}", e.problems());
+        // The booking's own status wins, as in Pylantir; DICOM terms are read too.
+        raw["status"] = json!("Completed");
+        let e = map_booking(
+            "calpendo",
+            &c,
+            &Booking::from_json(raw.clone(), "5").unwrap(),
+        )
+        .unwrap();
+        assert_eq!(e.status, StepStatus::Completed);
+        raw["status"] = Value::Null;
+        raw["properties"]["pstatus"] = json!("DISCONTINUED");
+        raw["properties"]["weight"] = json!("n/a");
+        let e = map_booking("calpendo", &c, &Booking::from_json(raw, "5").unwrap()).unwrap();
+        assert_eq!(e.status, StepStatus::Discontinued);
+        assert_eq!(e.patient_weight_kg, None);
+        assert_eq!(pounds_to_kg("0"), None);
+        assert_eq!(pounds_to_kg("-3"), None);
+        assert_eq!(pounds_to_kg(" 220.5 "), Some(100.02));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 //! 1. lists the bookings whose start lies in the window (one request);
 //! 2. reads each listed booking's details (or takes them from the [detail
 //!    cache](#detail-cache)), keeping those whose resource name starts with a configured
-//!    prefix and whose status passes the status filter;
+//!    prefix, whose status passes the status filter and whose study description passes
+//!    `allowed_studies` (a booking skipped here is not fetched: one that was stored
+//!    vanishes from the window);
 //! 3. looks up the operator of each kept `MRIScan` booking (unless cached);
 //! 4. maps the bookings to entries.
 //!
@@ -43,7 +45,7 @@
 //! the cache off. It lives in memory: it helps `serve` and looping `sync`, not a single
 //! `sync --once`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -82,6 +84,8 @@ pub struct CalpendoSource {
     last_failure: std::sync::Mutex<Option<String>>,
     /// Request counters, once [`DataSource::attach_metrics`] gave them.
     requests: OnceLock<RequestCounters>,
+    /// The `resources` prefixes already said to match nothing (until they match again).
+    unmatched_warned: Mutex<HashSet<String>>,
 }
 
 /// The `outcome` label values of the request counters, by index.
@@ -183,12 +187,15 @@ struct Resolved {
     cache: Option<Arc<CachedDetails>>,
     /// Whether the details were fetched in this cycle (else they came from the cache).
     fetched: bool,
+    /// The booking's resource name, when its details were read.
+    resource: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Skip {
     Resource,
     Status,
+    Study,
     NotFound,
     Unreadable,
     Mapping(SkipReason),
@@ -199,6 +206,7 @@ struct Tally {
     kept: usize,
     resource: usize,
     status: usize,
+    study: usize,
     not_found: usize,
     unreadable: usize,
     no_subject: usize,
@@ -237,6 +245,7 @@ impl CalpendoSource {
             last_failure: std::sync::Mutex::new(None),
             clock: Clock(Arc::new(Instant::now)),
             requests: OnceLock::new(),
+            unmatched_warned: Mutex::new(HashSet::new()),
         })
     }
 
@@ -373,12 +382,16 @@ impl CalpendoSource {
     ) -> Result<Resolved, SourceError> {
         let id = listed.id.as_str();
         let fetched = cached.is_none();
-        let resolved = |outcome: Outcome, cache: Option<Arc<CachedDetails>>| Resolved {
-            id: listed.id.clone(),
-            outcome,
-            cache,
-            fetched,
-        };
+        let resolved =
+            |outcome: Outcome, cache: Option<Arc<CachedDetails>>, resource: Option<&str>| {
+                Resolved {
+                    id: listed.id.clone(),
+                    outcome,
+                    cache,
+                    fetched,
+                    resource: resource.map(str::to_string),
+                }
+            };
         let (raw, fetched_at, mut operator) = match &cached {
             Some(c) => (c.raw.clone(), c.fetched_at, c.operator.clone()),
             None => {
@@ -391,7 +404,7 @@ impl CalpendoSource {
                             booking_id = id,
                             "booking details not found (deleted meanwhile?); booking skipped"
                         );
-                        return Ok(resolved(Outcome::Skipped(Skip::NotFound), None));
+                        return Ok(resolved(Outcome::Skipped(Skip::NotFound), None, None));
                     }
                     Err(f) => return Err(f.into_source_error(Request::Detail)),
                 }
@@ -403,7 +416,7 @@ impl CalpendoSource {
                 booking_id = id,
                 "booking details are not a JSON object; booking skipped"
             );
-            return Ok(resolved(Outcome::Skipped(Skip::Unreadable), None));
+            return Ok(resolved(Outcome::Skipped(Skip::Unreadable), None, None));
         };
         let operator_before = operator.clone();
         let caching = !self.config.detail_refresh.is_zero();
@@ -435,13 +448,32 @@ impl CalpendoSource {
             .is_some_and(|r| self.config.resource_selected(r))
         {
             tracing::debug!(source = %self.name, booking_id = id, "resource not selected");
-            return Ok(resolved(Outcome::Skipped(Skip::Resource), entry(operator)));
+            return Ok(resolved(
+                Outcome::Skipped(Skip::Resource),
+                entry(operator),
+                booking.resource.as_deref(),
+            ));
         }
         if let Some(s) = &booking.status
             && !self.config.status_selected(s)
         {
             tracing::debug!(source = %self.name, booking_id = id, status = %s, "status not selected");
-            return Ok(resolved(Outcome::Skipped(Skip::Status), entry(operator)));
+            return Ok(resolved(
+                Outcome::Skipped(Skip::Status),
+                entry(operator),
+                booking.resource.as_deref(),
+            ));
+        }
+        if !self
+            .config
+            .study_allowed(crate::mapping::study_description(&self.config, &booking).as_deref())
+        {
+            tracing::debug!(source = %self.name, booking_id = id, "study not allowed");
+            return Ok(resolved(
+                Outcome::Skipped(Skip::Study),
+                entry(operator),
+                booking.resource.as_deref(),
+            ));
         }
         if booking.is_mri_scan() {
             if operator.is_none() {
@@ -461,7 +493,36 @@ impl CalpendoSource {
                 Outcome::Skipped(Skip::Mapping(reason))
             }
         };
-        Ok(resolved(outcome, entry(operator)))
+        Ok(resolved(
+            outcome,
+            entry(operator),
+            booking.resource.as_deref(),
+        ))
+    }
+
+    /// Says (WARN, once until it matches again) which `resources` prefix matched none of
+    /// the resources of the bookings listed: a typo there drops a scanner silently.
+    /// Resource names are not subject data.
+    fn warn_unmatched_prefixes(&self, seen: &BTreeSet<String>, listed: usize) {
+        let Ok(mut warned) = self.unmatched_warned.lock() else {
+            return;
+        };
+        for prefix in &self.config.resources {
+            let matched = seen.iter().any(|r| r.starts_with(prefix.as_str()));
+            if matched {
+                warned.remove(prefix);
+            } else if warned.insert(prefix.clone()) {
+                let names: Vec<&str> = seen.iter().map(String::as_str).take(12).collect();
+                tracing::warn!(
+                    source = %self.name,
+                    prefix = %prefix,
+                    listed,
+                    resources_seen = ?names,
+                    "resource prefix matched none of the bookings listed in the window: \
+                     check `resources` for a typo (said once, until it matches)"
+                );
+            }
+        }
     }
 
     /// The cached details of `listed` when they may be used instead of a fetch: fetched
@@ -544,7 +605,9 @@ impl CalpendoSource {
         let mut details_fetched = 0;
         let mut next_cache = HashMap::with_capacity(resolved.len());
         let mut outcomes = Vec::with_capacity(resolved.len());
+        let mut resources_seen: BTreeSet<String> = BTreeSet::new();
         for r in resolved {
+            resources_seen.extend(r.resource);
             if r.fetched {
                 details_fetched += 1;
             }
@@ -565,6 +628,7 @@ impl CalpendoSource {
                 }
                 Outcome::Skipped(Skip::Resource) => tally.resource += 1,
                 Outcome::Skipped(Skip::Status) => tally.status += 1,
+                Outcome::Skipped(Skip::Study) => tally.study += 1,
                 Outcome::Skipped(Skip::NotFound) => tally.not_found += 1,
                 Outcome::Skipped(Skip::Unreadable) => tally.unreadable += 1,
                 Outcome::Skipped(Skip::Mapping(SkipReason::NoSubjectId)) => tally.no_subject += 1,
@@ -579,6 +643,7 @@ impl CalpendoSource {
             kept = tally.kept,
             skipped_resource = tally.resource,
             skipped_status = tally.status,
+            skipped_study = tally.study,
             skipped_not_found = tally.not_found,
             skipped_unreadable = tally.unreadable + without_id,
             skipped_no_subject_id = tally.no_subject,
@@ -588,6 +653,7 @@ impl CalpendoSource {
             duration_ms = started.elapsed().as_millis() as u64,
             "Calpendo fetch done"
         );
+        self.warn_unmatched_prefixes(&resources_seen, listed);
         Ok(entries)
     }
 }

@@ -9,17 +9,52 @@
 use std::time::Duration;
 
 use dicom_core::{DataElement, PrimitiveValue, VR};
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 use dicom_ul::association::client::{AsyncClientAssociation, ClientAssociationOptions};
-use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, PresentationContextResultReason};
+use dicom_ul::pdu::{
+    AbortRQSource, PDataValue, PDataValueType, Pdu, PresentationContextResultReason,
+};
 use tokio::net::TcpStream;
 
 /// Modality Worklist Information Model – FIND.
-pub const MWL_FIND: &str = "1.2.840.10008.5.1.4.31";
+pub const MWL_FIND: &str = uids::MODALITY_WORKLIST_INFORMATION_MODEL_FIND;
 /// Implicit VR Little Endian.
-pub const IMPLICIT_LE: &str = "1.2.840.10008.1.2";
+pub const IMPLICIT_LE: &str = uids::IMPLICIT_VR_LITTLE_ENDIAN;
+
+/// Why an association or a C-FIND failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    /// The association could not be established.
+    #[error("association: {0}")]
+    Associate(#[source] dicom_ul::association::Error),
+    /// The server did not accept the MWL FIND presentation context.
+    #[error("MWL FIND was not accepted")]
+    NotAccepted,
+    /// Sending the request failed.
+    #[error("send: {0}")]
+    Send(#[source] dicom_ul::association::Error),
+    /// Receiving a response failed.
+    #[error("receive: {0}")]
+    Receive(#[source] dicom_ul::association::Error),
+    /// The server aborted the association.
+    #[error("aborted by the server: {0:?}")]
+    Aborted(AbortRQSource),
+    /// The server released the association in the middle of a C-FIND.
+    #[error("the server released the association")]
+    Released,
+    /// A PDU that has no place in a C-FIND exchange (its name).
+    #[error("unexpected PDU: {0}")]
+    UnexpectedPdu(&'static str),
+    /// A response whose command set has no status.
+    #[error("response command set without a status")]
+    NoStatus,
+    /// The A-RELEASE exchange failed.
+    #[error("release: {0}")]
+    Release(#[source] dicom_ul::association::Error),
+}
 
 /// Where and as whom to associate.
 #[derive(Debug, Clone)]
@@ -60,7 +95,7 @@ pub struct Connection {
 
 impl Connection {
     /// Connects and associates, proposing MWL FIND in Implicit VR Little Endian.
-    pub async fn open(target: &Target) -> Result<Connection, String> {
+    pub async fn open(target: &Target) -> Result<Connection, ClientError> {
         let assoc = ClientAssociationOptions::new()
             .calling_ae_title(target.calling_ae.clone())
             .called_ae_title(target.called_ae.clone())
@@ -71,7 +106,7 @@ impl Connection {
             .write_timeout(target.io_timeout)
             .establish_async((target.host.as_str(), target.port))
             .await
-            .map_err(|e| format!("association: {e}"))?;
+            .map_err(ClientError::Associate)?;
         let context_id = assoc
             .presentation_contexts()
             .iter()
@@ -80,7 +115,7 @@ impl Connection {
                     && pc.reason == PresentationContextResultReason::Acceptance
             })
             .map(|pc| pc.id)
-            .ok_or_else(|| "MWL FIND was not accepted".to_string())?;
+            .ok_or(ClientError::NotAccepted)?;
         Ok(Connection {
             assoc,
             context_id,
@@ -91,7 +126,7 @@ impl Connection {
 
     /// Sends a C-FIND with `identifier` (an Implicit VR LE data set) and reads every
     /// response until the final one.
-    pub async fn find(&mut self, identifier: &[u8]) -> Result<FindOutcome, String> {
+    pub async fn find(&mut self, identifier: &[u8]) -> Result<FindOutcome, ClientError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let command = find_command(id);
@@ -112,7 +147,7 @@ impl Connection {
         self.assoc
             .send(&Pdu::PData { data: pdvs })
             .await
-            .map_err(|e| format!("send: {e}"))?;
+            .map_err(ClientError::Send)?;
         let mut matches = 0u64;
         let mut pending_ff01 = 0u64;
         let mut awaiting_data = false;
@@ -120,18 +155,12 @@ impl Connection {
         let mut final_status = None;
         self.command_buf.clear();
         loop {
-            let pdu = self
-                .assoc
-                .receive()
-                .await
-                .map_err(|e| format!("receive: {e}"))?;
+            let pdu = self.assoc.receive().await.map_err(ClientError::Receive)?;
             let data = match pdu {
                 Pdu::PData { data } => data,
-                Pdu::AbortRQ { source } => {
-                    return Err(format!("aborted by the server: {source:?}"));
-                }
-                Pdu::ReleaseRQ => return Err("the server released the association".into()),
-                other => return Err(format!("unexpected PDU: {}", pdu_name(&other))),
+                Pdu::AbortRQ { source } => return Err(ClientError::Aborted(source)),
+                Pdu::ReleaseRQ => return Err(ClientError::Released),
+                other => return Err(ClientError::UnexpectedPdu(pdu_name(&other))),
             };
             for v in data {
                 match v.value_type {
@@ -140,8 +169,8 @@ impl Connection {
                         if !v.is_last {
                             continue;
                         }
-                        let (status, data_set_type) = scan_command(&self.command_buf)
-                            .ok_or_else(|| "response command set without a status".to_string())?;
+                        let (status, data_set_type) =
+                            scan_command(&self.command_buf).ok_or(ClientError::NoStatus)?;
                         self.command_buf.clear();
                         awaiting_data = data_set_type != 0x0101;
                         last_pending = matches!(status, 0xFF00 | 0xFF01);
@@ -175,11 +204,8 @@ impl Connection {
     }
 
     /// Releases the association (A-RELEASE), bounded by the I/O timeout.
-    pub async fn release(self) -> Result<(), String> {
-        self.assoc
-            .release()
-            .await
-            .map_err(|e| format!("release: {e}"))
+    pub async fn release(self) -> Result<(), ClientError> {
+        self.assoc.release().await.map_err(ClientError::Release)
     }
 }
 

@@ -7,6 +7,23 @@
 //! - [`queries`]: the named queries of the load generator.
 //! - [`stats`]: latency percentiles and the process's own CPU time.
 //! - [`procfs`]: CPU time and memory of other processes, from `/proc`.
+//!
+//! The binaries: `mwl-loadgen` (C-FIND load against any MWL SCP, a JSON or table
+//! report), `bench-query` (mwlbridge against wlmscpfs and Pylantir; its modules: `runner`
+//! runs one size, `report` writes the Markdown, `plot` the gnuplot figure, `results` holds
+//! what is measured) and `bench-sync` (sync against a slow fake Calpendo).
+//!
+//! # Life of a query benchmark
+//!
+//! `scripts/bench.sh` builds the release binaries and runs `bench-query`. For each size,
+//! its `runner` starts the synthetic fake Calpendos, syncs mwlbridge into a fresh
+//! database (`mwlbridge sync --once`), exports the same worklist for wlmscpfs and lets
+//! Pylantir sync on its own, then starts the servers. In each round it runs `mwl-loadgen`
+//! once per server and query: the load generator builds the identifiers of [`queries`],
+//! sends them over [`client`] connections and reports [`stats`] (queries/s, latency
+//! percentiles, its own CPU), while `bench-query` samples the server's process tree
+//! through [`procfs`]. The runs are saved as JSON, pooled over the rounds, and written as
+//! the Markdown section of docs/benchmarks.md.
 
 pub mod client;
 pub mod procfs;

@@ -58,15 +58,22 @@ impl QueryKind {
     }
 
     /// The query of this name.
-    pub fn parse(name: &str) -> Result<QueryKind, String> {
+    pub fn parse(name: &str) -> Result<QueryKind, UnknownQuery> {
         QueryKind::ALL
             .into_iter()
             .find(|k| k.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = QueryKind::ALL.iter().map(|k| k.name()).collect();
-                format!("unknown query {name:?}; known: {}", names.join(", "))
-            })
+            .ok_or_else(|| UnknownQuery(name.to_string()))
     }
+}
+
+/// A query name that is none of [`QueryKind::ALL`]'s.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown query {0:?}; known: {names}", names = known_names())]
+pub struct UnknownQuery(pub String);
+
+fn known_names() -> String {
+    let names: Vec<&str> = QueryKind::ALL.iter().map(|k| k.name()).collect();
+    names.join(", ")
 }
 
 /// The values the queries match on.

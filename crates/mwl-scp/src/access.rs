@@ -31,10 +31,25 @@ impl AccessControl for AePolicy {
         called_ae_title: &str,
         _user_identity: Option<&UserIdentity>,
     ) -> Result<(), AssociationRJServiceUserReason> {
+        // AE titles name devices, not subjects: they are logged, as the admin needs them
+        // when a console cannot connect.
         if !self.accept_any_called_ae && this_ae_title.trim() != called_ae_title.trim() {
+            tracing::info!(
+                called_ae = called_ae_title.trim(),
+                calling_ae = calling_ae_title.trim(),
+                our_ae = this_ae_title.trim(),
+                "association rejected: the called AE title is not ours (the console must \
+                 call our AE title, server.ae_title, or set server.accept_any_called_ae)"
+            );
             return Err(AssociationRJServiceUserReason::CalledAETitleNotRecognized);
         }
         if !self.calling_allowed(calling_ae_title) {
+            tracing::info!(
+                called_ae = called_ae_title.trim(),
+                calling_ae = calling_ae_title.trim(),
+                "association rejected: the calling AE title is not in \
+                 server.allowed_calling_aets"
+            );
             return Err(AssociationRJServiceUserReason::CallingAETitleNotRecognized);
         }
         Ok(())

@@ -150,6 +150,10 @@ impl Admission {
         what: &str,
     ) {
         let limit = self.cx.config.idle_timeout.min(ASSOCIATION_REQUEST_TIMEOUT);
+        // The access check's refusal line (access.rs) names the AE titles; the span adds
+        // the peer's address to it.
+        let handshake =
+            tracing::Instrument::instrument(handshake, tracing::info_span!("request", %peer));
         let established = tokio::select! {
             r = tokio::time::timeout(limit, handshake) => r,
             Ok(()) = &mut ticket.evicted => {
@@ -165,8 +169,12 @@ impl Admission {
         match established {
             Ok(Ok(assoc)) => self.established(assoc, peer, started).await,
             Ok(Err(e)) => {
-                self.cx.metrics.association_rejected(reject_reason(&e));
-                tracing::info!(%peer, reason = %chain(&e), "{what} rejected")
+                let reason = reject_reason(&e);
+                self.cx.metrics.association_rejected(reason);
+                // AE-title refusals were logged, with the titles, by the access check.
+                if !matches!(reason, RejectReason::CalledAe | RejectReason::CallingAe) {
+                    tracing::info!(%peer, reason = %chain(&e), "{what} rejected")
+                }
             }
             Err(_) => {
                 self.cx.metrics.association_rejected(RejectReason::Timeout);

@@ -20,7 +20,7 @@ use dicom_encoding::TransferSyntax;
 use dicom_object::InMemDicomObject;
 use dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN;
 use jiff::Timestamp;
-use worklist_store::{MppsError, PerformedStatus, ScheduledStepRef, Store};
+use worklist_store::{LinkedSteps, MppsError, PerformedStatus, ScheduledStepRef, Store};
 
 use crate::connection::{AssocError, Peer, PeerStream};
 use crate::context::{AssocStats, Context};
@@ -159,6 +159,23 @@ fn text(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
         .map(|s| s.trim_matches(|c: char| c == ' ' || c == '\0').to_string())
         .filter(|s| !s.is_empty())
 }
+
+/// Whether a performed step's Discontinuation Reason Code Sequence (0040,0281) says the
+/// wrong worklist entry was selected: code 110514 of DICOM's own scheme (DCM, PS3.16
+/// CID 9300). IHE Scheduled Workflow then treats the scheduled step as never performed.
+fn wrong_entry_selected(obj: &InMemDicomObject) -> bool {
+    obj.get(tags::PERFORMED_PROCEDURE_STEP_DISCONTINUATION_REASON_CODE_SEQUENCE)
+        .and_then(|e| e.items())
+        .is_some_and(|items| {
+            items.iter().any(|item| {
+                text(item, tags::CODE_VALUE).as_deref() == Some(WRONG_ENTRY_CODE)
+                    && text(item, tags::CODING_SCHEME_DESIGNATOR).as_deref() == Some("DCM")
+            })
+        })
+}
+
+/// DCM 110514, "Incorrect worklist entry selected".
+const WRONG_ENTRY_CODE: &str = "110514";
 
 fn has_value(obj: &InMemDicomObject, tag: Tag) -> bool {
     match obj.get(tag) {
@@ -398,15 +415,22 @@ pub async fn set(
             return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e.to_string());
         }
     };
+    let steps = if new_status == PerformedStatus::Discontinued && wrong_entry_selected(&merged) {
+        LinkedSteps::Reschedule
+    } else {
+        LinkedSteps::FollowStatus
+    };
     let u = uid.clone();
     let result = store
-        .run(move |s| Ok(s.mpps_update(&u, new_status, &attributes, Timestamp::now())))
+        .run(move |s| Ok(s.mpps_update(&u, new_status, &attributes, steps, Timestamp::now())))
         .await;
     match result {
         Ok(Ok(linked)) => {
             tracing::info!(
                 sop_instance_uid = %uid, calling_ae, status = new_status.as_dicom(),
-                linked = linked.len(), "MPPS updated"
+                linked = linked.len(),
+                wrong_entry_selected = steps == LinkedSteps::Reschedule,
+                "MPPS updated"
             );
             MppsOutcome::success(uid)
         }

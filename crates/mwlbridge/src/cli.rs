@@ -78,6 +78,14 @@ pub enum Command {
         ae_title: Option<String>,
     },
 
+    /// Pylantir's `start`, for service units written for Pylantir: runs `serve` with
+    /// Pylantir's flags and defaults.
+    ///
+    /// Listens on --ip (default 0.0.0.0) and --port (default 4242, Pylantir's), whatever
+    /// the config's server.bind and server.port say; --AEtitle overrides server.ae_title.
+    #[command(name = "start")]
+    Start(PylantirStart),
+
     /// Try mwlbridge: a fake Calpendo with a day of sample bookings, a database in a
     /// temporary directory, the sync worker and the DICOM server on 127.0.0.1.
     Demo {
@@ -140,6 +148,30 @@ pub enum Command {
         json: bool,
     },
 }
+
+/// The flags of Pylantir's `pylantir start`, spelled as Pylantir spells them.
+#[derive(Debug, Args)]
+pub struct PylantirStart {
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0")]
+    pub ip: std::net::IpAddr,
+    /// TCP port.
+    #[arg(long, default_value_t = PYLANTIR_PORT)]
+    pub port: u16,
+    /// Our AE title (default: server.ae_title of the config).
+    #[arg(long = "AEtitle")]
+    pub ae_title: Option<String>,
+    /// The configuration: a Pylantir JSON config (or mwlbridge TOML).
+    #[arg(
+        long = "pylantir_config",
+        env = "MWLBRIDGE_CONFIG",
+        default_value = "/etc/mwlbridge/mwlbridge.toml"
+    )]
+    pub config: PathBuf,
+}
+
+/// The DICOM port `pylantir start` listens on by default.
+pub const PYLANTIR_PORT: u16 = 4242;
 
 /// What the `token` command does.
 #[derive(Debug, Subcommand)]

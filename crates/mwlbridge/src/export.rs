@@ -3,32 +3,32 @@
 
 use std::path::Path;
 
-use anyhow::{Context, anyhow};
+use anyhow::Context;
 use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, VR};
-use dicom_dictionary_std::tags;
+use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 use dicom_object::meta::FileMetaTableBuilder;
 use mwl_scp::{MWL_FIND, MwlQuery, ResponseCharset};
 use worklist_store::{EntryFilter, StepStatus, identifiers};
 
-use crate::Failure;
-use crate::commands::open_store;
-use crate::config::Config;
+use crate::failure::Failure;
+use crate::load::{config_only, open_store, response_charset};
 
-/// Explicit VR Little Endian.
-const EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1";
 /// Prefix of the files this command writes, so a new export replaces an old one.
 const FILE_PREFIX: &str = "mwlbridge-";
 
-/// Writes one `.wl` file per step offered to consoles, plus `lockfile`.
-pub async fn export(config_path: &Path, dir: &Path) -> Result<(), Failure> {
-    let config = Config::load(config_path).map_err(|e| Failure::Usage(anyhow!("{e}")))?;
-    let charset =
-        ResponseCharset::from_term(&config.server.character_set).unwrap_or(ResponseCharset::Utf8);
+/// Writes one `.wl` file per step offered to consoles (the statuses a query without one
+/// is answered with), plus `lockfile`.
+pub async fn run(config_path: &Path, dir: &Path) -> Result<(), Failure> {
+    let config = config_only(config_path)?;
+    let charset = response_charset(&config)?;
     let store = open_store(&config)?;
     let filter = EntryFilter {
-        statuses: vec![StepStatus::Scheduled, StepStatus::Started],
+        statuses: StepStatus::ALL
+            .into_iter()
+            .filter(|s| s.offered_by_default())
+            .collect(),
         ..EntryFilter::default()
     };
     let entries = store
@@ -87,7 +87,7 @@ pub fn write_files<'a>(
         let meta = FileMetaTableBuilder::new()
             .media_storage_sop_class_uid(MWL_FIND)
             .media_storage_sop_instance_uid(instance)
-            .transfer_syntax(EXPLICIT_VR_LE)
+            .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
             .build()
             .context("building the file meta information")?;
         let name = format!(

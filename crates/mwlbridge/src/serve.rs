@@ -1,22 +1,24 @@
-//! `mwlbridge serve` (the DICOM server and the sync worker in one process) and
-//! `mwlbridge demo`.
+//! `mwlbridge serve`: the DICOM server, the sync worker and the admin interface in one
+//! process, until Ctrl-C or SIGTERM ([`run`] is also what `mwlbridge demo` runs).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
-use calpendo_fake::{FakeCalpendo, FakeConfig, SAMPLE_FIXTURE, load_fixture};
 use jiff::Timestamp;
-use mwl_scp::{AePolicy, MwlServer, ResponseCharset, ScpConfig};
+use mwl_scp::{AePolicy, MwlServer, ScpConfig};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use worklist_store::validate::ae_problem;
 
-use crate::Failure;
-use crate::commands::{Loaded, load, open_store, shutdown_signal, site_zone};
 use crate::config::Config;
+use crate::failure::Failure;
+use crate::load::{Loaded, load, open_store, response_charset, site_zone};
+use crate::shutdown::{stop_on_signal, stopped};
+use crate::sources;
 use crate::sync_control::WorkerControl;
-use crate::sync_worker::{self, SyncContext};
+use crate::sync_worker::{self, FirstCycle, SyncContext, WorkerOptions};
 
 /// Command-line values that override the config file.
 #[derive(Debug, Default)]
@@ -31,12 +33,7 @@ pub struct Overrides {
 
 fn scp_config(config: &Config) -> Result<ScpConfig, Failure> {
     let s = &config.server;
-    let charset = ResponseCharset::from_term(&s.character_set).ok_or_else(|| {
-        Failure::Usage(anyhow!(
-            "server.character_set {:?} is not supported",
-            s.character_set
-        ))
-    })?;
+    let charset = response_charset(config)?;
     let tls = match &s.tls {
         None => None,
         Some(f) => Some(
@@ -61,8 +58,10 @@ fn scp_config(config: &Config) -> Result<ScpConfig, Failure> {
     })
 }
 
-/// Runs the SCP and the sync worker until Ctrl-C / SIGTERM.
-pub async fn serve(mut loaded: Loaded, overrides: Overrides) -> Result<(), Failure> {
+/// Loads the config at `path`, applies `overrides`, and runs the SCP, the sync worker and
+/// the admin interface until Ctrl-C / SIGTERM.
+pub async fn serve(path: &Path, overrides: Overrides) -> Result<(), Failure> {
+    let mut loaded = load(path, &sources::process_env)?;
     if let Some(ae) = overrides.ae_title {
         if let Some(p) = ae_problem(&ae) {
             return Err(Failure::Usage(anyhow!("--ae-title {ae:?}: {p}")));
@@ -75,21 +74,24 @@ pub async fn serve(mut loaded: Loaded, overrides: Overrides) -> Result<(), Failu
     if let Some(bind) = overrides.bind {
         loaded.config.server.bind = bind;
     }
-    let (stop_tx, stop_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: finishing responses in flight and the current sync");
-        let _ = stop_tx.send(true);
-    });
-    run(loaded, stop_rx, None).await
+    let stop = stop_on_signal(SHUTTING_DOWN);
+    run(loaded, stop, None).await
 }
 
-/// The server and the worker, until `stop` turns true. `ready` is told once the socket
-/// listens and every source has had its first sync (the demo waits for it).
-async fn run(
+/// What is logged when a stop signal comes.
+pub const SHUTTING_DOWN: &str = "shutting down: finishing responses in flight and the current sync";
+
+/// Where the server listens, told to the caller who waits for it: the DICOM address and
+/// the admin interface's (when on).
+pub type Ready = oneshot::Sender<(SocketAddr, Option<SocketAddr>)>;
+
+/// The server, the worker and the admin interface, until `stop` turns true. `ready`, when
+/// given, is told once the socket listens and every source has had its first sync (the
+/// demo waits for it).
+pub async fn run(
     loaded: Loaded,
     stop: watch::Receiver<bool>,
-    ready: Option<tokio::sync::oneshot::Sender<(SocketAddr, Option<SocketAddr>)>>,
+    ready: Option<Ready>,
 ) -> Result<(), Failure> {
     let config = &loaded.config;
     let store = open_store(config)?;
@@ -111,10 +113,11 @@ async fn run(
         tls = scp.tls.is_some(),
         "mwlbridge serving"
     );
+    loaded.log_warnings();
     let metrics = crate::metrics::build(loaded.sources.iter().map(|s| s.source.as_ref()));
     let ctx = SyncContext {
         store: store.clone(),
-        site_zone: site_zone(&loaded)?,
+        site_zone: site_zone(config, &loaded.zones)?,
         retention_days: config.store.retention_days,
         metrics: metrics.sync.clone(),
     };
@@ -126,20 +129,21 @@ async fn run(
         let stop = stop.clone();
         tokio::spawn(async move { server.serve(listener, stop).await })
     };
-    let first_cycle_done = ready.is_some();
-    if let Some(ready) = ready {
-        for s in &loaded.sources {
-            sync_worker::run_cycle(s.source.as_ref(), &ctx).await;
+    let first_cycle = match ready {
+        Some(ready) => {
+            for s in &loaded.sources {
+                sync_worker::run_cycle(s.source.as_ref(), &ctx).await;
+            }
+            let _ = ready.send((local, admin_addr));
+            FirstCycle::AlreadyRun
         }
-        let _ = ready.send((local, admin_addr));
-    }
-    let sync_task = tokio::spawn(sync_worker::run_forever(
-        loaded.sources,
-        ctx,
-        stop,
-        first_cycle_done,
-        requests,
-    ));
+        None => FirstCycle::AtStart,
+    };
+    let options = WorkerOptions {
+        first_cycle,
+        sync_now: requests,
+    };
+    let sync_task = tokio::spawn(sync_worker::run_forever(loaded.sources, ctx, stop, options));
     let admin_task = async move {
         match admin {
             Some((_, task)) => match task.await {
@@ -189,15 +193,26 @@ async fn admin_server(
         }
     };
     let addr = SocketAddr::new(a.bind, a.port);
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| {
-            format!(
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        // Nobody asked for it: the DICOM service goes on without it.
+        Err(e) if !a.explicit => {
+            tracing::error!(
+                address = %addr,
+                error = %e,
+                "cannot listen for the admin interface, which the config does not set up \
+                 (no admin section); DICOM service continues without it. Set admin.port \
+                 to another port, or admin.enabled = false"
+            );
+            return Ok(None);
+        }
+        Err(e) => {
+            return Err(Failure::Runtime(anyhow::Error::new(e).context(format!(
                 "cannot listen on {addr} for the admin interface (admin.bind / admin.port; \
                  [admin] enabled = false turns it off)"
-            )
-        })
-        .map_err(Failure::Runtime)?;
+            ))));
+        }
+    };
     let local = listener.local_addr().unwrap_or(addr);
     let entries = metrics.entries.clone();
     let export = admin_http::MetricsExport {
@@ -227,175 +242,6 @@ async fn admin_server(
         https = tls.is_some(),
         "admin HTTP interface listening"
     );
-    let task = tokio::spawn(admin_http::serve(listener, router, tls, stop));
+    let task = tokio::spawn(admin_http::serve(listener, router, tls, stopped(stop)));
     Ok(Some((local, task)))
-}
-
-/// The demo: a fake Calpendo with a day of sample bookings, a temporary database, and
-/// the server on 127.0.0.1:`port`.
-pub async fn demo(port: u16, admin_port: u16) -> Result<(), Failure> {
-    let runtime = |e: anyhow::Error| Failure::Runtime(e);
-    let zone = worklist_store::ZoneDb::bundled()
-        .get(worklist_store::DEFAULT_TIMEZONE)
-        .map_err(|e| runtime(e.into()))?;
-    let today = Timestamp::now().to_zoned_datetime(zone).date();
-    let bookings = load_fixture(SAMPLE_FIXTURE, today)
-        .context("the built-in sample bookings")
-        .map_err(runtime)?;
-    let fake_config = FakeConfig::default();
-    let (user, password) = (fake_config.username.clone(), fake_config.password.clone());
-    let fake = FakeCalpendo::start(fake_config)
-        .await
-        .context("starting the fake Calpendo")
-        .map_err(runtime)?;
-    fake.set_bookings(bookings);
-    let dir = tempfile::Builder::new()
-        .prefix("mwlbridge-demo-")
-        .tempdir()
-        .context("creating a temporary directory")
-        .map_err(runtime)?;
-    let config_path = dir.path().join("mwlbridge.toml");
-    let admin_port = demo_admin_port(admin_port);
-    std::fs::write(
-        &config_path,
-        demo_config(&fake.base_url(), dir.path(), port, admin_port),
-    )
-    .context("writing the demo config")
-    .map_err(runtime)?;
-    // A write token for the status page, made before the server starts.
-    let token = if admin_port == 0 {
-        None
-    } else {
-        let store = worklist_store::Store::open(dir.path().join("worklist.db"))
-            .map_err(|e| runtime(e.into()))?;
-        let created = admin_http::tokens::create_token(
-            &store,
-            "demo",
-            worklist_store::TokenRole::Write,
-            Timestamp::now(),
-        )
-        .map_err(|e| runtime(e.into()))?;
-        Some(created.token)
-    };
-    // The fake's credentials go straight to the source, not into the environment.
-    let env = move |name: &str| match name {
-        "CALPENDO_USERNAME" => Some(user.clone()),
-        "CALPENDO_PASSWORD" => Some(password.clone()),
-        _ => None,
-    };
-    let loaded = load(&config_path, &env)?;
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let server = tokio::spawn(run(loaded, stop_rx, Some(ready_tx)));
-    let signal = tokio::spawn(async move {
-        shutdown_signal().await;
-        let _ = stop_tx.send(true);
-    });
-    if let Ok((addr, admin)) = ready_rx.await {
-        println!("{}", demo_banner(addr, &fake.base_url(), dir.path(), today));
-        if let (Some(admin), Some(token)) = (admin, token) {
-            println!(
-                "\nAdmin interface: http://{admin}/  (sign in with the demo's write token)\n  {token}\n\
-                 REST API: curl -H \"Authorization: Bearer {token}\" http://{admin}/api/v1/worklist?date=today"
-            );
-        }
-    }
-    let result = server
-        .await
-        .map_err(|e| Failure::Runtime(anyhow!("the demo server failed: {e}")))?;
-    signal.abort();
-    fake.shutdown().await;
-    result
-}
-
-/// The demo's admin port: the one asked for, or a free one when it is taken (8080 often
-/// is on a developer's machine); 0 stays 0 (off).
-fn demo_admin_port(asked: u16) -> u16 {
-    if asked == 0 || std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, asked)).is_ok() {
-        return asked;
-    }
-    match std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).and_then(|l| l.local_addr()) {
-        Ok(free) => {
-            eprintln!(
-                "port {asked} is taken; the admin interface uses {} instead",
-                free.port()
-            );
-            free.port()
-        }
-        Err(_) => asked,
-    }
-}
-
-fn demo_config(base_url: &str, dir: &std::path::Path, port: u16, admin_port: u16) -> String {
-    format!(
-        r#"# Written by `mwlbridge demo`.
-[server]
-ae_title = "MWLBRIDGE"
-bind = "127.0.0.1"
-port = {port}
-
-[admin]
-enabled = {admin_enabled}
-bind = "127.0.0.1"
-port = {admin_port_or_default}
-
-[store]
-path = "{db}"
-
-[site]
-timezone = "America/Edmonton"
-
-[[sources]]
-name = "calpendo"
-type = "calpendo"
-base_url = "{base_url}"
-resources = ["3T", "EEG", "Mock"]
-resource_modality_mapping = {{ "3T" = "MR", "EEG" = "EEG", "Mock" = "OT" }}
-station_aet_mapping = {{ "3T Diagnostic" = "MRI_3T_DIAG", "3T Research" = "MRI_3T_RES", "EEG" = "EEG_LAB", "Mock" = "MOCK" }}
-sync_interval = 30
-
-[sources.field_mapping]
-patient_name = {{ source_field = "title", _extract = {{ pattern = "^[A-Za-z0-9]+_([^_]+)_(.+)$", template = "$1^$2" }} }}
-"#,
-        db = dir.join("worklist.db").display(),
-        admin_enabled = admin_port != 0,
-        admin_port_or_default = if admin_port == 0 { 8080 } else { admin_port },
-    )
-}
-
-fn demo_banner(
-    addr: SocketAddr,
-    fake_url: &str,
-    dir: &std::path::Path,
-    today: jiff::civil::Date,
-) -> String {
-    let ip = if addr.ip() == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
-        IpAddr::V4(Ipv4Addr::LOCALHOST)
-    } else {
-        addr.ip()
-    };
-    let day = worklist_store::format_da(today);
-    format!(
-        r#"
-mwlbridge demo is running: DICOM worklist server MWLBRIDGE on {ip}:{port}
-  fake Calpendo with a day of sample bookings: {fake_url}
-  database and config: {dir}
-
-Today's worklist, as a console sees it (DCMTK: apt-get install dcmtk):
-
-  findscu -v -W -aet CONSOLE -aec MWLBRIDGE \
-    -k PatientName -k PatientID -k AccessionNumber -k StudyInstanceUID \
-    -k "ScheduledProcedureStepSequence[0].ScheduledStationAETitle" \
-    -k "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartDate={day}" \
-    -k "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime" \
-    -k "ScheduledProcedureStepSequence[0].Modality" \
-    -k "ScheduledProcedureStepSequence[0].ScheduledProcedureStepDescription" \
-    {ip} {port}
-
-Only one scanner's list: add -k "ScheduledProcedureStepSequence[0].ScheduledStationAETitle=MRI_3T_DIAG"
-The stored worklist: mwlbridge worklist --config {dir}/mwlbridge.toml
-Stop with Ctrl-C."#,
-        port = addr.port(),
-        dir = dir.display(),
-    )
 }

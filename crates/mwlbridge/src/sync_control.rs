@@ -6,13 +6,7 @@ use admin_http::{SourceInfo, SyncControl, SyncTriggerError};
 use tokio::sync::{mpsc, oneshot};
 use worklist_store::SyncRun;
 
-use crate::sync_worker::ScheduledSource;
-
-/// A request for a cycle; the sender, when present, gets the run.
-pub type SyncRequest = Option<oneshot::Sender<SyncRun>>;
-
-/// The worker side: each source's request receiver, by source name.
-pub type SyncRequests = HashMap<String, mpsc::Receiver<SyncRequest>>;
+use crate::sync_worker::{ScheduledSource, SyncRequest, SyncRequests};
 
 /// The admin side: sends requests to the worker loops.
 pub struct WorkerControl {
@@ -38,7 +32,6 @@ impl WorkerControl {
             infos.push(SourceInfo {
                 name,
                 interval: s.source.sync_interval(),
-                enabled: true,
             });
         }
         (

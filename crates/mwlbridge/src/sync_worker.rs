@@ -6,11 +6,38 @@ use std::time::Duration;
 use jiff::Timestamp;
 use jiff::civil::Time;
 use jiff::tz::TimeZone;
-use tokio::sync::watch;
+use std::collections::HashMap;
+
+use tokio::sync::{mpsc, oneshot, watch};
 use worklist_store::{DataSource, ReconcileCounts, Store, SyncOutcome, SyncRun};
 
 use crate::metrics::SyncMetrics;
-use crate::sync_control::{SyncRequest, SyncRequests};
+use crate::shutdown::stopped;
+
+/// A "sync now" request for a cycle; the sender, when present, gets the run.
+pub type SyncRequest = Option<oneshot::Sender<SyncRun>>;
+
+/// Each source's "sync now" requests, by source name (the admin side sends them; see
+/// `sync_control`).
+pub type SyncRequests = HashMap<String, mpsc::Receiver<SyncRequest>>;
+
+/// When a source's first cycle runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirstCycle {
+    /// At once.
+    AtStart,
+    /// One interval after the start: the caller already ran it (the demo, which waits
+    /// for its data before printing how to query it).
+    AlreadyRun,
+}
+
+/// How [`run_forever`] runs besides the sources.
+pub struct WorkerOptions {
+    /// When the first cycles run.
+    pub first_cycle: FirstCycle,
+    /// Each source's "sync now" requests (empty: none come).
+    pub sync_now: SyncRequests,
+}
 
 /// A source ready to sync, with the settings the worker needs.
 #[derive(Clone)]
@@ -41,17 +68,22 @@ pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
     let started_at = Timestamp::now();
     let clock = std::time::Instant::now();
     let window = source.sync_window(started_at);
-    let result = match source.fetch_entries(&window).await {
-        Ok(entries) => {
+    let mut mode = "complete";
+    let result = match source.fetch(&window).await {
+        Ok(fetched) => {
+            mode = fetched.mode();
             let on_cancel = source.on_cancel();
             let src = name.clone();
             ctx.store
-                .run(move |s| s.reconcile(&src, &window, entries, on_cancel, Timestamp::now()))
+                .run(move |s| s.apply_fetched(&src, &window, fetched, on_cancel, Timestamp::now()))
                 .await
                 .map_err(|e| e.to_string())
         }
         Err(e) => Err(e.to_string()),
     };
+    if result.is_ok() {
+        source.cycle_committed(started_at);
+    }
     let (outcome, counts, error) = match result {
         Ok(counts) => (SyncOutcome::Success, counts, None),
         Err(e) => (SyncOutcome::Failed, ReconcileCounts::default(), Some(e)),
@@ -72,6 +104,7 @@ pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
         None => tracing::info!(
             source = %name,
             window = %window,
+            mode,
             fetched = counts.fetched,
             inserted = counts.inserted,
             updated = counts.updated,
@@ -130,28 +163,31 @@ pub fn in_operation_hours(interval: Option<(Time, Time)>, t: Time) -> bool {
     }
 }
 
-/// Syncs every source every `sync_interval` — first at once, or after one interval when
-/// `first_cycle_done` (the caller already ran it) — until `shutdown` turns true. A request
-/// on the source's channel in `requests` ("sync now" from the admin interface) runs a
-/// cycle at once, also outside operation hours, and answers with its run. At shutdown a
+/// Syncs every source every `sync_interval` — first as `options.first_cycle` says — until
+/// `shutdown` turns true. A request on the source's channel in `options.sync_now` ("sync
+/// now" from the admin interface) runs a cycle at once, also outside operation hours, and
+/// answers with its run. At shutdown a
 /// cycle still fetching is abandoned (fetching changes nothing); a reconcile already
 /// running completes its transaction on the blocking pool.
 pub async fn run_forever(
     sources: Vec<ScheduledSource>,
     ctx: SyncContext,
     shutdown: watch::Receiver<bool>,
-    first_cycle_done: bool,
-    mut requests: SyncRequests,
+    options: WorkerOptions,
 ) {
+    let WorkerOptions {
+        first_cycle,
+        sync_now: mut requests,
+    } = options;
     let mut tasks = tokio::task::JoinSet::new();
     for s in sources {
         let ctx = ctx.clone();
-        let mut shutdown = shutdown.clone();
+        let shutdown = shutdown.clone();
         let mut inbox = requests.remove(s.source.name());
         tasks.spawn(async move {
             let interval = s.source.sync_interval().max(Duration::from_secs(1));
-            let mut waiting: Vec<tokio::sync::oneshot::Sender<SyncRun>> = Vec::new();
-            let (mut due, mut asked) = (!first_cycle_done, false);
+            let mut waiting: Vec<oneshot::Sender<SyncRun>> = Vec::new();
+            let (mut due, mut asked) = (first_cycle == FirstCycle::AtStart, false);
             loop {
                 if due {
                     let local = Timestamp::now()
@@ -160,7 +196,7 @@ pub async fn run_forever(
                     if asked || in_operation_hours(s.operation_interval, local) {
                         let run = tokio::select! {
                             run = run_cycle(s.source.as_ref(), &ctx) => run,
-                            _ = wait_for(&mut shutdown) => break,
+                            _ = stopped(shutdown.clone()) => break,
                         };
                         for w in waiting.drain(..) {
                             let _ = w.send(run.clone());
@@ -178,7 +214,7 @@ pub async fn run_forever(
                         waiting.extend(request);
                         (due, asked) = (true, true);
                     }
-                    _ = wait_for(&mut shutdown) => break,
+                    _ = stopped(shutdown.clone()) => break,
                 }
             }
             tracing::info!(source = s.source.name(), "sync worker stopped");
@@ -188,7 +224,7 @@ pub async fn run_forever(
 }
 
 /// The next "sync now" request; never returns once the channel is closed (or absent).
-async fn next_request(inbox: &mut Option<tokio::sync::mpsc::Receiver<SyncRequest>>) -> SyncRequest {
+async fn next_request(inbox: &mut Option<mpsc::Receiver<SyncRequest>>) -> SyncRequest {
     if let Some(rx) = inbox {
         if let Some(request) = rx.recv().await {
             return request;
@@ -196,11 +232,6 @@ async fn next_request(inbox: &mut Option<tokio::sync::mpsc::Receiver<SyncRequest
         *inbox = None;
     }
     std::future::pending().await
-}
-
-async fn wait_for(shutdown: &mut watch::Receiver<bool>) {
-    // An error means the sender is gone: treat it as a shutdown too.
-    let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
 #[cfg(test)]
@@ -347,7 +378,11 @@ mod tests {
         }];
         let (control, requests) = crate::sync_control::WorkerControl::new(&scheduled);
         let (stop_tx, stop_rx) = watch::channel(false);
-        let worker = tokio::spawn(run_forever(scheduled, ctx, stop_rx, true, requests));
+        let options = WorkerOptions {
+            first_cycle: FirstCycle::AlreadyRun,
+            sync_now: requests,
+        };
+        let worker = tokio::spawn(run_forever(scheduled, ctx, stop_rx, options));
         assert_eq!(control.sources()[0].name, "scripted");
         let run = tokio::time::timeout(Duration::from_secs(20), control.trigger("scripted", true))
             .await

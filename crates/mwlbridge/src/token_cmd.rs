@@ -6,10 +6,9 @@ use anyhow::anyhow;
 use jiff::Timestamp;
 use worklist_store::TokenRole;
 
-use crate::Failure;
 use crate::cli::{RoleArg, TokenAction};
-use crate::commands::open_store;
-use crate::config::Config;
+use crate::failure::Failure;
+use crate::load::{config_only, open_store};
 
 /// Runs one `token` action.
 pub async fn run(action: TokenAction) -> Result<(), Failure> {
@@ -94,6 +93,5 @@ pub async fn run(action: TokenAction) -> Result<(), Failure> {
 
 /// The configured store, from the config file alone (tokens need no data source).
 fn store(path: &Path) -> Result<worklist_store::Store, Failure> {
-    let config = Config::load(path).map_err(|e| Failure::Usage(anyhow!("{e}")))?;
-    open_store(&config)
+    open_store(&config_only(path)?)
 }

@@ -1,7 +1,50 @@
 //! `mwlbridge worklist`: the stored worklist as a table or JSON, for the site admin.
 
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use jiff::Timestamp;
 use jiff::civil::Date;
 use worklist_store::{EntryFilter, StoredEntry, format_da};
+
+use crate::failure::Failure;
+use crate::load::{config_only, open_store, site_zone, zones_of};
+
+/// Prints the stored worklist of `date` (see [`parse_day`]), as a table or JSON.
+pub async fn run(path: &Path, date: &str, json: bool) -> Result<(), Failure> {
+    // The worklist view needs only the generic settings: a source whose credentials are
+    // not in this shell's environment must not stop an admin from looking.
+    let config = config_only(path)?;
+    let zones = zones_of(&config).map_err(|p| Failure::Usage(anyhow!("{p}")))?;
+    let zone = site_zone(&config, &zones)?;
+    let today = Timestamp::now().to_zoned_datetime(zone).date();
+    let day = parse_day(date, today).map_err(|e| Failure::Usage(e.into()))?;
+    if !config.store.path.exists() {
+        return Err(Failure::Runtime(anyhow!(
+            "no worklist database at {} yet; run `mwlbridge sync --once --config {}` first",
+            config.store.path.display(),
+            config.file.display()
+        )));
+    }
+    let store = open_store(&config)?;
+    let filter = filter(day);
+    let entries = store
+        .run(move |s| s.list(&filter))
+        .await
+        .context("reading the worklist")
+        .map_err(Failure::Runtime)?;
+    if json {
+        let text = serde_json::to_string_pretty(&entries)
+            .context("writing JSON")
+            .map_err(Failure::Runtime)?;
+        println!("{text}");
+    } else if entries.is_empty() {
+        println!("{}", empty_message(day));
+    } else {
+        print!("{}", table(&entries));
+    }
+    Ok(())
+}
 
 /// Which days to show.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,9 +55,14 @@ pub enum DaySelection {
     All,
 }
 
+/// A `--date` that is none of the words or dates [`parse_day`] knows.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("--date {0:?}: expected today, tomorrow, yesterday, all or YYYYMMDD")]
+pub struct BadDay(pub String);
+
 /// Parses `today`, `tomorrow`, `yesterday`, `all` or `YYYYMMDD` (also `YYYY-MM-DD`).
-pub fn parse_day(arg: &str, today: Date) -> Result<DaySelection, String> {
-    let bad = || format!("--date {arg:?}: expected today, tomorrow, yesterday, all or YYYYMMDD");
+pub fn parse_day(arg: &str, today: Date) -> Result<DaySelection, BadDay> {
+    let bad = || BadDay(arg.to_string());
     match arg.trim().to_ascii_lowercase().as_str() {
         "today" => Ok(DaySelection::Day(today)),
         "tomorrow" => today.tomorrow().map(DaySelection::Day).map_err(|_| bad()),

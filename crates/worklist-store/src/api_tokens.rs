@@ -3,11 +3,10 @@
 //! the admin interface's business; the store never sees a secret.
 
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
 use crate::error::StoreError;
-use crate::store::Store;
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -115,91 +114,85 @@ fn into_record((id, cols): (i64, [Option<String>; 7])) -> Result<TokenRecord, St
     })
 }
 
-impl Store {
-    /// Stores a new token.
-    pub fn insert_token(
-        &self,
-        name: &str,
-        public_id: &str,
-        role: TokenRole,
-        secret_hash: &str,
-        now: Timestamp,
-    ) -> Result<TokenRecord, TokenStoreError> {
-        let conn = self.writer();
-        let taken: Option<i64> = conn
-            .query_row(
-                "SELECT id FROM api_tokens WHERE name = ?1 AND revoked_at IS NULL",
-                [name],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(StoreError::from)?;
-        if taken.is_some() {
-            return Err(TokenStoreError::NameTaken(name.to_string()));
-        }
-        conn.execute(
-            "INSERT INTO api_tokens (name, public_id, role, secret_hash, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![name, public_id, role.as_str(), secret_hash, now.to_string()],
+/// Stores a new token.
+pub(crate) fn insert(
+    conn: &Connection,
+    name: &str,
+    public_id: &str,
+    role: TokenRole,
+    secret_hash: &str,
+    now: Timestamp,
+) -> Result<TokenRecord, TokenStoreError> {
+    let taken: Option<i64> = conn
+        .query_row(
+            "SELECT id FROM api_tokens WHERE name = ?1 AND revoked_at IS NULL",
+            [name],
+            |r| r.get(0),
         )
+        .optional()
         .map_err(StoreError::from)?;
-        let id = conn.last_insert_rowid();
-        let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = ?1");
-        let raw = conn
-            .query_row(&sql, [id], from_row)
-            .map_err(StoreError::from)?;
-        Ok(into_record(raw)?)
+    if taken.is_some() {
+        return Err(TokenStoreError::NameTaken(name.to_string()));
     }
+    conn.execute(
+        "INSERT INTO api_tokens (name, public_id, role, secret_hash, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![name, public_id, role.as_str(), secret_hash, now.to_string()],
+    )
+    .map_err(StoreError::from)?;
+    let id = conn.last_insert_rowid();
+    let sql = format!("SELECT {COLUMNS} FROM api_tokens WHERE id = ?1");
+    let raw = conn
+        .query_row(&sql, [id], from_row)
+        .map_err(StoreError::from)?;
+    Ok(into_record(raw)?)
+}
 
-    /// The token with this public id, unless it was revoked.
-    pub fn active_token(&self, public_id: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.with_reader(|conn| {
-            let sql = format!(
-                "SELECT {COLUMNS} FROM api_tokens WHERE public_id = ?1 AND revoked_at IS NULL"
-            );
-            conn.prepare_cached(&sql)?
-                .query_row([public_id], from_row)
-                .optional()?
-                .map(into_record)
-                .transpose()
-        })
-    }
+/// The token with this public id, unless it was revoked.
+pub(crate) fn active(
+    conn: &Connection,
+    public_id: &str,
+) -> Result<Option<TokenRecord>, StoreError> {
+    let sql =
+        format!("SELECT {COLUMNS} FROM api_tokens WHERE public_id = ?1 AND revoked_at IS NULL");
+    conn.prepare_cached(&sql)?
+        .query_row([public_id], from_row)
+        .optional()?
+        .map(into_record)
+        .transpose()
+}
 
-    /// Every token (revoked ones too), oldest first.
-    pub fn list_tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        self.with_reader(|conn| {
-            let sql = format!("SELECT {COLUMNS} FROM api_tokens ORDER BY id");
-            let mut stmt = conn.prepare(&sql)?;
-            let rows = stmt.query_map([], from_row)?;
-            rows.map(|r| r.map_err(StoreError::from).and_then(into_record))
-                .collect()
-        })
-    }
+/// Every token (revoked ones too), oldest first.
+pub(crate) fn list(conn: &Connection) -> Result<Vec<TokenRecord>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM api_tokens ORDER BY id");
+    let mut stmt = conn.prepare(&sql)?;
+    let rows = stmt.query_map([], from_row)?;
+    rows.map(|r| r.map_err(StoreError::from).and_then(into_record))
+        .collect()
+}
 
-    /// Revokes the active token called `name`; false when there is none.
-    pub fn revoke_token(&self, name: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let conn = self.writer();
-        let n = conn.execute(
-            "UPDATE api_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
-            params![name, now.to_string()],
-        )?;
-        Ok(n > 0)
-    }
+/// Revokes the active token called `name`; false when there is none.
+pub(crate) fn revoke(conn: &Connection, name: &str, now: Timestamp) -> Result<bool, StoreError> {
+    let n = conn.execute(
+        "UPDATE api_tokens SET revoked_at = ?2 WHERE name = ?1 AND revoked_at IS NULL",
+        params![name, now.to_string()],
+    )?;
+    Ok(n > 0)
+}
 
-    /// Records that a token was accepted.
-    pub fn touch_token(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
-        let conn = self.writer();
-        conn.execute(
-            "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
-            params![id, now.to_string()],
-        )?;
-        Ok(())
-    }
+/// Records that a token was accepted.
+pub(crate) fn touch(conn: &Connection, id: i64, now: Timestamp) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE api_tokens SET last_used_at = ?2 WHERE id = ?1",
+        params![id, now.to_string()],
+    )?;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
 
     #[test]
     fn create_find_revoke_reuse_name() {

@@ -5,12 +5,11 @@
 //! is set by the administrator (recorded as [`StatusSetBy::Admin`]) or by MPPS.
 
 use jiff::Timestamp;
-use rusqlite::{TransactionBehavior, params};
+use rusqlite::Transaction;
+use worklist_model::{StatusSetBy, StoredEntry, WorklistEntry};
 
+use crate::entries;
 use crate::error::StoreError;
-use crate::model::{StatusSetBy, StoredEntry, WorklistEntry};
-use crate::reconcile::{insert, update};
-use crate::store::{Store, get_entry};
 
 /// The source name of manual entries; reserved (no data source may use it).
 pub const MANUAL_SOURCE: &str = "manual";
@@ -61,72 +60,47 @@ fn check(entry: &WorklistEntry) -> Result<(), ManualEntryError> {
     }
 }
 
-impl Store {
-    /// Stores a new manual entry (its status recorded as set by the administrator).
-    pub fn create_manual(
-        &self,
-        entry: &WorklistEntry,
-        now: Timestamp,
-    ) -> Result<StoredEntry, ManualEntryError> {
-        check(entry)?;
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        if get_entry(&tx, MANUAL_SOURCE, &entry.source_record_id)?.is_some() {
-            return Err(ManualEntryError::Exists(entry.source_record_id.clone()));
-        }
-        insert(&tx, entry, StatusSetBy::Admin, &now.to_string())?;
-        let stored = get_entry(&tx, MANUAL_SOURCE, &entry.source_record_id)?
-            .ok_or_else(|| ManualEntryError::NotFound(entry.source_record_id.clone()))?;
-        tx.commit()?;
-        Ok(stored)
+/// Stores a new manual entry (its status recorded as set by the administrator).
+pub(crate) fn create(
+    tx: &Transaction<'_>,
+    entry: &WorklistEntry,
+    now: Timestamp,
+) -> Result<StoredEntry, ManualEntryError> {
+    check(entry)?;
+    if entries::get(tx, MANUAL_SOURCE, &entry.source_record_id)?.is_some() {
+        return Err(ManualEntryError::Exists(entry.source_record_id.clone()));
     }
+    entries::insert(tx, entry, StatusSetBy::Admin, &now.to_string())?;
+    entries::get(tx, MANUAL_SOURCE, &entry.source_record_id)?
+        .ok_or_else(|| ManualEntryError::NotFound(entry.source_record_id.clone()))
+}
 
-    /// Replaces the values of an existing manual entry. A status change is recorded as
-    /// set by the administrator.
-    pub fn update_manual(
-        &self,
-        entry: &WorklistEntry,
-        now: Timestamp,
-    ) -> Result<StoredEntry, ManualEntryError> {
-        check(entry)?;
-        let mut conn = self.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let Some(stored) = get_entry(&tx, MANUAL_SOURCE, &entry.source_record_id)? else {
-            return Err(ManualEntryError::NotFound(entry.source_record_id.clone()));
-        };
-        let status_changed = stored.entry.status != entry.status;
-        if stored.entry != *entry {
-            update(
-                &tx,
-                &stored,
-                entry,
-                status_changed.then_some(StatusSetBy::Admin),
-                &now.to_string(),
-            )?;
-        }
-        let stored = get_entry(&tx, MANUAL_SOURCE, &entry.source_record_id)?
-            .ok_or_else(|| ManualEntryError::NotFound(entry.source_record_id.clone()))?;
-        tx.commit()?;
-        Ok(stored)
+/// Replaces the values of an existing manual entry. A status change is recorded as set by
+/// the administrator.
+pub(crate) fn update(
+    tx: &Transaction<'_>,
+    entry: &WorklistEntry,
+    now: Timestamp,
+) -> Result<StoredEntry, ManualEntryError> {
+    check(entry)?;
+    let Some(stored) = entries::get(tx, MANUAL_SOURCE, &entry.source_record_id)? else {
+        return Err(ManualEntryError::NotFound(entry.source_record_id.clone()));
+    };
+    let status_changed = stored.entry.status != entry.status;
+    if stored.entry != *entry {
+        let set_by = status_changed.then_some(StatusSetBy::Admin);
+        entries::update(tx, stored.meta.row_id, entry, set_by, &now.to_string())?;
     }
-
-    /// Removes a manual entry; false when there was none with this id.
-    pub fn delete_manual(&self, record_id: &str) -> Result<bool, StoreError> {
-        let conn = self.writer();
-        let n = conn.execute(
-            "DELETE FROM worklist_entries WHERE source = ?1 AND source_record_id = ?2",
-            params![MANUAL_SOURCE, record_id],
-        )?;
-        Ok(n == 1)
-    }
+    entries::get(tx, MANUAL_SOURCE, &entry.source_record_id)?
+        .ok_or_else(|| ManualEntryError::NotFound(entry.source_record_id.clone()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::StepStatus;
-    use crate::source::{OnCancel, SyncWindow};
+    use crate::Store;
     use jiff::civil::date;
+    use worklist_model::{OnCancel, StepStatus, SyncWindow};
 
     fn store() -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -1,60 +1,18 @@
 //! Performed procedure steps (MPPS): what consoles report, stored, and linked to the
-//! worklist entries they perform. A linked entry's status follows the performed step and
-//! is marked as set by MPPS, so no sync resets it.
+//! worklist entries they perform. A linked entry's status follows the performed step
+//! ([`PerformedStatus::step_status`]) and is marked as set by MPPS
+//! ([`StatusSetBy::Mpps`]), so no sync resets it. A step discontinued because the wrong
+//! worklist entry was selected puts its entries back to SCHEDULED instead
+//! ([`LinkedSteps::Reschedule`]).
 
 use jiff::Timestamp;
-use rusqlite::{OptionalExtension, Transaction, params};
-use serde::{Deserialize, Serialize};
+use rusqlite::{Connection, OptionalExtension, Transaction, params};
+use worklist_model::{StatusSetBy, StepStatus};
 
 use crate::error::StoreError;
-use crate::model::{StatusSetBy, StepStatus};
-use crate::store::Store;
 
-/// Performed Procedure Step Status (0040,0252).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PerformedStatus {
-    /// `IN PROGRESS`.
-    InProgress,
-    /// `COMPLETED`.
-    Completed,
-    /// `DISCONTINUED`.
-    Discontinued,
-}
-
-impl PerformedStatus {
-    /// The DICOM defined term.
-    pub fn as_dicom(self) -> &'static str {
-        match self {
-            PerformedStatus::InProgress => "IN PROGRESS",
-            PerformedStatus::Completed => "COMPLETED",
-            PerformedStatus::Discontinued => "DISCONTINUED",
-        }
-    }
-
-    /// Parses the defined term (surrounding spaces ignored).
-    pub fn from_dicom(term: &str) -> Option<PerformedStatus> {
-        match term.trim() {
-            "IN PROGRESS" => Some(PerformedStatus::InProgress),
-            "COMPLETED" => Some(PerformedStatus::Completed),
-            "DISCONTINUED" => Some(PerformedStatus::Discontinued),
-            _ => None,
-        }
-    }
-
-    /// Whether no further change is allowed (COMPLETED or DISCONTINUED).
-    pub fn is_final(self) -> bool {
-        self != PerformedStatus::InProgress
-    }
-
-    /// The scheduled step status a linked worklist entry takes.
-    pub fn step_status(self) -> StepStatus {
-        match self {
-            PerformedStatus::InProgress => StepStatus::Started,
-            PerformedStatus::Completed => StepStatus::Completed,
-            PerformedStatus::Discontinued => StepStatus::Discontinued,
-        }
-    }
-}
+// Its old path (`mpps::PerformedStatus`): the MPPS terms live in the model now.
+pub use worklist_model::PerformedStatus;
 
 /// One item of the Scheduled Step Attributes Sequence (0040,0270): which scheduled step
 /// a performed step performs. Empty values are `None`.
@@ -143,10 +101,22 @@ fn find_entries(tx: &Transaction<'_>, r: &ScheduledStepRef) -> Result<Vec<i64>, 
     Ok(ids)
 }
 
+/// What an N-SET does to the scheduled steps its performed step is linked to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkedSteps {
+    /// They take the performed step's status (IHE's normal case).
+    FollowStatus,
+    /// They are offered again, SCHEDULED: the performed step was discontinued because
+    /// the wrong worklist entry had been selected (reason 110514, DCM), so IHE treats
+    /// the scheduled step as never performed.
+    Reschedule,
+}
+
+/// The entries linked to a performed step take `status`, set by MPPS.
 fn set_linked_status(
     tx: &Transaction<'_>,
     performed_id: i64,
-    status: PerformedStatus,
+    status: StepStatus,
     now: &str,
 ) -> Result<(), rusqlite::Error> {
     tx.execute(
@@ -156,7 +126,7 @@ fn set_linked_status(
             AND NOT (status = ?2 AND status_set_by = ?3)",
         params![
             performed_id,
-            status.step_status().as_dicom(),
+            status.as_dicom(),
             StatusSetBy::Mpps.as_str(),
             now
         ],
@@ -164,172 +134,167 @@ fn set_linked_status(
     Ok(())
 }
 
-impl Store {
-    /// Stores a new performed step (N-CREATE) and links it to the worklist entries its
-    /// references designate; they become STARTED, set by MPPS. Returns the linked entries'
-    /// row ids (empty: an unscheduled scan, stored all the same).
-    pub fn mpps_create(
-        &self,
-        sop_instance_uid: &str,
-        calling_ae: &str,
-        status: PerformedStatus,
-        attributes: &[u8],
-        refs: &[ScheduledStepRef],
-        now: Timestamp,
-    ) -> Result<Vec<i64>, MppsError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction()?;
-        let exists: Option<i64> = tx
-            .query_row(
-                "SELECT id FROM performed_steps WHERE sop_instance_uid = ?1",
-                [sop_instance_uid],
-                |r| r.get(0),
-            )
-            .optional()?;
-        if exists.is_some() {
-            return Err(MppsError::Duplicate(sop_instance_uid.to_string()));
-        }
-        let now_s = now.to_string();
-        tx.execute(
-            "INSERT INTO performed_steps
-                 (sop_instance_uid, status, calling_ae, attributes, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-            params![
-                sop_instance_uid,
-                status.as_dicom(),
-                calling_ae,
-                attributes,
-                now_s
-            ],
-        )?;
-        let performed_id = tx.last_insert_rowid();
-        let mut linked = Vec::new();
-        for r in refs {
-            for id in find_entries(&tx, r)? {
-                if !linked.contains(&id) {
-                    linked.push(id);
-                }
+/// The row ids of the entries a performed step is linked to, ascending.
+fn linked_entries(conn: &Connection, performed_id: i64) -> Result<Vec<i64>, rusqlite::Error> {
+    conn.prepare_cached(
+        "SELECT entry_id FROM performed_step_links WHERE performed_step_id = ?1 ORDER BY entry_id",
+    )?
+    .query_map([performed_id], |r| r.get(0))?
+    .collect()
+}
+
+/// Stores a new performed step (N-CREATE) and links it to the worklist entries its
+/// references designate; they take its status, set by MPPS. Returns the linked entries'
+/// row ids. Refused, with nothing changed, when the instance exists.
+pub(crate) fn create(
+    tx: &Transaction<'_>,
+    sop_instance_uid: &str,
+    calling_ae: &str,
+    status: PerformedStatus,
+    attributes: &[u8],
+    refs: &[ScheduledStepRef],
+    now: Timestamp,
+) -> Result<Vec<i64>, MppsError> {
+    let exists: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM performed_steps WHERE sop_instance_uid = ?1",
+            [sop_instance_uid],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if exists.is_some() {
+        return Err(MppsError::Duplicate(sop_instance_uid.to_string()));
+    }
+    let now = now.to_string();
+    tx.execute(
+        "INSERT INTO performed_steps
+             (sop_instance_uid, status, calling_ae, attributes, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
+        params![
+            sop_instance_uid,
+            status.as_dicom(),
+            calling_ae,
+            attributes,
+            now
+        ],
+    )?;
+    let performed_id = tx.last_insert_rowid();
+    let mut linked = Vec::new();
+    for r in refs {
+        for id in find_entries(tx, r)? {
+            if !linked.contains(&id) {
+                linked.push(id);
             }
         }
-        for id in &linked {
-            tx.execute(
-                "INSERT INTO performed_step_links (performed_step_id, entry_id) VALUES (?1, ?2)",
-                params![performed_id, id],
-            )?;
-        }
-        set_linked_status(&tx, performed_id, status, &now_s)?;
-        tx.commit()?;
-        Ok(linked)
     }
-
-    /// Updates a performed step (N-SET): its attributes (already merged by the caller) and
-    /// possibly its status, which linked entries follow. Refused, with nothing changed,
-    /// when the step is unknown or already final.
-    pub fn mpps_update(
-        &self,
-        sop_instance_uid: &str,
-        status: PerformedStatus,
-        attributes: &[u8],
-        now: Timestamp,
-    ) -> Result<Vec<i64>, MppsError> {
-        let mut conn = self.writer();
-        let tx = conn.transaction()?;
-        let current: Option<(i64, String)> = tx
-            .query_row(
-                "SELECT id, status FROM performed_steps WHERE sop_instance_uid = ?1",
-                [sop_instance_uid],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((performed_id, current)) = current else {
-            return Err(MppsError::NoSuchInstance(sop_instance_uid.to_string()));
-        };
-        if let Some(c) = PerformedStatus::from_dicom(&current)
-            && c.is_final()
-        {
-            return Err(MppsError::AlreadyFinal(c.as_dicom()));
-        }
-        let now_s = now.to_string();
+    for id in &linked {
         tx.execute(
-            "UPDATE performed_steps SET status = ?2, attributes = ?3, updated_at = ?4 WHERE id = ?1",
-            params![performed_id, status.as_dicom(), attributes, now_s],
+            "INSERT INTO performed_step_links (performed_step_id, entry_id) VALUES (?1, ?2)",
+            params![performed_id, id],
         )?;
-        set_linked_status(&tx, performed_id, status, &now_s)?;
-        let linked = tx
-            .prepare_cached(
-                "SELECT entry_id FROM performed_step_links WHERE performed_step_id = ?1 ORDER BY entry_id",
-            )?
-            .query_map([performed_id], |r| r.get(0))?
-            .collect::<Result<Vec<i64>, _>>()?;
-        tx.commit()?;
-        Ok(linked)
     }
+    set_linked_status(tx, performed_id, status.step_status(), &now)?;
+    Ok(linked)
+}
 
-    /// The performed step with that SOP Instance UID.
-    pub fn mpps_get(&self, sop_instance_uid: &str) -> Result<Option<PerformedStep>, StoreError> {
-        self.with_reader(|conn| {
-            let row = conn
-                .query_row(
-                    "SELECT id, status, calling_ae, attributes, created_at, updated_at
-                       FROM performed_steps WHERE sop_instance_uid = ?1",
-                    [sop_instance_uid],
-                    |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, String>(1)?,
-                            r.get::<_, String>(2)?,
-                            r.get::<_, Vec<u8>>(3)?,
-                            r.get::<_, String>(4)?,
-                            r.get::<_, String>(5)?,
-                        ))
-                    },
-                )
-                .optional()?;
-            let Some((id, status, calling_ae, attributes, created, updated)) = row else {
-                return Ok(None);
-            };
-            let corrupt = |column: &'static str, reason: String| StoreError::Corrupt {
-                row_id: id,
-                column,
-                reason,
-            };
-            let linked_entries = conn
-                .prepare_cached(
-                    "SELECT entry_id FROM performed_step_links WHERE performed_step_id = ?1 ORDER BY entry_id",
-                )?
-                .query_map([id], |r| r.get(0))?
-                .collect::<Result<Vec<i64>, _>>()?;
-            Ok(Some(PerformedStep {
-                sop_instance_uid: sop_instance_uid.to_string(),
-                status: PerformedStatus::from_dicom(&status)
-                    .ok_or_else(|| corrupt("status", format!("unknown {status:?}")))?,
-                calling_ae,
-                attributes,
-                created_at: created
-                    .parse()
-                    .map_err(|e: jiff::Error| corrupt("created_at", e.to_string()))?,
-                updated_at: updated
-                    .parse()
-                    .map_err(|e: jiff::Error| corrupt("updated_at", e.to_string()))?,
-                linked_entries,
-            }))
-        })
+/// Updates a performed step (N-SET): its attributes and status, which linked entries
+/// follow. Returns the linked entries' row ids. Refused, with nothing changed, when the
+/// step is unknown or already final.
+pub(crate) fn update(
+    tx: &Transaction<'_>,
+    sop_instance_uid: &str,
+    status: PerformedStatus,
+    attributes: &[u8],
+    linked: LinkedSteps,
+    now: Timestamp,
+) -> Result<Vec<i64>, MppsError> {
+    let current: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT id, status FROM performed_steps WHERE sop_instance_uid = ?1",
+            [sop_instance_uid],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((performed_id, current)) = current else {
+        return Err(MppsError::NoSuchInstance(sop_instance_uid.to_string()));
+    };
+    if let Some(c) = PerformedStatus::from_dicom(&current)
+        && c.is_final()
+    {
+        return Err(MppsError::AlreadyFinal(c.as_dicom()));
     }
+    let now = now.to_string();
+    tx.execute(
+        "UPDATE performed_steps SET status = ?2, attributes = ?3, updated_at = ?4 WHERE id = ?1",
+        params![performed_id, status.as_dicom(), attributes, now],
+    )?;
+    let step_status = match linked {
+        LinkedSteps::FollowStatus => status.step_status(),
+        LinkedSteps::Reschedule => StepStatus::Scheduled,
+    };
+    set_linked_status(tx, performed_id, step_status, &now)?;
+    Ok(linked_entries(tx, performed_id)?)
+}
 
-    /// Removes performed steps not changed since before `cutoff`. Returns how many.
-    pub fn purge_performed_before(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
-        let conn = self.writer();
-        Ok(conn.execute(
-            "DELETE FROM performed_steps WHERE updated_at < ?1",
-            [cutoff.to_string()],
-        )?)
-    }
+/// The performed step with that SOP Instance UID.
+pub(crate) fn get(
+    conn: &Connection,
+    sop_instance_uid: &str,
+) -> Result<Option<PerformedStep>, StoreError> {
+    let row = conn
+        .query_row(
+            "SELECT id, status, calling_ae, attributes, created_at, updated_at
+               FROM performed_steps WHERE sop_instance_uid = ?1",
+            [sop_instance_uid],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, status, calling_ae, attributes, created, updated)) = row else {
+        return Ok(None);
+    };
+    let corrupt = |column: &'static str, reason: String| StoreError::Corrupt {
+        row_id: id,
+        column,
+        reason,
+    };
+    let linked_entries = linked_entries(conn, id)?;
+    Ok(Some(PerformedStep {
+        sop_instance_uid: sop_instance_uid.to_string(),
+        status: PerformedStatus::from_dicom(&status)
+            .ok_or_else(|| corrupt("status", format!("unknown {status:?}")))?,
+        calling_ae,
+        attributes,
+        created_at: created
+            .parse()
+            .map_err(|e: jiff::Error| corrupt("created_at", e.to_string()))?,
+        updated_at: updated
+            .parse()
+            .map_err(|e: jiff::Error| corrupt("updated_at", e.to_string()))?,
+        linked_entries,
+    }))
+}
+
+/// Removes performed steps not changed since before `cutoff`. Returns how many.
+pub(crate) fn purge_before(conn: &Connection, cutoff: Timestamp) -> Result<usize, StoreError> {
+    Ok(conn.execute(
+        "DELETE FROM performed_steps WHERE updated_at < ?1",
+        [cutoff.to_string()],
+    )?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{OnCancel, SyncWindow, WorklistEntry};
+    use crate::{OnCancel, StepStatus, Store, SyncWindow, WorklistEntry};
     use jiff::civil::date;
 
     fn setup() -> (tempfile::TempDir, Store) {
@@ -371,6 +336,41 @@ mod tests {
     }
 
     #[test]
+    fn a_wrong_entry_discontinuation_offers_the_step_again() {
+        let (_d, store) = setup();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let refs = [reference(&store, "1")];
+        store
+            .mpps_create(
+                "1.2.3",
+                "MRI_3T",
+                PerformedStatus::InProgress,
+                b"x",
+                &refs,
+                now,
+            )
+            .unwrap();
+        assert_eq!(status(&store, "1").0, StepStatus::Started);
+        let linked = store
+            .mpps_update(
+                "1.2.3",
+                PerformedStatus::Discontinued,
+                b"d",
+                LinkedSteps::Reschedule,
+                now,
+            )
+            .unwrap();
+        assert_eq!(linked.len(), 1);
+        assert_eq!(
+            status(&store, "1"),
+            (StepStatus::Scheduled, StatusSetBy::Mpps),
+            "offered again; the performed step stays recorded"
+        );
+        let performed = store.mpps_get("1.2.3").unwrap().unwrap();
+        assert_eq!(performed.status, PerformedStatus::Discontinued);
+    }
+
+    #[test]
     fn create_then_complete_follows_the_entry() {
         let (_d, store) = setup();
         let now = Timestamp::from_second(1_800_000_000).unwrap();
@@ -394,7 +394,13 @@ mod tests {
             (StepStatus::Scheduled, StatusSetBy::Sync)
         );
         store
-            .mpps_update("1.2.3", PerformedStatus::Completed, b"xy", now)
+            .mpps_update(
+                "1.2.3",
+                PerformedStatus::Completed,
+                b"xy",
+                LinkedSteps::FollowStatus,
+                now,
+            )
             .unwrap();
         assert_eq!(
             status(&store, "1"),
@@ -436,14 +442,32 @@ mod tests {
             (StepStatus::Scheduled, StatusSetBy::Sync)
         );
         assert!(matches!(
-            store.mpps_update("9.9", PerformedStatus::Completed, b"z", now),
+            store.mpps_update(
+                "9.9",
+                PerformedStatus::Completed,
+                b"z",
+                LinkedSteps::FollowStatus,
+                now
+            ),
             Err(MppsError::NoSuchInstance(_))
         ));
         store
-            .mpps_update("1.2.3", PerformedStatus::Discontinued, b"d", now)
+            .mpps_update(
+                "1.2.3",
+                PerformedStatus::Discontinued,
+                b"d",
+                LinkedSteps::FollowStatus,
+                now,
+            )
             .unwrap();
         assert!(matches!(
-            store.mpps_update("1.2.3", PerformedStatus::Completed, b"c", now),
+            store.mpps_update(
+                "1.2.3",
+                PerformedStatus::Completed,
+                b"c",
+                LinkedSteps::FollowStatus,
+                now
+            ),
             Err(MppsError::AlreadyFinal("DISCONTINUED"))
         ));
         let p = store.mpps_get("1.2.3").unwrap().unwrap();

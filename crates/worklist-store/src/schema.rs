@@ -124,6 +124,13 @@ const MIGRATIONS: &[&str] = &[
         value  TEXT NOT NULL
     );
     "#,
+    // 6: the protocol code (Scheduled Protocol Code Sequence): code value, coding scheme
+    // designator, code meaning. Rows written before read NULL: no protocol.
+    r#"
+    ALTER TABLE worklist_entries ADD COLUMN protocol_code_value TEXT;
+    ALTER TABLE worklist_entries ADD COLUMN protocol_coding_scheme TEXT;
+    ALTER TABLE worklist_entries ADD COLUMN protocol_code_meaning TEXT;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -145,6 +152,11 @@ pub(crate) fn migrate_to(
     path: &Path,
     target: i64,
 ) -> Result<(), StoreError> {
+    // A file already at the target needs no write lock: opening the store while another
+    // process writes (serve's sync while `mwlbridge token` runs) must not stall it.
+    if version(conn)? == target {
+        return Ok(());
+    }
     // Each step reads the version inside an IMMEDIATE transaction (it takes the write
     // lock first), so two processes opening a new file at once cannot both apply the
     // same migration: the second waits on the lock (busy timeout), then sees the
@@ -279,6 +291,8 @@ mod tests {
         let e = store.get("calpendo", "7").expect("get").expect("kept");
         assert_eq!(e.entry.status, crate::StepStatus::Started);
         assert_eq!(e.meta.status_set_by, crate::StatusSetBy::Mpps);
+        assert_eq!(e.entry.protocol_code_value, None);
+        assert_eq!(e.entry.protocol_coding_scheme, None);
         assert!(store.recent_sync_runs(None, 1).expect("runs").is_empty());
         // Opening again is a no-op.
         drop(store);

@@ -1,13 +1,12 @@
 //! The record of sync cycles (`sync_runs`): when each source synced and how it went.
 
 use jiff::Timestamp;
-use rusqlite::params;
+use rusqlite::{Connection, params};
 use serde::{Deserialize, Serialize};
+use worklist_model::SyncWindow;
 
 use crate::error::StoreError;
 use crate::reconcile::ReconcileCounts;
-use crate::source::SyncWindow;
-use crate::store::Store;
 
 /// How a sync cycle ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,136 +47,118 @@ pub struct SyncRun {
     pub error: Option<String>,
 }
 
-impl Store {
-    /// Records a finished sync cycle.
-    pub fn record_sync_run(&self, run: &SyncRun) -> Result<(), StoreError> {
-        let conn = self.writer();
-        let fmt = |t: jiff::civil::DateTime| t.strftime("%Y-%m-%dT%H:%M:%S").to_string();
-        let c = &run.counts;
-        conn.execute(
-            "INSERT INTO sync_runs (source, started_at, finished_at, outcome, window_start,
+/// Records a finished sync cycle.
+pub(crate) fn record(conn: &Connection, run: &SyncRun) -> Result<(), StoreError> {
+    let fmt = |t: jiff::civil::DateTime| t.strftime("%Y-%m-%dT%H:%M:%S").to_string();
+    let c = &run.counts;
+    conn.execute(
+        "INSERT INTO sync_runs (source, started_at, finished_at, outcome, window_start,
                                     window_end, fetched, inserted, updated, unchanged,
                                     discontinued, deleted, rejected, error)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            params![
-                run.source,
-                run.started_at.to_string(),
-                run.finished_at.to_string(),
-                run.outcome.as_str(),
-                run.window.map(|w| fmt(w.start)),
-                run.window.map(|w| fmt(w.end)),
-                c.fetched,
-                c.inserted,
-                c.updated,
-                c.unchanged,
-                c.discontinued,
-                c.deleted,
-                c.rejected,
-                run.error,
-            ],
-        )?;
-        Ok(())
-    }
+        params![
+            run.source,
+            run.started_at.to_string(),
+            run.finished_at.to_string(),
+            run.outcome.as_str(),
+            run.window.map(|w| fmt(w.start)),
+            run.window.map(|w| fmt(w.end)),
+            c.fetched,
+            c.inserted,
+            c.updated,
+            c.unchanged,
+            c.discontinued,
+            c.deleted,
+            c.rejected,
+            run.error,
+        ],
+    )?;
+    Ok(())
+}
 
-    /// The most recent sync runs, newest first, optionally of one source.
-    pub fn recent_sync_runs(
-        &self,
-        source: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<SyncRun>, StoreError> {
-        self.sync_runs_where(source, None, limit)
-    }
-
-    /// The newest successful sync run of `source`, if it ever had one.
-    pub fn last_successful_sync(&self, source: &str) -> Result<Option<SyncRun>, StoreError> {
-        Ok(self
-            .sync_runs_where(Some(source), Some(SyncOutcome::Success), 1)?
-            .pop())
-    }
-
-    fn sync_runs_where(
-        &self,
-        source: Option<&str>,
-        outcome: Option<SyncOutcome>,
-        limit: usize,
-    ) -> Result<Vec<SyncRun>, StoreError> {
-        let outcome = outcome.map(|o| o.as_str());
-        self.with_reader(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, source, started_at, finished_at, outcome, window_start, window_end,
+/// The newest sync runs (at most `limit`), newest first, of one source or of all, of one
+/// outcome or of both.
+pub(crate) fn newest(
+    conn: &Connection,
+    source: Option<&str>,
+    outcome: Option<SyncOutcome>,
+    limit: usize,
+) -> Result<Vec<SyncRun>, StoreError> {
+    let outcome = outcome.map(|o| o.as_str());
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, source, started_at, finished_at, outcome, window_start, window_end,
                         fetched, inserted, updated, unchanged, discontinued, deleted, rejected,
                         error
                    FROM sync_runs
                   WHERE (?1 IS NULL OR source = ?1) AND (?3 IS NULL OR outcome = ?3)
                   ORDER BY id DESC
                   LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![source, limit as i64, outcome], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, Option<String>>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    ReconcileCounts {
-                        fetched: r.get(7)?,
-                        inserted: r.get(8)?,
-                        updated: r.get(9)?,
-                        unchanged: r.get(10)?,
-                        discontinued: r.get(11)?,
-                        deleted: r.get(12)?,
-                        rejected: r.get(13)?,
-                    },
-                    r.get::<_, Option<String>>(14)?,
-                ))
-            })?;
-            let mut out = Vec::new();
-            for row in rows {
-                let (id, source, started, finished, outcome, ws, we, counts, error) = row?;
-                let corrupt = |column: &'static str, reason: String| StoreError::Corrupt {
-                    row_id: id,
-                    column,
-                    reason,
-                };
-                let ts = |v: &str, column| {
-                    v.parse::<Timestamp>()
-                        .map_err(|e| corrupt(column, e.to_string()))
-                };
-                let dt = |v: &str, column| {
-                    v.parse::<jiff::civil::DateTime>()
-                        .map_err(|e| corrupt(column, e.to_string()))
-                };
-                let window = match (ws, we) {
-                    (Some(s), Some(e)) => Some(SyncWindow {
-                        start: dt(&s, "window_start")?,
-                        end: dt(&e, "window_end")?,
-                    }),
-                    _ => None,
-                };
-                out.push(SyncRun {
-                    source,
-                    started_at: ts(&started, "started_at")?,
-                    finished_at: ts(&finished, "finished_at")?,
-                    outcome: match outcome.as_str() {
-                        "success" => SyncOutcome::Success,
-                        "failed" => SyncOutcome::Failed,
-                        other => return Err(corrupt("outcome", format!("unknown {other:?}"))),
-                    },
-                    window,
-                    counts,
-                    error,
-                });
-            }
-            Ok(out)
-        })
+    )?;
+    let rows = stmt.query_map(params![source, limit as i64, outcome], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, String>(2)?,
+            r.get::<_, String>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, Option<String>>(5)?,
+            r.get::<_, Option<String>>(6)?,
+            ReconcileCounts {
+                fetched: r.get(7)?,
+                inserted: r.get(8)?,
+                updated: r.get(9)?,
+                unchanged: r.get(10)?,
+                discontinued: r.get(11)?,
+                deleted: r.get(12)?,
+                rejected: r.get(13)?,
+            },
+            r.get::<_, Option<String>>(14)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, source, started, finished, outcome, ws, we, counts, error) = row?;
+        let corrupt = |column: &'static str, reason: String| StoreError::Corrupt {
+            row_id: id,
+            column,
+            reason,
+        };
+        let ts = |v: &str, column| {
+            v.parse::<Timestamp>()
+                .map_err(|e| corrupt(column, e.to_string()))
+        };
+        let dt = |v: &str, column| {
+            v.parse::<jiff::civil::DateTime>()
+                .map_err(|e| corrupt(column, e.to_string()))
+        };
+        let window = match (ws, we) {
+            (Some(s), Some(e)) => Some(SyncWindow {
+                start: dt(&s, "window_start")?,
+                end: dt(&e, "window_end")?,
+            }),
+            _ => None,
+        };
+        out.push(SyncRun {
+            source,
+            started_at: ts(&started, "started_at")?,
+            finished_at: ts(&finished, "finished_at")?,
+            outcome: match outcome.as_str() {
+                "success" => SyncOutcome::Success,
+                "failed" => SyncOutcome::Failed,
+                other => return Err(corrupt("outcome", format!("unknown {other:?}"))),
+            },
+            window,
+            counts,
+            error,
+        });
     }
+    Ok(out)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
 
     fn run(source: &str, outcome: SyncOutcome, at: i64) -> SyncRun {
         let t = Timestamp::from_second(at).expect("time");

@@ -431,7 +431,13 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                 }
                 let i = usize::from(*which) % model.performed.len();
                 let p = model.performed[i].clone();
-                let result = store.mpps_update(&p.uid, *status, b"y", now);
+                let result = store.mpps_update(
+                    &p.uid,
+                    *status,
+                    b"y",
+                    worklist_store::LinkedSteps::FollowStatus,
+                    now,
+                );
                 if p.status.is_final() {
                     prop_assert!(
                         matches!(result, Err(MppsError::AlreadyFinal(_))),

@@ -3,7 +3,7 @@
 use jiff::Timestamp;
 use jiff::civil::{DateTime, date};
 use worklist_store::{
-    EntryFilter, OnCancel, ReconcileCounts, StatusSetBy, StepStatus, Store, SyncWindow,
+    EntryFilter, Fetched, OnCancel, ReconcileCounts, StatusSetBy, StepStatus, Store, SyncWindow,
     WorklistEntry,
 };
 
@@ -232,6 +232,68 @@ fn vanished_inside_window_is_discontinued_outside_is_kept() {
         120,
     );
     assert_eq!(c.discontinued, 0);
+}
+
+#[test]
+fn a_fetch_of_changes_discontinues_nothing_it_lacks() {
+    let (_d, store) = store();
+    sync(
+        &store,
+        vec![
+            booking("1", "SUB001", at(26, 9)),
+            booking("2", "SUB002", at(27, 10)),
+        ],
+        OnCancel::Delete,
+        0,
+    );
+    // Only booking 2 changed (it moved to another day, outside any window) and booking 3
+    // is new; booking 1 is simply not part of the answer.
+    let mut moved = booking("2", "SUB002", at(29, 8));
+    moved.study_description = Some("MOVED".into());
+    let c = store
+        .apply_fetched(
+            SRC,
+            &window(),
+            Fetched::Changed(vec![moved.clone(), booking("3", "SUB003", at(26, 11))]),
+            OnCancel::Delete,
+            now(60),
+        )
+        .expect("reconcile changed");
+    assert_eq!(
+        (c.fetched, c.inserted, c.updated, c.discontinued, c.deleted),
+        (2, 1, 1, 0, 0)
+    );
+    assert_eq!(
+        status_of(&store, "1"),
+        Some((StepStatus::Scheduled, StatusSetBy::Sync))
+    );
+    assert_eq!(
+        store.get(SRC, "2").expect("get").expect("kept").entry,
+        moved
+    );
+    // A change that is a cancellation still applies.
+    let mut cancelled = booking("3", "SUB003", at(26, 11));
+    cancelled.status = StepStatus::Discontinued;
+    let c = store
+        .reconcile_changed(SRC, vec![cancelled], OnCancel::Discontinue, now(120))
+        .expect("reconcile changed");
+    assert_eq!((c.discontinued, c.deleted), (1, 0));
+    assert_eq!(store.count().expect("count"), 3);
+    // The complete fetch that follows removes what is gone from the window.
+    let c = store
+        .apply_fetched(
+            SRC,
+            &window(),
+            Fetched::Complete(vec![booking("1", "SUB001", at(26, 9))]),
+            OnCancel::Delete,
+            now(180),
+        )
+        .expect("reconcile complete");
+    assert_eq!(
+        c.deleted, 1,
+        "booking 3 is gone from the window; booking 2 is outside it"
+    );
+    assert_eq!(store.count().expect("count"), 2);
 }
 
 #[test]

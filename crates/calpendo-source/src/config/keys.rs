@@ -11,15 +11,21 @@ use std::time::Duration;
 
 use config_reader::{Report, Table, kind};
 use serde_json::Value;
+use worklist_store::DEFAULT_PROTOCOL_CODING_SCHEME;
 use worklist_store::OnCancel;
-use worklist_store::validate::{ae_problem, cs_problem};
+use worklist_store::source::Dialect;
+use worklist_store::validate::{ae_problem, coding_scheme_problem, cs_problem};
 
 use crate::config::field_mapping::parse_field_mapping;
 use crate::config::window::{WindowKeys, parse_daily_window};
 use crate::fields::{FieldMapping, PrefixMap};
 
-/// The default API path.
+/// The default API path: the one Calpendo documents.
 pub const DEFAULT_API_PATH: &str = "/webdav";
+/// The default API path of a Pylantir JSON config (Pylantir's default).
+pub const PYLANTIR_API_PATH: &str = "/api";
+/// The `lookback_multiplier` of a Pylantir JSON config that gives none (Pylantir's).
+pub const PYLANTIR_LOOKBACK_MULTIPLIER: f64 = 2.0;
 /// Environment variable holding the Calpendo user name.
 pub const ENV_USERNAME: &str = "CALPENDO_USERNAME";
 /// Environment variable holding the Calpendo password.
@@ -49,11 +55,14 @@ pub struct Key {
 /// What the keys read, before the rules that involve several keys are applied.
 #[derive(Debug, Default)]
 pub(crate) struct Draft {
+    /// Whose defaults apply; set before any key is read.
+    pub dialect: Dialect,
     pub base_url: Option<String>,
     pub base_url_given: bool,
     pub api_path: String,
     pub resources: Vec<String>,
     pub status_filter: Vec<String>,
+    pub allowed_studies: Vec<String>,
     pub timezone: Option<String>,
     pub source_timezone: Option<String>,
     pub tzdir: Option<PathBuf>,
@@ -68,6 +77,18 @@ pub(crate) struct Draft {
     pub max_workers: usize,
     pub detail_refresh: Duration,
     pub on_cancel: OnCancel,
+    pub site: Option<String>,
+    pub protocol: Option<ProtocolSetting>,
+    pub protocol_coding_scheme: String,
+}
+
+/// Pylantir's `protocol`, as read: one name, or a name per site id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ProtocolSetting {
+    /// `"protocol": "BRAIN"`.
+    Name(String),
+    /// `"protocol": {"792": "BRAIN"}`: the entry of `site`.
+    BySite(Vec<(String, String)>),
 }
 
 /// Seconds read with [`Table::seconds`], or `default`.
@@ -114,11 +135,11 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "api_path",
-        default: "`/webdav`",
+        default: "`/webdav`; `/api` in a Pylantir JSON config (Pylantir's default)",
         doc: "`/webdav` on older servers, `/api` on newer ones",
         read: |t, name, d, r| {
             d.api_path = match t.string(name, r) {
-                None => DEFAULT_API_PATH.to_string(),
+                None => default_api_path(d.dialect).to_string(),
                 Some(s) => {
                     let p = s.trim().trim_matches('/');
                     if p.chars().any(|c| c.is_whitespace() || c == '?' || c == '#') {
@@ -145,6 +166,16 @@ pub const KEYS: &[Key] = &[
         doc: "a status or a list of exact statuses (`\"Approved\"`, \
               `[\"Approved\", \"Pending\"]`)",
         read: |t, name, d, r| d.status_filter = parse_status_filter(t.raw(name), r),
+    },
+    Key {
+        name: "allowed_studies",
+        default: "all",
+        doc: "Pylantir's: a list of study descriptions; only bookings whose study \
+              description (mapped, else the default), blanks trimmed, is exactly one of them \
+              are kept. The others are skipped like an unselected resource: a booking whose \
+              study leaves the list vanishes from the window, so the sync discontinues it \
+              (or deletes it, see `on_cancel`)",
+        read: |t, name, d, r| d.allowed_studies = parse_allowed_studies(t.raw(name), name, r),
     },
     Key {
         name: "timezone",
@@ -231,7 +262,9 @@ pub const KEYS: &[Key] = &[
     Key {
         name: "daily_window",
         default: "whole day",
-        doc: "`today` mode: `{ start = \"07:00\", end = \"19:00\" }`",
+        doc: "`today` mode: `{ start = \"07:00\", end = \"19:00\" }` (or Pylantir's \
+              `start_time`/`end_time` `[hour, minute]`); an end at or before the start is \
+              on the next day: `18:00` to `06:00` runs overnight, from today's evening",
         read: |t, name, d, r| {
             d.window.daily_given = t.has(name);
             d.window.daily_window = t.raw(name).and_then(|v| parse_daily_window(v, r));
@@ -239,17 +272,25 @@ pub const KEYS: &[Key] = &[
     },
     Key {
         name: "lookback_multiplier",
-        default: "none",
-        doc: "Pylantir's; accepted and checked (a positive number), no effect: whole days \
-              are always fetched",
+        default: "none; `2` in a Pylantir JSON config (Pylantir's default)",
+        doc: "a positive number. `rolling` mode: the window starts no later than the local \
+              day (00:00) of now − `sync_interval` × `lookback_multiplier` (at most 366 \
+              days back), so it covers what Pylantir fetched; no effect in `today` mode \
+              (as in Pylantir)",
         read: |t, name, d, r| {
-            d.lookback_multiplier = t.raw(name).and_then(|v| match v.as_f64() {
-                Some(x) if x.is_finite() && x > 0.0 => Some(x),
-                _ => {
-                    r.problem(name, "must be a positive number");
-                    None
-                }
-            });
+            d.lookback_multiplier = match t.raw(name) {
+                None | Some(Value::Null) => match d.dialect {
+                    Dialect::Pylantir => Some(PYLANTIR_LOOKBACK_MULTIPLIER),
+                    Dialect::Mwlbridge => None,
+                },
+                Some(v) => match v.as_f64() {
+                    Some(x) if x.is_finite() && x > 0.0 => Some(x),
+                    _ => {
+                        r.problem(name, "must be a positive number");
+                        None
+                    }
+                },
+            };
         },
     },
     Key {
@@ -316,7 +357,113 @@ pub const KEYS: &[Key] = &[
             };
         },
     },
+    Key {
+        name: "site",
+        default: "none",
+        doc: "Pylantir's site id (a string or a number); it picks the entry of a \
+              `protocol` table and has no other effect",
+        read: |t, name, d, r| d.site = parse_site(t.raw(name), name, r),
+    },
+    Key {
+        name: "site_id",
+        default: "none",
+        doc: "Pylantir's other name of `site`; `site` wins when both are given",
+        read: |t, name, d, r| {
+            let site_id = parse_site(t.raw(name), name, r);
+            d.site = d.site.take().or(site_id);
+        },
+    },
+    Key {
+        name: "protocol",
+        default: "none",
+        doc: "Pylantir's protocol: a name, or `{ \"site id\" = name }` (the entry of \
+              `site`; none matching is a warning). As in Pylantir (its sync, not its \
+              Calpendo plugin), it is the Scheduled Procedure Step Description unless \
+              `field_mapping` maps `sps_description` or `protocol_name`. It (or a mapped \
+              `protocol_name`) is also sent as the Scheduled Protocol Code Sequence: code \
+              value and meaning",
+        read: |t, name, d, r| d.protocol = parse_protocol(t.raw(name), name, r),
+    },
+    Key {
+        name: "protocol_coding_scheme",
+        default: "`99MWLBRIDGE`",
+        doc: "the Coding Scheme Designator of the protocol code when no \
+              `hisris_coding_designator` is mapped or the booking's is blank or not a valid \
+              designator; `99…` designators are local (PS3.16 8.2)",
+        read: |t, name, d, r| {
+            d.protocol_coding_scheme = match t.string(name, r) {
+                None => DEFAULT_PROTOCOL_CODING_SCHEME.to_string(),
+                Some(s) => {
+                    let s = s.trim().to_string();
+                    if let Some(e) = coding_scheme_problem(&s) {
+                        r.problem(name, e);
+                    }
+                    s
+                }
+            };
+        },
+    },
 ];
+
+/// The API path used when the settings give none: Calpendo's documented `/webdav`, or
+/// Pylantir's `/api` for a Pylantir JSON config.
+pub fn default_api_path(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Mwlbridge => DEFAULT_API_PATH,
+        Dialect::Pylantir => PYLANTIR_API_PATH,
+    }
+}
+
+/// `site`: a string or a number, as text; `None` when absent, null or blank.
+fn parse_site(v: Option<&Value>, key: &str, p: &mut Report) -> Option<String> {
+    match v {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
+        Some(Value::Number(n)) => Some(n.to_string()),
+        Some(other) => {
+            p.problem(
+                key,
+                format!(
+                    "must be a site id (a string or a number), not {}",
+                    kind(other)
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `protocol`: a name, or a table of site id → name; `None` when absent, null or empty.
+fn parse_protocol(v: Option<&Value>, key: &str, p: &mut Report) -> Option<ProtocolSetting> {
+    let non_blank = |s: &str| Some(s.trim().to_string()).filter(|s| !s.is_empty());
+    match v {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => non_blank(s).map(ProtocolSetting::Name),
+        Some(Value::Object(m)) => {
+            let mut by_site = Vec::new();
+            for (site, name) in m {
+                match name.as_str().and_then(non_blank) {
+                    Some(name) => by_site.push((site.trim().to_string(), name)),
+                    None => p.problem(
+                        format!("{key}.{site}"),
+                        format!("must be a protocol name, not {}", kind(name)),
+                    ),
+                }
+            }
+            (!by_site.is_empty()).then_some(ProtocolSetting::BySite(by_site))
+        }
+        Some(other) => {
+            p.problem(
+                key,
+                format!(
+                    "must be a protocol name or a table of site id = protocol name, not {}",
+                    kind(other)
+                ),
+            );
+            None
+        }
+    }
+}
 
 /// Every key a Calpendo source's settings may have, in the order of [`KEYS`].
 pub const KNOWN_KEYS: [&str; KEYS.len()] = {
@@ -335,8 +482,11 @@ pub fn known_keys() -> impl Iterator<Item = &'static str> {
 }
 
 /// Reads every key of `t` into a draft; a key no [`Key`] reads is reported as unknown.
-pub(crate) fn read_keys(t: &mut Table<'_>, r: &mut Report) -> Draft {
-    let mut d = Draft::default();
+pub(crate) fn read_keys(t: &mut Table<'_>, dialect: Dialect, r: &mut Report) -> Draft {
+    let mut d = Draft {
+        dialect,
+        ..Draft::default()
+    };
     for key in KEYS {
         (key.read)(t, key.name, &mut d, r);
     }
@@ -452,6 +602,40 @@ fn parse_status_filter(v: Option<&Value>, p: &mut Report) -> Vec<String> {
                 "must be a status or a list of statuses, not {}",
                 kind(other)
             ),
+        ),
+    }
+    out
+}
+
+/// `allowed_studies`: absent (or null) allows every study; else a non-empty list of
+/// non-blank strings, kept trimmed (as Pylantir keeps them).
+fn parse_allowed_studies(v: Option<&Value>, key: &str, p: &mut Report) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    match v {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(items)) => {
+            if items.is_empty() {
+                p.problem(key, "must list at least one study description");
+            }
+            for (i, item) in items.iter().enumerate() {
+                match item {
+                    Value::String(s) if !s.trim().is_empty() => {
+                        let s = s.trim().to_string();
+                        if !out.contains(&s) {
+                            out.push(s);
+                        }
+                    }
+                    Value::String(_) => p.problem(format!("{key}[{i}]"), "must not be blank"),
+                    other => p.problem(
+                        format!("{key}[{i}]"),
+                        format!("must be a string, not {}", kind(other)),
+                    ),
+                }
+            }
+        }
+        Some(other) => p.problem(
+            key,
+            format!("must be a list of study descriptions, not {}", kind(other)),
         ),
     }
     out

@@ -22,9 +22,13 @@
 //!
 //! # `lookback_multiplier`
 //!
-//! Pylantir fetched from `now - sync_interval × lookback_multiplier` to `now + 24 h`. We
-//! always fetch whole local days (the window of `window_mode`), which covers every lookback
-//! Pylantir could ask for, so the value is checked and then has no effect (and no warning).
+//! Pylantir's rolling mode fetched from `now - sync_interval × lookback_multiplier` to
+//! `now + 24 h`. We fetch whole local days (the window of `window_mode`), which covers
+//! Pylantir's lookback only while it stays within today's window: so in `rolling` mode the
+//! window's start moves back to the local day (00:00) of `now - sync_interval ×
+//! lookback_multiplier` whenever that is earlier (see [`crate::window::widen_to_lookback`]).
+//! A Pylantir JSON config without the key has Pylantir's `2`; a TOML config without it has
+//! no lookback. `today` mode ignores it, as Pylantir does.
 //!
 //! # Field mapping
 //!
@@ -50,7 +54,6 @@ mod field_mapping;
 pub mod keys;
 mod window;
 
-use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -60,50 +63,22 @@ use jiff::tz::TimeZone;
 use serde_json::{Map, Value};
 use worklist_store::{DEFAULT_TIMEZONE, OnCancel, SyncWindow, ZoneDb};
 
+/// Defined beside the source contract, shared by every source.
+pub use worklist_store::source::{Dialect, Secret, SiteContext};
+
 pub use crate::fields::{Extract, ExtractOutput, FieldMapping, FieldRule, PrefixMap, Target};
 pub use crate::window::{DailyWindow, WindowMode};
 pub use config_reader::Problem;
 pub use keys::{
     DEFAULT_API_PATH, DEFAULT_DETAIL_REFRESH, ENV_API_URL, ENV_PASSWORD, ENV_USERNAME, KEYS,
-    KNOWN_KEYS, Key, MAX_WORKERS_LIMIT, docs_table, known_keys,
+    KNOWN_KEYS, Key, MAX_WORKERS_LIMIT, PYLANTIR_API_PATH, PYLANTIR_LOOKBACK_MULTIPLIER,
+    default_api_path, docs_table, known_keys,
 };
 
-use keys::{Draft, check_base_url, read_keys};
+use keys::{Draft, ProtocolSetting, check_base_url, read_keys};
 
 /// One thing wrong with the settings (the config reader's [`Problem`]; the old name).
 pub type ConfigProblem = Problem;
-
-/// What a source takes from the site's settings rather than its own: its zone and where
-/// zone rules come from. Its own `timezone` and `tzdir` keys, when given, win.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SiteContext {
-    /// The site's zone (IANA), when it is a valid one; `None`: `America/Edmonton`.
-    pub timezone: Option<String>,
-    /// The site's zoneinfo directory; `None`: the bundled tzdata.
-    pub tzdir: Option<PathBuf>,
-}
-
-/// A credential: kept out of `Debug` output and messages.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a credential.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The credential itself, for the HTTP `Authorization` header only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
 
 /// A Calpendo source's checked settings.
 #[derive(Debug, Clone)]
@@ -116,6 +91,8 @@ pub struct CalpendoConfig {
     pub resources: Vec<String>,
     /// Exact statuses to keep; empty keeps every status.
     pub status_filter: Vec<String>,
+    /// Study descriptions to keep (trimmed); empty keeps every study.
+    pub allowed_studies: Vec<String>,
     /// The site's zone name (IANA).
     pub timezone: String,
     /// The site's zone.
@@ -134,7 +111,8 @@ pub struct CalpendoConfig {
     pub field_mapping: FieldMapping,
     /// Which bookings a cycle covers.
     pub window_mode: WindowMode,
-    /// Pylantir's lookback multiplier: validated, otherwise without effect.
+    /// Pylantir's lookback multiplier: in `rolling` mode the window starts no later than
+    /// the local day of `now - sync_interval × lookback_multiplier`.
     pub lookback_multiplier: Option<f64>,
     /// Time between sync cycles.
     pub sync_interval: Duration,
@@ -149,6 +127,13 @@ pub struct CalpendoConfig {
     pub detail_refresh: Duration,
     /// What a sync does with cancelled and vanished bookings.
     pub on_cancel: OnCancel,
+    /// Pylantir's site id, when given.
+    pub site: Option<String>,
+    /// The protocol name `protocol` gives for `site`: the Scheduled Procedure Step
+    /// Description unless one is mapped (see [`crate::mapping`]).
+    pub protocol: Option<String>,
+    /// The protocol code's Coding Scheme Designator when the booking maps no valid one.
+    pub protocol_coding_scheme: String,
     /// Calpendo user name.
     pub username: String,
     /// Calpendo password (redacted in `Debug`).
@@ -163,9 +148,27 @@ impl CalpendoConfig {
         &self.timezone
     }
 
-    /// The window one sync cycle starting at `now` covers, in the site's local time.
+    /// The window one sync cycle starting at `now` covers, in the site's local time: the
+    /// window of `window_mode`, in `rolling` mode widened to the [lookback](Self::lookback).
     pub fn sync_window(&self, now: Timestamp) -> SyncWindow {
-        crate::window::sync_window(self.window_mode, &self.tz, now)
+        let window = crate::window::sync_window(self.window_mode, &self.tz, now);
+        match (self.window_mode, self.lookback()) {
+            (WindowMode::Rolling { .. }, Some(lookback)) => {
+                crate::window::widen_to_lookback(window, &self.tz, now, lookback)
+            }
+            _ => window,
+        }
+    }
+
+    /// Pylantir's lookback, `sync_interval × lookback_multiplier`, when a multiplier is set
+    /// (cut to [`crate::window::MAX_LOOKBACK`]).
+    pub fn lookback(&self) -> Option<Duration> {
+        let m = self.lookback_multiplier?;
+        let max = crate::window::MAX_LOOKBACK;
+        Some(
+            Duration::try_from_secs_f64(self.sync_interval.as_secs_f64() * m)
+                .map_or(max, |d| d.min(max)),
+        )
     }
 
     /// Whether a resource name starts with one of the configured prefixes.
@@ -173,6 +176,14 @@ impl CalpendoConfig {
         self.resources
             .iter()
             .any(|p| resource_name.starts_with(p.as_str()))
+    }
+
+    /// Whether a booking's study description passes `allowed_studies`: always without the
+    /// key; else only a description that, blanks trimmed, equals one listed exactly
+    /// (Pylantir's comparison). A booking without a description passes no list.
+    pub fn study_allowed(&self, description: Option<&str>) -> bool {
+        self.allowed_studies.is_empty()
+            || description.is_some_and(|d| self.allowed_studies.iter().any(|a| a == d.trim()))
     }
 
     /// Whether a booking status passes the status filter (always, without a filter).
@@ -196,7 +207,8 @@ pub fn parse_config(
 
 /// Checks a Calpendo source's settings and reads the credentials through `env`
 /// (`CALPENDO_USERNAME`, `CALPENDO_PASSWORD`, and `CALPENDO_API_URL` when the settings
-/// have no `base_url`); the zone and zone rules default to the `site`'s. Returns every
+/// have no `base_url`); the zone and zone rules default to the `site`'s, and keys left
+/// out take the defaults of the `site`'s [`Dialect`]. Returns every
 /// problem found, not only the first; key paths are relative to the settings.
 pub fn parse_settings(
     value: &Value,
@@ -219,7 +231,7 @@ pub fn parse_settings(
         }
     };
     let mut t = Table::new(obj, "");
-    let draft = read_keys(&mut t, &mut r);
+    let draft = read_keys(&mut t, site.dialect, &mut r);
     let config = finish(draft, env, site, &mut r);
     let (mut config, warnings) = r.finish(config)?;
     config.warnings = warnings;
@@ -298,7 +310,33 @@ fn credentials(env: &dyn Fn(&str) -> Option<String>, r: &mut Report) -> Option<(
             "not set (the Calpendo password)",
         );
     }
-    Some((username?, Secret(password?)))
+    Some((username?, Secret::new(password?)))
+}
+
+/// The protocol name for the site: the one name, or the `site`'s entry of the table (a
+/// warning when there is none: Pylantir would send `DEFAULT_PROTOCOL` there).
+fn resolve_protocol(
+    protocol: Option<&ProtocolSetting>,
+    site: Option<&str>,
+    r: &mut Report,
+) -> Option<String> {
+    match protocol? {
+        ProtocolSetting::Name(name) => Some(name.clone()),
+        ProtocolSetting::BySite(by_site) => {
+            let found = site.and_then(|s| by_site.iter().find(|(k, _)| k == s));
+            if found.is_none() {
+                let which = match site {
+                    Some(s) => format!("has no entry for site {s:?}"),
+                    None => "is a table of site ids, but no site is given".to_string(),
+                };
+                r.warn(
+                    "protocol",
+                    format!("{which}: the step description keeps its default"),
+                );
+            }
+            found.map(|(_, name)| name.clone())
+        }
+    }
 }
 
 /// Applies the rules that involve several keys and builds the settings.
@@ -324,6 +362,7 @@ fn finish(
     };
     let zones = zones(&d, site, r);
     let window_mode = window::combine_window(&d.window, r);
+    let protocol = resolve_protocol(d.protocol.as_ref(), d.site.as_deref(), r);
     let credentials = credentials(env, r);
     let zones = zones?;
     let (username, password) = credentials?;
@@ -332,6 +371,7 @@ fn finish(
         api_path: d.api_path,
         resources: d.resources,
         status_filter: d.status_filter,
+        allowed_studies: d.allowed_studies,
         timezone: zones.timezone,
         tz: zones.tz,
         source_timezone: zones.source_timezone,
@@ -348,6 +388,9 @@ fn finish(
         max_workers: d.max_workers,
         detail_refresh: d.detail_refresh,
         on_cancel: d.on_cancel,
+        site: d.site,
+        protocol,
+        protocol_coding_scheme: d.protocol_coding_scheme,
         username,
         password,
         warnings: Vec::new(),

@@ -45,7 +45,8 @@ fn parse_clock(v: &Value, key: &str, allow_24: bool, p: &mut Report) -> Option<u
 }
 
 /// Reads `daily_window`: `{start, end}` as `"HH:MM"` strings or Pylantir's
-/// `start_time`/`end_time` `[hour, minute]` arrays.
+/// `start_time`/`end_time` `[hour, minute]` arrays. An end at or before the start is on
+/// the next day (an overnight window, see [`DailyWindow`]).
 pub(crate) fn parse_daily_window(v: &Value, p: &mut Report) -> Option<DailyWindow> {
     let key = "daily_window";
     let Value::Object(m) = v else {
@@ -90,10 +91,6 @@ pub(crate) fn parse_daily_window(v: &Value, p: &mut Report) -> Option<DailyWindo
         }
     };
     let (start, end) = (start?, end?);
-    if end <= start {
-        p.problem(key, "end must be later than start");
-        return None;
-    }
     Some(DailyWindow {
         start_minute: start,
         end_minute: end,

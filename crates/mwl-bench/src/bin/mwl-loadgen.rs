@@ -20,8 +20,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use anyhow::{Context, anyhow, bail};
 use clap::{Parser, ValueEnum};
-use mwl_bench::client::{Connection, FindOutcome, Target};
+use mwl_bench::client::{ClientError, Connection, FindOutcome, Target};
 use mwl_bench::queries::{QueryKind, QueryParams, Rng, build, format_da};
 use mwl_bench::stats::{LoadReport, PhaseReport, own_cpu_time, summarize};
 
@@ -153,34 +154,34 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_day(args: &Args) -> Result<jiff::civil::Date, String> {
+fn parse_day(args: &Args) -> anyhow::Result<jiff::civil::Date> {
     match &args.date {
         Some(d) => {
             let digits: String = d.chars().filter(|c| c.is_ascii_digit()).collect();
             if digits.len() != 8 {
-                return Err(format!("--date {d:?}: expected YYYYMMDD"));
+                bail!("--date {d:?}: expected YYYYMMDD");
             }
             let num = |r: std::ops::Range<usize>| digits[r].parse::<i16>().unwrap_or(0);
             jiff::civil::Date::new(num(0..4), num(4..6) as i8, num(6..8) as i8)
-                .map_err(|e| format!("--date {d:?}: {e}"))
+                .map_err(|e| anyhow!("--date {d:?}: {e}"))
         }
         None => {
             let tz = jiff::tz::TimeZoneDatabase::bundled()
                 .get(&args.timezone)
-                .map_err(|e| format!("--timezone {:?}: {e}", args.timezone))?;
+                .map_err(|e| anyhow!("--timezone {:?}: {e}", args.timezone))?;
             Ok(jiff::Timestamp::now().to_zoned_datetime(tz).date())
         }
     }
 }
 
-async fn run(args: Args) -> Result<(), String> {
+async fn run(args: Args) -> anyhow::Result<()> {
     let kinds: Vec<QueryKind> = args
         .mix
         .iter()
         .map(|n| QueryKind::parse(n.trim()))
         .collect::<Result<_, _>>()?;
     if kinds.is_empty() {
-        return Err("--mix is empty".into());
+        bail!("--mix is empty");
     }
     let duration = match (args.duration, args.queries) {
         (Some(d), _) => d,
@@ -188,13 +189,13 @@ async fn run(args: Args) -> Result<(), String> {
         (None, None) => 10.0,
     };
     if !(duration > 0.0 && duration <= MAX_DURATION_S) {
-        return Err(format!("--duration must be in (0, {MAX_DURATION_S}]"));
+        bail!("--duration must be in (0, {MAX_DURATION_S}]");
     }
     if !(args.query_timeout > 0.0 && args.query_timeout <= MAX_DURATION_S) {
-        return Err(format!("--query-timeout must be in (0, {MAX_DURATION_S}]"));
+        bail!("--query-timeout must be in (0, {MAX_DURATION_S}]");
     }
     if args.clients == 0 || args.clients > 1000 || args.universal_clients == 0 {
-        return Err("--clients and --universal-clients must be 1..=1000".into());
+        bail!("--clients and --universal-clients must be 1..=1000");
     }
     let day = parse_day(&args)?;
     let target = Arc::new(Target {
@@ -216,7 +217,7 @@ async fn run(args: Args) -> Result<(), String> {
     if kinds.contains(&QueryKind::PatientId) {
         params.patient_ids = match &args.patient_ids {
             Some(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: {e}", path.display()))?
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?
                 .lines()
                 .map(str::trim)
                 .filter(|l| !l.is_empty())
@@ -225,7 +226,7 @@ async fn run(args: Args) -> Result<(), String> {
             None => ids_from_server(&target).await?,
         };
         if params.patient_ids.is_empty() {
-            return Err("no PatientIDs for the patient-id query".into());
+            bail!("no PatientIDs for the patient-id query");
         }
     }
     let params = Arc::new(params);
@@ -261,10 +262,7 @@ async fn run(args: Args) -> Result<(), String> {
         report.phases.push(r);
     }
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?
-        );
+        println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_table(&report);
     }
@@ -272,7 +270,7 @@ async fn run(args: Args) -> Result<(), String> {
 }
 
 /// PatientIDs of every item, from one universal query asking only for PatientID.
-async fn ids_from_server(target: &Target) -> Result<Vec<String>, String> {
+async fn ids_from_server(target: &Target) -> anyhow::Result<Vec<String>> {
     // A dedicated decoding client would cost more code than this: run the universal
     // query with the full decoder of dicom-object, once.
     use dicom_dictionary_std::tags;
@@ -293,12 +291,12 @@ async fn ids_from_server(target: &Target) -> Result<Vec<String>, String> {
         .connection_timeout(target.io_timeout)
         .establish_async((target.host.as_str(), target.port))
         .await
-        .map_err(|e| format!("association: {e}"))?;
+        .map_err(ClientError::Associate)?;
     let ctx = assoc
         .presentation_contexts()
         .first()
         .map(|pc| pc.id)
-        .ok_or("no presentation context")?;
+        .context("no presentation context")?;
     let ident = InMemDicomObject::from_element_iter([dicom_core::DataElement::new(
         tags::PATIENT_ID,
         dicom_core::VR::LO,
@@ -322,13 +320,13 @@ async fn ids_from_server(target: &Target) -> Result<Vec<String>, String> {
             ],
         })
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(ClientError::Send)?;
     let mut ids = Vec::new();
     let (mut cmd, mut data) = (Vec::new(), Vec::new());
     let deadline = Instant::now() + Duration::from_secs(600);
     'outer: while Instant::now() < deadline {
-        let Pdu::PData { data: pdvs } = assoc.receive().await.map_err(|e| e.to_string())? else {
-            return Err("unexpected PDU while reading PatientIDs".into());
+        let Pdu::PData { data: pdvs } = assoc.receive().await.map_err(ClientError::Receive)? else {
+            bail!("unexpected PDU while reading PatientIDs");
         };
         for v in pdvs {
             match v.value_type {
@@ -336,7 +334,7 @@ async fn ids_from_server(target: &Target) -> Result<Vec<String>, String> {
                     cmd.extend_from_slice(&v.data);
                     if v.is_last {
                         let (status, _) =
-                            mwl_bench::client::scan_command(&cmd).ok_or("no status")?;
+                            mwl_bench::client::scan_command(&cmd).context("no status")?;
                         cmd.clear();
                         if !matches!(status, 0xFF00 | 0xFF01) {
                             break 'outer;
@@ -349,8 +347,7 @@ async fn ids_from_server(target: &Target) -> Result<Vec<String>, String> {
                         let obj = InMemDicomObject::read_dataset_with_ts(
                             data.as_slice(),
                             &IMPLICIT_VR_LITTLE_ENDIAN.erased(),
-                        )
-                        .map_err(|e| e.to_string())?;
+                        )?;
                         data.clear();
                         if let Some(id) = obj
                             .element(tags::PATIENT_ID)
@@ -410,7 +407,7 @@ async fn run_phase(phase: &Phase, target: &Arc<Target>, params: &Arc<QueryParams
             match tokio::time::timeout(phase.query_timeout, Connection::open(target)).await {
                 Ok(Ok(c)) => conns.push(Some(c)),
                 Ok(Err(e)) => {
-                    setup.error(e);
+                    setup.error(e.to_string());
                     conns.push(None);
                 }
                 Err(_) => {
@@ -494,14 +491,12 @@ async fn query_once(
     conn: &mut Option<Connection>,
     target: &Target,
     identifier: &[u8],
-) -> Result<FindOutcome, String> {
-    if conn.is_none() {
-        *conn = Some(Connection::open(target).await?);
-    }
-    match conn.as_mut() {
-        Some(c) => c.find(identifier).await,
-        None => Err("no association".into()),
-    }
+) -> Result<FindOutcome, ClientError> {
+    let c = match conn {
+        Some(c) => c,
+        None => conn.insert(Connection::open(target).await?),
+    };
+    c.find(identifier).await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -542,7 +537,7 @@ async fn client_loop(
             }
             Ok(Ok(outcome)) => r.error(format!("final status {:04X}", outcome.status)),
             Ok(Err(e)) => {
-                r.error(e);
+                r.error(e.to_string());
                 conn = None;
                 // Do not spin on a server that refuses.
                 tokio::time::sleep(Duration::from_millis(20)).await;

@@ -11,18 +11,18 @@ use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use worklist_store::WorklistEntry;
 
-use super::{KeyKind, MwlQuery, ResponseCharset, ReturnKey};
+use super::{KeyKind, MwlQuery, ResponseCharset, ReturnKey, response};
 
 fn put_header(out: &mut Vec<u8>, tag: Tag, vr: VR, len: u32, explicit: bool) {
     out.extend_from_slice(&tag.group().to_le_bytes());
     out.extend_from_slice(&tag.element().to_le_bytes());
     if explicit {
         out.extend_from_slice(vr.to_string().as_bytes());
-        if vr == VR::SQ {
+        if matches!(vr, VR::SQ | VR::UC) {
             out.extend_from_slice(&[0, 0]);
             out.extend_from_slice(&len.to_le_bytes());
         } else {
-            // Our values are short (at most 64 characters): a 16-bit length fits.
+            // Our other values are short (at most 64 characters): a 16-bit length fits.
             out.extend_from_slice(&(len as u16).to_le_bytes());
         }
     } else {
@@ -60,8 +60,31 @@ fn put_value(
 fn value_of(key: &ReturnKey, entry: &WorklistEntry) -> Option<String> {
     match key.kind {
         KeyKind::Field(f) => f.response_value(entry),
-        KeyKind::NoValue => None,
+        KeyKind::NoValue | KeyKind::Protocol => None,
     }
+}
+
+/// Writes the Scheduled Protocol Code Sequence: one item (`item`), or none.
+fn put_protocol(
+    out: &mut Vec<u8>,
+    item: Option<&[(ReturnKey, Option<String>)]>,
+    charset: ResponseCharset,
+    explicit: bool,
+) {
+    let tag = tags::SCHEDULED_PROTOCOL_CODE_SEQUENCE;
+    let Some(keys) = item else {
+        put_header(out, tag, VR::SQ, 0, explicit);
+        return;
+    };
+    let mut bytes = Vec::with_capacity(96);
+    for (k, v) in keys {
+        put_value(&mut bytes, k, v.as_deref(), charset, explicit);
+    }
+    put_header(out, tag, VR::SQ, bytes.len() as u32 + 8, explicit);
+    out.extend_from_slice(&0xFFFEu16.to_le_bytes());
+    out.extend_from_slice(&0xE000u16.to_le_bytes());
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(&bytes);
 }
 
 /// Writes the response identifier for `entry` into `out` (cleared first); returns the
@@ -80,10 +103,13 @@ pub(super) fn encode(
         .sps
         .as_ref()
         .map(|keys| keys.iter().map(|k| (k, value_of(k, entry))).collect());
+    let protocol = response::protocol_item(q, entry);
     let fits = top
         .iter()
         .chain(sps.iter().flatten())
-        .all(|(_, v)| v.as_deref().is_none_or(|v| preferred.can_represent(v)));
+        .map(|(_, v)| v)
+        .chain(protocol.iter().flatten().map(|(_, v)| v))
+        .all(|v| v.as_deref().is_none_or(|v| preferred.can_represent(v)));
     let charset = if fits {
         preferred
     } else {
@@ -112,7 +138,11 @@ pub(super) fn encode(
     if let Some(items) = &sps {
         let mut item = Vec::with_capacity(256);
         for (k, v) in items {
-            put_value(&mut item, k, v.as_deref(), charset, explicit);
+            if k.kind == KeyKind::Protocol {
+                put_protocol(&mut item, protocol.as_deref(), charset, explicit);
+            } else {
+                put_value(&mut item, k, v.as_deref(), charset, explicit);
+            }
         }
         put_header(out, sequence_tag, VR::SQ, item.len() as u32 + 8, explicit);
         out.extend_from_slice(&0xFFFEu16.to_le_bytes());

@@ -14,6 +14,8 @@ pub(crate) enum Level {
     Top,
     /// Inside the (one) Scheduled Procedure Step Sequence item.
     Sps,
+    /// Inside the (one) Scheduled Protocol Code Sequence item of the step item.
+    Protocol,
 }
 
 /// An attribute the store holds a value for.
@@ -42,6 +44,10 @@ pub(crate) enum Field {
     SpsLocation,
     SpsId,
     SpsStatus,
+    ProtocolCodeValue,
+    ProtocolCodingScheme,
+    ProtocolCodeMeaning,
+    ProtocolLongCodeValue,
 }
 
 /// The top-level fields, in tag order.
@@ -75,6 +81,18 @@ pub(crate) const SPS_FIELDS: [Field; 12] = [
     Field::SpsStatus,
 ];
 
+/// The protocol code item's fields, in tag order. An empty item asks for the first three;
+/// Long Code Value is sent as well when the code value is longer than SH allows.
+pub(crate) const PROTOCOL_FIELDS: [Field; 4] = [
+    Field::ProtocolCodeValue,
+    Field::ProtocolCodingScheme,
+    Field::ProtocolCodeMeaning,
+    Field::ProtocolLongCodeValue,
+];
+
+/// The longest Code Value (SH); a longer code is sent as Long Code Value (PS3.3 8.8).
+pub(crate) const CODE_VALUE_MAX: usize = 16;
+
 impl Field {
     /// The field stored for `tag` at `level`, if any. A step key at the top level (or a
     /// top-level key inside the step item) is not one of ours.
@@ -82,6 +100,7 @@ impl Field {
         let list: &[Field] = match level {
             Level::Top => &TOP_FIELDS,
             Level::Sps => &SPS_FIELDS,
+            Level::Protocol => &PROTOCOL_FIELDS,
         };
         list.iter().copied().find(|f| f.tag() == tag)
     }
@@ -112,6 +131,10 @@ impl Field {
             Field::SpsLocation => tags::SCHEDULED_PROCEDURE_STEP_LOCATION,
             Field::SpsId => tags::SCHEDULED_PROCEDURE_STEP_ID,
             Field::SpsStatus => tags::SCHEDULED_PROCEDURE_STEP_STATUS,
+            Field::ProtocolCodeValue => tags::CODE_VALUE,
+            Field::ProtocolCodingScheme => tags::CODING_SCHEME_DESIGNATOR,
+            Field::ProtocolCodeMeaning => tags::CODE_MEANING,
+            Field::ProtocolLongCodeValue => tags::LONG_CODE_VALUE,
         }
     }
 
@@ -124,12 +147,16 @@ impl Field {
             Field::PatientId
             | Field::StudyDescription
             | Field::RequestedProcedureDescription
-            | Field::SpsDescription => VR::LO,
+            | Field::SpsDescription
+            | Field::ProtocolCodeMeaning => VR::LO,
             Field::AccessionNumber
             | Field::RequestedProcedureId
             | Field::StationName
             | Field::SpsLocation
-            | Field::SpsId => VR::SH,
+            | Field::SpsId
+            | Field::ProtocolCodeValue
+            | Field::ProtocolCodingScheme => VR::SH,
+            Field::ProtocolLongCodeValue => VR::UC,
             Field::PatientBirthDate | Field::SpsStartDate | Field::SpsEndDate => VR::DA,
             Field::SpsStartTime | Field::SpsEndTime => VR::TM,
             Field::PatientSex | Field::Modality | Field::SpsStatus => VR::CS,
@@ -160,6 +187,13 @@ impl Field {
             Field::SpsLocation => e.sps_location.as_deref(),
             Field::SpsId => Some(&e.sps_id),
             Field::SpsStatus => Some(e.status.as_dicom()),
+            // A code value key matches the code whatever its length (so also one sent as
+            // Long Code Value); only the response splits them.
+            Field::ProtocolCodeValue | Field::ProtocolLongCodeValue => {
+                e.protocol_code_value.as_deref()
+            }
+            Field::ProtocolCodingScheme => e.protocol_coding_scheme.as_deref(),
+            Field::ProtocolCodeMeaning => e.protocol_code_meaning.as_deref(),
             Field::PatientBirthDate
             | Field::PatientWeight
             | Field::SpsStartDate
@@ -188,6 +222,14 @@ impl Field {
                     .or_else(|| e.modality.clone())
                     .unwrap_or_else(|| "Scan".to_owned()),
             ),
+            Field::ProtocolCodeValue => e
+                .protocol_code_value
+                .clone()
+                .filter(|v| v.chars().count() <= CODE_VALUE_MAX),
+            Field::ProtocolLongCodeValue => e
+                .protocol_code_value
+                .clone()
+                .filter(|v| v.chars().count() > CODE_VALUE_MAX),
             other => other.text(e).map(Cow::into_owned),
         }
     }
@@ -230,6 +272,10 @@ mod tests {
         for f in SPS_FIELDS {
             assert_eq!(Field::from_tag(f.tag(), Level::Sps), Some(f));
             assert_eq!(Field::from_tag(f.tag(), Level::Top), None);
+        }
+        for f in PROTOCOL_FIELDS {
+            assert_eq!(Field::from_tag(f.tag(), Level::Protocol), Some(f));
+            assert_eq!(Field::from_tag(f.tag(), Level::Sps), None);
         }
     }
 

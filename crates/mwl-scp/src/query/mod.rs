@@ -19,8 +19,9 @@
 //! RequestedProcedureDescription; inside the one Scheduled Procedure Step Sequence item
 //! ScheduledStationAETitle, SPS Start/End Date and Time, Modality,
 //! ScheduledPerformingPhysicianName, SPS Description, ScheduledStationName, SPS Location,
-//! SPS ID and SPS Status. Any other key (OtherPatientIDs, MedicalAlerts,
-//! ReferencedStudySequence, ScheduledProtocolCodeSequence, a step key at the top level, ...)
+//! SPS ID and SPS Status, and the Scheduled Protocol Code Sequence with, in its one item,
+//! CodeValue, CodingSchemeDesignator, CodeMeaning and LongCodeValue. Any other key
+//! (OtherPatientIDs, MedicalAlerts, ReferencedStudySequence, a step key at the top level, ...)
 //! is returned zero-length ("no value") and matches universally when it is empty or `*`;
 //! with another value it is *unsupported*: ignored for matching and reported through
 //! [`MwlQuery::unsupported_keys`] (status FF01). Private keys are unsupported when they
@@ -71,8 +72,18 @@
 //!   or `*`), only steps [`offered_by_default`](worklist_store::StepStatus::offered_by_default)
 //!   (SCHEDULED, STARTED) are offered, also when the query has no step sequence at all.
 //! - **Sequence**: the Scheduled Procedure Step Sequence holds one item; an item with no
-//!   keys, or a sequence with no items, asks for every step attribute. Two or more items
-//!   are an error (A900, offending (0040,0100)).
+//!   keys, or a sequence with no items, asks for every step attribute (the Scheduled
+//!   Protocol Code Sequence included). Two or more items are an error (A900, offending
+//!   (0040,0100)).
+//! - **Protocol code** (PS3.4 C.2.2.2.6): the Scheduled Protocol Code Sequence in the step
+//!   item holds at most one item (two or more: A900, offending (0040,0100), (0040,0008)).
+//!   Its keys match the entry's protocol code with the text rules above (a Long Code Value
+//!   key, and a Code Value key, match the whole code); an entry without a protocol does not
+//!   match a key with a value. The response holds one item with the keys asked (Code
+//!   Value, Coding Scheme Designator and Code Meaning for an empty item or a sequence with
+//!   no item), or no item when the entry has no protocol. A code longer than SH's 16
+//!   characters is sent as Long Code Value (0008,0119, UC) with Code Value zero-length
+//!   (PS3.3 8.8), Long Code Value added when only Code Value was asked.
 //!
 //! Invalid identifiers (A900): a key of ours with another VR than its own (UN is decoded
 //! as text), a value that is not a date, time, date/time range, UID or number where one is
@@ -84,6 +95,8 @@ mod encode;
 mod fields;
 mod matching;
 mod parse;
+#[cfg(test)]
+mod protocol_tests;
 mod response;
 #[cfg(test)]
 mod tests;
@@ -152,6 +165,9 @@ enum KeyKind {
     Field(Field),
     /// No value: sent zero-length (an empty sequence for SQ).
     NoValue,
+    /// The Scheduled Protocol Code Sequence: one item with the keys of
+    /// [`MwlQuery::protocol`] when the entry has a protocol code, else no item.
+    Protocol,
 }
 
 /// A key the response carries, at its level.
@@ -172,6 +188,9 @@ pub struct MwlQuery {
     top: Vec<ReturnKey>,
     /// The step item's keys to return, when the query has the sequence.
     sps: Option<Vec<ReturnKey>>,
+    /// The protocol code item's keys to return, when the step item asks for the
+    /// Scheduled Protocol Code Sequence.
+    protocol: Option<Vec<ReturnKey>>,
     /// Conditions on fields other than status and the date-time pairs.
     conditions: Vec<Condition>,
     /// SPS Start Date + Start Time.
@@ -212,6 +231,7 @@ impl MwlQuery {
         parse::parse(&obj).unwrap_or_else(|_| MwlQuery {
             top: Vec::new(),
             sps: None,
+            protocol: None,
             conditions: Vec::new(),
             start: DateTimeMatcher::default(),
             end: DateTimeMatcher::default(),

@@ -9,7 +9,7 @@ use dicom_encoding::text::{DefaultCharacterSetCodec, SpecificCharacterSet, TextC
 use dicom_object::InMemDicomObject;
 use dicom_object::mem::InMemElement;
 
-use super::fields::{Field, Level, SPS_FIELDS};
+use super::fields::{Field, Level, PROTOCOL_FIELDS, SPS_FIELDS};
 use super::matching::{
     DateRange, DateTimeMatcher, NumberMatcher, PnMatcher, TextMatcher, TimeRange, UidMatcher,
 };
@@ -20,6 +20,11 @@ fn offending(level: Level, tag: Tag) -> Vec<Tag> {
     match level {
         Level::Top => vec![tag],
         Level::Sps => vec![tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE, tag],
+        Level::Protocol => vec![
+            tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE,
+            tags::SCHEDULED_PROTOCOL_CODE_SEQUENCE,
+            tag,
+        ],
     }
 }
 
@@ -65,6 +70,7 @@ pub(super) fn parse(identifier: &InMemDicomObject) -> Result<MwlQuery, QueryErro
         query: MwlQuery {
             top: Vec::new(),
             sps: None,
+            protocol: None,
             conditions: Vec::new(),
             start: DateTimeMatcher::default(),
             end: DateTimeMatcher::default(),
@@ -129,30 +135,7 @@ impl Builder {
 
     /// Parses the Scheduled Procedure Step Sequence.
     fn step_sequence(&mut self, elem: &InMemElement) -> Result<(), QueryError> {
-        let tag = elem.tag();
-        let items: &[InMemDicomObject] = match elem.value() {
-            Value::Sequence(seq) => seq.items(),
-            Value::Primitive(PrimitiveValue::Empty) => &[],
-            _ => {
-                return Err(invalid(
-                    vec![tag],
-                    format!("{tag} must be a sequence (SQ), not {}", elem.vr()),
-                ));
-            }
-        };
-        let item = match items {
-            [] => None,
-            [one] => Some(one),
-            _ => {
-                return Err(invalid(
-                    vec![tag],
-                    format!(
-                        "the Scheduled Procedure Step Sequence has {} items; MWL allows one",
-                        items.len()
-                    ),
-                ));
-            }
-        };
+        let item = one_item(elem, Level::Top, "Scheduled Procedure Step Sequence")?;
         self.query.sps = Some(Vec::new());
         let mut any_key = false;
         for inner in item.into_iter().flat_map(|i| i.iter()) {
@@ -166,18 +149,43 @@ impl Builder {
             self.key(inner, Level::Sps)?;
         }
         if !any_key {
-            // An empty item (or no item): every step attribute.
-            self.query.sps = Some(
-                SPS_FIELDS
-                    .iter()
-                    .map(|&f| ReturnKey {
-                        tag: f.tag(),
-                        vr: f.vr(),
-                        kind: KeyKind::Field(f),
-                    })
-                    .collect(),
-            );
+            // An empty item (or no item): every step attribute, the protocol code too.
+            let mut keys: Vec<ReturnKey> = SPS_FIELDS
+                .iter()
+                .map(|&f| ReturnKey {
+                    tag: f.tag(),
+                    vr: f.vr(),
+                    kind: KeyKind::Field(f),
+                })
+                .collect();
+            keys.push(protocol_return_key());
+            keys.sort_by_key(|k| k.tag);
+            self.query.sps = Some(keys);
+            self.query.protocol = Some(every_protocol_key());
         }
+        Ok(())
+    }
+
+    /// Parses the Scheduled Protocol Code Sequence inside the step item (PS3.4
+    /// C.2.2.2.6): its one item's keys match and return the protocol code; an empty item
+    /// or no item asks for Code Value, Coding Scheme Designator and Code Meaning.
+    fn protocol_sequence(&mut self, elem: &InMemElement) -> Result<(), QueryError> {
+        let item = one_item(elem, Level::Sps, "Scheduled Protocol Code Sequence")?;
+        self.query.protocol = Some(Vec::new());
+        let mut any_key = false;
+        for inner in item.into_iter().flat_map(|i| i.iter()) {
+            let t = inner.tag();
+            check_group(t, Level::Protocol)?;
+            if t == tags::SPECIFIC_CHARACTER_SET || t.element() == 0x0000 {
+                continue;
+            }
+            any_key = true;
+            self.key(inner, Level::Protocol)?;
+        }
+        if !any_key {
+            self.query.protocol = Some(every_protocol_key());
+        }
+        self.push_return(Level::Sps, protocol_return_key());
         Ok(())
     }
 
@@ -185,6 +193,7 @@ impl Builder {
         match level {
             Level::Top => self.query.top.push(key),
             Level::Sps => self.query.sps.get_or_insert_with(Vec::new).push(key),
+            Level::Protocol => self.query.protocol.get_or_insert_with(Vec::new).push(key),
         }
     }
 
@@ -197,6 +206,9 @@ impl Builder {
                 self.query.unsupported.push(tag);
             }
             return Ok(());
+        }
+        if level == Level::Sps && tag == tags::SCHEDULED_PROTOCOL_CODE_SEQUENCE {
+            return self.protocol_sequence(elem);
         }
         match Field::from_tag(tag, level) {
             Some(field) => {
@@ -302,6 +314,56 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// The one item of a sequence key (`None`: no item, or a zero-length value); several
+/// items, or a value that is not a sequence, are an error. `level` is the sequence's.
+fn one_item<'a>(
+    elem: &'a InMemElement,
+    level: Level,
+    name: &str,
+) -> Result<Option<&'a InMemDicomObject>, QueryError> {
+    let tag = elem.tag();
+    let items: &[InMemDicomObject] = match elem.value() {
+        Value::Sequence(seq) => seq.items(),
+        Value::Primitive(PrimitiveValue::Empty) => &[],
+        _ => {
+            return Err(invalid(
+                offending(level, tag),
+                format!("{tag} must be a sequence (SQ), not {}", elem.vr()),
+            ));
+        }
+    };
+    match items {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        _ => Err(invalid(
+            offending(level, tag),
+            format!("the {name} has {} items; MWL allows one", items.len()),
+        )),
+    }
+}
+
+/// The step item's key for the Scheduled Protocol Code Sequence.
+fn protocol_return_key() -> ReturnKey {
+    ReturnKey {
+        tag: tags::SCHEDULED_PROTOCOL_CODE_SEQUENCE,
+        vr: VR::SQ,
+        kind: KeyKind::Protocol,
+    }
+}
+
+/// What an empty protocol code item asks for: Code Value, Coding Scheme Designator and
+/// Code Meaning.
+fn every_protocol_key() -> Vec<ReturnKey> {
+    PROTOCOL_FIELDS[..3]
+        .iter()
+        .map(|&f| ReturnKey {
+            tag: f.tag(),
+            vr: f.vr(),
+            kind: KeyKind::Field(f),
+        })
+        .collect()
 }
 
 /// The non-empty values of a key, or `None` when the key is universal (no value, empty

@@ -1124,6 +1124,7 @@ fn empty_step_item_returns_every_step_attribute() {
         t::SCHEDULED_PROCEDURE_STEP_END_TIME,
         t::SCHEDULED_PERFORMING_PHYSICIAN_NAME,
         t::SCHEDULED_PROCEDURE_STEP_DESCRIPTION,
+        t::SCHEDULED_PROTOCOL_CODE_SEQUENCE,
         t::SCHEDULED_PROCEDURE_STEP_ID,
         t::SCHEDULED_STATION_NAME,
         t::SCHEDULED_PROCEDURE_STEP_LOCATION,
@@ -1811,8 +1812,30 @@ fn direct_encoding_equals_the_dicom_rs_object() {
 
     let mut latin = entry();
     latin.patient_name = Some("Łukasz^Zoë".into());
-    let entries = [entry(), bare(), latin];
+    let mut protocol = entry();
+    protocol.set_protocol("BRAIN_ROUTINE", "GEHC");
+    let mut long_protocol = latin.clone();
+    long_protocol.set_protocol("Cerveau routine avec contraste 3T", "");
+    let entries = [entry(), bare(), latin, protocol, long_protocol];
+    let mut protocol_item = q(&[], Some(&[(t::MODALITY, VR::CS, "")]));
+    if let Some(Value::Sequence(seq)) = protocol_item.get(SPS).map(|e| e.value().clone()) {
+        let mut step = seq.items()[0].clone();
+        step.put(DataElement::new(
+            t::SCHEDULED_PROTOCOL_CODE_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![item(&[
+                (t::CODE_VALUE, VR::SH, ""),
+                (t::CODE_MEANING, VR::LO, ""),
+            ])]),
+        ));
+        protocol_item.put(DataElement::new(
+            SPS,
+            VR::SQ,
+            DataSetSequence::from(vec![step]),
+        ));
+    }
     let queries = [
+        MwlQuery::parse(&protocol_item).unwrap(),
         parse(&[], Some(&[])),
         MwlQuery::every_attribute(),
         parse(

@@ -2,8 +2,7 @@
 
 use sha2::{Digest, Sha256};
 
-/// The longest value DICOM SH (Short String) allows.
-pub const SH_MAX: usize = 16;
+pub use crate::validate::SH_MAX;
 
 fn identity_hash(source: &str, record_id: &str) -> [u8; 32] {
     let mut h = Sha256::new();

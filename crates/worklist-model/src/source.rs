@@ -1,6 +1,7 @@
 //! The contract between data sources (Calpendo, ...) and the store.
 
 use std::fmt;
+use std::path::PathBuf;
 
 use jiff::civil::DateTime;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -203,6 +204,73 @@ impl SourceMetrics {
     }
 }
 
+/// What a source takes from the site's settings rather than its own: its zone, where
+/// zone rules come from, and which defaults apply. Its own `timezone` and `tzdir` keys,
+/// when given, win.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SiteContext {
+    /// The site's zone (IANA), when it is a valid one; `None`: `America/Edmonton`.
+    pub timezone: Option<String>,
+    /// The site's zoneinfo directory; `None`: the bundled tzdata.
+    pub tzdir: Option<PathBuf>,
+    /// Which defaults a source's keys take: mwlbridge's own, or Pylantir's.
+    pub dialect: Dialect,
+}
+
+/// Which defaults apply to keys a config leaves out: mwlbridge's own, or Pylantir's for a
+/// Pylantir JSON config (so a Pylantir site switches without editing its file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Dialect {
+    /// mwlbridge's own defaults (a TOML config).
+    #[default]
+    Mwlbridge,
+    /// Pylantir's defaults (a Pylantir JSON config).
+    Pylantir,
+}
+
+/// A credential: kept out of `Debug` output and messages.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a credential.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The credential itself, for the HTTP `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// What one fetch returned, and how much of the source it speaks for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fetched {
+    /// Every entry whose step starts inside the cycle's window: a stored entry of the
+    /// source in the window that is missing here is gone from the source.
+    Complete(Vec<WorklistEntry>),
+    /// Only entries that changed since the last committed cycle, wherever they start:
+    /// nothing missing here is taken as gone.
+    Changed(Vec<WorklistEntry>),
+}
+
+impl Fetched {
+    /// `complete` or `changed`, for logs.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Fetched::Complete(_) => "complete",
+            Fetched::Changed(_) => "changed",
+        }
+    }
+}
+
 /// A system that holds bookings and can list them as worklist entries.
 #[async_trait::async_trait]
 pub trait DataSource: Send + Sync {
@@ -225,6 +293,21 @@ pub trait DataSource: Send + Sync {
     /// Fetches every entry whose step starts inside `window`, complete: a booking the
     /// result lacks is taken as gone from the source. On error nothing is changed.
     async fn fetch_entries(&self, window: &SyncWindow) -> Result<Vec<WorklistEntry>, SourceError>;
+
+    /// What one sync cycle fetches: by default the complete window
+    /// ([`DataSource::fetch_entries`]). A source that can ask for what changed since its
+    /// last committed cycle overrides this and answers [`Fetched::Changed`] between
+    /// complete fetches. On error nothing is changed.
+    async fn fetch(&self, window: &SyncWindow) -> Result<Fetched, SourceError> {
+        self.fetch_entries(window).await.map(Fetched::Complete)
+    }
+
+    /// Told after a cycle's fetch is in the store: `started_at` is when that cycle began,
+    /// so a source that fetches changes knows what the store already holds. Not called
+    /// for a failed cycle.
+    fn cycle_committed(&self, started_at: jiff::Timestamp) {
+        let _ = started_at;
+    }
 
     /// Counts this source's requests in `metrics` from now on (labelled with its name).
     /// Called once, before syncing; sources that make no requests ignore it.

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use jiff::civil::date;
 use serde_json::{Value, json};
 use worklist_store::OnCancel;
 
@@ -16,7 +15,7 @@ pub(crate) fn env_ok(k: &str) -> Option<String> {
     }
 }
 
-fn keys(problems: &[ConfigProblem]) -> Vec<&str> {
+pub(crate) fn keys(problems: &[ConfigProblem]) -> Vec<&str> {
     problems.iter().map(|p| p.key.name()).collect()
 }
 
@@ -275,72 +274,6 @@ fn status_filter_forms() {
 }
 
 #[test]
-fn windows() {
-    let tz_now = |c: &CalpendoConfig, y, m, d, h| {
-        c.tz.to_ambiguous_timestamp(date(y, m, d).at(h, 30, 0, 0))
-            .compatible()
-            .unwrap()
-    };
-    let base = json!({"base_url": "https://x", "resources": ["3T"]});
-    let c = parse_config(&base, &env_ok).unwrap();
-    let w = c.sync_window(tz_now(&c, 2026, 11, 26, 23));
-    assert_eq!(w.start, date(2026, 11, 26).at(0, 0, 0, 0));
-    assert_eq!(w.end, date(2026, 11, 28).at(0, 0, 0, 0));
-
-    let mut v = base.clone();
-    v["window_past_days"] = json!(2);
-    v["window_future_days"] = json!(0);
-    let c = parse_config(&v, &env_ok).unwrap();
-    let w = c.sync_window(tz_now(&c, 2026, 3, 1, 1));
-    assert_eq!(w.start, date(2026, 2, 27).at(0, 0, 0, 0));
-    assert_eq!(w.end, date(2026, 3, 2).at(0, 0, 0, 0));
-
-    let mut v = base.clone();
-    v["window_mode"] = json!("today");
-    let c = parse_config(&v, &env_ok).unwrap();
-    let w = c.sync_window(tz_now(&c, 2026, 11, 26, 8));
-    assert_eq!(w.start, date(2026, 11, 26).at(0, 0, 0, 0));
-    assert_eq!(w.end, date(2026, 11, 27).at(0, 0, 0, 0));
-
-    let mut v = base.clone();
-    v["window_mode"] = json!("today");
-    v["daily_window"] = json!({"start": "07:00", "end": "19:00"});
-    let c = parse_config(&v, &env_ok).unwrap();
-    let w = c.sync_window(tz_now(&c, 2026, 11, 26, 8));
-    assert_eq!(w.start, date(2026, 11, 26).at(7, 0, 0, 0));
-    assert_eq!(w.end, date(2026, 11, 26).at(19, 0, 0, 0));
-
-    // Pylantir arrays, and daily_window alone implies "today" with a warning.
-    let mut v = base.clone();
-    v["daily_window"] = json!({"start_time": [7, 0], "end_time": [23, 59]});
-    let c = parse_config(&v, &env_ok).unwrap();
-    assert!(matches!(
-        c.window_mode,
-        WindowMode::Today {
-            daily_window: Some(_)
-        }
-    ));
-    assert_eq!(c.warnings.len(), 1);
-    let w = c.sync_window(tz_now(&c, 2026, 11, 26, 8));
-    assert_eq!(w.end, date(2026, 11, 26).at(23, 59, 0, 0));
-
-    let mut v = base.clone();
-    v["window_mode"] = json!("today");
-    v["daily_window"] = json!({"start": "19:00", "end": "07:00"});
-    let problems = parse_config(&v, &env_ok).unwrap_err();
-    assert_eq!(keys(&problems), vec!["daily_window"]);
-
-    let mut v = base;
-    v["window_mode"] = json!("rolling");
-    v["daily_window"] = json!({"start": [25, 0], "end": "7"});
-    let problems = parse_config(&v, &env_ok).unwrap_err();
-    let k = keys(&problems);
-    assert!(k.contains(&"daily_window.start"), "{k:?}");
-    assert!(k.contains(&"daily_window.end"), "{k:?}");
-    assert!(k.contains(&"daily_window"), "{k:?}");
-}
-
-#[test]
 fn numbers_and_limits() {
     let v = json!({"base_url": "https://x/", "api_path": "api/", "resources": ["3T"],
         "sync_deadline": 0.5, "request_timeout": 2, "max_workers": 32, "on_cancel": "delete",
@@ -400,7 +333,7 @@ fn every_key_is_defined_once_and_the_docs_table_matches() {
     names.sort_unstable();
     names.dedup();
     assert_eq!(names.len(), n, "a key is defined twice");
-    let docs = include_str!("../../../../docs/configuration.md");
+    let docs = include_str!("../../../../../docs/configuration.md");
     let start = docs
         .find("### Calpendo source keys")
         .expect("docs/configuration.md has a Calpendo key section");
@@ -417,3 +350,6 @@ fn every_key_is_defined_once_and_the_docs_table_matches() {
          (crates/calpendo-source/src/config/keys.rs); paste docs_table()'s output there"
     );
 }
+
+mod pylantir;
+mod window;

@@ -1,0 +1,108 @@
+//! `mwlbridge check-config`: loads a config as `serve` would (sources built, zone rules
+//! read) and prints what it sets up, or every problem in it.
+
+use std::path::Path;
+
+use crate::config::ConfigFormat;
+use crate::config_reader::Problem;
+use crate::failure::Failure;
+use crate::load::{DatabaseAccess, database_access, load};
+use crate::sources;
+
+/// Checks the config at `path` and prints a summary of it.
+pub fn run(path: &Path) -> Result<(), Failure> {
+    let loaded = load(path, &sources::process_env)?;
+    let c = &loaded.config;
+    let format = match c.format {
+        ConfigFormat::Toml => "mwlbridge TOML",
+        ConfigFormat::PylantirJson => "Pylantir JSON",
+    };
+    let mut warnings = loaded.warnings.clone();
+    let access = match database_access(&c.store.path) {
+        DatabaseAccess::Writable => "exists, writable".to_string(),
+        DatabaseAccess::WillCreate { missing_dir: None } => "created at first start".into(),
+        DatabaseAccess::WillCreate {
+            missing_dir: Some(dir),
+        } => format!("created at first start, with {}", dir.display()),
+        DatabaseAccess::Denied(why) => {
+            warnings.push(Problem::new(
+                match c.format {
+                    ConfigFormat::Toml => "store.path",
+                    ConfigFormat::PylantirJson => "db_path",
+                },
+                format!("{why} (as this user; the service's user may differ)"),
+            ));
+            "not writable by this user".to_string()
+        }
+    };
+    let n = warnings.len();
+    match n {
+        0 => println!("{}: OK ({format})", c.file.display()),
+        _ => println!(
+            "{}: usable, with {n} warning{} ({format})",
+            c.file.display(),
+            if n == 1 { "" } else { "s" }
+        ),
+    }
+    for w in &warnings {
+        println!("  warning: {w}");
+    }
+    println!(
+        "  DICOM server: AE title {} on {}:{}{}",
+        c.server.ae_title,
+        c.server.bind,
+        c.server.port,
+        if c.server.allowed_calling_aets.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", calling AE titles allowed: {}",
+                c.server.allowed_calling_aets.join(", ")
+            )
+        }
+    );
+    println!(
+        "  database: {} ({access}; entries kept {} days after their step ends)",
+        c.store.path.display(),
+        c.store.retention_days
+    );
+    println!(
+        "  site time zone: {} ({})",
+        c.site.timezone,
+        loaded.zones.describe()
+    );
+    if c.admin.enabled {
+        let scheme = if c.admin.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        let addr = std::net::SocketAddr::new(c.admin.bind, c.admin.port);
+        println!("  admin interface: {scheme}://{addr}/ (tokens: mwlbridge token create)");
+    } else {
+        println!("  admin interface: off");
+    }
+    if c.sources.is_empty() {
+        println!("  no data sources: the worklist holds only what is already stored");
+    }
+    for s in &c.sources {
+        println!(
+            "  source {:?}: {}, {}{}",
+            s.name,
+            s.kind.name(),
+            if s.enabled { "enabled" } else { "disabled" },
+            if s.written_as.is_empty() {
+                ""
+            } else {
+                " (Pylantir's legacy redcap2wl form)"
+            }
+        );
+    }
+    if !c.ignored_keys.is_empty() {
+        println!(
+            "  ignored (Pylantir keys mwlbridge does not use): {}",
+            c.ignored_keys.join(", ")
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,116 @@
+//! SQLite connections: how one is opened (WAL, busy timeout, foreign keys) and the pool a
+//! [`Store`](crate::Store) keeps of them: one writer, and idle readers reused by reads.
+//!
+//! All connections are on one file in WAL mode, so reads never wait for a sync's write.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::error::StoreError;
+
+/// How many idle reader connections are kept.
+const READER_POOL: usize = 8;
+/// SQLite page cache of each reader connection, KiB (SQLite's default: 2000). Each
+/// connection keeps its cache for life, so this multiplies by the readers in use; reads
+/// that miss it are served from the OS page cache. Measured at 100,000 items: 1 MiB keeps
+/// the indexed lookups' p99 of the 2 MiB default (256 KiB doubled it) and saves ~1 MB
+/// resident per reader.
+const READER_CACHE_KIB: i64 = 1024;
+/// How long a statement waits for a lock before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens (creating if needed) a connection on the database file, in WAL mode.
+pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+    let open = || -> Result<Connection, rusqlite::Error> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        Ok(conn)
+    };
+    // Switching a file to WAL (and the WAL recovery of another connection's first open)
+    // can answer SQLITE_BUSY without consulting the busy handler, so a process opening
+    // the file while another one does gets a short retry loop of its own.
+    let deadline = Instant::now() + BUSY_TIMEOUT;
+    loop {
+        match open() {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => {
+                return other.map_err(|source| StoreError::Open {
+                    path: path.to_path_buf(),
+                    source,
+                });
+            }
+        }
+    }
+}
+
+/// The connections of one database file: the writer (one write at a time) and a pool of
+/// idle readers.
+pub(crate) struct Connections {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl Connections {
+    /// The pool of the file at `path`, whose writer connection is already open.
+    pub(crate) fn new(path: PathBuf, writer: Connection) -> Connections {
+        Connections {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The database file.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The writer connection (one writer at a time).
+    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves the connection usable: SQLite rolls back
+        // an unfinished transaction when it is dropped.
+        self.writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on a reader connection from the pool (opened when none is idle).
+    pub(crate) fn with_reader<R, E: From<StoreError>>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let pooled = self.readers.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let conn = open(&self.path)?;
+                // Negative: a size in KiB.
+                conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
+                    .map_err(StoreError::from)?;
+                conn
+            }
+        };
+        let result = f(&conn);
+        let mut pool = self.readers.lock().unwrap_or_else(|p| p.into_inner());
+        if pool.len() < READER_POOL {
+            pool.push(conn);
+        }
+        result
+    }
+}
