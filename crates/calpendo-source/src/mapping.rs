@@ -294,31 +294,7 @@ pub fn map_booking(
         .clone()
         .or_else(|| resource.as_deref().and_then(|r| clean_text(r, LO_MAX)));
 
-    let identifier = |t: Target| {
-        pick(t, None)
-            .and_then(|v| clean_text(&v, usize::MAX))
-            .map(|v| short_id(source, &v))
-    };
-    if let Some(v) = identifier(Target::AccessionNumber) {
-        e.accession_number = v;
-    }
-    if let Some(v) = identifier(Target::RequestedProcedureId) {
-        e.requested_procedure_id = v;
-    }
-    if let Some(v) = identifier(Target::SpsId) {
-        e.sps_id = v;
-    }
-    if let Some(v) = pick(Target::StudyInstanceUid, None) {
-        let v = v.trim();
-        if valid_mapped_uid(v) {
-            e.study_instance_uid = v.to_string();
-        } else {
-            tracing::debug!(
-                booking_id = %booking.id,
-                "mapped study_instance_uid is not a valid UID; the derived UID is used"
-            );
-        }
-    }
+    set_identifiers(&mut e, source, booking, &|t| pick(t, None));
 
     e.referring_physician_name =
         pick(Target::ReferringPhysicianName, None).and_then(|v| person_name(&v));
@@ -375,6 +351,41 @@ pub fn map_booking(
         "booking mapped"
     );
     Ok(e)
+}
+
+/// Sets the mapped identifiers (accession number, requested procedure ID, step ID,
+/// study instance UID); each one not mapped keeps the value `WorklistEntry::new` derived.
+fn set_identifiers(
+    e: &mut WorklistEntry,
+    source: &str,
+    booking: &Booking,
+    mapped: &dyn Fn(Target) -> Option<String>,
+) {
+    let identifier = |t: Target| {
+        mapped(t)
+            .and_then(|v| clean_text(&v, usize::MAX))
+            .map(|v| short_id(source, &v))
+    };
+    if let Some(v) = identifier(Target::AccessionNumber) {
+        e.accession_number = v;
+    }
+    if let Some(v) = identifier(Target::RequestedProcedureId) {
+        e.requested_procedure_id = v;
+    }
+    if let Some(v) = identifier(Target::SpsId) {
+        e.sps_id = v;
+    }
+    if let Some(v) = mapped(Target::StudyInstanceUid) {
+        let v = v.trim();
+        if valid_mapped_uid(v) {
+            e.study_instance_uid = v.to_string();
+        } else {
+            tracing::debug!(
+                booking_id = %booking.id,
+                "mapped study_instance_uid is not a valid UID; the derived UID is used"
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -442,35 +442,9 @@ impl CalpendoSource {
         if booking.biskit_type.is_none() {
             booking.biskit_type = listed.biskit_type.clone();
         }
-        if !booking
-            .resource
-            .as_deref()
-            .is_some_and(|r| self.config.resource_selected(r))
-        {
-            tracing::debug!(source = %self.name, booking_id = id, "resource not selected");
+        if let Some(skip) = self.not_selected(id, &booking) {
             return Ok(resolved(
-                Outcome::Skipped(Skip::Resource),
-                entry(operator),
-                booking.resource.as_deref(),
-            ));
-        }
-        if let Some(s) = &booking.status
-            && !self.config.status_selected(s)
-        {
-            tracing::debug!(source = %self.name, booking_id = id, status = %s, "status not selected");
-            return Ok(resolved(
-                Outcome::Skipped(Skip::Status),
-                entry(operator),
-                booking.resource.as_deref(),
-            ));
-        }
-        if !self
-            .config
-            .study_allowed(crate::mapping::study_description(&self.config, &booking).as_deref())
-        {
-            tracing::debug!(source = %self.name, booking_id = id, "study not allowed");
-            return Ok(resolved(
-                Outcome::Skipped(Skip::Study),
+                Outcome::Skipped(skip),
                 entry(operator),
                 booking.resource.as_deref(),
             ));
@@ -498,6 +472,31 @@ impl CalpendoSource {
             entry(operator),
             booking.resource.as_deref(),
         ))
+    }
+
+    /// Why the booking's resource, status or study keeps it out of the worklist, if any
+    /// does (checked in that order).
+    fn not_selected(&self, id: &str, booking: &Booking) -> Option<Skip> {
+        if !booking
+            .resource
+            .as_deref()
+            .is_some_and(|r| self.config.resource_selected(r))
+        {
+            tracing::debug!(source = %self.name, booking_id = id, "resource not selected");
+            return Some(Skip::Resource);
+        }
+        if let Some(s) = &booking.status
+            && !self.config.status_selected(s)
+        {
+            tracing::debug!(source = %self.name, booking_id = id, status = %s, "status not selected");
+            return Some(Skip::Status);
+        }
+        let study = crate::mapping::study_description(&self.config, booking);
+        if !self.config.study_allowed(study.as_deref()) {
+            tracing::debug!(source = %self.name, booking_id = id, "study not allowed");
+            return Some(Skip::Study);
+        }
+        None
     }
 
     /// Says (WARN, once until it matches again) which `resources` prefix matched none of
