@@ -10,6 +10,7 @@ use worklist_model::{StatusSetBy, StepStatus, StoredEntry, WorklistEntry, format
 
 use crate::error::StoreError;
 use crate::filter::{self, EntryFilter};
+use crate::pylantir::PROVISIONAL_PREFIX;
 use crate::row;
 
 /// The entries of `stmt` run with `params`, each handed to `f` as it is read; stops at the
@@ -232,6 +233,41 @@ pub(crate) fn set_status(
         params![row_id, status.as_dicom(), by.as_str(), now],
     )?;
     Ok(n == 1)
+}
+
+/// The first entry of `source` imported from Pylantir without its record there (record
+/// id starting with [`PROVISIONAL_PREFIX`]) for the same Patient ID and start date as
+/// `e`: the one a sync bringing `e` takes over.
+pub(crate) fn provisional_for(
+    conn: &Connection,
+    source: &str,
+    e: &WorklistEntry,
+) -> Result<Option<StoredEntry>, StoreError> {
+    static SQL: LazyLock<String> = LazyLock::new(|| {
+        format!(
+            "SELECT {} FROM worklist_entries
+              WHERE source = ?1 AND patient_id = ?2 AND sps_start_date = ?3
+                AND substr(source_record_id, 1, {}) = ?4
+              ORDER BY id LIMIT 1",
+            *row::SELECT_COLUMNS,
+            PROVISIONAL_PREFIX.len()
+        )
+    });
+    let date = format_da(e.start.date());
+    first(
+        &mut *conn.prepare_cached(&SQL)?,
+        params![source, e.patient_id, date, PROVISIONAL_PREFIX],
+    )
+}
+
+/// Gives the entry with that row id another record id (a provisional entry taken over by
+/// its source's record).
+pub(crate) fn rekey(conn: &Connection, row_id: i64, record_id: &str) -> Result<(), StoreError> {
+    conn.execute(
+        "UPDATE worklist_entries SET source_record_id = ?2 WHERE id = ?1",
+        params![row_id, record_id],
+    )?;
+    Ok(())
 }
 
 /// Removes the entry with that row id.

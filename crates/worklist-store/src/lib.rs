@@ -22,6 +22,8 @@
 //! - [`reconcile`]: one fetch of a source applied to the stored entries; [`ReconcileCounts`].
 //! - [`manual`]: manual entries of the administrator ([`MANUAL_SOURCE`]).
 //! - [`mpps`]: performed procedure steps and the entries they link to.
+//! - [`pylantir`]: Pylantir's `worklist_items` rows, read for an import, and the record
+//!   of which were imported.
 //! - [`sync_runs`]: the record of sync cycles.
 //! - [`api_tokens`]: the admin interface's API tokens (hashes only).
 //! - [`error`]: the error type, [`StoreError`] (one variant per cause).
@@ -58,6 +60,7 @@ mod filter;
 pub mod manual;
 pub mod mpps;
 mod name_keys;
+pub mod pylantir;
 pub mod reconcile;
 mod row;
 pub mod schema;
@@ -73,6 +76,7 @@ pub use error::StoreError;
 pub use filter::EntryFilter;
 pub use manual::{MANUAL_SOURCE, ManualEntryError};
 pub use mpps::{LinkedSteps, MppsError, PerformedStep, ScheduledStepRef};
+pub use pylantir::{ImportCounts, ImportItem, PylantirRow};
 pub use reconcile::ReconcileCounts;
 pub use store::Store;
 pub use stream::{ScanEnd, Snapshot};

@@ -88,7 +88,11 @@ pub(crate) fn apply(
             continue;
         }
         let cancelled = entry.status == StepStatus::Discontinued;
-        match entries::get(tx, source, &entry.source_record_id)? {
+        let stored = match entries::get(tx, source, &entry.source_record_id)? {
+            Some(stored) => Some(stored),
+            None => adopt_provisional(tx, source, &entry)?,
+        };
+        match stored {
             None if cancelled && on_cancel == OnCancel::Delete => {}
             None => {
                 entries::insert(tx, &entry, StatusSetBy::Sync, &now)?;
@@ -122,6 +126,28 @@ pub(crate) fn apply(
         }
     }
     Ok(counts)
+}
+
+/// The entry imported from Pylantir for `entry`'s subject and day, when its record
+/// could not be recovered then: it takes `entry`'s record id (so its status, set by
+/// Pylantir's MPPS, stays protected and no twin appears) and is returned to be updated.
+fn adopt_provisional(
+    tx: &Transaction<'_>,
+    source: &str,
+    entry: &WorklistEntry,
+) -> Result<Option<StoredEntry>, StoreError> {
+    let Some(mut stored) = entries::provisional_for(tx, source, entry)? else {
+        return Ok(None);
+    };
+    entries::rekey(tx, stored.meta.row_id, &entry.source_record_id)?;
+    tracing::info!(
+        source,
+        record_id = %entry.source_record_id,
+        imported_as = %stored.entry.source_record_id,
+        "entry imported from Pylantir taken over by its record"
+    );
+    stored.entry.source_record_id = entry.source_record_id.clone();
+    Ok(Some(stored))
 }
 
 /// Whether a fetched entry breaks its DICOM rules (and is not stored); says so in the log.

@@ -131,6 +131,18 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE worklist_entries ADD COLUMN protocol_coding_scheme TEXT;
     ALTER TABLE worklist_entries ADD COLUMN protocol_code_meaning TEXT;
     "#,
+    // 7: which rows of Pylantir's `worklist_items` were imported (crate::pylantir), and
+    // what became of each: an entry (`imported`), an entry a sync had stored first
+    // (`present`), or nothing (`skipped`).
+    r#"
+    CREATE TABLE pylantir_imports (
+        pylantir_row_id   INTEGER PRIMARY KEY,
+        outcome           TEXT NOT NULL CHECK (outcome IN ('imported', 'present', 'skipped')),
+        source            TEXT,
+        source_record_id  TEXT,
+        imported_at       TEXT NOT NULL
+    );
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -227,6 +239,7 @@ mod tests {
                 "api_tokens",
                 "performed_step_links",
                 "performed_steps",
+                "pylantir_imports",
                 "store_settings",
                 "sync_runs",
                 "worklist_entries"

@@ -2,7 +2,7 @@
 //!
 //! Each method takes a connection from the pool (`connections`: the writer, or a
 //! reader), opens the transaction its operation needs, and calls the module that holds
-//! that operation's SQL (`entries`, `reconcile`, `manual`, `mpps`, `sync_runs`,
+//! that operation's SQL (`entries`, `reconcile`, `manual`, `mpps`, `pylantir`, `sync_runs`,
 //! `api_tokens`, `stream`). Every method is blocking; async callers use [`Store::run`],
 //! which moves the work to tokio's blocking pool.
 
@@ -25,6 +25,7 @@ use crate::error::StoreError;
 use crate::manual::{self, MANUAL_SOURCE, ManualEntryError};
 use crate::mpps::{self, LinkedSteps, MppsError, PerformedStep, ScheduledStepRef};
 use crate::name_keys;
+use crate::pylantir::{self, ImportCounts, ImportItem};
 use crate::reconcile::{self, ReconcileCounts};
 use crate::schema;
 use crate::stream::{self, ScanEnd, Snapshot};
@@ -177,7 +178,9 @@ impl Store {
 impl Store {
     /// Applies a complete fetch of `source` covering `window`:
     ///
-    /// - new entries are inserted; stored ones are updated only when a value changed;
+    /// - new entries are inserted; stored ones are updated only when a value changed; a
+    ///   new entry first takes over an entry imported from Pylantir for the same source,
+    ///   Patient ID and start date whose record was not known ([`pylantir`]);
     /// - an entry the source reports DISCONTINUED (a cancelled booking), and a stored entry
     ///   of this source that starts inside `window` but is missing from `entries`, becomes
     ///   DISCONTINUED, or is deleted when `on_cancel` is [`OnCancel::Delete`];
@@ -296,6 +299,25 @@ impl Store {
     /// Removes a manual entry; false when there was none with this id.
     pub fn delete_manual(&self, record_id: &str) -> Result<bool, StoreError> {
         entries::delete_record(&self.connections.writer(), MANUAL_SOURCE, record_id)
+    }
+}
+
+/// Pylantir's rows ([`pylantir`]).
+impl Store {
+    /// Stores the entries of a Pylantir import and records every row handled; a row an
+    /// earlier import handled is left alone, so importing twice changes nothing.
+    pub fn import_pylantir(
+        &self,
+        items: Vec<ImportItem>,
+        now: Timestamp,
+    ) -> Result<ImportCounts, StoreError> {
+        let now = now.to_string();
+        self.write(|tx| pylantir::import(tx, items, &now))
+    }
+
+    /// How many rows of Pylantir's `worklist_items` in this database no import handled.
+    pub fn pylantir_pending(&self) -> Result<u64, StoreError> {
+        self.connections.with_reader(pylantir::pending)
     }
 }
 
