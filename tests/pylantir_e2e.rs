@@ -251,3 +251,134 @@ fn a_missing_database_directory_is_created_and_the_file_kept_private() {
         ["SUB001"]
     );
 }
+
+/// Pylantir's table with rows as Pylantir writes them: a booking its MPPS completed
+/// (kept with its booking id), a row of an older Pylantir without one, a walk-in added
+/// through its API, and a row whose date reads in no form.
+fn pylantir_database(db: &Path) {
+    let today = common::today();
+    let (dicom, iso) = (today.strftime("%Y%m%d"), today.strftime("%Y-%m-%d"));
+    let conn = rusqlite::Connection::open(db).expect("create Pylantir's database");
+    conn.execute_batch(&format!(
+        "CREATE TABLE worklist_items (
+             id INTEGER NOT NULL, study_instance_uid VARCHAR(100), patient_name VARCHAR(100),
+             patient_id VARCHAR(50), patient_birth_date VARCHAR(8), patient_sex VARCHAR(1),
+             patient_weight_lb VARCHAR(10), accession_number VARCHAR(50),
+             referring_physician_name VARCHAR(100), modality VARCHAR(10),
+             study_description VARCHAR(100), scheduled_station_aetitle VARCHAR(100),
+             scheduled_start_date VARCHAR(8), scheduled_start_time VARCHAR(6),
+             performing_physician VARCHAR(100), procedure_description VARCHAR(200),
+             protocol_name VARCHAR(100), station_name VARCHAR(100),
+             hisris_coding_designator VARCHAR(100), performed_procedure_step_status VARCHAR,
+             data_source VARCHAR(255), source_record_id VARCHAR(255), PRIMARY KEY (id),
+             CONSTRAINT uq_worklist_source_record UNIQUE (data_source, source_record_id));
+         INSERT INTO worklist_items (id, patient_id, patient_name, scheduled_start_date,
+             scheduled_start_time, modality, performed_procedure_step_status, data_source,
+             source_record_id)
+         VALUES
+             (1, 'SUB001', 'Doe^Jane', '{iso}', '09:00', 'MR', 'COMPLETED', 'calpendo', '1'),
+             (2, 'SUB002', 'Roe^Rick', '{iso}', '11:00', 'MR', 'SCHEDULED', 'calpendo', NULL),
+             (3, 'WALKIN01', 'Walk^In', '{dicom}', '143000', NULL, 'SCHEDULED', NULL, NULL),
+             (4, 'SUB004', NULL, 'next week', '10:00', 'MR', 'SCHEDULED', NULL, NULL);"
+    ))
+    .expect("Pylantir's rows");
+}
+
+fn with_credentials(args: &[&str]) -> Output {
+    common::command(args)
+        .env("CALPENDO_USERNAME", common::serve::USER)
+        .env("CALPENDO_PASSWORD", "secret")
+        .output()
+        .expect("runs")
+}
+
+/// Pylantir's database, imported: every row with a home lands once, the booking Pylantir
+/// linked stays COMPLETED, the row without a booking id is taken over by its booking at
+/// the next sync (no twin), the API's walk-in is a manual entry; until then every
+/// command says what to run.
+#[test]
+fn a_pylantir_database_is_imported_once_and_synced_without_twins() {
+    let rt = runtime();
+    let fake = start_fake(
+        &rt,
+        "secret",
+        vec![
+            booking(1, "SUB001_Doe", "3T Diagnostic", 9),
+            booking(2, "SUB002_Roe", "3T Diagnostic", 11),
+        ],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("worklist.db");
+    pylantir_database(&db);
+    let config = pylantir_json(dir.path(), &fake.base_url(), &db, "");
+    let c = config.to_str().expect("utf-8");
+
+    let checked = check_config(&config);
+    assert!(
+        stdout(&checked).contains("holds 4 Pylantir worklist rows")
+            && stdout(&checked).contains("mwlbridge import-pylantir --config"),
+        "{}",
+        stdout(&checked)
+    );
+
+    let imported = run(&["import-pylantir", "--config", c]);
+    assert_eq!(imported.status.code(), Some(0), "{}", stderr(&imported));
+    let text = stdout(&imported);
+    assert!(
+        text.contains("3 imported, 0 already in the worklist"),
+        "{text}"
+    );
+    assert!(
+        text.contains("1 skipped") && text.contains("row 4 skipped"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("SUB00") && !text.contains("Doe"),
+        "no subject data: {text}"
+    );
+
+    let again = run(&["import-pylantir", "--config", c]);
+    assert!(
+        stdout(&again).contains(": 0 imported,") && stdout(&again).contains("4 imported before"),
+        "{}",
+        stdout(&again)
+    );
+    assert!(!stdout(&check_config(&config)).contains("Pylantir worklist rows"));
+
+    let synced = with_credentials(&["sync", "--once", "--config", c]);
+    assert_eq!(synced.status.code(), Some(0), "{}", stderr(&synced));
+    let store = worklist_store::Store::open(&db).expect("open");
+    let all = store
+        .list(&worklist_store::EntryFilter::default())
+        .expect("list");
+    let mut ids: Vec<(&str, &str, &str)> = all
+        .iter()
+        .map(|s| {
+            (
+                s.entry.patient_id.as_str(),
+                s.entry.source_record_id.as_str(),
+                s.entry.status.as_dicom(),
+            )
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(
+        ids,
+        [
+            ("SUB001", "1", "COMPLETED"),
+            ("SUB002", "2", "SCHEDULED"),
+            ("WALKIN01", "pylantir-3", "SCHEDULED"),
+        ],
+        "one entry per row, no twins"
+    );
+    drop(store);
+
+    let serve = Serve::start(&config, &db, &ServeOpts::synced());
+    let mut offered = findscu(serve.port, &["PatientID"], &[]).patient_ids();
+    offered.sort();
+    assert_eq!(
+        offered,
+        ["SUB002", "WALKIN01"],
+        "the completed booking stays done"
+    );
+}

@@ -6,6 +6,7 @@ use std::path::Path;
 use crate::config::ConfigFormat;
 use crate::config_reader::Problem;
 use crate::failure::Failure;
+use crate::import_pylantir;
 use crate::load::{DatabaseAccess, database_access, load};
 use crate::sources;
 
@@ -26,15 +27,15 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         } => format!("created at first start, with {}", dir.display()),
         DatabaseAccess::Denied(why) => {
             warnings.push(Problem::new(
-                match c.format {
-                    ConfigFormat::Toml => "store.path",
-                    ConfigFormat::PylantirJson => "db_path",
-                },
+                store_key(c.format),
                 format!("{why} (as this user; the service's user may differ)"),
             ));
             "not writable by this user".to_string()
         }
     };
+    if let Some(text) = import_pylantir::pending_text(c, None) {
+        warnings.push(Problem::new(store_key(c.format), text));
+    }
     let n = warnings.len();
     match n {
         0 => println!("{}: OK ({format})", c.file.display()),
@@ -105,4 +106,12 @@ pub fn run(path: &Path) -> Result<(), Failure> {
         );
     }
     Ok(())
+}
+
+/// The key that names the database file in a config of `format`.
+fn store_key(format: ConfigFormat) -> &'static str {
+    match format {
+        ConfigFormat::Toml => "store.path",
+        ConfigFormat::PylantirJson => "db_path",
+    }
 }

@@ -147,6 +147,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+
+    /// Import the worklist rows of a Pylantir database (its table worklist_items).
+    ///
+    /// A row of a configured source becomes that source's entry, so its next sync updates
+    /// it instead of adding a twin; any other row (added through Pylantir's API) becomes a
+    /// manual entry. Statuses Pylantir's MPPS set are kept. Each row is imported once:
+    /// running it again changes nothing.
+    #[command(name = "import-pylantir")]
+    ImportPylantir {
+        /// The configuration.
+        #[command(flatten)]
+        config: ConfigArg,
+        /// The Pylantir database (default: the configured database, which is Pylantir's
+        /// when the config is Pylantir's).
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
 }
 
 /// The flags of Pylantir's `pylantir start`, spelled as Pylantir spells them.

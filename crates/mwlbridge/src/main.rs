@@ -12,7 +12,8 @@
 //! - commands: [`serve`] (DICOM server + sync worker + admin interface; also Pylantir's
 //!   `start`), [`demo`],
 //!   [`sync_cmd`] (`sync`), [`check_config`], [`worklist_view`] (`worklist`), [`export`]
-//!   (`.wl` files), [`token_cmd`] (`token`).
+//!   (`.wl` files), [`token_cmd`] (`token`), [`import_pylantir`] (`import-pylantir`: a
+//!   Pylantir database's rows, and the warning while some are not imported).
 //! - [`load`]: from a config file to what a command runs on: config, zone rules, built
 //!   sources, the site's zone, the store, the response character set.
 //! - [`config`] and [`config_reader`]: the config file (TOML or Pylantir JSON) and its
@@ -41,6 +42,7 @@ mod config_reader;
 mod demo;
 mod export;
 mod failure;
+mod import_pylantir;
 mod load;
 mod logging;
 mod metrics;
@@ -123,5 +125,8 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
             worklist_view::run(&config.config, &date, json).await
         }
         Command::Token { action } => token_cmd::run(action).await,
+        Command::ImportPylantir { config, from } => {
+            import_pylantir::run(&config.config, from.as_deref()).await
+        }
     }
 }

@@ -114,6 +114,7 @@ pub async fn run(
         "mwlbridge serving"
     );
     loaded.log_warnings();
+    crate::import_pylantir::log_pending(config, &store);
     let metrics = crate::metrics::build(loaded.sources.iter().map(|s| s.source.as_ref()));
     let ctx = SyncContext {
         store: store.clone(),

@@ -17,6 +17,7 @@ pub async fn run(path: &Path, once: bool) -> Result<(), Failure> {
     let loaded = load(path, &sources::process_env)?;
     loaded.log_warnings();
     let store = open_store(&loaded.config)?;
+    crate::import_pylantir::log_pending(&loaded.config, &store);
     let ctx = SyncContext {
         store,
         site_zone: site_zone(&loaded.config, &loaded.zones)?,

@@ -8,6 +8,7 @@ use jiff::civil::Date;
 use worklist_store::{EntryFilter, StoredEntry, format_da};
 
 use crate::failure::Failure;
+use crate::import_pylantir;
 use crate::load::{config_only, open_store, site_zone, zones_of};
 
 /// Prints the stored worklist of `date` (see [`parse_day`]), as a table or JSON.
@@ -27,6 +28,9 @@ pub async fn run(path: &Path, date: &str, json: bool) -> Result<(), Failure> {
         )));
     }
     let store = open_store(&config)?;
+    if let Some(text) = import_pylantir::pending_text(&config, Some(&store)) {
+        eprintln!("warning: {text}");
+    }
     let filter = filter(day);
     let entries = store
         .run(move |s| s.list(&filter))

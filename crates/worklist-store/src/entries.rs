@@ -10,7 +10,6 @@ use worklist_model::{StatusSetBy, StepStatus, StoredEntry, WorklistEntry, format
 
 use crate::error::StoreError;
 use crate::filter::{self, EntryFilter};
-use crate::pylantir::PROVISIONAL_PREFIX;
 use crate::row;
 
 /// The entries of `stmt` run with `params`, each handed to `f` as it is read; stops at the
@@ -235,28 +234,28 @@ pub(crate) fn set_status(
     Ok(n == 1)
 }
 
-/// The first entry of `source` imported from Pylantir without its record there (record
-/// id starting with [`PROVISIONAL_PREFIX`]) for the same Patient ID and start date as
-/// `e`: the one a sync bringing `e` takes over.
-pub(crate) fn provisional_for(
+/// The first entry of `source` whose record id starts with `prefix` and that has the
+/// same Patient ID and start date as `e` (an entry imported from Pylantir without its
+/// record, which a sync bringing `e` takes over).
+pub(crate) fn with_prefix_for(
     conn: &Connection,
     source: &str,
+    prefix: &str,
     e: &WorklistEntry,
 ) -> Result<Option<StoredEntry>, StoreError> {
     static SQL: LazyLock<String> = LazyLock::new(|| {
         format!(
             "SELECT {} FROM worklist_entries
               WHERE source = ?1 AND patient_id = ?2 AND sps_start_date = ?3
-                AND substr(source_record_id, 1, {}) = ?4
+                AND substr(source_record_id, 1, length(?4)) = ?4
               ORDER BY id LIMIT 1",
             *row::SELECT_COLUMNS,
-            PROVISIONAL_PREFIX.len()
         )
     });
     let date = format_da(e.start.date());
     first(
         &mut *conn.prepare_cached(&SQL)?,
-        params![source, e.patient_id, date, PROVISIONAL_PREFIX],
+        params![source, e.patient_id, date, prefix],
     )
 }
 

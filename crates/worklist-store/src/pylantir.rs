@@ -127,15 +127,7 @@ fn has_table(conn: &Connection) -> Result<bool, rusqlite::Error> {
 /// The rows of Pylantir's table in the file at `path`, opened read-only; `None` when the
 /// file has no such table. Columns an older Pylantir did not have read as `None`.
 pub fn read_rows(path: &Path) -> Result<Option<Vec<PylantirRow>>, StoreError> {
-    let conn = Connection::open_with_flags(
-        path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(|source| StoreError::Open {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let conn = open_read_only(path)?;
     if !has_table(&conn)? {
         return Ok(None);
     }
@@ -202,20 +194,46 @@ fn as_text(v: Value) -> Option<String> {
 }
 
 /// How many rows of Pylantir's table in `conn`'s own file no import has handled (0
-/// without the table).
+/// without the table; all of them in a file mwlbridge has not opened yet).
 pub(crate) fn pending(conn: &Connection) -> Result<u64, StoreError> {
     if !has_table(conn)? {
         return Ok(0);
     }
-    let n: i64 = conn.query_row(
-        &format!(
+    let imported = conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'pylantir_imports'",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? > 0;
+    let sql = if imported {
+        format!(
             "SELECT count(*) FROM {PYLANTIR_TABLE}
              WHERE id NOT IN (SELECT pylantir_row_id FROM pylantir_imports)"
-        ),
-        [],
-        |r| r.get(0),
-    )?;
+        )
+    } else {
+        format!("SELECT count(*) FROM {PYLANTIR_TABLE}")
+    };
+    let n: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// [`pending`] of the file at `path`, opened read-only and changed in no way (for
+/// `check-config`, which must not migrate a file the service will open).
+pub fn pending_at(path: &Path) -> Result<u64, StoreError> {
+    let conn = open_read_only(path)?;
+    pending(&conn)
+}
+
+fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
 }
 
 /// Applies `items` inside `tx`: each row not imported before is stored (unless its entry

@@ -14,6 +14,7 @@ use worklist_model::{OnCancel, StatusSetBy, StepStatus, StoredEntry, SyncWindow,
 
 use crate::entries;
 use crate::error::StoreError;
+use crate::pylantir::PROVISIONAL_PREFIX;
 
 /// What one reconcile did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -136,7 +137,7 @@ fn adopt_provisional(
     source: &str,
     entry: &WorklistEntry,
 ) -> Result<Option<StoredEntry>, StoreError> {
-    let Some(mut stored) = entries::provisional_for(tx, source, entry)? else {
+    let Some(mut stored) = entries::with_prefix_for(tx, source, PROVISIONAL_PREFIX, entry)? else {
         return Ok(None);
     };
     entries::rekey(tx, stored.meta.row_id, &entry.source_record_id)?;

@@ -5,8 +5,7 @@ use jiff::Timestamp;
 use jiff::civil::date;
 use worklist_store::pylantir::{PROVISIONAL_PREFIX, read_rows};
 use worklist_store::{
-    ImportCounts, ImportItem, OnCancel, StatusSetBy, StepStatus, Store, SyncWindow,
-    WorklistEntry,
+    ImportCounts, ImportItem, OnCancel, StatusSetBy, StepStatus, Store, SyncWindow, WorklistEntry,
 };
 
 /// Pylantir 0.4.6's table, as SQLAlchemy creates it.
@@ -53,7 +52,11 @@ fn rows_read_as_pylantir_wrote_them() {
     let r = &rows[0];
     assert_eq!(r.id, 7);
     assert_eq!(r.patient_id.as_deref(), Some("SUB001"));
-    assert_eq!(r.patient_weight_lb.as_deref(), Some("100"), "a number reads as text");
+    assert_eq!(
+        r.patient_weight_lb.as_deref(),
+        Some("100"),
+        "a number reads as text"
+    );
     assert_eq!(r.scheduled_start_time.as_deref(), Some("09:30"));
     assert_eq!(r.source_record_id.as_deref(), Some("412"));
     assert_eq!(r.patient_name, None, "blank reads as absent");
@@ -105,7 +108,13 @@ fn an_import_runs_once_per_row_and_leaves_nothing_pending() {
     let mut synced = entry("calpendo", "412", "B");
     synced.study_description = Some("from the sync".into());
     store
-        .reconcile("calpendo", &window, vec![synced], OnCancel::Discontinue, now())
+        .reconcile(
+            "calpendo",
+            &window,
+            vec![synced],
+            OnCancel::Discontinue,
+            now(),
+        )
         .expect("sync");
 
     let items = || {
@@ -135,7 +144,10 @@ fn an_import_runs_once_per_row_and_leaves_nothing_pending() {
     );
     assert_eq!(store.pylantir_pending().expect("pending"), 0);
     let kept = store.get("calpendo", "412").expect("get").expect("entry");
-    assert_eq!(kept.entry.study_description.as_deref(), Some("from the sync"));
+    assert_eq!(
+        kept.entry.study_description.as_deref(),
+        Some("from the sync")
+    );
 
     let again = store.import_pylantir(items(), now()).expect("import again");
     assert_eq!(again.already_imported, 3);
@@ -177,13 +189,23 @@ fn a_provisional_import_is_taken_over_by_its_record_without_a_twin() {
     let mut fetched = entry("redcap", "1001:1", "sub_1001_ses_1_fam_20_site_792");
     fetched.study_description = Some("CPIP".into());
     let counts = store
-        .reconcile("redcap", &window, vec![fetched], OnCancel::Discontinue, now())
+        .reconcile(
+            "redcap",
+            &window,
+            vec![fetched],
+            OnCancel::Discontinue,
+            now(),
+        )
         .expect("sync");
     assert_eq!(counts.inserted, 0, "{counts}");
     assert_eq!(counts.updated, 1, "{counts}");
     assert_eq!(store.count().expect("count"), 2, "no twin");
     let taken = store.get("redcap", "1001:1").expect("get").expect("entry");
-    assert_eq!(taken.entry.status, StepStatus::Completed, "MPPS status kept");
+    assert_eq!(
+        taken.entry.status,
+        StepStatus::Completed,
+        "MPPS status kept"
+    );
     assert_eq!(taken.entry.study_description.as_deref(), Some("CPIP"));
     assert!(store.get("redcap", &provisional).expect("get").is_none());
     // Another day's provisional entry is not taken over by this subject's visit.
