@@ -80,6 +80,15 @@ pub fn write_files<'a>(
                 ));
             }
         }
+        // Type 1C and absent without a protocol: wlmscpfs ignores a file whose Scheduled
+        // Protocol Code Sequence is present but empty ("incomplete").
+        if entry.protocol_code_value.is_none() {
+            dataset.update_value(tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE, |v| {
+                for item in v.items_mut().into_iter().flatten() {
+                    item.remove_element(tags::SCHEDULED_PROTOCOL_CODE_SEQUENCE);
+                }
+            });
+        }
         let instance = identifiers::study_instance_uid(
             &entry.source,
             &format!("{}/worklist-file", entry.source_record_id),
