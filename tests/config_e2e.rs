@@ -38,11 +38,30 @@ max_workers = 0
     assert!(err.contains("sources[0].max_workers"), "{err}");
 }
 
+/// `check-config` runs in an admin's shell, not the service's environment: a missing
+/// credential is a warning saying where the service reads it; `sync` and `serve`, which
+/// need it, refuse to start and name it. Its value is never shown.
 #[test]
 fn missing_credentials_are_named_and_never_echoed() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = common::write_config(dir.path(), "https://calpendo.example.org", "");
-    let out = common::command(&["check-config", "--config", path.to_str().expect("utf-8")])
+    let config = path.to_str().expect("utf-8");
+    let out = common::command(&["check-config", "--config", config])
+        .env_remove("CALPENDO_PASSWORD")
+        .env("CALPENDO_USERNAME", "user-name-value")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("warning: environment CALPENDO_PASSWORD: not set in this shell")
+            && text.contains("/etc/mwlbridge/credentials"),
+        "{text}"
+    );
+    assert!(!text.contains("CALPENDO_USERNAME"), "{text}");
+    assert!(!text.contains("user-name-value"), "{text}");
+
+    let out = common::command(&["sync", "--once", "--config", config])
         .env_remove("CALPENDO_PASSWORD")
         .output()
         .expect("runs");

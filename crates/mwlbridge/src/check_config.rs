@@ -1,24 +1,53 @@
 //! `mwlbridge check-config`: loads a config as `serve` would (sources built, zone rules
 //! read) and prints what it sets up, or every problem in it.
 
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::config::ConfigFormat;
-use crate::config_reader::Problem;
+use crate::config_reader::{Location, Problem};
 use crate::failure::Failure;
 use crate::import_pylantir;
 use crate::load::{DatabaseAccess, database_access, load};
 use crate::sources;
 
+/// Where the service reads its credentials (the unit's `EnvironmentFile`).
+const CREDENTIALS_FILE: &str = "/etc/mwlbridge/credentials";
+
 /// Checks the config at `path` and prints a summary of it.
+///
+/// An admin runs it in a shell, not as the service, whose unit loads the credentials
+/// file: a data source's variable that is not set here (a user name, password, token or
+/// API URL) is a warning that says where `serve` reads it, not a problem. When the config
+/// has problems, they are reported with those variables among them, as `serve` would.
 pub fn run(path: &Path) -> Result<(), Failure> {
-    let loaded = load(path, &sources::process_env)?;
+    let unset = RefCell::new(BTreeSet::new());
+    let stand_in = |name: &str| {
+        sources::process_env(name).or_else(|| {
+            unset.borrow_mut().insert(name.to_string());
+            Some(stand_in_value(name))
+        })
+    };
+    let loaded = match load(path, &stand_in) {
+        Ok(loaded) => loaded,
+        Err(failure) => return Err(load(path, &sources::process_env).err().unwrap_or(failure)),
+    };
     let c = &loaded.config;
     let format = match c.format {
         ConfigFormat::Toml => "mwlbridge TOML",
         ConfigFormat::PylantirJson => "Pylantir JSON",
     };
     let mut warnings = loaded.warnings.clone();
+    for name in unset.borrow().iter() {
+        warnings.push(Problem::new(
+            Location::Env(name.clone()),
+            format!(
+                "not set in this shell; `serve` and `sync` need it in their environment \
+                 (the service reads it from {CREDENTIALS_FILE}, its unit's EnvironmentFile)"
+            ),
+        ));
+    }
     let access = match database_access(&c.store.path) {
         DatabaseAccess::Writable => "exists, writable".to_string(),
         DatabaseAccess::WillCreate { missing_dir: None } => "created at first start".into(),
@@ -113,5 +142,15 @@ fn store_key(format: ConfigFormat) -> &'static str {
     match format {
         ConfigFormat::Toml => "store.path",
         ConfigFormat::PylantirJson => "db_path",
+    }
+}
+
+/// What an unset variable reads as while the config is checked: a URL for the API URL
+/// variables (so the rest of the source's settings are checked), else a placeholder.
+fn stand_in_value(name: &str) -> String {
+    if name.ends_with("_URL") {
+        "https://unset.invalid/".to_string()
+    } else {
+        "unset".to_string()
     }
 }

@@ -339,6 +339,39 @@ fn resolve_protocol(
     }
 }
 
+/// Warns about `resources` prefixes that no `station_aet_mapping` entry covers (unless a
+/// booking field is mapped to the station AE title): their steps carry no Scheduled
+/// Station AE Title, so a console that queries with its own AE title as the station sees
+/// none of them.
+fn warn_uncovered_stations(d: &Draft, r: &mut Report) {
+    if d.field_mapping.get(Target::StationAeTitle).is_some() {
+        return;
+    }
+    let keys = d.station_aet_mapping.entries();
+    let uncovered: Vec<String> = d
+        .resources
+        .iter()
+        .filter(|p| {
+            !keys
+                .iter()
+                .any(|(k, _)| k.starts_with(p.as_str()) || p.starts_with(k.as_str()))
+        })
+        .map(|p| format!("{p:?}"))
+        .collect();
+    if uncovered.is_empty() {
+        return;
+    }
+    r.warn(
+        "station_aet_mapping",
+        format!(
+            "no entry for the resources {}: their steps carry no Scheduled Station AE \
+             Title, so a console that asks for its own AE title as the station sees none \
+             of them",
+            uncovered.join(", ")
+        ),
+    );
+}
+
 /// Applies the rules that involve several keys and builds the settings.
 fn finish(
     d: Draft,
@@ -360,6 +393,7 @@ fn finish(
             }
         }
     };
+    warn_uncovered_stations(&d, r);
     let zones = zones(&d, site, r);
     let window_mode = window::combine_window(&d.window, r);
     let protocol = resolve_protocol(d.protocol.as_ref(), d.site.as_deref(), r);

@@ -43,8 +43,16 @@ fn pylantir_example_parses() {
     assert!(c.field_mapping.get(Target::AccessionNumber).is_some());
     // study_instance_uid → id is dropped, with a note.
     assert!(c.field_mapping.get(Target::StudyInstanceUid).is_none());
-    assert_eq!(c.warnings.len(), 1, "{:?}", c.warnings);
+    assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
     assert!(c.warnings[0].to_string().contains("study_instance_uid"));
+    // Pylantir sends no Scheduled Station AE Title; without a mapping neither do we.
+    assert!(
+        c.warnings[1].to_string().starts_with(
+            "station_aet_mapping: no entry for the resources \"3T Diagnostic\", \"EEG Lab\""
+        ),
+        "{}",
+        c.warnings[1]
+    );
     assert_eq!(
         c.window_mode,
         WindowMode::Rolling {
@@ -353,3 +361,26 @@ fn every_key_is_defined_once_and_the_docs_table_matches() {
 
 mod pylantir;
 mod window;
+
+#[test]
+fn resources_without_a_station_are_named() {
+    let parse = |extra: Value| {
+        let mut v = json!({"base_url": "https://x.calpendo.com", "resources": ["3T", "EEG"]});
+        if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        parse_config(&v, &env_ok).expect("valid")
+    };
+    let texts = |c: &CalpendoConfig| c.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>();
+    let partly = parse(json!({"station_aet_mapping": {"3T Diagnostic": "MR3T"}}));
+    assert_eq!(texts(&partly).len(), 1, "{:?}", texts(&partly));
+    assert!(
+        texts(&partly)[0].contains("the resources \"EEG\":"),
+        "{:?}",
+        texts(&partly)
+    );
+    let covered = parse(json!({"station_aet_mapping": {"3T": "MR3T", "EEG": "EEG1"}}));
+    assert!(covered.warnings.is_empty(), "{:?}", texts(&covered));
+    let mapped = parse(json!({"field_mapping": {"station_ae_title": "properties.description"}}));
+    assert!(mapped.warnings.is_empty(), "{:?}", texts(&mapped));
+}

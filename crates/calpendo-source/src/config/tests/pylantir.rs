@@ -6,7 +6,7 @@ use super::env_ok;
 use crate::config::*;
 
 fn base() -> Value {
-    json!({"base_url": "https://x", "resources": ["3T"]})
+    json!({"base_url": "https://x", "resources": ["3T"], "station_aet_mapping": {"3T": "MR3T"}})
 }
 
 fn with(extra: Value) -> Value {

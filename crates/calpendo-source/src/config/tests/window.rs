@@ -16,7 +16,7 @@ fn tz_now(c: &CalpendoConfig, y: i16, m: i8, d: i8, h: i8) -> Timestamp {
 
 #[test]
 fn windows() {
-    let base = json!({"base_url": "https://x", "resources": ["3T"]});
+    let base = json!({"base_url": "https://x", "resources": ["3T"], "station_aet_mapping": {"3T": "MR3T"}});
     let c = parse_config(&base, &env_ok).unwrap();
     let w = c.sync_window(tz_now(&c, 2026, 11, 26, 23));
     assert_eq!(w.start, date(2026, 11, 26).at(0, 0, 0, 0));
