@@ -269,3 +269,63 @@ async fn an_unreachable_calpendo_is_named_with_what_to_check() {
         "{text}"
     );
 }
+
+/// A Calpendo that suddenly answers an empty list, or no booking's details, would
+/// discontinue the whole day: the cycle is refused and changes nothing, says how to apply
+/// it when it is real, and `--accept-mass-change` applies it once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sync_that_would_empty_the_day_is_refused_until_accepted() {
+    let day: Vec<_> = (1..=5)
+        .map(|i| {
+            booking(
+                200 + i,
+                &format!("SUB00{i}_Doe"),
+                "3T Diagnostic",
+                8 + i as i8,
+            )
+        })
+        .collect();
+    let fake = fake(day.clone()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &fake.base_url(), "");
+    let config = config.to_str().expect("utf-8");
+    let out = run_async(&["sync", "--once", "--config", config]).await;
+    assert!(stdout(&out).contains("inserted 5"), "{}", stdout(&out));
+    let scheduled = || {
+        worklist_json(config)
+            .as_array()
+            .expect("array")
+            .iter()
+            .filter(|e| e["status"] == "SCHEDULED")
+            .count()
+    };
+
+    // Every detail request answers 404.
+    fake.set_fault(Fault::Status(404), FaultScope::Details);
+    let out = run_async(&["sync", "--once", "--config", config]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("all 5 bookings listed had no details"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(scheduled(), 5);
+    fake.clear_fault();
+
+    // An empty list.
+    fake.set_bookings(Vec::new());
+    let out = run_async(&["sync", "--once", "--config", config]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("would discontinue or delete 5 of its 5 active entries")
+            && text.contains("--accept-mass-change"),
+        "{text}"
+    );
+    assert_eq!(scheduled(), 5, "nothing changed");
+
+    let out = run_async(&["sync", "--once", "--accept-mass-change", "--config", config]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).contains("discontinued 5"), "{}", stdout(&out));
+    assert_eq!(scheduled(), 0);
+}

@@ -213,6 +213,20 @@ struct Tally {
     no_start: usize,
 }
 
+impl Tally {
+    /// Every booking resolved, kept or skipped.
+    fn total(&self) -> usize {
+        self.kept
+            + self.resource
+            + self.status
+            + self.study
+            + self.not_found
+            + self.unreadable
+            + self.no_subject
+            + self.no_start
+    }
+}
+
 impl CalpendoSource {
     /// A source named `name` (entries carry it) with one HTTP client for all its requests.
     pub fn new(name: &str, config: CalpendoConfig) -> Result<CalpendoSource, SourceError> {
@@ -653,6 +667,19 @@ impl CalpendoSource {
             "Calpendo fetch done"
         );
         self.warn_unmatched_prefixes(&resources_seen, listed);
+        if tally.not_found > 0 && tally.not_found == tally.total() {
+            // Every booking listed, none of their details: a server that is failing, not
+            // a day whose bookings were all deleted in the moments between two requests.
+            // Applied, this cycle would discontinue the whole window.
+            return Err(SourceError::Fetch(FetchFailure::Status {
+                status: 404,
+                message: format!(
+                    "all {} bookings listed had no details (404 Not Found): the cycle is \
+                     not applied",
+                    tally.not_found
+                ),
+            }));
+        }
         Ok(entries)
     }
 }

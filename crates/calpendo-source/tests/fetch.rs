@@ -376,6 +376,28 @@ async fn a_vanished_booking_detail_is_skipped() {
     assert_eq!(ids(&entries), vec!["1", "3"]);
 }
 
+/// Every listed booking without details is a failing server, not a deleted day: the
+/// cycle fails (and changes nothing) instead of emptying the window.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_booking_detail_missing_fails_the_cycle() {
+    let server = fake(vec![
+        booking(1, at(8, 0), "3T Diagnostic", "Approved"),
+        booking(2, at(9, 0), "3T Diagnostic", "Approved"),
+    ])
+    .await;
+    let src = source_for(&server, json!({}));
+    server.set_fault(Fault::Status(404), FaultScope::Details);
+    let e = src
+        .fetch_entries(&day_window(DAY))
+        .await
+        .expect_err("fails");
+    assert!(
+        e.to_string()
+            .contains("all 2 bookings listed had no details"),
+        "{e}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_in_flight_stay_within_max_workers() {
     let bookings: Vec<FakeBooking> = (0..24)

@@ -124,6 +124,11 @@ pub enum Command {
         /// Run one cycle of each source and exit.
         #[arg(long)]
         once: bool,
+        /// Apply this one cycle even when it discontinues or deletes more than
+        /// store.max_discontinue_fraction of a source's entries (after checking that the
+        /// source really changed that much). Only with --once.
+        #[arg(long, requires = "once")]
+        accept_mass_change: bool,
     },
 
     /// Manage the API tokens of the admin HTTP interface (status page and REST API).

@@ -120,7 +120,11 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
         }
         Command::Demo { port, admin_port } => demo::run(port, admin_port).await,
         Command::Export { config, dir } => export::run(&config.config, &dir).await,
-        Command::Sync { config, once } => sync_cmd::run(&config.config, once).await,
+        Command::Sync {
+            config,
+            once,
+            accept_mass_change,
+        } => sync_cmd::run(&config.config, once, accept_mass_change).await,
         Command::Worklist { config, date, json } => {
             worklist_view::run(&config.config, &date, json).await
         }

@@ -121,6 +121,7 @@ pub async fn run(
         site_zone: site_zone(config, &loaded.zones)?,
         retention_days: config.store.retention_days,
         metrics: metrics.sync.clone(),
+        guard: config.store.mass_change_guard(),
     };
     let (control, requests) = WorkerControl::new(&loaded.sources);
     let admin = admin_server(config, &ctx, &metrics, Arc::new(control), stop.clone()).await?;

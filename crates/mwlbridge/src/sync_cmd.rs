@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::anyhow;
-use worklist_store::SyncOutcome;
+use worklist_store::{MassChangeGuard, SyncOutcome};
 
 use crate::failure::Failure;
 use crate::load::{load, open_store, site_zone};
@@ -12,8 +12,9 @@ use crate::shutdown::stop_on_signal;
 use crate::sources;
 use crate::sync_worker::{self, FirstCycle, SyncContext, SyncRequests, WorkerOptions};
 
-/// Syncs every enabled source of the config at `path`.
-pub async fn run(path: &Path, once: bool) -> Result<(), Failure> {
+/// Syncs every enabled source of the config at `path`; `accept_mass_change` turns the
+/// mass-change guard off for this one run (`--once` only).
+pub async fn run(path: &Path, once: bool, accept_mass_change: bool) -> Result<(), Failure> {
     let loaded = load(path, &sources::process_env)?;
     loaded.log_warnings();
     let store = open_store(&loaded.config)?;
@@ -23,6 +24,11 @@ pub async fn run(path: &Path, once: bool) -> Result<(), Failure> {
         site_zone: site_zone(&loaded.config, &loaded.zones)?,
         retention_days: loaded.config.store.retention_days,
         metrics: crate::metrics::SyncMetrics::default(),
+        guard: if accept_mass_change {
+            MassChangeGuard::Off
+        } else {
+            loaded.config.store.mass_change_guard()
+        },
     };
     tracing::info!(
         tzdata = %loaded.zones.describe(),

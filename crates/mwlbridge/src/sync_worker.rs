@@ -9,7 +9,9 @@ use jiff::tz::TimeZone;
 use std::collections::HashMap;
 
 use tokio::sync::{mpsc, oneshot, watch};
-use worklist_store::{DataSource, ReconcileCounts, Store, SyncOutcome, SyncRun};
+use worklist_store::{
+    DataSource, MassChangeGuard, ReconcileCounts, Store, StoreError, SyncOutcome, SyncRun,
+};
 
 use crate::metrics::SyncMetrics;
 use crate::shutdown::stopped;
@@ -59,6 +61,9 @@ pub struct SyncContext {
     pub retention_days: u32,
     /// Where each cycle is counted.
     pub metrics: SyncMetrics,
+    /// How much one complete cycle may remove (`store.max_discontinue_fraction`; off for
+    /// `sync --once --accept-mass-change`).
+    pub guard: MassChangeGuard,
 }
 
 /// Runs one sync cycle of `source`: fetch, reconcile in one transaction, record the run.
@@ -74,10 +79,19 @@ pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
             mode = fetched.mode();
             let on_cancel = source.on_cancel();
             let src = name.clone();
+            let guard = ctx.guard;
             ctx.store
-                .run(move |s| s.apply_fetched(&src, &window, fetched, on_cancel, Timestamp::now()))
+                .run(move |s| {
+                    s.apply_fetched(&src, &window, fetched, on_cancel, Timestamp::now(), guard)
+                })
                 .await
-                .map_err(|e| e.to_string())
+                .map_err(|e| match e {
+                    StoreError::MassChange { .. } => format!(
+                        "{e}. If the source really changed that much, apply it once with \
+                         `mwlbridge sync --once --accept-mass-change` (store.max_discontinue_fraction)"
+                    ),
+                    e => e.to_string(),
+                })
         }
         Err(e) => Err(e.to_string()),
     };
@@ -306,6 +320,7 @@ mod tests {
             site_zone: TimeZone::UTC,
             retention_days: 30,
             metrics: metrics.sync.clone(),
+            guard: MassChangeGuard::MaxFraction(0.5),
         };
         let series = |outcome: &str| {
             format!("mwlbridge_sync_runs_total{{source=\"scripted\",outcome=\"{outcome}\"}}")
@@ -368,6 +383,7 @@ mod tests {
             site_zone: TimeZone::UTC,
             retention_days: 30,
             metrics: metrics.sync.clone(),
+            guard: MassChangeGuard::MaxFraction(0.5),
         };
         // Operation hours that never include now: only a request can run a cycle.
         let now = Timestamp::now().to_zoned_datetime(TimeZone::UTC).time();

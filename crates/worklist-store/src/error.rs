@@ -49,6 +49,24 @@ pub enum StoreError {
         /// Why it cannot be read.
         reason: String,
     },
+    /// A complete fetch would discontinue or delete too many of a source's entries at once
+    /// ([`MassChangeGuard`](crate::reconcile::MassChangeGuard)); nothing was changed.
+    #[error(
+        "the fetch of {name} would discontinue or delete {removing} of its {active} active \
+         entries in the window (more than {:.0}% at once): not applied, nothing changed",
+        max_fraction * 100.0
+    )]
+    MassChange {
+        /// The source's name.
+        name: String,
+        /// Entries the fetch would discontinue or delete.
+        removing: u64,
+        /// The source's entries in the window a sync may change that were not
+        /// discontinued before the fetch.
+        active: u64,
+        /// The largest share allowed.
+        max_fraction: f64,
+    },
     /// An entry handed to reconcile belongs to another source.
     #[error("entry {record_id} belongs to source {found:?}, not {expected:?}")]
     SourceMismatch {

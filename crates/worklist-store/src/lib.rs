@@ -77,7 +77,7 @@ pub use filter::EntryFilter;
 pub use manual::{MANUAL_SOURCE, ManualEntryError};
 pub use mpps::{LinkedSteps, MppsError, PerformedStep, ScheduledStepRef};
 pub use pylantir::{ImportCounts, ImportItem, PylantirRow};
-pub use reconcile::ReconcileCounts;
+pub use reconcile::{MassChangeGuard, ReconcileCounts};
 pub use store::Store;
 pub use stream::{ScanEnd, Snapshot};
 pub use sync_runs::{SyncOutcome, SyncRun};

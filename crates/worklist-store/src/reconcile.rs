@@ -58,10 +58,60 @@ impl ReconcileCounts {
     }
 }
 
+/// Whether a complete fetch may discontinue or delete a large part of a source's
+/// entries at once, which is more often a failing or misconfigured server (an empty list,
+/// a changed filter) than a real change.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MassChangeGuard {
+    /// Any change applies (an administrator accepted this one).
+    Off,
+    /// A fetch that would discontinue or delete more than this fraction (0 to 1) of the
+    /// source's active entries in the window, and at least [`MASS_CHANGE_MIN`] of them,
+    /// is refused: [`StoreError::MassChange`], nothing changes.
+    MaxFraction(f64),
+}
+
+/// The fewest removals the guard refuses: a quiet day's one or two cancellations are
+/// never held up, whatever their share.
+pub const MASS_CHANGE_MIN: u64 = 3;
+
 /// Applies a fetch of `source` inside `tx`: complete for `window`, or, with `None`, only
-/// changed entries (the rules: [`Store::reconcile`](crate::Store::reconcile)). On error
-/// the caller drops `tx`, and nothing changes.
+/// changed entries (the rules: [`Store::reconcile`](crate::Store::reconcile)); `guard`
+/// looks at complete fetches. On error the caller drops `tx`, and nothing changes.
 pub(crate) fn apply(
+    tx: &Transaction<'_>,
+    source: &str,
+    window: Option<&SyncWindow>,
+    entries: Vec<WorklistEntry>,
+    on_cancel: OnCancel,
+    now: Timestamp,
+    guard: MassChangeGuard,
+) -> Result<ReconcileCounts, StoreError> {
+    let active_before = match (window, guard) {
+        (Some(window), MassChangeGuard::MaxFraction(_)) => in_window(tx, source, window)?
+            .iter()
+            .filter(|s| {
+                s.entry.status != StepStatus::Discontinued && s.meta.status_set_by.sync_may_change()
+            })
+            .count() as u64,
+        _ => 0,
+    };
+    let counts = apply_unguarded(tx, source, window, entries, on_cancel, now)?;
+    if let (Some(_), MassChangeGuard::MaxFraction(max)) = (window, guard) {
+        let removing = counts.discontinued + counts.deleted;
+        if removing >= MASS_CHANGE_MIN && removing as f64 > max * active_before as f64 {
+            return Err(StoreError::MassChange {
+                name: source.to_string(),
+                removing,
+                active: active_before,
+                max_fraction: max,
+            });
+        }
+    }
+    Ok(counts)
+}
+
+fn apply_unguarded(
     tx: &Transaction<'_>,
     source: &str,
     window: Option<&SyncWindow>,

@@ -26,7 +26,7 @@ use crate::manual::{self, MANUAL_SOURCE, ManualEntryError};
 use crate::mpps::{self, LinkedSteps, MppsError, PerformedStep, ScheduledStepRef};
 use crate::name_keys;
 use crate::pylantir::{self, ImportCounts, ImportItem};
-use crate::reconcile::{self, ReconcileCounts};
+use crate::reconcile::{self, MassChangeGuard, ReconcileCounts};
 use crate::schema;
 use crate::stream::{self, ScanEnd, Snapshot};
 use crate::sync_runs::{self, SyncOutcome, SyncRun};
@@ -197,7 +197,14 @@ impl Store {
         on_cancel: OnCancel,
         now: Timestamp,
     ) -> Result<ReconcileCounts, StoreError> {
-        self.reconcile_in(source, Some(window), entries, on_cancel, now)
+        self.reconcile_in(
+            source,
+            Some(window),
+            entries,
+            on_cancel,
+            now,
+            MassChangeGuard::Off,
+        )
     }
 
     /// Applies a fetch of only the entries of `source` that changed, by the rules of
@@ -211,7 +218,7 @@ impl Store {
         on_cancel: OnCancel,
         now: Timestamp,
     ) -> Result<ReconcileCounts, StoreError> {
-        self.reconcile_in(source, None, entries, on_cancel, now)
+        self.reconcile_in(source, None, entries, on_cancel, now, MassChangeGuard::Off)
     }
 
     /// One reconcile transaction: complete for `window`, or changes only (`None`).
@@ -222,11 +229,12 @@ impl Store {
         entries: Vec<WorklistEntry>,
         on_cancel: OnCancel,
         now: Timestamp,
+        guard: MassChangeGuard,
     ) -> Result<ReconcileCounts, StoreError> {
         let mut conn = self.connections.writer();
         // IMMEDIATE, as in `write` (which says why).
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let counts = reconcile::apply(&tx, source, window, entries, on_cancel, now)?;
+        let counts = reconcile::apply(&tx, source, window, entries, on_cancel, now, guard)?;
         tx.commit()?;
         if counts.changed_rows() {
             reconcile::refresh_statistics(&conn)?;
@@ -234,7 +242,8 @@ impl Store {
         Ok(counts)
     }
 
-    /// Applies what a source's fetch returned: [`Store::reconcile`] for a complete window,
+    /// Applies what a source's fetch returned: [`Store::reconcile`] for a complete window
+    /// (refused by `guard` when it would remove too much at once), or
     /// [`Store::reconcile_changed`] for changes only.
     pub fn apply_fetched(
         &self,
@@ -243,11 +252,13 @@ impl Store {
         fetched: Fetched,
         on_cancel: OnCancel,
         now: Timestamp,
+        guard: MassChangeGuard,
     ) -> Result<ReconcileCounts, StoreError> {
-        match fetched {
-            Fetched::Complete(entries) => self.reconcile(source, window, entries, on_cancel, now),
-            Fetched::Changed(entries) => self.reconcile_changed(source, entries, on_cancel, now),
-        }
+        let (window, entries) = match fetched {
+            Fetched::Complete(entries) => (Some(window), entries),
+            Fetched::Changed(entries) => (None, entries),
+        };
+        self.reconcile_in(source, window, entries, on_cancel, now, guard)
     }
 
     /// Records a finished sync cycle.

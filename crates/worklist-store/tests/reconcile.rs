@@ -3,8 +3,8 @@
 use jiff::Timestamp;
 use jiff::civil::{DateTime, date};
 use worklist_store::{
-    EntryFilter, Fetched, OnCancel, ReconcileCounts, StatusSetBy, StepStatus, Store, SyncWindow,
-    WorklistEntry,
+    EntryFilter, Fetched, MassChangeGuard, OnCancel, ReconcileCounts, StatusSetBy, StepStatus,
+    Store, StoreError, SyncWindow, WorklistEntry,
 };
 
 const SRC: &str = "calpendo";
@@ -257,6 +257,7 @@ fn a_fetch_of_changes_discontinues_nothing_it_lacks() {
             Fetched::Changed(vec![moved.clone(), booking("3", "SUB003", at(26, 11))]),
             OnCancel::Delete,
             now(60),
+            MassChangeGuard::Off,
         )
         .expect("reconcile changed");
     assert_eq!(
@@ -287,6 +288,7 @@ fn a_fetch_of_changes_discontinues_nothing_it_lacks() {
             Fetched::Complete(vec![booking("1", "SUB001", at(26, 9))]),
             OnCancel::Delete,
             now(180),
+            MassChangeGuard::Off,
         )
         .expect("reconcile complete");
     assert_eq!(
@@ -695,4 +697,83 @@ fn manual_entries_write_the_patient_name_key() {
         name_key(&store, worklist_store::MANUAL_SOURCE, "w1"),
         (Some("écho".into()), Some(1))
     );
+}
+
+/// `n` bookings of the window, ids 1..=n.
+fn day_of(n: usize) -> Vec<WorklistEntry> {
+    (1..=n)
+        .map(|i| booking(&i.to_string(), &format!("SUB{i:03}"), at(26, 8)))
+        .collect()
+}
+
+fn guarded(
+    store: &Store,
+    entries: Vec<WorklistEntry>,
+    guard: MassChangeGuard,
+) -> Result<ReconcileCounts, StoreError> {
+    store.apply_fetched(
+        SRC,
+        &window(),
+        Fetched::Complete(entries),
+        OnCancel::Discontinue,
+        now(60),
+        guard,
+    )
+}
+
+#[test]
+fn a_fetch_that_would_empty_the_window_is_refused_unless_accepted() {
+    let (_d, store) = store();
+    sync(&store, day_of(5), OnCancel::Discontinue, 0);
+    let half = MassChangeGuard::MaxFraction(0.5);
+    let e = guarded(&store, Vec::new(), half).expect_err("refused");
+    assert!(
+        matches!(
+            e,
+            StoreError::MassChange {
+                removing: 5,
+                active: 5,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("5 of its 5 active entries"), "{e}");
+    for i in 1..=5 {
+        assert_eq!(
+            status_of(&store, &i.to_string()),
+            Some((StepStatus::Scheduled, StatusSetBy::Sync)),
+            "nothing changed"
+        );
+    }
+    // Accepted once, the same fetch applies.
+    let c = guarded(&store, Vec::new(), MassChangeGuard::Off).expect("accepted");
+    assert_eq!(c.discontinued, 5);
+}
+
+#[test]
+fn ordinary_cancellations_pass_the_guard() {
+    let half = MassChangeGuard::MaxFraction(0.5);
+    // Two of two: fewer than the guard's minimum, whatever the share.
+    let (_d, st) = store();
+    sync(&st, day_of(2), OnCancel::Discontinue, 0);
+    assert_eq!(
+        guarded(&st, Vec::new(), half)
+            .expect("applies")
+            .discontinued,
+        2
+    );
+    // Four of ten: under half.
+    let (_d, st) = store();
+    sync(&st, day_of(10), OnCancel::Discontinue, 0);
+    let kept: Vec<WorklistEntry> = day_of(10).into_iter().take(6).collect();
+    assert_eq!(guarded(&st, kept, half).expect("applies").discontinued, 4);
+    // Six of ten, reported as cancelled by the source: refused like vanished ones.
+    let (_d, st) = store();
+    sync(&st, day_of(10), OnCancel::Discontinue, 0);
+    let mut fetched = day_of(10);
+    for e in fetched.iter_mut().take(6) {
+        e.status = StepStatus::Discontinued;
+    }
+    assert!(guarded(&st, fetched, half).is_err());
 }

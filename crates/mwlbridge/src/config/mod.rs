@@ -40,6 +40,9 @@ pub const PYLANTIR_DEFAULT_DB_PATH: &str = "~/Desktop/worklist.db";
 /// Days an entry is kept after its step ends (`store.retention_days`).
 pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 
+/// The share of a source's entries one sync may remove (`store.max_discontinue_fraction`).
+pub const DEFAULT_MAX_DISCONTINUE_FRACTION: f64 = 0.5;
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -162,14 +165,28 @@ pub struct StoreConfig {
     pub path: PathBuf,
     /// Entries whose step ended more than this many days ago are purged.
     pub retention_days: u32,
+    /// The largest share of a source's active entries in its window one sync may
+    /// discontinue or delete (`1`: no limit); a sync that would remove more is refused.
+    pub max_discontinue_fraction: f64,
 }
 
 impl StoreConfig {
-    /// The defaults: [`DEFAULT_DB_PATH`], [`DEFAULT_RETENTION_DAYS`].
+    /// The defaults: [`DEFAULT_DB_PATH`], [`DEFAULT_RETENTION_DAYS`],
+    /// [`DEFAULT_MAX_DISCONTINUE_FRACTION`].
     fn default_at_default_path() -> StoreConfig {
         StoreConfig {
             path: PathBuf::from(DEFAULT_DB_PATH),
             retention_days: DEFAULT_RETENTION_DAYS,
+            max_discontinue_fraction: DEFAULT_MAX_DISCONTINUE_FRACTION,
+        }
+    }
+
+    /// The guard every sync's reconcile runs with.
+    pub fn mass_change_guard(&self) -> worklist_store::MassChangeGuard {
+        if self.max_discontinue_fraction >= 1.0 {
+            worklist_store::MassChangeGuard::Off
+        } else {
+            worklist_store::MassChangeGuard::MaxFraction(self.max_discontinue_fraction)
         }
     }
 }

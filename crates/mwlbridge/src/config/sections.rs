@@ -28,12 +28,14 @@ pub(super) fn sections(root: &mut Table<'_>, problems: &mut Report) -> Sections 
     let store = root.table("store", problems).map(|mut t| {
         let path = t.string("path", problems).map(PathBuf::from);
         let retention = t.integer("retention_days", 1, 36_500, problems);
+        let fraction = fraction(&mut t, "max_discontinue_fraction", problems);
         t.reject_unknown(problems);
         StoreConfig {
             path: path
                 .map(|p| expand_home(&p))
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DB_PATH)),
             retention_days: retention.unwrap_or(DEFAULT_RETENTION_DAYS as i64) as u32,
+            max_discontinue_fraction: fraction.unwrap_or(DEFAULT_MAX_DISCONTINUE_FRACTION),
         }
     });
     let site = root.table("site", problems).map(|mut t| {
@@ -230,4 +232,20 @@ fn legacy_or_fixed_zone(name: &str) -> bool {
         "UTC", "Etc/UTC", "Etc/UCT", "UCT", "Zulu", "Etc/Zulu", "GMT", "Etc/GMT",
     ];
     !utc.contains(&name) && (!name.contains('/') || name.starts_with("Etc/"))
+}
+
+/// A share above 0 and at most 1.
+fn fraction(t: &mut Table<'_>, key: &'static str, problems: &mut Report) -> Option<f64> {
+    let v = t.raw(key)?;
+    match v.as_f64() {
+        Some(f) if f > 0.0 && f <= 1.0 => Some(f),
+        _ => {
+            t.problem(
+                problems,
+                key,
+                format!("{v} is not a share above 0 and at most 1 (e.g. 0.5)"),
+            );
+            None
+        }
+    }
 }
