@@ -1100,6 +1100,9 @@ fn export_writes_worklist_files_dcmtk_reads() {
         "(0008,0060) CS [MR]",
         "(0040,0020) CS [SCHEDULED]",
         "MediaStorageSOPClassUID",
+        // mwlbridge's own identity, not dicom-rs's.
+        "(0002,0012) UI [2.25.334732025013351261267767958350300486179]",
+        "(0002,0013) SH [MWLBRIDGE_",
     ] {
         assert!(dump.contains(needle), "{needle} in:\n{dump}");
     }

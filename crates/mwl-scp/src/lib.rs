@@ -31,6 +31,8 @@
 //!
 //! - [`dimse`]: DIMSE messages: SOP classes, command fields, statuses, command sets,
 //!   assembly from P-DATA fragments, packing into PDUs.
+//! - [`identity`]: mwlbridge's implementation class UID and version name (written into
+//!   exported files).
 //! - [`wire_check`]: a structural check of a received data set before dicom-rs decodes it.
 //! - [`query`]: MWL query parsing, matching and responses; its module doc lists every
 //!   matching rule. **Person-name (PN) wildcard matching** is `PnMatcher` in
@@ -76,6 +78,7 @@ mod dispatch;
 mod echo;
 mod find;
 pub mod find_stream;
+pub mod identity;
 pub mod metrics;
 pub mod mpps;
 mod pending;

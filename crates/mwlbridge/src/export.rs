@@ -9,7 +9,7 @@ use dicom_core::{DataElement, VR};
 use dicom_dictionary_std::{tags, uids};
 use dicom_object::InMemDicomObject;
 use dicom_object::meta::FileMetaTableBuilder;
-use mwl_scp::{MWL_FIND, MwlQuery, ResponseCharset};
+use mwl_scp::{MWL_FIND, MwlQuery, ResponseCharset, identity};
 use worklist_store::{EntryFilter, StepStatus, identifiers};
 
 use crate::failure::Failure;
@@ -97,6 +97,8 @@ pub fn write_files<'a>(
             .media_storage_sop_class_uid(MWL_FIND)
             .media_storage_sop_instance_uid(instance)
             .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+            .implementation_class_uid(identity::IMPLEMENTATION_CLASS_UID)
+            .implementation_version_name(identity::implementation_version_name())
             .build()
             .context("building the file meta information")?;
         let name = format!(
