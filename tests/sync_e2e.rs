@@ -305,7 +305,7 @@ async fn a_sync_that_would_empty_the_day_is_refused_until_accepted() {
     let out = run_async(&["sync", "--once", "--config", config]).await;
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(
-        stdout(&out).contains("all 5 bookings listed had no details"),
+        stdout(&out).contains("all 5 bookings whose details were asked for had none"),
         "{}",
         stdout(&out)
     );

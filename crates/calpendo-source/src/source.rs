@@ -204,6 +204,8 @@ enum Skip {
 #[derive(Debug, Default)]
 struct Tally {
     kept: usize,
+    /// Skipped for their status in the list, before any detail request.
+    listed_status: usize,
     resource: usize,
     status: usize,
     study: usize,
@@ -214,16 +216,36 @@ struct Tally {
 }
 
 impl Tally {
-    /// Every booking resolved, kept or skipped.
-    fn total(&self) -> usize {
-        self.kept
-            + self.resource
-            + self.status
-            + self.study
-            + self.not_found
-            + self.unreadable
-            + self.no_subject
-            + self.no_start
+    /// Counts one resolved booking; a kept one's entry goes to `entries`.
+    fn add(&mut self, outcome: Outcome, entries: &mut Vec<WorklistEntry>) {
+        match outcome {
+            Outcome::Kept(e) => {
+                self.kept += 1;
+                entries.push(*e);
+            }
+            Outcome::Skipped(Skip::Resource) => self.resource += 1,
+            Outcome::Skipped(Skip::Status) => self.status += 1,
+            Outcome::Skipped(Skip::Study) => self.study += 1,
+            Outcome::Skipped(Skip::NotFound) => self.not_found += 1,
+            Outcome::Skipped(Skip::Unreadable) => self.unreadable += 1,
+            Outcome::Skipped(Skip::Mapping(SkipReason::NoSubjectId)) => self.no_subject += 1,
+            Outcome::Skipped(Skip::Mapping(SkipReason::NoStartTime)) => self.no_start += 1,
+        }
+    }
+
+    /// Whether details were asked for and none came (every one 404): a failing server,
+    /// not a day whose bookings were all deleted between two requests. Applied, such a
+    /// cycle would discontinue the whole window. (A status skip may come from the list
+    /// alone, so it proves nothing either way.)
+    fn no_details_answered(&self) -> bool {
+        self.not_found > 0
+            && self.kept
+                + self.resource
+                + self.study
+                + self.unreadable
+                + self.no_subject
+                + self.no_start
+                == 0
     }
 }
 
@@ -587,7 +609,7 @@ impl CalpendoSource {
             if let Some(s) = &item.status
                 && !self.config.status_selected(s)
             {
-                tally.status += 1;
+                tally.listed_status += 1;
                 continue;
             }
             candidates.push(item);
@@ -634,19 +656,7 @@ impl CalpendoSource {
 
         let mut entries = Vec::with_capacity(outcomes.len());
         for o in outcomes {
-            match o {
-                Outcome::Kept(e) => {
-                    tally.kept += 1;
-                    entries.push(*e);
-                }
-                Outcome::Skipped(Skip::Resource) => tally.resource += 1,
-                Outcome::Skipped(Skip::Status) => tally.status += 1,
-                Outcome::Skipped(Skip::Study) => tally.study += 1,
-                Outcome::Skipped(Skip::NotFound) => tally.not_found += 1,
-                Outcome::Skipped(Skip::Unreadable) => tally.unreadable += 1,
-                Outcome::Skipped(Skip::Mapping(SkipReason::NoSubjectId)) => tally.no_subject += 1,
-                Outcome::Skipped(Skip::Mapping(SkipReason::NoStartTime)) => tally.no_start += 1,
-            }
+            tally.add(o, &mut entries);
         }
         entries.sort_by(|a, b| (a.start, &a.source_record_id).cmp(&(b.start, &b.source_record_id)));
         tracing::info!(
@@ -655,7 +665,7 @@ impl CalpendoSource {
             listed,
             kept = tally.kept,
             skipped_resource = tally.resource,
-            skipped_status = tally.status,
+            skipped_status = tally.status + tally.listed_status,
             skipped_study = tally.study,
             skipped_not_found = tally.not_found,
             skipped_unreadable = tally.unreadable + without_id,
@@ -667,15 +677,12 @@ impl CalpendoSource {
             "Calpendo fetch done"
         );
         self.warn_unmatched_prefixes(&resources_seen, listed);
-        if tally.not_found > 0 && tally.not_found == tally.total() {
-            // Every booking listed, none of their details: a server that is failing, not
-            // a day whose bookings were all deleted in the moments between two requests.
-            // Applied, this cycle would discontinue the whole window.
+        if tally.no_details_answered() {
             return Err(SourceError::Fetch(FetchFailure::Status {
                 status: 404,
                 message: format!(
-                    "all {} bookings listed had no details (404 Not Found): the cycle is \
-                     not applied",
+                    "all {} bookings whose details were asked for had none (404 Not \
+                     Found): the cycle is not applied",
                     tally.not_found
                 ),
             }));

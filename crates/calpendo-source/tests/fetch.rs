@@ -393,7 +393,7 @@ async fn every_booking_detail_missing_fails_the_cycle() {
         .expect_err("fails");
     assert!(
         e.to_string()
-            .contains("all 2 bookings listed had no details"),
+            .contains("all 2 bookings whose details were asked for had none"),
         "{e}"
     );
 }
