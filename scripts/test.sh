@@ -31,3 +31,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 cargo test --workspace --locked
+
+echo "==> README Quick start: cargo run --release -- demo"
+bash scripts/quickstart.sh
