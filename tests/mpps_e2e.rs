@@ -475,3 +475,166 @@ fn a_wrong_entry_discontinuation_offers_the_step_again() {
     assert!(!offered(&site, "SUB102"));
     client.release();
 }
+
+/// An N-SET with `extra` elements beside the status; returns (status, Error Comment).
+fn n_set_with(
+    client: &mut Client,
+    instance: &str,
+    status: &str,
+    extra: Vec<DataElement<InMemDicomObject>>,
+) -> (u16, String) {
+    let id = client.message_id();
+    let mut obj = InMemDicomObject::from_element_iter([el(
+        tags::PERFORMED_PROCEDURE_STEP_STATUS,
+        VR::CS,
+        status,
+    )]);
+    for e in extra {
+        obj.put(e);
+    }
+    let r = client.request(MPPS, &command(0x0120, id, instance), Some(&encode(&obj)));
+    (
+        r.final_status().expect("status"),
+        text(r.final_command(), tags::ERROR_COMMENT),
+    )
+}
+
+fn stored(site: &Site, instance: &str) -> worklist_store::PerformedStep {
+    Store::open(site.dir.join("worklist.db"))
+        .expect("open")
+        .mpps_get(instance)
+        .expect("get")
+        .expect("stored")
+}
+
+#[test]
+fn only_the_console_that_created_a_step_may_change_it() {
+    let site = site();
+    let s = scheduled(&site, "SUB101");
+    let mut mri = mpps_client(&site);
+    let instance = "1.2.826.0.1.3680043.10.1.40";
+    let (status, _) = n_create(&mut mri, instance, &create_data(&s, "IN PROGRESS", None));
+    assert_eq!(status, 0x0000);
+
+    let mut other =
+        Client::connect_with(site.port(), "EEG_LAB", "MWLBRIDGE", &[MPPS]).expect("associate");
+    let (status, comment) = n_set_with(&mut other, instance, "DISCONTINUED", vec![]);
+    assert_eq!(status, 0x0124, "refused, not authorized: {comment}");
+    assert!(comment.contains("MRI_3T"), "{comment}");
+    other.release();
+    assert_eq!(status_of(&site, "SUB101"), "STARTED", "unchanged");
+    assert_eq!(stored(&site, instance).status, PerformedStatus::InProgress);
+
+    assert_eq!(n_set(&mut mri, instance, "COMPLETED"), 0x0000);
+    mri.release();
+    assert_eq!(status_of(&site, "SUB101"), "COMPLETED");
+}
+
+#[test]
+fn a_performed_step_is_bounded_in_size_and_in_n_sets() {
+    let site = Site::start(
+        vec![booking(101, "SUB101_Tremblay_Marie", "3T Diagnostic", 9)],
+        "mpps_max_sets = 3\nmpps_max_stored_bytes = 8192",
+    );
+    let s = scheduled(&site, "SUB101");
+    let mut client = mpps_client(&site);
+    let instance = "1.2.826.0.1.3680043.10.1.41";
+    let (status, _) = n_create(&mut client, instance, &create_data(&s, "IN PROGRESS", None));
+    assert_eq!(status, 0x0000);
+    let before = stored(&site, instance);
+
+    // One N-SET that would make the stored step larger than 8 KiB: 0213, nothing kept.
+    let big = DataElement::new(
+        tags::PATIENT_COMMENTS,
+        VR::LT,
+        PrimitiveValue::from("x".repeat(10_000)),
+    );
+    let (status, comment) = n_set_with(&mut client, instance, "IN PROGRESS", vec![big]);
+    assert_eq!(status, 0x0213, "resource limitation: {comment}");
+    assert!(comment.contains("8192"), "{comment}");
+    let after = stored(&site, instance);
+    assert_eq!(
+        (after.attributes, after.set_count),
+        (before.attributes, 0),
+        "store unchanged"
+    );
+
+    // Three N-SETs are taken, the fourth is refused, and the step is left as it was.
+    for n in 0..3 {
+        let comments = el(
+            tags::COMMENTS_ON_THE_PERFORMED_PROCEDURE_STEP,
+            VR::ST,
+            &format!("update {n}"),
+        );
+        let (status, comment) = n_set_with(&mut client, instance, "IN PROGRESS", vec![comments]);
+        assert_eq!(status, 0x0000, "N-SET {n}: {comment}");
+    }
+    let (status, comment) = n_set_with(&mut client, instance, "COMPLETED", vec![]);
+    assert_eq!(status, 0x0213, "{comment}");
+    client.release();
+    let after = stored(&site, instance);
+    assert_eq!(
+        (after.status, after.set_count),
+        (PerformedStatus::InProgress, 3)
+    );
+    assert_eq!(status_of(&site, "SUB101"), "STARTED");
+}
+
+#[test]
+fn with_the_station_filter_a_console_starts_only_its_own_steps() {
+    let site = Site::start(
+        vec![
+            booking(101, "SUB101_Tremblay_Marie", "3T Diagnostic", 9),
+            booking(102, "SUB102_Novak_Jan", "EEG Lab Room A", 10),
+        ],
+        "station_filter_by_calling_ae = true",
+    );
+    // The EEG lab's step, as a console would copy it (asked for by station explicitly).
+    let r = findscu(
+        site.port(),
+        &[
+            "PatientID=SUB102",
+            "StudyInstanceUID",
+            "AccessionNumber",
+            "ScheduledProcedureStepSequence[0].ScheduledStationAETitle=EEG_LAB",
+            "ScheduledProcedureStepSequence[0].ScheduledProcedureStepID",
+        ],
+        &[],
+    );
+    let item = r.by_patient_id("SUB102");
+    let eeg = Scheduled {
+        study_uid: text(item, tags::STUDY_INSTANCE_UID),
+        accession: text(item, tags::ACCESSION_NUMBER),
+        sps_id: text(sps_item(item), tags::SCHEDULED_PROCEDURE_STEP_ID),
+    };
+    let mut mri = mpps_client(&site);
+    let instance = "1.2.826.0.1.3680043.10.1.42";
+    let (status, _) = n_create(&mut mri, instance, &create_data(&eeg, "IN PROGRESS", None));
+    assert_eq!(status, 0x0000, "stored, as an unscheduled scan of MRI_3T");
+    mri.release();
+    assert!(stored(&site, instance).linked_entries.is_empty());
+    let r = findscu(
+        site.port(),
+        &[
+            "PatientID=SUB102",
+            "ScheduledProcedureStepSequence[0].ScheduledStationAETitle=EEG_LAB",
+            &format!("{STATUS_KEY}=SCHEDULED\\STARTED\\COMPLETED\\DISCONTINUED"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        text(
+            sps_item(r.by_patient_id("SUB102")),
+            tags::SCHEDULED_PROCEDURE_STEP_STATUS
+        ),
+        "SCHEDULED",
+        "the EEG lab's step is not touched by MRI_3T"
+    );
+    assert!(
+        site.server
+            .log()
+            .contains("MPPS references steps scheduled on another station"),
+        "{}",
+        site.server.log()
+    );
+}

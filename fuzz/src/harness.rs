@@ -595,6 +595,11 @@ pub fn mpps(data: &[u8]) {
         let _ = env.store.purge_performed_before(jiff::Timestamp::MAX);
     }
     let uid = format!("1.2.826.0.1.3680043.10.1.{}.{n}", std::process::id());
+    let who = mwl_scp::mpps::Requester {
+        calling_ae: "FUZZ",
+        policy: mwl_scp::mpps::MppsPolicy::default(),
+        own_station_only: selector & 4 != 0,
+    };
     let outcome = env.runtime.block_on(async {
         if selector & 2 == 0 {
             let cmd = mpps_command(
@@ -602,7 +607,7 @@ pub fn mpps(data: &[u8]) {
                 tags::AFFECTED_SOP_INSTANCE_UID,
                 &uid,
             );
-            mwl_scp::mpps::create(&env.store, "FUZZ", &cmd, Some(body), ts).await
+            mwl_scp::mpps::create(&env.store, &who, &cmd, Some(body), ts).await
         } else {
             let create = mpps_command(
                 dimse::command::N_CREATE_RQ,
@@ -610,8 +615,7 @@ pub fn mpps(data: &[u8]) {
                 &uid,
             );
             let valid = valid_create_data(ts);
-            let created =
-                mwl_scp::mpps::create(&env.store, "FUZZ", &create, Some(&valid), ts).await;
+            let created = mwl_scp::mpps::create(&env.store, &who, &create, Some(&valid), ts).await;
             assert_eq!(
                 created.status, 0,
                 "a valid N-CREATE is refused: {created:?}"
@@ -621,7 +625,7 @@ pub fn mpps(data: &[u8]) {
                 tags::REQUESTED_SOP_INSTANCE_UID,
                 &uid,
             );
-            mwl_scp::mpps::set(&env.store, "FUZZ", &set, Some(body), ts).await
+            mwl_scp::mpps::set(&env.store, &who, &set, Some(body), ts).await
         }
     });
     let rsp = dimse::response_command(

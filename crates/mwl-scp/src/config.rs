@@ -31,6 +31,31 @@ pub struct ScpConfig {
     pub station_filter_by_calling_ae: bool,
     /// DICOM over TLS (PS3.15 B.1) on this port, when set; plain TCP otherwise.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// What an MPPS performed step may grow to, and who may change it.
+    pub mpps: MppsPolicy,
+}
+
+/// Bounds and authorization of MPPS (docs/security.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MppsPolicy {
+    /// A performed step's stored attributes (N-CREATE merged with every N-SET) are at
+    /// most this many bytes; a request that would make them larger is refused (0213).
+    pub max_stored_bytes: usize,
+    /// A performed step takes at most this many N-SETs; more are refused (0213).
+    pub max_sets: u32,
+    /// Only the calling AE title that created a performed step may N-SET it; another
+    /// gets 0124 (not authorized).
+    pub same_ae_only: bool,
+}
+
+impl Default for MppsPolicy {
+    fn default() -> Self {
+        MppsPolicy {
+            max_stored_bytes: 4 << 20,
+            max_sets: 100,
+            same_ae_only: true,
+        }
+    }
 }
 
 impl Default for ScpConfig {
@@ -49,6 +74,7 @@ impl Default for ScpConfig {
             max_responses: None,
             station_filter_by_calling_ae: false,
             tls: None,
+            mpps: MppsPolicy::default(),
         }
     }
 }

@@ -81,6 +81,10 @@ pub mod status {
     pub const INVALID_OBJECT_INSTANCE: u16 = 0x0117;
     /// DIMSE-N: missing attribute.
     pub const MISSING_ATTRIBUTE: u16 = 0x0120;
+    /// DIMSE-N: refused, not authorized (the peer may not change that instance).
+    pub const NOT_AUTHORIZED: u16 = 0x0124;
+    /// DIMSE-N: resource limitation (the operation would exceed a configured bound).
+    pub const RESOURCE_LIMITATION: u16 = 0x0213;
 }
 
 /// Largest command set we accept (they are a few hundred bytes).

@@ -62,7 +62,7 @@
 //! to [`mpps`], which checks the request ([`mpps::create`]: IN PROGRESS only;
 //! [`mpps::set`]: IN PROGRESS, COMPLETED or DISCONTINUED, never after COMPLETED or
 //! DISCONTINUED) and reads the terms with `worklist_store::PerformedStatus`. The store
-//! applies the change (`Store::mpps_create`, `Store::mpps_update`): the linked worklist
+//! applies the change (`Store::mpps_create`, `Store::mpps_modify`): the linked worklist
 //! entries take the step status (IN PROGRESS is STARTED), marked as set by MPPS, and no
 //! sync resets a status set by MPPS. C-FIND only reads statuses.
 

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use jiff::Timestamp;
+use mwl_scp::mpps::MppsPolicy;
 use mwl_scp::{AePolicy, MwlServer, ScpConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
@@ -55,6 +56,11 @@ fn scp_config(config: &Config) -> Result<ScpConfig, Failure> {
         max_responses: (s.max_responses > 0).then_some(s.max_responses as usize),
         station_filter_by_calling_ae: s.station_filter_by_calling_ae,
         tls,
+        mpps: MppsPolicy {
+            max_stored_bytes: s.mpps_max_stored_bytes as usize,
+            max_sets: s.mpps_max_sets,
+            same_ae_only: s.mpps_same_ae_only,
+        },
     })
 }
 

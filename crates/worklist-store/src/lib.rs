@@ -75,7 +75,7 @@ pub use api_tokens::{TokenRecord, TokenRole, TokenStoreError};
 pub use error::StoreError;
 pub use filter::EntryFilter;
 pub use manual::{MANUAL_SOURCE, ManualEntryError};
-pub use mpps::{LinkedSteps, MppsError, PerformedStep, ScheduledStepRef};
+pub use mpps::{CreatedLinks, LinkedSteps, MppsChange, MppsError, PerformedStep, ScheduledStepRef};
 pub use pylantir::{ImportCounts, ImportItem, PylantirRow};
 pub use reconcile::{MassChangeGuard, ReconcileCounts};
 pub use store::Store;

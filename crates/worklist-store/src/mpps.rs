@@ -44,6 +44,8 @@ pub struct PerformedStep {
     pub created_at: Timestamp,
     /// When it last changed.
     pub updated_at: Timestamp,
+    /// How many N-SETs it has taken.
+    pub set_count: u32,
     /// Row ids of the worklist entries it performs.
     pub linked_entries: Vec<i64>,
 }
@@ -143,9 +145,30 @@ fn linked_entries(conn: &Connection, performed_id: i64) -> Result<Vec<i64>, rusq
     .collect()
 }
 
+/// Which worklist entries an N-CREATE linked its performed step to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CreatedLinks {
+    /// Row ids of the linked entries, ascending; they took the step's status.
+    pub linked: Vec<i64>,
+    /// Entries the references designate that are scheduled on another station than the
+    /// one the N-CREATE was restricted to: not linked, not changed.
+    pub other_station: usize,
+}
+
+/// The station AE title of an entry.
+fn station_of(tx: &Transaction<'_>, entry_id: i64) -> Result<Option<String>, rusqlite::Error> {
+    tx.query_row(
+        "SELECT station_ae_title FROM worklist_entries WHERE id = ?1",
+        [entry_id],
+        |r| r.get(0),
+    )
+}
+
 /// Stores a new performed step (N-CREATE) and links it to the worklist entries its
-/// references designate; they take its status, set by MPPS. Returns the linked entries'
-/// row ids. Refused, with nothing changed, when the instance exists.
+/// references designate; they take its status, set by MPPS. With `station`, only entries
+/// scheduled on that station AE title are linked (a console changes only its own steps).
+/// Refused, with nothing changed, when the instance exists.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn create(
     tx: &Transaction<'_>,
     sop_instance_uid: &str,
@@ -153,8 +176,9 @@ pub(crate) fn create(
     status: PerformedStatus,
     attributes: &[u8],
     refs: &[ScheduledStepRef],
+    station: Option<&str>,
     now: Timestamp,
-) -> Result<Vec<i64>, MppsError> {
+) -> Result<CreatedLinks, MppsError> {
     let exists: Option<i64> = tx
         .query_row(
             "SELECT id FROM performed_steps WHERE sop_instance_uid = ?1",
@@ -179,61 +203,93 @@ pub(crate) fn create(
         ],
     )?;
     let performed_id = tx.last_insert_rowid();
-    let mut linked = Vec::new();
+    let mut designated = Vec::new();
     for r in refs {
         for id in find_entries(tx, r)? {
-            if !linked.contains(&id) {
-                linked.push(id);
+            if !designated.contains(&id) {
+                designated.push(id);
             }
         }
     }
-    for id in &linked {
+    designated.sort_unstable();
+    let mut links = CreatedLinks::default();
+    for id in designated {
+        let theirs = match station {
+            Some(own) => station_of(tx, id)?.is_none_or(|s| s.trim() != own.trim()),
+            None => false,
+        };
+        if theirs {
+            links.other_station += 1;
+        } else {
+            links.linked.push(id);
+        }
+    }
+    for id in &links.linked {
         tx.execute(
             "INSERT INTO performed_step_links (performed_step_id, entry_id) VALUES (?1, ?2)",
             params![performed_id, id],
         )?;
     }
     set_linked_status(tx, performed_id, status.step_status(), &now)?;
-    Ok(linked)
+    Ok(links)
 }
 
-/// Updates a performed step (N-SET): its attributes and status, which linked entries
-/// follow. Returns the linked entries' row ids. Refused, with nothing changed, when the
-/// step is unknown or already final.
-pub(crate) fn update(
+/// What an N-SET makes of a performed step, decided by the caller from the step as
+/// stored ([`modify`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MppsChange {
+    /// Its new status (the current one when the N-SET does not change it).
+    pub status: PerformedStatus,
+    /// Every attribute, merged with the N-SET's, as an Explicit VR Little Endian data set.
+    pub attributes: Vec<u8>,
+    /// What the linked scheduled steps do.
+    pub linked: LinkedSteps,
+}
+
+/// Updates a performed step (N-SET) in one transaction: `decide` sees the step as stored
+/// and returns the change, or refuses it; the read, the decision and the write are one
+/// unit, so concurrent N-SETs of one step are applied one after the other and none is
+/// lost. Returns the linked entries' row ids. Refused, with nothing changed, when the step
+/// is unknown or already final, or when `decide` refuses.
+pub(crate) fn modify<E: From<MppsError>>(
     tx: &Transaction<'_>,
     sop_instance_uid: &str,
-    status: PerformedStatus,
-    attributes: &[u8],
-    linked: LinkedSteps,
     now: Timestamp,
-) -> Result<Vec<i64>, MppsError> {
-    let current: Option<(i64, String)> = tx
-        .query_row(
-            "SELECT id, status FROM performed_steps WHERE sop_instance_uid = ?1",
-            [sop_instance_uid],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    let Some((performed_id, current)) = current else {
-        return Err(MppsError::NoSuchInstance(sop_instance_uid.to_string()));
+    decide: impl FnOnce(&PerformedStep) -> Result<MppsChange, E>,
+) -> Result<Vec<i64>, E> {
+    let Some(current) = get(tx, sop_instance_uid).map_err(MppsError::Store)? else {
+        return Err(MppsError::NoSuchInstance(sop_instance_uid.to_string()).into());
     };
-    if let Some(c) = PerformedStatus::from_dicom(&current)
-        && c.is_final()
-    {
-        return Err(MppsError::AlreadyFinal(c.as_dicom()));
+    if current.status.is_final() {
+        return Err(MppsError::AlreadyFinal(current.status.as_dicom()).into());
     }
+    let change = decide(&current)?;
+    let performed_id: i64 = tx
+        .query_row(
+            "SELECT id FROM performed_steps WHERE sop_instance_uid = ?1",
+            [sop_instance_uid],
+            |r| r.get(0),
+        )
+        .map_err(MppsError::from)?;
     let now = now.to_string();
     tx.execute(
-        "UPDATE performed_steps SET status = ?2, attributes = ?3, updated_at = ?4 WHERE id = ?1",
-        params![performed_id, status.as_dicom(), attributes, now],
-    )?;
-    let step_status = match linked {
-        LinkedSteps::FollowStatus => status.step_status(),
+        "UPDATE performed_steps
+            SET status = ?2, attributes = ?3, updated_at = ?4, set_count = set_count + 1
+          WHERE id = ?1",
+        params![
+            performed_id,
+            change.status.as_dicom(),
+            change.attributes,
+            now
+        ],
+    )
+    .map_err(MppsError::from)?;
+    let step_status = match change.linked {
+        LinkedSteps::FollowStatus => change.status.step_status(),
         LinkedSteps::Reschedule => StepStatus::Scheduled,
     };
-    set_linked_status(tx, performed_id, step_status, &now)?;
-    Ok(linked_entries(tx, performed_id)?)
+    set_linked_status(tx, performed_id, step_status, &now).map_err(MppsError::from)?;
+    Ok(current.linked_entries)
 }
 
 /// The performed step with that SOP Instance UID.
@@ -243,7 +299,7 @@ pub(crate) fn get(
 ) -> Result<Option<PerformedStep>, StoreError> {
     let row = conn
         .query_row(
-            "SELECT id, status, calling_ae, attributes, created_at, updated_at
+            "SELECT id, status, calling_ae, attributes, created_at, updated_at, set_count
                FROM performed_steps WHERE sop_instance_uid = ?1",
             [sop_instance_uid],
             |r| {
@@ -254,11 +310,12 @@ pub(crate) fn get(
                     r.get::<_, Vec<u8>>(3)?,
                     r.get::<_, String>(4)?,
                     r.get::<_, String>(5)?,
+                    r.get::<_, u32>(6)?,
                 ))
             },
         )
         .optional()?;
-    let Some((id, status, calling_ae, attributes, created, updated)) = row else {
+    let Some((id, status, calling_ae, attributes, created, updated, set_count)) = row else {
         return Ok(None);
     };
     let corrupt = |column: &'static str, reason: String| StoreError::Corrupt {
@@ -279,6 +336,7 @@ pub(crate) fn get(
         updated_at: updated
             .parse()
             .map_err(|e: jiff::Error| corrupt("updated_at", e.to_string()))?,
+        set_count,
         linked_entries,
     }))
 }
@@ -347,6 +405,7 @@ mod tests {
                 PerformedStatus::InProgress,
                 b"x",
                 &refs,
+                None,
                 now,
             )
             .unwrap();
@@ -381,10 +440,11 @@ mod tests {
                 PerformedStatus::InProgress,
                 b"x",
                 &[reference(&store, "1")],
+                None,
                 now,
             )
             .unwrap();
-        assert_eq!(linked.len(), 1);
+        assert_eq!(linked.linked.len(), 1);
         assert_eq!(
             status(&store, "1"),
             (StepStatus::Started, StatusSetBy::Mpps)
@@ -423,6 +483,7 @@ mod tests {
                 PerformedStatus::InProgress,
                 b"x",
                 &[reference(&store, "1")],
+                None,
                 now,
             )
             .unwrap();
@@ -433,6 +494,7 @@ mod tests {
                 PerformedStatus::InProgress,
                 b"other",
                 &[reference(&store, "2")],
+                None,
                 now
             ),
             Err(MppsError::Duplicate(_))
@@ -496,10 +558,11 @@ mod tests {
                 PerformedStatus::InProgress,
                 b"x",
                 &[unknown, ScheduledStepRef::default()],
+                None,
                 now,
             )
             .unwrap();
-        assert!(linked.is_empty());
+        assert!(linked.linked.is_empty());
         assert!(
             store
                 .mpps_get("5.6")
@@ -508,5 +571,132 @@ mod tests {
                 .linked_entries
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_restricted_create_links_only_its_own_stations_steps() {
+        let (dir, _) = setup();
+        let store = Store::open(dir.path().join("w.db")).unwrap();
+        let on = |id: &str, station: Option<&str>| {
+            let mut e = WorklistEntry::new("calpendo", id, "S", date(2026, 11, 26).at(9, 0, 0, 0));
+            e.station_ae_title = station.map(str::to_string);
+            e
+        };
+        let window = SyncWindow {
+            start: date(2026, 11, 26).at(0, 0, 0, 0),
+            end: date(2026, 11, 27).at(0, 0, 0, 0),
+        };
+        store
+            .reconcile(
+                "calpendo",
+                &window,
+                vec![on("1", Some("MRI_3T")), on("2", Some("EEG")), on("3", None)],
+                OnCancel::Discontinue,
+                Timestamp::UNIX_EPOCH,
+            )
+            .unwrap();
+        let refs: Vec<_> = ["1", "2", "3"].map(|id| reference(&store, id)).into();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        let links = store
+            .mpps_create(
+                "7.7",
+                "MRI_3T",
+                PerformedStatus::InProgress,
+                b"x",
+                &refs,
+                Some("MRI_3T"),
+                now,
+            )
+            .unwrap();
+        assert_eq!(links.linked.len(), 1, "only MRI_3T's own step");
+        assert_eq!(links.other_station, 2, "EEG's, and one with no station");
+        assert_eq!(status(&store, "1").0, StepStatus::Started);
+        assert_eq!(
+            status(&store, "2"),
+            (StepStatus::Scheduled, StatusSetBy::Sync)
+        );
+        assert_eq!(
+            status(&store, "3"),
+            (StepStatus::Scheduled, StatusSetBy::Sync)
+        );
+    }
+
+    #[test]
+    fn a_refused_decision_changes_nothing_and_sets_are_counted() {
+        let (_d, store) = setup();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        store
+            .mpps_create(
+                "1.2.3",
+                "MRI_3T",
+                PerformedStatus::InProgress,
+                b"x",
+                &[reference(&store, "1")],
+                None,
+                now,
+            )
+            .unwrap();
+        assert_eq!(store.mpps_get("1.2.3").unwrap().unwrap().set_count, 0);
+        let refused = store.mpps_modify("1.2.3", now, |current| {
+            assert_eq!(current.calling_ae, "MRI_3T");
+            Err::<MppsChange, _>(MppsError::Duplicate("refused".into()))
+        });
+        assert!(refused.is_err());
+        let p = store.mpps_get("1.2.3").unwrap().unwrap();
+        assert_eq!((p.set_count, p.attributes.as_slice()), (0, &b"x"[..]));
+        store
+            .mpps_update(
+                "1.2.3",
+                PerformedStatus::InProgress,
+                b"xy",
+                LinkedSteps::FollowStatus,
+                now,
+            )
+            .unwrap();
+        assert_eq!(store.mpps_get("1.2.3").unwrap().unwrap().set_count, 1);
+    }
+
+    #[test]
+    fn concurrent_sets_of_one_step_lose_no_update() {
+        let (_d, store) = setup();
+        let now = Timestamp::from_second(1_800_000_000).unwrap();
+        store
+            .mpps_create(
+                "1.2.3",
+                "MRI_3T",
+                PerformedStatus::InProgress,
+                b"",
+                &[],
+                None,
+                now,
+            )
+            .unwrap();
+        let threads: Vec<_> = (0..4u8)
+            .map(|t| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..25 {
+                        store
+                            .mpps_modify("1.2.3", now, |current| {
+                                let mut attributes = current.attributes.clone();
+                                attributes.push(b'a' + t);
+                                std::thread::yield_now();
+                                Ok::<_, MppsError>(MppsChange {
+                                    status: PerformedStatus::InProgress,
+                                    attributes,
+                                    linked: LinkedSteps::FollowStatus,
+                                })
+                            })
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let p = store.mpps_get("1.2.3").unwrap().unwrap();
+        assert_eq!(p.set_count, 100);
+        assert_eq!(p.attributes.len(), 100, "every N-SET's change is kept");
     }
 }

@@ -143,6 +143,11 @@ const MIGRATIONS: &[&str] = &[
         imported_at       TEXT NOT NULL
     );
     "#,
+    // 8: how many N-SETs each performed step has taken (crate::mpps), so the SCP can cap
+    // them.
+    r#"
+    ALTER TABLE performed_steps ADD COLUMN set_count INTEGER NOT NULL DEFAULT 0;
+    "#,
 ];
 
 /// The schema version this build writes.

@@ -23,7 +23,9 @@ use crate::connections::{self, Connections};
 use crate::entries;
 use crate::error::StoreError;
 use crate::manual::{self, MANUAL_SOURCE, ManualEntryError};
-use crate::mpps::{self, LinkedSteps, MppsError, PerformedStep, ScheduledStepRef};
+use crate::mpps::{
+    self, CreatedLinks, LinkedSteps, MppsChange, MppsError, PerformedStep, ScheduledStepRef,
+};
 use crate::name_keys;
 use crate::pylantir::{self, ImportCounts, ImportItem};
 use crate::reconcile::{self, MassChangeGuard, ReconcileCounts};
@@ -335,8 +337,10 @@ impl Store {
 /// Performed procedure steps reported by consoles ([`mpps`]).
 impl Store {
     /// Stores a new performed step (N-CREATE) and links it to the worklist entries its
-    /// references designate; they become STARTED, set by MPPS. Returns the linked entries'
-    /// row ids (empty: an unscheduled scan, stored all the same).
+    /// references designate; they become STARTED, set by MPPS. With `station`, only
+    /// entries scheduled on that station AE title are linked. An empty
+    /// [`CreatedLinks::linked`] is an unscheduled scan, stored all the same.
+    #[allow(clippy::too_many_arguments)]
     pub fn mpps_create(
         &self,
         sop_instance_uid: &str,
@@ -344,8 +348,9 @@ impl Store {
         status: PerformedStatus,
         attributes: &[u8],
         refs: &[ScheduledStepRef],
+        station: Option<&str>,
         now: Timestamp,
-    ) -> Result<Vec<i64>, MppsError> {
+    ) -> Result<CreatedLinks, MppsError> {
         self.write(|tx| {
             mpps::create(
                 tx,
@@ -354,16 +359,37 @@ impl Store {
                 status,
                 attributes,
                 refs,
+                station,
                 now,
             )
         })
     }
 
-    /// Updates a performed step (N-SET): its attributes (already merged by the caller) and
-    /// possibly its status, which linked entries follow ([`LinkedSteps::FollowStatus`]) or,
-    /// for a step discontinued because the wrong entry was selected, which puts them back
-    /// to SCHEDULED ([`LinkedSteps::Reschedule`]). Refused, with nothing changed, when the
-    /// step is unknown or already final.
+    /// Updates a performed step (N-SET): `decide` sees the step as stored and returns its
+    /// new status and attributes (merged) and what its linked entries do: follow the
+    /// status ([`LinkedSteps::FollowStatus`]) or, for a step discontinued because the
+    /// wrong entry was selected, go back to SCHEDULED ([`LinkedSteps::Reschedule`]); or it
+    /// refuses. Read, decision and write are one IMMEDIATE transaction, so concurrent
+    /// N-SETs of one step never lose an update. Refused, with nothing changed, when the
+    /// step is unknown or already final ([`MppsError`], converted into `E`) or when
+    /// `decide` refuses. Returns the linked entries' row ids.
+    pub fn mpps_modify<E: From<MppsError>>(
+        &self,
+        sop_instance_uid: &str,
+        now: Timestamp,
+        decide: impl FnOnce(&PerformedStep) -> Result<MppsChange, E>,
+    ) -> Result<Vec<i64>, E> {
+        let db = |e: rusqlite::Error| E::from(MppsError::from(e));
+        let mut conn = self.connections.writer();
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db)?;
+        let linked = mpps::modify(&tx, sop_instance_uid, now, decide)?;
+        tx.commit().map_err(db)?;
+        Ok(linked)
+    }
+
+    /// [`Store::mpps_modify`] with a change decided beforehand.
     pub fn mpps_update(
         &self,
         sop_instance_uid: &str,
@@ -372,7 +398,13 @@ impl Store {
         linked: LinkedSteps,
         now: Timestamp,
     ) -> Result<Vec<i64>, MppsError> {
-        self.write(|tx| mpps::update(tx, sop_instance_uid, status, attributes, linked, now))
+        self.mpps_modify(sop_instance_uid, now, |_| {
+            Ok::<_, MppsError>(MppsChange {
+                status,
+                attributes: attributes.to_vec(),
+                linked,
+            })
+        })
     }
 
     /// The performed step with that SOP Instance UID.

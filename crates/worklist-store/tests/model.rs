@@ -413,9 +413,11 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
                         PerformedStatus::InProgress,
                         b"x",
                         &refs,
+                        None,
                         now,
                     )
-                    .unwrap();
+                    .unwrap()
+                    .linked;
                 prop_assert_eq!(linked.len(), usize::from(picked.is_some()), "step {}", step);
                 let linked: Vec<(String, String)> = picked.into_iter().collect();
                 model.set_linked(&linked, PerformedStatus::InProgress, now);

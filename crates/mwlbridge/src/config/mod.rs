@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use jiff::civil::Time;
 use mwl_scp::ResponseCharset;
+use mwl_scp::mpps::MppsPolicy;
 use serde_json::{Map, Value};
 
 use crate::config_reader::{Problem, Report, Table};
@@ -103,6 +104,12 @@ pub struct ServerConfig {
     /// A query without a Scheduled Station AE Title condition gets only the steps of the
     /// calling console's own AE title.
     pub station_filter_by_calling_ae: bool,
+    /// A performed procedure step is stored in at most this many bytes.
+    pub mpps_max_stored_bytes: u32,
+    /// A performed procedure step takes at most this many N-SETs.
+    pub mpps_max_sets: u32,
+    /// Only the calling AE title that created a performed step may N-SET it.
+    pub mpps_same_ae_only: bool,
     /// DICOM over TLS on the port, when configured.
     pub tls: Option<TlsFiles>,
 }

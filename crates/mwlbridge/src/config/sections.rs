@@ -132,6 +132,9 @@ fn server_from(t: &mut Table<'_>, problems: &mut Report) -> ServerConfig {
     let max_identifier = t.integer("max_identifier_bytes", 1_024, 64 << 20, problems);
     let max_responses = t.integer("max_responses", 0, 10_000_000, problems);
     let station_filter = t.boolean("station_filter_by_calling_ae", problems);
+    let mpps_bytes = t.integer("mpps_max_stored_bytes", 4_096, 256 << 20, problems);
+    let mpps_sets = t.integer("mpps_max_sets", 1, 1_000_000, problems);
+    let mpps_same_ae = t.boolean("mpps_same_ae_only", problems);
     let tls = tls_files(t, "[server.tls]", true, problems);
     // The set of terms is the SCP's (`ResponseCharset`); an empty value is refused here
     // rather than taken as the default repertoire.
@@ -150,6 +153,7 @@ fn server_from(t: &mut Table<'_>, problems: &mut Report) -> ServerConfig {
             ),
         );
     }
+    let mpps = MppsPolicy::default();
     ServerConfig {
         ae_title: ae_title.unwrap_or_else(|| DEFAULT_AE_TITLE.into()),
         bind: bind.unwrap_or(IpAddr::from([0, 0, 0, 0])),
@@ -166,6 +170,9 @@ fn server_from(t: &mut Table<'_>, problems: &mut Report) -> ServerConfig {
         max_identifier_bytes: max_identifier.unwrap_or(1 << 20) as u32,
         max_responses: max_responses.unwrap_or(0) as u32,
         station_filter_by_calling_ae: station_filter.unwrap_or(false),
+        mpps_max_stored_bytes: mpps_bytes.map_or(mpps.max_stored_bytes as u32, |b| b as u32),
+        mpps_max_sets: mpps_sets.map_or(mpps.max_sets, |n| n as u32),
+        mpps_same_ae_only: mpps_same_ae.unwrap_or(mpps.same_ae_only),
         tls,
     }
 }
