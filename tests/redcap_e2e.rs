@@ -234,7 +234,7 @@ fn a_legacy_config_with_a_mistake_names_the_key_it_was_written_under() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write(
         dir.path(),
-        r#"{"site": "792", "redcap2wl": {"study_id": "no_such_column"}}"#,
+        r#"{"site": "792", "redcap2wl": {"study_id": ["not", "a", "column"]}}"#,
     );
     let out = common::command(&["check-config", "--config", config.to_str().expect("utf-8")])
         .env_remove("REDCAP_API_TOKEN")
@@ -490,4 +490,118 @@ fn a_failing_redcap_leaves_the_worklist_and_the_next_cycle_recovers() {
         assert_eq!(patient_ids(serve.port), offered);
     }
     assert!(!serve.log().contains(fake.token()), "the token was logged");
+}
+
+/// Pylantir 0.4.6's README example of the `data_sources` form, word for word but for the
+/// two database paths. Its `field_mapping` has pairs the wrong way round
+/// (`"session_id": "mri_instance"`, ...), which Pylantir asks for and drops: they are
+/// warnings here, and the visits are served as Pylantir serves them.
+const PYLANTIR_README_REDCAP: &str = r#"{
+  "db_path": "DB_PATH",
+  "users_db_path": "USERS_DB_PATH",
+  "db_echo": "False",
+  "allowed_aet": [],
+  "data_sources": [
+    {
+      "name": "main_redcap",
+      "type": "redcap",
+      "enabled": true,
+      "sync_interval": 60,
+      "operation_interval": {
+        "start_time": [0, 0],
+        "end_time": [23, 59]
+      },
+      "config": {
+        "site": "792",
+        "protocol": "BRAIN_MRI_3T"
+      },
+      "field_mapping": {
+        "study_id": "study_id",
+        "instrument": "redcap_repeat_instrument",
+        "session_id": "mri_instance",
+        "family_id": "family_id",
+        "youth_dob_y": "youth_dob_y",
+        "t1_date": "t1_date",
+        "demo_sex": "demo_sex",
+        "scheduled_date": "mri_date",
+        "scheduled_time": "mri_time",
+        "mri_wt_lbs": "patient_weight_lb",
+        "referring_physician": "referring_physician_name",
+        "performing_physician": "performing_physician",
+        "station_name": "station_name",
+        "status": "performed_procedure_step_status"
+      }
+    }
+  ],
+  "protocol": {
+    "792": "BRAIN_MRI_3T",
+    "mapping": "GEHC"
+  }
+}
+"#;
+
+#[test]
+fn pylantir_readme_redcap_config_works_as_written() {
+    let rt = runtime();
+    let fake = fake_redcap(&rt);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = dir.path().join("worklist.db");
+    let config = write(
+        dir.path(),
+        &PYLANTIR_README_REDCAP
+            .replace(
+                "USERS_DB_PATH",
+                &dir.path().join("users.db").display().to_string(),
+            )
+            .replace("DB_PATH", &db.display().to_string()),
+    );
+    let run = |args: &[&str]| {
+        common::command(args)
+            .env("REDCAP_API_URL", fake.api_url())
+            .env("REDCAP_API_TOKEN", fake.token())
+            .output()
+            .expect("mwlbridge runs")
+    };
+    let path = config.to_str().expect("utf-8");
+    let check = run(&["check-config", "--config", path]);
+    let said = format!("{}{}", common::stdout(&check), common::stderr(&check));
+    assert_eq!(check.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("field_mapping.session_id") && said.contains("fills nothing"),
+        "the reversed pairs are named: {said}"
+    );
+    let sync = run(&["sync", "--once", "--config", path]);
+    assert_eq!(sync.status.code(), Some(0), "{}", common::stderr(&sync));
+
+    let serve = Serve::start(&config, &db, &opts(&fake));
+    assert_eq!(
+        patient_ids(serve.port),
+        sorted(&TODAY),
+        "mwl_days_ahead 0: today"
+    );
+    let r = findscu(
+        serve.port,
+        &[
+            "PatientID=sub_FAKE101_ses_1_fam_FAKE01_site_792",
+            "PatientName",
+            "PatientWeight",
+            "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStartTime",
+            "ScheduledProcedureStepSequence[0].ScheduledProcedureStepDescription",
+            "ScheduledProcedureStepSequence[0].ScheduledStationName",
+        ],
+        &[],
+    );
+    let item = r.by_patient_id("sub_FAKE101_ses_1_fam_FAKE01_site_792");
+    assert_eq!(text(item, tags::PATIENT_NAME), "cpip-id-FAKE101^fa-FAKE01");
+    assert_eq!(text(item, tags::PATIENT_WEIGHT), "41.91");
+    let sps = sps_item(item);
+    assert_eq!(
+        text(sps, tags::SCHEDULED_PROCEDURE_STEP_START_TIME),
+        "080000"
+    );
+    assert_eq!(
+        text(sps, tags::SCHEDULED_PROCEDURE_STEP_DESCRIPTION),
+        "BRAIN_MRI_3T"
+    );
+    assert_eq!(text(sps, tags::SCHEDULED_STATION_NAME), "FAKE_MR1");
 }

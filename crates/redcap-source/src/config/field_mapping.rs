@@ -118,7 +118,8 @@ pub struct FieldMapping {
     /// REDCap field → worklist column, in the order written.
     pub rules: Vec<(String, Target)>,
     /// Fields mapped to their own name (`"study_id": "study_id"`, as Pylantir's example
-    /// config does): asked for, filling no column (Pylantir drops them too).
+    /// config does) or to a name that is no column (with a warning): asked for, filling
+    /// no column (Pylantir drops them too).
     pub fetch_only: Vec<String>,
 }
 
@@ -188,16 +189,22 @@ pub(crate) fn parse_field_mapping(v: &Value, key: &str, r: &mut Report) -> Field
                 }
             }
             None if name == field => mapping.fetch_only.push(field.clone()),
+            // Pylantir asks REDCap for the field and drops the value, as it fills no
+            // column; its own documented example maps `"session_id": "mri_instance"`
+            // and the like. Refusing would stop a Pylantir config; silence would hide a
+            // typo: a warning names it.
             None => {
                 let known = Target::ALL.map(Target::name);
-                r.problem(
+                r.warn(
                     path,
                     format!(
-                        "unknown worklist column {name:?}{}; known columns: {}",
+                        "{name:?} is not a worklist column{}, so {field} fills nothing (as in \
+                         Pylantir); known columns: {}",
                         suggestion(name, known),
                         known.join(", ")
                     ),
                 );
+                mapping.fetch_only.push(field.clone());
             }
         }
     }
@@ -229,17 +236,13 @@ mod tests {
     }
 
     #[test]
-    fn unknown_targets_and_duplicates_are_problems() {
+    fn duplicates_and_bad_names_are_problems_unknown_targets_warnings() {
         let v = json!({"a": "station_nme", "b": "station_name", "c": "station_name",
                        "Bad Field": "modality", "d": 3});
         let mut r = Report::new();
-        let _ = parse_field_mapping(&v, "field_mapping", &mut r);
+        let m = parse_field_mapping(&v, "field_mapping", &mut r);
         let text: Vec<String> = r.problems().iter().map(ToString::to_string).collect();
-        assert_eq!(text.len(), 4, "{text:?}");
-        assert!(text.iter().any(
-            |t| t.starts_with("field_mapping.a: unknown worklist column")
-                && t.contains("did you mean \"station_name\"")
-        ));
+        assert_eq!(text.len(), 3, "{text:?}");
         assert!(
             text.iter()
                 .any(|t| t.starts_with("field_mapping.c: station_name is already"))
@@ -252,5 +255,36 @@ mod tests {
             text.iter()
                 .any(|t| t.starts_with("field_mapping.d: expected"))
         );
+        let warnings: Vec<String> = r.warnings().iter().map(ToString::to_string).collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(
+            warnings[0].starts_with("field_mapping.a: \"station_nme\" is not a worklist column")
+                && warnings[0].contains("did you mean \"station_name\""),
+            "{warnings:?}"
+        );
+        assert_eq!(m.fetch_only, ["a"], "asked for, filling nothing");
+    }
+
+    #[test]
+    fn pylantir_readme_mapping_is_taken_with_warnings() {
+        // The REDCap example of Pylantir 0.4.6's README, whose reversed pairs Pylantir
+        // asks for and drops.
+        let v = json!({
+            "study_id": "study_id", "instrument": "redcap_repeat_instrument",
+            "session_id": "mri_instance", "family_id": "family_id",
+            "youth_dob_y": "youth_dob_y", "t1_date": "t1_date", "demo_sex": "demo_sex",
+            "scheduled_date": "mri_date", "scheduled_time": "mri_time",
+            "mri_wt_lbs": "patient_weight_lb",
+            "referring_physician": "referring_physician_name",
+            "performing_physician": "performing_physician",
+            "station_name": "station_name", "status": "performed_procedure_step_status"
+        });
+        let mut r = Report::new();
+        let m = parse_field_mapping(&v, "field_mapping", &mut r);
+        assert!(r.is_ok(), "{:?}", r.problems());
+        let warned: Vec<String> = r.warnings().iter().map(|w| w.to_string()).collect();
+        assert_eq!(warned.len(), 4, "{warned:?}");
+        assert_eq!(m.field_for(Target::PatientWeightLb), Some("mri_wt_lbs"));
+        assert_eq!(m.field_for(Target::StationName), Some("station_name"));
     }
 }

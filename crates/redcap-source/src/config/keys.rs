@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use config_reader::{Report, Table, kind};
 use serde_json::Value;
-use worklist_store::DEFAULT_PROTOCOL_CODING_SCHEME;
 use worklist_store::OnCancel;
 use worklist_store::validate::{coding_scheme_problem, cs_problem};
 
@@ -41,7 +40,7 @@ pub(crate) struct Draft {
     pub site: Option<String>,
     pub site_id: Option<String>,
     pub protocol: Option<Value>,
-    pub protocol_coding_scheme: String,
+    pub protocol_coding_scheme: Option<String>,
     pub mwl_days_ahead: u32,
     pub field_mapping: FieldMapping,
     pub modality: String,
@@ -64,18 +63,13 @@ pub(crate) struct Draft {
     pub on_cancel: OnCancel,
 }
 
-/// A Coding Scheme Designator (SH): [`DEFAULT_PROTOCOL_CODING_SCHEME`] when absent.
-fn coding_scheme(t: &mut Table<'_>, name: &'static str, r: &mut Report) -> String {
-    match t.string(name, r) {
-        None => DEFAULT_PROTOCOL_CODING_SCHEME.to_string(),
-        Some(s) => {
-            let s = s.trim().to_string();
-            if let Some(e) = coding_scheme_problem(&s) {
-                r.problem(name, e);
-            }
-            s
-        }
+/// A Coding Scheme Designator (SH), when given.
+fn coding_scheme(t: &mut Table<'_>, name: &'static str, r: &mut Report) -> Option<String> {
+    let s = t.string(name, r)?.trim().to_string();
+    if let Some(e) = coding_scheme_problem(&s) {
+        r.problem(name, e);
     }
+    Some(s)
 }
 
 fn seconds(
@@ -145,7 +139,9 @@ pub const KEYS: &[Key] = &[
         default: "none",
         doc: "the protocol name, or a table site → name (`{ \"792\" = \"BRAIN_MRI_3T\" }`) of \
               which the one of `site` is taken; shown as the Scheduled Procedure Step \
-              Description",
+              Description. A table's `mapping` entry (Pylantir's \"HIS/RIS mapping\", e.g. \
+              `\"GEHC\"`) is no site: it is the protocol code's Coding Scheme Designator \
+              unless `protocol_coding_scheme` is set",
         read: |t, name, d, r| {
             d.protocol = match t.raw(name) {
                 None => None,
@@ -168,7 +164,8 @@ pub const KEYS: &[Key] = &[
         default: "`99MWLBRIDGE`",
         doc: "the Coding Scheme Designator of the protocol code (Scheduled Protocol Code \
               Sequence) when no `hisris_coding_designator` field is mapped or it is blank; \
-              `99…` designators are local (PS3.16 8.2)",
+              default: the `protocol` table's `mapping`, else `99MWLBRIDGE`; `99…` \
+              designators are local (PS3.16 8.2)",
         read: |t, name, d, r| d.protocol_coding_scheme = coding_scheme(t, name, r),
     },
     Key {
@@ -186,8 +183,9 @@ pub const KEYS: &[Key] = &[
         name: "field_mapping",
         default: "none",
         doc: "REDCap field → worklist column (Pylantir's direction and column names, e.g. \
-              `{ mri_wt_lbs = \"patient_weight_lb\" }`); a field mapped to its own name is \
-              only asked for",
+              `{ mri_wt_lbs = \"patient_weight_lb\" }`); a field mapped to its own name, or to \
+              a name that is no column (a warning; Pylantir drops those too), is only asked \
+              for",
         read: |t, name, d, r| {
             if let Some(v) = t.raw(name) {
                 d.field_mapping = parse_field_mapping(v, name, r);

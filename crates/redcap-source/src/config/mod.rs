@@ -23,7 +23,8 @@ use std::time::Duration;
 use config_reader::{Location, Report, Table, kind};
 use jiff::tz::TimeZone;
 use serde_json::{Map, Value};
-use worklist_store::{DEFAULT_TIMEZONE, OnCancel, ZoneDb};
+use worklist_store::validate::coding_scheme_problem;
+use worklist_store::{DEFAULT_PROTOCOL_CODING_SCHEME, DEFAULT_TIMEZONE, OnCancel, ZoneDb};
 
 pub use config_reader::Problem;
 pub use field_mapping::{FieldMapping, Target};
@@ -168,6 +169,38 @@ fn resolve_site(d: &Draft, r: &mut Report) -> Option<String> {
     }
 }
 
+/// The key of a `protocol` table that is no site but the coding scheme designator
+/// (Pylantir's `"mapping": "GEHC"`, its "HIS/RIS mapping").
+const PROTOCOL_MAPPING_KEY: &str = "mapping";
+
+/// The protocol code's Coding Scheme Designator: `protocol_coding_scheme`, else the
+/// `protocol` table's `mapping` (a warning and the default when it is no designator),
+/// else [`DEFAULT_PROTOCOL_CODING_SCHEME`].
+fn resolve_coding_scheme(d: &Draft, r: &mut Report) -> String {
+    if let Some(s) = &d.protocol_coding_scheme {
+        return s.clone();
+    }
+    let mapping = d
+        .protocol
+        .as_ref()
+        .and_then(|p| p.get(PROTOCOL_MAPPING_KEY))
+        .and_then(Value::as_str)
+        .map(str::trim);
+    match mapping {
+        Some(m) => match coding_scheme_problem(m) {
+            None => m.to_string(),
+            Some(e) => {
+                r.warn(
+                    format!("protocol.{PROTOCOL_MAPPING_KEY}"),
+                    format!("not used as the protocol's coding scheme: {e}"),
+                );
+                DEFAULT_PROTOCOL_CODING_SCHEME.to_string()
+            }
+        },
+        None => DEFAULT_PROTOCOL_CODING_SCHEME.to_string(),
+    }
+}
+
 /// The protocol of `site`: a name, or the site's entry of a table (a warning when the
 /// table has none: visits then have no protocol).
 fn resolve_protocol(
@@ -186,7 +219,7 @@ fn resolve_protocol(
                     );
                 }
             }
-            let site = site?;
+            let site = site.filter(|s| *s != PROTOCOL_MAPPING_KEY)?;
             match table.get(site) {
                 Some(Value::String(s)) => Some(s.trim().to_string()),
                 Some(_) => None,
@@ -341,6 +374,7 @@ fn finish(
 ) -> Option<RedcapConfig> {
     let site = resolve_site(&d, r);
     let protocol = resolve_protocol(d.protocol.as_ref(), site.as_deref(), r);
+    let protocol_coding_scheme = resolve_coding_scheme(&d, r);
     let api_url = api_url(&d, kind, env, r);
     let token = token(&d, kind, env, r);
     let zone = zone(&d, site_ctx, r);
@@ -357,7 +391,7 @@ fn finish(
         kind,
         site: site?,
         protocol,
-        protocol_coding_scheme: d.protocol_coding_scheme,
+        protocol_coding_scheme,
         mwl_days_ahead: d.mwl_days_ahead,
         field_mapping: d.field_mapping,
         modality: d.modality,

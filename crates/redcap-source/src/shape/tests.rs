@@ -174,3 +174,29 @@ fn identifier_shaping() {
     assert_eq!(step_status("COMPLETED"), StepStatus::Completed);
     assert_eq!(step_status("whatever"), StepStatus::Scheduled);
 }
+
+#[test]
+fn a_protocol_tables_mapping_is_the_coding_scheme_not_a_site() {
+    // Pylantir's legacy `"protocol": {"792": ..., "mapping": "GEHC"}`.
+    let c = config(json!({"protocol": {"792": "BRAIN_MRI_3T", "mapping": "GEHC"}}));
+    let v = visits(&rows(), "record_id", &c).0.remove(0);
+    let e = entry("redcap", &v, &c, &meta()).expect("entry");
+    assert_eq!(e.protocol_code_value.as_deref(), Some("BRAIN_MRI_3T"));
+    assert_eq!(e.protocol_coding_scheme.as_deref(), Some("GEHC"));
+    // An explicit protocol_coding_scheme wins.
+    let c = config(json!({
+        "protocol": {"792": "BRAIN_MRI_3T", "mapping": "GEHC"},
+        "protocol_coding_scheme": "99CPIP"
+    }));
+    assert_eq!(c.protocol_coding_scheme, "99CPIP");
+    // A mapping that is no designator: a warning, and the default.
+    let c = config(json!({"protocol": {"792": "P", "mapping": "not a designator at all!"}}));
+    assert_eq!(c.protocol_coding_scheme, "99MWLBRIDGE");
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.to_string().starts_with("protocol.mapping")),
+        "{:?}",
+        c.warnings
+    );
+}
