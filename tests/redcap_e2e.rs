@@ -604,4 +604,21 @@ fn pylantir_readme_redcap_config_works_as_written() {
         "BRAIN_MRI_3T"
     );
     assert_eq!(text(sps, tags::SCHEDULED_STATION_NAME), "FAKE_MR1");
+
+    // Record 109's visit has no time yet: skipped, as Pylantir skips it, with a WARN that
+    // names the record id and the field, and nothing of the subject.
+    let log = serve.log();
+    let skipped: Vec<String> = json_or_text_lines(&log)
+        .into_iter()
+        .filter(|l| l.contains("visit skipped"))
+        .collect();
+    assert_eq!(skipped.len(), 1, "{log}");
+    assert!(
+        skipped[0].contains("WARN")
+            && skipped[0].contains("109")
+            && skipped[0].contains("mri_time"),
+        "{}",
+        skipped[0]
+    );
+    assert!(!skipped[0].contains("FAKE109"), "{}", skipped[0]);
 }

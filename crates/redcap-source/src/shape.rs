@@ -13,8 +13,10 @@
 //!   `ng_` in front (unless it has it), in both the patient ID and the name.
 //! - The start is the mapped `scheduled_start_date`/`_time` field when it has a value,
 //!   else the date and time fields, read as the site's local time.
-//! - Each entry's record id is `"{record_id}:{instance}"`: stable per visit, so its
-//!   StudyInstanceUID is too.
+//! - Each entry's record id is `"{record_id}:{n}"`, `n` the row's REDCap repeat instance
+//!   (`redcap_repeat_instance`; the instance field's value when the export has none):
+//!   stable per visit, also when the session number is edited, so its StudyInstanceUID
+//!   is too.
 
 use std::collections::HashMap;
 
@@ -22,7 +24,7 @@ use jiff::civil::DateTime;
 use worklist_store::{StepStatus, WorklistEntry};
 
 use crate::config::{RedcapConfig, Target};
-use crate::export::{Metadata, REPEAT_INSTRUMENT, Row, SEX_FIELD};
+use crate::export::{Metadata, REPEAT_INSTANCE, REPEAT_INSTRUMENT, Row, SEX_FIELD};
 use crate::values;
 
 /// One visit: a record's baseline merged with one instance of the visit instrument.
@@ -32,6 +34,9 @@ pub struct Visit {
     pub record_id: String,
     /// The visit's instance (session) value.
     pub instance: String,
+    /// REDCap's number of the instrument's instance (`redcap_repeat_instance`), when the
+    /// export has it.
+    pub repeat_instance: Option<String>,
     /// Field → value, the visit row's over the baseline's; only non-empty values.
     pub fields: HashMap<String, String>,
 }
@@ -42,9 +47,11 @@ impl Visit {
         self.fields.get(field).map(String::as_str)
     }
 
-    /// The entry's record id: `"{record_id}:{instance}"`.
+    /// The entry's record id: `"{record_id}:{repeat instance}"`, or with the instance
+    /// (session) value when the export has no repeat instance.
     pub fn entry_record_id(&self) -> String {
-        format!("{}:{}", self.record_id, self.instance)
+        let n = self.repeat_instance.as_deref().unwrap_or(&self.instance);
+        format!("{}:{n}", self.record_id)
     }
 }
 
@@ -140,9 +147,15 @@ pub fn visits(
                 .get(config.instance_field.as_str())
                 .cloned()
                 .unwrap_or_default();
+            let repeat_instance = row
+                .get(REPEAT_INSTANCE)
+                .map(|n| n.trim())
+                .filter(|n| !n.is_empty())
+                .map(str::to_string);
             out.push(Visit {
                 record_id: id.to_string(),
                 instance,
+                repeat_instance,
                 fields,
             });
         }

@@ -200,3 +200,23 @@ fn a_protocol_tables_mapping_is_the_coding_scheme_not_a_site() {
         c.warnings
     );
 }
+
+#[test]
+fn a_visit_is_keyed_by_its_repeat_instance_so_an_edited_session_keeps_its_entry() {
+    let c = config(json!({}));
+    let export = |session: &str| {
+        parse_rows(json!([
+            {"record_id": "7", "redcap_repeat_instrument": "", "redcap_repeat_instance": "",
+             "study_id": "CPIP-FAKE7", "family_id": "F3"},
+            {"record_id": "7", "redcap_repeat_instrument": "mri", "redcap_repeat_instance": "4",
+             "mri_instance": session, "mri_date": "2026-12-05", "mri_time": "08:00"}
+        ]))
+        .expect("rows")
+    };
+    let before = visits(&export("1"), "record_id", &c).0.remove(0);
+    let after = visits(&export("2"), "record_id", &c).0.remove(0);
+    assert_eq!(before.entry_record_id(), "7:4");
+    assert_eq!(after.entry_record_id(), "7:4", "the same entry, updated");
+    let e = entry("redcap", &after, &c, &meta()).expect("entry");
+    assert!(e.patient_id.contains("_ses_2_"), "{}", e.patient_id);
+}
