@@ -9,7 +9,8 @@
 //! | patient name | none (titles often carry names; map it explicitly to send one) |
 //! | study description | the project's name before its first `(`, trimmed |
 //! | requested procedure description | the study description, else the resource name |
-//! | SPS description | `protocol_name` if mapped, else the `protocol` of the site (as Pylantir), else as the requested procedure description |
+//! | protocol (code sequence) | `protocol_name` if mapped, else `project_protocol_mapping` (project-name prefix), else `resource_protocol_mapping`, else the `protocol` of the site (as Pylantir) |
+//! | SPS description | the protocol, else as the requested procedure description |
 //! | patient's weight | `patient_weight_lb` if mapped, converted to kg |
 //! | modality | `resource_modality_mapping` (exact resource name, else longest prefix) |
 //! | station AE title | `station_aet_mapping` (likewise) |
@@ -323,7 +324,18 @@ pub fn map_booking(
     .and_then(|v| clean_ae(&v));
     e.station_name =
         pick(Target::StationName, resource.clone()).and_then(|v| clean_text(&v, SH_MAX));
-    let protocol = pick(Target::ProtocolName, config.protocol.clone());
+    let configured = booking
+        .project
+        .as_deref()
+        .and_then(|p| config.project_protocol_mapping.lookup(p))
+        .or_else(|| {
+            resource
+                .as_deref()
+                .and_then(|r| config.resource_protocol_mapping.lookup(r))
+        })
+        .map(str::to_string)
+        .or_else(|| config.protocol.clone());
+    let protocol = pick(Target::ProtocolName, configured);
     if let Some(name) = protocol.as_deref().and_then(|v| clean_text(v, LO_MAX)) {
         let scheme = pick(Target::HisrisCodingDesignator, None)
             .map(|v| v.trim().to_string())
@@ -554,6 +566,30 @@ mod tests {
         assert_eq!(e.patient_birth_date, None);
         assert_eq!(e.modality, None);
         assert!(e.problems().is_empty(), "{:?}", e.problems());
+    }
+
+    #[test]
+    fn protocol_by_project_then_resource_then_site() {
+        let c = config(json!({
+            "protocol": "DEFAULT",
+            "project_protocol_mapping": {"BRISKP": "BRAIN_RESEARCH", "BRISKP (Brain) long": "X"},
+            "resource_protocol_mapping": {"3T": "MR_3T", "EEG": "EEG_64"}
+        }));
+        let code = |b: &Booking| map_booking("calpendo", &c, b).unwrap().protocol_code_value;
+        let by_project = classic(1, "S_1", "Approved", "3T Diagnostic", "BRISKP (Brain)");
+        assert_eq!(code(&by_project).as_deref(), Some("BRAIN_RESEARCH"));
+        let by_resource = classic(2, "S_2", "Approved", "EEG Lab", "OTHER (Study)");
+        assert_eq!(code(&by_resource).as_deref(), Some("EEG_64"));
+        let by_site = classic(3, "S_3", "Approved", "Mock", "OTHER (Study)");
+        assert_eq!(code(&by_site).as_deref(), Some("DEFAULT"));
+        // A mapped protocol_name wins over every configured one.
+        let c = config(json!({
+            "project_protocol_mapping": {"BRISKP": "BRAIN_RESEARCH"},
+            "field_mapping": {"protocol_name": "title"}
+        }));
+        let e = map_booking("calpendo", &c, &by_project).unwrap();
+        assert_eq!(e.protocol_code_value.as_deref(), Some("S_1"));
+        assert_eq!(e.sps_description.as_deref(), Some("S_1"));
     }
 
     #[test]

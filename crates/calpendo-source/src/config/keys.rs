@@ -68,6 +68,8 @@ pub(crate) struct Draft {
     pub tzdir: Option<PathBuf>,
     pub resource_modality_mapping: PrefixMap,
     pub station_aet_mapping: PrefixMap,
+    pub resource_protocol_mapping: PrefixMap,
+    pub project_protocol_mapping: PrefixMap,
     pub field_mapping: FieldMapping,
     pub window: WindowKeys,
     pub lookback_multiplier: Option<f64>,
@@ -385,6 +387,26 @@ pub const KEYS: &[Key] = &[
         read: |t, name, d, r| d.protocol = parse_protocol(t.raw(name), name, r),
     },
     Key {
+        name: "project_protocol_mapping",
+        default: "none",
+        doc: "project-name prefix → protocol name (`{ \"BRISKP\" = \"BRAIN_MRI_3T\" }`): a \
+              booking of that project gets it (the longest matching prefix wins), before \
+              `resource_protocol_mapping` and `protocol`; a mapped `protocol_name` wins over \
+              all three",
+        read: |t, name, d, r| {
+            d.project_protocol_mapping = parse_prefix_map(t.raw(name), name, r, protocol_name);
+        },
+    },
+    Key {
+        name: "resource_protocol_mapping",
+        default: "none",
+        doc: "resource-name prefix → protocol name (`{ \"3T\" = \"BRAIN_MRI_3T\" }`): a booking \
+              of that resource whose project maps none gets it, before `protocol`",
+        read: |t, name, d, r| {
+            d.resource_protocol_mapping = parse_prefix_map(t.raw(name), name, r, protocol_name);
+        },
+    },
+    Key {
         name: "protocol_coding_scheme",
         default: "`99MWLBRIDGE`",
         doc: "the Coding Scheme Designator of the protocol code when no \
@@ -641,6 +663,19 @@ fn parse_allowed_studies(v: Option<&Value>, key: &str, p: &mut Report) -> Vec<St
     out
 }
 
+/// A protocol name of a prefix map: a non-blank LO (64 characters at most).
+fn protocol_name(v: &str) -> (String, Option<String>) {
+    let name = v.trim().to_string();
+    let problem = if name.is_empty() {
+        Some("must be a protocol name, not blank".to_string())
+    } else if name.chars().count() > 64 {
+        Some("a protocol name has at most 64 characters (LO)".to_string())
+    } else {
+        None
+    };
+    (name, problem)
+}
+
 fn parse_prefix_map(
     v: Option<&Value>,
     key: &str,
@@ -665,7 +700,7 @@ fn parse_prefix_map(
         Some(other) => p.problem(
             key,
             format!(
-                "must be a table/object of resource-name prefix = value, not {}",
+                "must be a table/object of name prefix = value, not {}",
                 kind(other)
             ),
         ),

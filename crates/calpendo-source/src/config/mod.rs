@@ -107,6 +107,10 @@ pub struct CalpendoConfig {
     pub resource_modality_mapping: PrefixMap,
     /// Resource-name prefix → Scheduled Station AE Title.
     pub station_aet_mapping: PrefixMap,
+    /// Resource-name prefix → protocol name.
+    pub resource_protocol_mapping: PrefixMap,
+    /// Project-name prefix → protocol name.
+    pub project_protocol_mapping: PrefixMap,
     /// Entry field → booking field.
     pub field_mapping: FieldMapping,
     /// Which bookings a cycle covers.
@@ -412,6 +416,8 @@ fn finish(
         source_tz: zones.source_tz,
         tzdir: zones.tzdir,
         resource_modality_mapping: d.resource_modality_mapping,
+        resource_protocol_mapping: d.resource_protocol_mapping,
+        project_protocol_mapping: d.project_protocol_mapping,
         station_aet_mapping: d.station_aet_mapping,
         field_mapping: d.field_mapping,
         window_mode,
