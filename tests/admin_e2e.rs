@@ -1422,14 +1422,22 @@ fn https_serves_the_api_and_secure_cookies_and_refuses_plain_http() {
     site.get("/api/v1/worklist")
         .expect(StatusCode::UNAUTHORIZED);
 
-    let a = site.form("/login", None, &[("token", &t)]);
+    // The sign-in form's pre-session cookie is host-only and Secure (`__Host-`).
+    let page = site.get("/");
+    let login_cookie = page.header("set-cookie");
+    assert!(
+        login_cookie.starts_with("__Host-mwlbridge_login="),
+        "{login_cookie}"
+    );
+    let a = sign_in(&site, &site.client, &t);
     a.expect(StatusCode::SEE_OTHER);
-    let cookie = a.header("set-cookie");
-    for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
-        assert!(
-            cookie.split(';').any(|p| p.trim() == attr),
-            "{attr} missing: {cookie}"
-        );
+    for cookie in [a.header("set-cookie"), login_cookie] {
+        for attr in ["HttpOnly", "SameSite=Strict", "Secure", "Path=/"] {
+            assert!(
+                cookie.split(';').any(|p| p.trim() == attr),
+                "{attr} missing: {cookie}"
+            );
+        }
     }
 
     // Plain HTTP to the HTTPS port gets no HTTP answer.
@@ -1517,15 +1525,15 @@ fn the_status_page_logs_in_groups_by_station_and_checks_csrf() {
     );
     assert!(a.body.contains("action=\"/login\"") && !a.body.contains("SUB101"));
 
-    // A bad token: 401 page, no cookie.
-    let a = site.form("/login", None, &[("token", "mwlb_nope")]);
+    // A bad token: 401 page, no session cookie.
+    let a = sign_in(&site, &site.client, "mwlb_nope");
     a.expect(StatusCode::UNAUTHORIZED);
     assert!(a.body.contains("not valid"), "{}", a.body);
-    assert!(!a.headers.contains_key("set-cookie"));
+    assert!(!a.header("set-cookie").contains("mwlbridge_session"));
     assert!(!a.body.contains("SUB101"));
 
     // A good token: 303 to / with the session cookie.
-    let a = site.form("/login", None, &[("token", &w)]);
+    let a = sign_in(&site, &site.client, &w);
     a.expect(StatusCode::SEE_OTHER);
     assert_eq!(a.header("location"), "/");
     let set_cookie = a.header("set-cookie");
@@ -1613,7 +1621,7 @@ fn the_status_page_logs_in_groups_by_station_and_checks_csrf() {
     assert!(stations["MRI_3T"].contains("PAGE1"), "{stations:?}");
 
     // A read-only login sees the page but may not sync.
-    let a = site.form("/login", None, &[("token", &r)]);
+    let a = sign_in(&site, &site.client, &r);
     let read_cookie = a.expect(StatusCode::SEE_OTHER).header("set-cookie");
     let read_cookie = read_cookie.split(';').next().expect("cookie").to_string();
     let page = site.send(Method::GET, "/", None, &[("cookie", &read_cookie)], None);
@@ -1679,4 +1687,609 @@ fn serve_names_a_taken_admin_port_and_exits_1() {
         "{err}"
     );
     drop(taken);
+}
+
+// ---------------------------------------------------------------------------------------
+// 10. Bounds (issue 17 point 8): paging, refusal logging, token timing and guessing,
+//     sessions and the sign-in form, slow and idle clients
+
+/// The target of a `Link: <...>; rel="next"` header, if the answer has one.
+fn next_link(a: &Answer) -> Option<String> {
+    a.headers
+        .get_all("link")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .find(|l| l.contains("rel=\"next\""))
+        .and_then(|l| l.split('<').nth(1))
+        .and_then(|l| l.split('>').next())
+        .map(str::to_string)
+}
+
+/// Follows `next` links from `first`; every page's items (each page at most `limit`),
+/// and how many pages there were.
+fn all_pages(site: &Admin, token: &str, first: &str, limit: usize) -> (Vec<Value>, usize) {
+    let mut items = Vec::new();
+    let mut url = first.to_string();
+    for pages in 1..=1000 {
+        let a = site.api(Method::GET, &url, token, None);
+        a.expect(StatusCode::OK);
+        let page = a.json().as_array().expect("a JSON array").clone();
+        assert!(page.len() <= limit, "{url}: {} items", page.len());
+        items.extend(page.iter().cloned());
+        match next_link(&a) {
+            Some(next) => {
+                assert_eq!(page.len(), limit, "{url}: a short page with a next link");
+                assert!(next.starts_with("/api/v1/"), "{next}");
+                url = next;
+            }
+            None => return (items, pages),
+        }
+    }
+    panic!("more than 1000 pages from {first}");
+}
+
+fn record_ids(items: &[Value]) -> Vec<String> {
+    items
+        .iter()
+        .map(|e| e["record_id"].as_str().expect("record_id").to_string())
+        .collect()
+}
+
+#[test]
+fn every_list_endpoint_pages_with_a_bounded_limit_and_a_next_link() {
+    let site = Admin::start(mwl_bookings(), Options::default());
+    let w = site.token("writer", "write");
+
+    // Small pages walk the whole worklist in its order, once each.
+    let whole = site.api(Method::GET, "/api/v1/worklist", &w, None);
+    let whole = record_ids(
+        whole
+            .expect(StatusCode::OK)
+            .json()
+            .as_array()
+            .expect("array"),
+    );
+    assert_eq!(whole.len(), 10);
+    let (items, pages) = all_pages(&site, &w, "/api/v1/worklist?limit=3", 3);
+    assert_eq!(record_ids(&items), whole);
+    assert_eq!(pages, 4);
+    // The filters are kept in the next link.
+    let (items, _) = all_pages(&site, &w, "/api/v1/worklist?date=today&limit=2", 2);
+    let mut got: Vec<String> = items
+        .iter()
+        .map(|e| e["patient_id"].as_str().expect("id").to_string())
+        .collect();
+    got.sort();
+    assert_eq!(got, site.worklist_ids(&w, "date=today"));
+    // A page that ends exactly at the end has no next link.
+    let a = site.api(Method::GET, "/api/v1/worklist?limit=10", &w, None);
+    assert_eq!(
+        a.expect(StatusCode::OK).json().as_array().map(Vec::len),
+        Some(10)
+    );
+    assert_eq!(next_link(&a), None);
+
+    // Limits out of range, and a cursor that is not one, are refused by name.
+    for (query, field) in [
+        ("limit=5001", "limit"),
+        ("limit=0", "limit"),
+        ("cursor=garbage", "cursor"),
+    ] {
+        for list in ["worklist", "sync-runs", "sources"] {
+            let a = site.api(Method::GET, &format!("/api/v1/{list}?{query}"), &w, None);
+            assert_eq!(
+                a.status,
+                StatusCode::BAD_REQUEST,
+                "{list}?{query}: {}",
+                a.body
+            );
+            assert_eq!(fields_of(&a), [field], "{list}?{query}: {}", a.body);
+        }
+    }
+    let a = site.api(Method::GET, "/api/v1/worklist?limit=5001", &w, None);
+    assert!(a.body.contains("5000"), "{}", a.body);
+    site.api(Method::GET, "/api/v1/worklist?limit=5000", &w, None)
+        .expect(StatusCode::OK);
+
+    // The default page is 500 entries.
+    let today = today_da();
+    site.rt.block_on(async {
+        for chunk in (0..501).collect::<Vec<_>>().chunks(25) {
+            let sends = chunk.iter().map(|i| {
+                let body = json!({
+                    "record_id": format!("bulk-{i:04}"), "patient_id": format!("BULK{i:04}"),
+                    "start_date": today, "start_time": "2300"
+                });
+                site.client
+                    .post(format!("{}/api/v1/manual-entries", site.base))
+                    .bearer_auth(&w)
+                    .json(&body)
+                    .send()
+            });
+            for r in futures_join(sends).await {
+                assert_eq!(r.expect("POST").status(), StatusCode::CREATED);
+            }
+        }
+    });
+    let first = site.api(Method::GET, "/api/v1/worklist", &w, None);
+    let page = first.expect(StatusCode::OK).json();
+    assert_eq!(page.as_array().map(Vec::len), Some(500));
+    assert!(next_link(&first).is_some(), "{:?}", first.headers);
+    let (items, pages) = all_pages(&site, &w, "/api/v1/worklist", 500);
+    assert_eq!((items.len(), pages), (511, 2));
+    let unique: BTreeSet<String> = record_ids(&items).into_iter().collect();
+    assert_eq!(unique.len(), 511);
+
+    // Sync runs: newest first, paged the same way.
+    for _ in 0..3 {
+        site.api(
+            Method::POST,
+            "/api/v1/sources/calpendo/sync?wait=true",
+            &w,
+            None,
+        )
+        .expect(StatusCode::OK);
+    }
+    let every = site.sync_runs(&w);
+    assert_eq!(every.len(), 4);
+    let (runs, pages) = all_pages(&site, &w, "/api/v1/sync-runs?limit=3", 3);
+    assert_eq!((runs.len(), pages), (4, 2));
+    let started = |l: &[Value]| -> Vec<String> {
+        l.iter()
+            .map(|r| r["started_at"].as_str().expect("started_at").to_string())
+            .collect()
+    };
+    assert_eq!(started(&runs), started(&every));
+    // Sources too (one here).
+    let (sources, pages) = all_pages(&site, &w, "/api/v1/sources?limit=1", 1);
+    assert_eq!((sources.len(), pages), (1, 1));
+
+    // The OpenAPI document describes the paging.
+    let doc = site.get("/api/v1/openapi.json").json();
+    let params = doc["paths"]["/api/v1/worklist"]["get"]["parameters"]
+        .as_array()
+        .expect("parameters")
+        .iter()
+        .map(|p| p["name"].as_str().unwrap_or_default().to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        params.contains(&"limit".to_string()) && params.contains(&"cursor".to_string()),
+        "{params:?}"
+    );
+    let headers = &doc["paths"]["/api/v1/worklist"]["get"]["responses"]["200"]["headers"];
+    assert!(headers.get("Link").is_some(), "{headers}");
+}
+
+/// Runs the futures concurrently and returns their outputs in order.
+async fn futures_join<F>(futures: impl IntoIterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.into_iter().map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
+/// The log lines that report refused tokens.
+fn refusal_lines(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("refused an API token") || l.contains("refused API tokens"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn refused_tokens_are_counted_and_logged_once_per_interval() {
+    let site = Admin::start(mwl_bookings(), Options::default());
+    let list = "/api/v1/worklist";
+    for _ in 0..300 {
+        site.send(Method::GET, list, Some("Bearer mwlb_nope"), &[], None)
+            .expect(StatusCode::UNAUTHORIZED);
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let lines = refusal_lines(&site.log());
+    // The first refusal is logged at once, the rest counted.
+    assert!(
+        !lines.is_empty() && lines.len() <= 2,
+        "{} lines for 300 refusals:\n{}",
+        lines.len(),
+        lines.iter().take(5).cloned().collect::<Vec<_>>().join("\n")
+    );
+    // Within the interval, one line with the count and the client.
+    let log = poll(90, "the refusals' summary", || {
+        let log = site.log();
+        log.lines()
+            .any(|l| l.contains("refused API tokens") && l.contains("count=299"))
+            .then_some(log)
+    });
+    let summary = refusal_lines(&log).pop().expect("summary");
+    assert!(summary.contains("127.0.0.1"), "{summary}");
+    assert!(summary.contains("malformed"), "{summary}");
+    assert!(!log.contains("mwlb_nope"), "a token is in the log");
+    assert!(refusal_lines(&log).len() <= 3, "{log}");
+}
+
+/// Flips the last character of a token: its public id stays, its secret is wrong.
+fn wrong_secret(token: &str) -> String {
+    let mut wrong = token.to_string();
+    let last = wrong.pop().expect("char");
+    wrong.push(if last == '0' { '1' } else { '0' });
+    wrong
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[test]
+fn an_unknown_token_id_takes_as_long_to_refuse_as_a_wrong_secret() {
+    let site = Admin::start(mwl_bookings(), Options::default());
+    let reader = site.token("reader", "read");
+    let wrong = wrong_secret(&reader);
+    let unknown = format!("mwlb_{}_{}", "0".repeat(12), "a".repeat(64));
+    let list = "/api/v1/worklist";
+    let time = |t: &str| {
+        let start = Instant::now();
+        site.api(Method::GET, list, t, None)
+            .expect(StatusCode::UNAUTHORIZED);
+        start.elapsed()
+    };
+    time(&wrong);
+    time(&unknown);
+    let (mut w, mut u) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        w.push(time(&wrong));
+        u.push(time(&unknown));
+    }
+    let (w, u) = (median(w), median(u));
+    assert!(
+        u * 2 >= w,
+        "an unknown id is refused in {u:?}, a wrong secret in {w:?}: the timing tells them apart"
+    );
+}
+
+/// Signs in on the status page as a browser does: the sign-in page first (its form and
+/// any cookie it sets), then the form. The answer of `POST /login`.
+fn sign_in(site: &Admin, client: &reqwest::Client, token: &str) -> Answer {
+    site.rt.block_on(async {
+        let page = client
+            .get(format!("{}/", site.base))
+            .send()
+            .await
+            .expect("GET /");
+        let cookies: Vec<String> = page
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| v.split(';').next())
+            .map(str::to_string)
+            .collect();
+        let body = page.text().await.expect("body");
+        let csrf = body.find("name=\"csrf\"").map(|_| scrape_csrf(&body));
+        let mut form = format!("token={}", form_encode(token));
+        if let Some(c) = &csrf {
+            form.push_str(&format!("&csrf={c}"));
+        }
+        let mut rb = client
+            .post(format!("{}/login", site.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form);
+        if !cookies.is_empty() {
+            rb = rb.header("cookie", cookies.join("; "));
+        }
+        let r = rb.send().await.expect("POST /login");
+        Answer {
+            status: r.status(),
+            headers: r.headers().clone(),
+            body: r.text().await.expect("body"),
+        }
+    })
+}
+
+/// The session cookie (`name=value`) a sign-in set.
+fn session_of(a: &Answer) -> String {
+    a.expect(StatusCode::SEE_OTHER);
+    a.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|c| c.starts_with("mwlbridge_session=") && c.len() > "mwlbridge_session=".len())
+        .unwrap_or_else(|| panic!("no session cookie: {:?}", a.headers))
+        .to_string()
+}
+
+#[test]
+fn wrong_guesses_from_one_address_do_not_delay_a_sign_in_from_another() {
+    let site = Admin::start(mwl_bookings(), Options::default());
+    let victim = site.token("victim", "write");
+    let spare = site.token("spare", "read");
+    let target = site.token("target", "read");
+    let guess = wrong_secret(&target);
+    // One sign-in's own time (a first use: one Argon2 check).
+    let start = Instant::now();
+    session_of(&sign_in(&site, &site.client, &spare));
+    let alone = start.elapsed();
+
+    // 100 guesses at once from another address (127.0.0.2 is loopback too).
+    let patient = || client_builder().timeout(Duration::from_secs(180));
+    let attacker = patient()
+        .local_address(std::net::IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)))
+        .build()
+        .expect("client");
+    let url = format!("{}/api/v1/worklist", site.base);
+    let guesses: Vec<_> = (0..100)
+        .map(|_| {
+            let (attacker, url, guess) = (attacker.clone(), url.clone(), guess.clone());
+            site.rt.spawn(async move {
+                let r = attacker.get(&url).bearer_auth(&guess).send().await;
+                r.map(|r| (r.status(), r.headers().get("retry-after").cloned()))
+                    .map_err(|e| e.to_string())
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let start = Instant::now();
+    let a = sign_in(&site, &patient().build().expect("client"), &victim);
+    let delayed = start.elapsed();
+    session_of(&a);
+    assert!(
+        delayed < alone * 4 + Duration::from_millis(500),
+        "a sign-in took {delayed:?} behind 100 guesses from another address (alone: {alone:?})"
+    );
+    let answers: Vec<_> = site.rt.block_on(async {
+        let mut out = Vec::new();
+        for g in guesses {
+            out.push(g.await.expect("task").expect("a guess answered"));
+        }
+        out
+    });
+    let busy = answers
+        .iter()
+        .filter(|(s, _)| *s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(busy >= 50, "{answers:?}");
+    for (status, retry) in &answers {
+        assert!(
+            matches!(
+                *status,
+                StatusCode::UNAUTHORIZED | StatusCode::TOO_MANY_REQUESTS
+            ),
+            "{status}"
+        );
+        if *status == StatusCode::TOO_MANY_REQUESTS {
+            let secs: u64 = retry
+                .as_ref()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .expect("Retry-After in seconds");
+            assert!((1..=60).contains(&secs), "{secs}");
+        }
+    }
+}
+
+#[test]
+fn sessions_are_capped_per_token_so_one_token_cannot_sign_others_out() {
+    let site = Admin::start(mwl_bookings(), Options::default());
+    let w = site.token("writer", "write");
+    let r = site.token("reader", "read");
+    let admin = session_of(&sign_in(&site, &site.client, &w));
+    let first_reader = session_of(&sign_in(&site, &site.client, &r));
+    for _ in 0..260 {
+        session_of(&sign_in(&site, &site.client, &r));
+    }
+    let signed_in = |cookie: &str| {
+        let page = site.send(Method::GET, "/", None, &[("cookie", cookie)], None);
+        page.expect(StatusCode::OK);
+        page.body.contains("Signed in as")
+    };
+    assert!(
+        signed_in(&admin),
+        "260 sign-ins with a read token signed the admin out"
+    );
+    assert!(
+        !signed_in(&first_reader),
+        "the reader's oldest session outlived its cap"
+    );
+}
+
+#[test]
+fn the_sign_in_form_needs_its_own_csrf_token() {
+    let site = Admin::start(mwl_bookings(), Options::default());
+    let w = site.token("writer", "write");
+    // A forged cross-site form has neither the sign-in page's cookie nor its field.
+    let a = site.form("/login", None, &[("token", &w)]);
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    assert!(!a.header("set-cookie").contains("mwlbridge_session"));
+    // The page's field without its cookie, or with another cookie: refused too.
+    let page = site.get("/");
+    let field = scrape_csrf(&page.body);
+    let cookie = page
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .find(|c| c.starts_with("mwlbridge_login="))
+        .expect("the sign-in form's CSRF cookie")
+        .to_string();
+    let (name, value) = cookie.split_once('=').expect("name=value");
+    assert_eq!(value, field);
+    let other = format!("{name}={}", "ab".repeat(32));
+    for jar in [None, Some(other.as_str())] {
+        let a = site.form("/login", jar, &[("token", &w), ("csrf", &field)]);
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{jar:?}: {}", a.body);
+    }
+    // A cross-site request (Fetch Metadata) is refused even with both.
+    let a = site.send(
+        Method::POST,
+        "/login",
+        None,
+        &[("cookie", &cookie), ("sec-fetch-site", "cross-site")],
+        Some((
+            "application/x-www-form-urlencoded",
+            format!("token={}&csrf={field}", form_encode(&w)),
+        )),
+    );
+    assert_eq!(a.status, StatusCode::FORBIDDEN, "{}", a.body);
+    // The page's own form signs in.
+    let a = site.form("/login", Some(&cookie), &[("token", &w), ("csrf", &field)]);
+    session_of(&a);
+}
+
+/// Whether the server closed `s` within `within` (EOF or reset; anything it sent first is
+/// read and ignored).
+fn closed_within(s: &std::net::TcpStream, within: Duration) -> bool {
+    use std::io::Read;
+    let mut reader = s;
+    let deadline = Instant::now() + within;
+    let mut buf = [0u8; 4096];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).expect("timeout");
+        match reader.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return false;
+            }
+            Err(_) => return true,
+        }
+    }
+}
+
+/// A thread that writes `bytes` to `s` one every `every`, until they are sent or the
+/// connection fails.
+fn trickle(mut s: std::net::TcpStream, bytes: Vec<u8>, every: Duration) {
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for b in bytes {
+            if s.write_all(&[b]).is_err() {
+                return;
+            }
+            std::thread::sleep(every);
+        }
+    });
+}
+
+#[test]
+fn slow_idle_and_flooding_admin_clients_neither_block_healthz_nor_delay_shutdown() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let mut site = Admin::start(mwl_bookings(), Options::default());
+    let addr = (Ipv4Addr::LOCALHOST, site.admin_port);
+    let healthz_quickly = |site: &Admin| {
+        let start = Instant::now();
+        site.get("/healthz").expect(StatusCode::OK);
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    };
+    let opened = Instant::now();
+    // Idle: connected, nothing sent.
+    let mut held: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    // Slow-loris: a request head sent a byte a second, never finished.
+    for _ in 0..20 {
+        let s = TcpStream::connect(addr).expect("connect");
+        let mut head = b"GET /healthz HTTP/1.1\r\nHost: x\r\n".to_vec();
+        head.extend(std::iter::repeat_n(b'X', 120));
+        trickle(s.try_clone().expect("clone"), head, Duration::from_secs(1));
+        held.push(s);
+    }
+    // Kept alive after one answered request.
+    for _ in 0..10 {
+        let mut s = TcpStream::connect(addr).expect("connect");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .expect("request");
+        let mut buf = [0u8; 512];
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let n = std::io::Read::read(&mut s, &mut buf).expect("answer");
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+        held.push(s);
+    }
+    healthz_quickly(&site);
+    // Every one of them is closed by the server within its timeouts.
+    for (i, s) in held.iter().enumerate() {
+        let left = Duration::from_secs(40).saturating_sub(opened.elapsed());
+        assert!(
+            closed_within(s, left),
+            "connection {i} still open after {:?}",
+            opened.elapsed()
+        );
+    }
+    healthz_quickly(&site);
+
+    // A flood past the connection cap: the oldest idle ones make room, /healthz answers.
+    let flood: Vec<TcpStream> = (0..300)
+        .map(|_| TcpStream::connect(addr).expect("connect"))
+        .collect();
+    healthz_quickly(&site);
+    let closed = flood
+        .iter()
+        .take(60)
+        .filter(|s| closed_within(s, Duration::from_millis(200)))
+        .count();
+    assert!(
+        closed >= 40,
+        "only {closed} of the flood's oldest connections were closed"
+    );
+    drop(flood);
+
+    // Shutdown is bounded although a client is still sending a request body.
+    let mut slow = TcpStream::connect(addr).expect("connect");
+    slow.write_all(
+        b"POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 100000\r\n\r\ntoken=",
+    )
+    .expect("head");
+    trickle(
+        slow.try_clone().expect("clone"),
+        vec![b'a'; 1000],
+        Duration::from_millis(200),
+    );
+    std::thread::sleep(Duration::from_secs(1));
+    let pid = site.serve.pid().expect("pid");
+    let stopping = Instant::now();
+    let o = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .output()
+        .expect("kill");
+    assert!(o.status.success());
+    let proc_dir = PathBuf::from(format!("/proc/{pid}"));
+    while proc_dir.exists() && stopping.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let took = stopping.elapsed();
+    assert!(
+        !proc_dir.exists() && took < Duration::from_secs(10),
+        "serve took {took:?} to stop with a slow admin client:\n{}",
+        site.log()
+    );
+    assert!(site.log().contains("mwlbridge stopped"), "{}", site.log());
+    drop(slow);
+    let _ = site.serve.stop();
 }

@@ -2,6 +2,8 @@
 //! write role. Entries of a synced source are read-only here except their status, which an
 //! admin may override (recorded as set by `admin`, never reset by a sync).
 
+use std::ops::ControlFlow;
+
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,12 +17,13 @@ use worklist_store::{
 
 use crate::AppState;
 use crate::api_types::{
-    EntryView, ErrorBody, FieldProblem, ManualEntryInput, SourceView, StatusInput, SyncNowQuery,
-    SyncRunView, SyncRunsQuery, WorklistQuery,
+    EntryView, ErrorBody, FieldProblem, ManualEntryInput, PageQuery, SourceView, StatusInput,
+    SyncNowQuery, SyncRunView, SyncRunsQuery, WorklistQuery,
 };
 use crate::auth::{Reader, Writer};
 use crate::health::{Readiness, SourceReadiness};
-use crate::sync_control::SyncTriggerError;
+use crate::paging::{self, EntryKey};
+use crate::sync_control::{SourceInfo, SyncTriggerError};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -95,7 +98,8 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 }
 
 /// An API error: a status and a JSON body.
-pub(crate) struct ApiError(StatusCode, ErrorBody);
+#[derive(Debug)]
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) ErrorBody);
 
 impl ApiError {
     fn new(status: StatusCode, error: impl Into<String>) -> ApiError {
@@ -246,20 +250,26 @@ fn statuses(v: &str) -> Result<Vec<StepStatus>, ApiError> {
         .collect()
 }
 
-/// List the worklist.
+/// List the worklist, a page at a time.
 #[utoipa::path(
     get, path = "/api/v1/worklist", params(WorklistQuery),
     responses(
-        (status = 200, description = "Entries, by scheduled start", body = [EntryView]),
-        (status = 400, description = "A filter is malformed", body = ErrorBody),
-        (status = 401, description = "No or invalid token")
+        (status = 200, description = "Entries, by scheduled start: one page (`limit`, default \
+                                      500, at most 5000)", body = [EntryView],
+            headers(("Link" = String, description = "`<...>; rel=\"next\"`: the next page, \
+                     with the same filters; absent on the last page"))),
+        (status = 400, description = "A filter, the limit or the cursor is malformed", body = ErrorBody),
+        (status = 401, description = "No or invalid token"),
+        (status = 429, description = "Too many token checks from this address at once")
     )
 )]
 async fn list_worklist(
     _who: Reader,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<WorklistQuery>,
-) -> Result<Json<Vec<EntryView>>, ApiError> {
+) -> Result<Response, ApiError> {
+    let limit = paging::limit(q.limit, paging::WORKLIST_DEFAULT)?;
+    let after = q.cursor.as_deref().map(EntryKey::parse).transpose()?;
     let mut filter = EntryFilter::default();
     if let Some(d) = &q.date {
         let d = day(&state, d, "date")?;
@@ -278,13 +288,54 @@ async fn list_worklist(
     if let Some(s) = &q.status {
         filter.statuses = statuses(s)?;
     }
-    let entries = state
+    // The next page starts on the cursor's day: the store skips the days before it.
+    if let Some(k) = &after
+        && filter.from_date.is_none_or(|d| d < k.date())
+    {
+        filter.from_date = Some(k.date());
+    }
+    let (page, last) = state
         .ctx
         .store
-        .run(move |s| s.list(&filter))
+        .run(move |s| {
+            let mut page = Vec::with_capacity(limit.min(1024));
+            let mut last = None;
+            let mut more = false;
+            s.scan_entries(&filter, |e| {
+                let key = EntryKey::of(&e);
+                if after.as_ref().is_some_and(|a| key <= *a) {
+                    return ControlFlow::Continue(());
+                }
+                if page.len() == limit {
+                    more = true;
+                    return ControlFlow::Break(());
+                }
+                page.push(EntryView::from(&e));
+                last = Some(key);
+                ControlFlow::Continue(())
+            })?;
+            Ok((page, last.filter(|_| more)))
+        })
         .await
         .map_err(ApiError::store)?;
-    Ok(Json(entries.iter().map(EntryView::from).collect()))
+    let Some(last) = last else {
+        return Ok(Json(page).into_response());
+    };
+    let link = paging::next_link(
+        "/api/v1/worklist",
+        &[
+            ("date", q.date),
+            ("from", q.from),
+            ("to", q.to),
+            ("station", q.station),
+            ("modality", q.modality),
+            ("status", q.status),
+            ("source", q.source),
+            ("limit", Some(limit.to_string())),
+            ("cursor", Some(last.cursor())),
+        ],
+    );
+    Ok(([(header::LINK, link)], Json(page)).into_response())
 }
 
 /// One entry.
@@ -502,40 +553,95 @@ async fn delete_manual(
     }
 }
 
-/// Recent sync runs, newest first.
+/// Sync runs, newest first, a page at a time.
 #[utoipa::path(
     get, path = "/api/v1/sync-runs", params(SyncRunsQuery),
-    responses((status = 200, body = [SyncRunView]))
+    responses(
+        (status = 200, description = "Runs, newest first: one page (`limit`, default 20, at \
+                                      most 5000)", body = [SyncRunView],
+            headers(("Link" = String, description = "`<...>; rel=\"next\"`: the next page; \
+                     absent on the last page"))),
+        (status = 400, description = "The limit or the cursor is malformed", body = ErrorBody)
+    )
 )]
 async fn list_sync_runs(
     _who: Reader,
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SyncRunsQuery>,
-) -> Result<Json<Vec<SyncRunView>>, ApiError> {
-    let limit = q.limit.unwrap_or(20).clamp(1, 1000);
+) -> Result<Response, ApiError> {
+    let limit = paging::limit(q.limit, paging::SYNC_RUNS_DEFAULT)?;
+    let offset = paging::offset(q.cursor.as_deref())?;
+    let source = q.source.clone();
+    // The store lists the newest runs first: this page and one more run, to know whether
+    // another page follows.
     let runs = state
         .ctx
         .store
-        .run(move |s| s.recent_sync_runs(q.source.as_deref(), limit))
+        .run(move |s| s.recent_sync_runs(source.as_deref(), offset + limit + 1))
         .await
         .map_err(ApiError::store)?;
-    Ok(Json(runs.iter().map(SyncRunView::from).collect()))
+    let more = runs.len() > offset + limit;
+    let page: Vec<SyncRunView> = runs
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(SyncRunView::from)
+        .collect();
+    if !more {
+        return Ok(Json(page).into_response());
+    }
+    let link = paging::next_link(
+        "/api/v1/sync-runs",
+        &[
+            ("source", q.source),
+            ("limit", Some(limit.to_string())),
+            ("cursor", Some((offset + limit).to_string())),
+        ],
+    );
+    Ok(([(header::LINK, link)], Json(page)).into_response())
 }
 
-/// The configured sources and their newest run.
+/// The configured sources and their newest run, a page at a time.
 #[utoipa::path(
-    get, path = "/api/v1/sources",
-    responses((status = 200, body = [SourceView]))
+    get, path = "/api/v1/sources", params(PageQuery),
+    responses(
+        (status = 200, description = "Sources: one page (`limit`, default 500, at most 5000)",
+            body = [SourceView],
+            headers(("Link" = String, description = "`<...>; rel=\"next\"`: the next page; \
+                     absent on the last page"))),
+        (status = 400, description = "The limit or the cursor is malformed", body = ErrorBody)
+    )
 )]
 async fn list_sources(
     _who: Reader,
     State(state): State<AppState>,
-) -> Result<Json<Vec<SourceView>>, ApiError> {
-    Ok(Json(source_views(&state).await?))
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> Result<Response, ApiError> {
+    let limit = paging::limit(q.limit, paging::SOURCES_DEFAULT)?;
+    let offset = paging::offset(q.cursor.as_deref())?;
+    let all = state.ctx.sync.sources();
+    let more = all.len() > offset + limit;
+    let page: Vec<SourceInfo> = all.into_iter().skip(offset).take(limit).collect();
+    let page = views_of(&state, page).await?;
+    if !more {
+        return Ok(Json(page).into_response());
+    }
+    let link = paging::next_link(
+        "/api/v1/sources",
+        &[
+            ("limit", Some(limit.to_string())),
+            ("cursor", Some((offset + limit).to_string())),
+        ],
+    );
+    Ok(([(header::LINK, link)], Json(page)).into_response())
 }
 
+/// Every configured source with its newest run (the status page).
 pub(crate) async fn source_views(state: &AppState) -> Result<Vec<SourceView>, ApiError> {
-    let sources = state.ctx.sync.sources();
+    views_of(state, state.ctx.sync.sources()).await
+}
+
+async fn views_of(state: &AppState, sources: Vec<SourceInfo>) -> Result<Vec<SourceView>, ApiError> {
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let runs = state
         .ctx

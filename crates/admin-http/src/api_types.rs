@@ -452,6 +452,11 @@ pub(crate) struct WorklistQuery {
     pub status: Option<String>,
     /// Source name, exact (`manual` for manual entries).
     pub source: Option<String>,
+    /// Entries per page: 1 to 5000 (default 500). While more follow, the answer has a
+    /// `Link: <...>; rel="next"` header.
+    pub limit: Option<usize>,
+    /// Where the page starts: copy it from the previous page's `next` link (opaque).
+    pub cursor: Option<String>,
 }
 
 /// Filters of `GET /api/v1/sync-runs`.
@@ -461,8 +466,23 @@ pub(crate) struct WorklistQuery {
 pub(crate) struct SyncRunsQuery {
     /// Only this source.
     pub source: Option<String>,
-    /// At most this many (default 20, at most 1000).
+    /// Runs per page: 1 to 5000 (default 20). While more follow, the answer has a
+    /// `Link: <...>; rel="next"` header.
     pub limit: Option<usize>,
+    /// Where the page starts: copy it from the previous page's `next` link (opaque).
+    pub cursor: Option<String>,
+}
+
+/// Paging of `GET /api/v1/sources`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    /// Items per page: 1 to 5000 (default 500). While more follow, the answer has a
+    /// `Link: <...>; rel="next"` header.
+    pub limit: Option<usize>,
+    /// Where the page starts: copy it from the previous page's `next` link (opaque).
+    pub cursor: Option<String>,
 }
 
 /// Options of `POST /api/v1/sources/{name}/sync`.

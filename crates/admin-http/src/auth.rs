@@ -1,14 +1,19 @@
 //! Who is asking: a Bearer token (API) or a session cookie (status page), and what role
-//! the request needs. Refusals are logged with the reason and the token's name when it is
-//! known, never with the token.
+//! the request needs. Refusals go to the [`Refusals`] log with the reason and the token's
+//! name when it is known, never with the token.
 
-use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, FromRequestParts, OptionalFromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{Extensions, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use worklist_store::{Store, TokenRole};
 
 use crate::AppState;
+use crate::refusals::{Refusal, Refusals};
 use crate::sessions::{COOKIE, Session};
 use crate::tokens::{Principal, TokenRejected};
 
@@ -17,6 +22,7 @@ use crate::tokens::{Principal, TokenRejected};
 pub(crate) struct AuthError {
     status: StatusCode,
     message: &'static str,
+    retry_after: Option<Duration>,
 }
 
 impl IntoResponse for AuthError {
@@ -29,28 +35,70 @@ impl IntoResponse for AuthError {
                 header::HeaderValue::from_static("Bearer realm=\"mwlbridge\""),
             );
         }
+        if let Some(after) = self.retry_after {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_value(after));
+        }
         r
     }
+}
+
+/// A `Retry-After` value in whole seconds (at least 1).
+pub(crate) fn retry_after_value(after: Duration) -> header::HeaderValue {
+    header::HeaderValue::from(after.as_secs().max(1))
 }
 
 fn unauthorized(message: &'static str) -> AuthError {
     AuthError {
         status: StatusCode::UNAUTHORIZED,
         message,
+        retry_after: None,
     }
 }
 
-/// Logs a refused token without the token.
-pub(crate) fn log_refusal(e: &TokenRejected, path: &str) {
-    match e {
+/// The address of the client that sent the request (set by [`crate::serve`]; absent when
+/// the router is called otherwise).
+pub(crate) fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// The client's address, as a handler argument.
+pub(crate) struct ClientAddr(pub(crate) Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(ClientAddr(client_ip(&parts.extensions)))
+    }
+}
+
+/// Logs a refused token without the token: a store failure at once, a refusal through
+/// the aggregating [`Refusals`] log.
+pub(crate) fn log_refusal(
+    refusals: &std::sync::Arc<Refusals>,
+    e: &TokenRejected,
+    path: &str,
+    client: Option<IpAddr>,
+) {
+    let (reason, token_name) = match e {
         TokenRejected::Store(err) => {
             tracing::error!(error = %err, path, "token check failed: store unavailable");
+            return;
         }
-        TokenRejected::WrongSecret { name } => {
-            tracing::warn!(token_name = %name, path, "refused an API token: wrong secret");
-        }
-        other => tracing::warn!(reason = %other, path, "refused an API token"),
-    }
+        TokenRejected::Malformed => ("malformed token", None),
+        TokenRejected::Unknown => ("unknown or revoked token", None),
+        TokenRejected::WrongSecret { name } => ("wrong secret", Some(name.as_str())),
+        TokenRejected::Busy { .. } => ("too many token checks from this address at once", None),
+    };
+    refusals.record(Refusal {
+        reason,
+        token_name,
+        path,
+        client,
+    });
 }
 
 /// A request authenticated by a Bearer token, with any role.
@@ -72,12 +120,19 @@ async fn bearer(parts: &Parts, state: &AppState) -> Result<Principal, AuthError>
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token)
         .ok_or_else(|| unauthorized("the Authorization header must be 'Bearer <token>'"))?;
-    state.tokens.verify(token).await.map_err(|e| {
-        log_refusal(&e, parts.uri.path());
+    let client = client_ip(&parts.extensions);
+    state.tokens.verify_from(token, client).await.map_err(|e| {
+        log_refusal(&state.refusals, &e, parts.uri.path(), client);
         match e {
             TokenRejected::Store(_) => AuthError {
                 status: StatusCode::SERVICE_UNAVAILABLE,
                 message: "the token store is unavailable",
+                retry_after: None,
+            },
+            TokenRejected::Busy { retry_after } => AuthError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                message: "too many token checks from your address at once; retry shortly",
+                retry_after: Some(retry_after),
             },
             _ => unauthorized("invalid or revoked API token"),
         }
@@ -98,10 +153,16 @@ impl FromRequestParts<AppState> for Writer {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AuthError> {
         let p = bearer(parts, state).await?;
         if p.role < TokenRole::Write {
-            tracing::warn!(token_name = %p.name, path = parts.uri.path(), "read-only token used on a write endpoint");
+            state.refusals.record(Refusal {
+                reason: "read-only token used on a write endpoint",
+                token_name: Some(&p.name),
+                path: parts.uri.path(),
+                client: client_ip(&parts.extensions),
+            });
             return Err(AuthError {
                 status: StatusCode::FORBIDDEN,
                 message: "this token may only read; a write token is required",
+                retry_after: None,
             });
         }
         Ok(Writer(p))
@@ -121,17 +182,21 @@ pub(crate) struct PageUser {
     pub(crate) role: TokenRole,
 }
 
-/// The session cookie's value, if the request carries one.
-pub(crate) fn session_cookie(parts: &Parts) -> Option<String> {
-    parts
-        .headers
+/// The value of the cookie `name`, if the request carries one.
+pub(crate) fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.to_string())
+}
+
+/// The session cookie's value, if the request carries one.
+pub(crate) fn session_cookie(parts: &Parts) -> Option<String> {
+    cookie(&parts.headers, COOKIE)
 }
 
 async fn token_of_session(store: &Store, token_id: i64) -> Option<(String, TokenRole)> {

@@ -13,13 +13,19 @@
 //! - `lib.rs` (here): [`router`] joins the routes, [`AdminContext`] is what every handler
 //!   shares (store, sync control, metrics, site zone, settings), and every response gets
 //!   the security headers.
-//! - [`serve`]: the router on a listener, plain HTTP or HTTPS, until shutdown.
+//! - [`serve`]: the router on a listener, plain HTTP or HTTPS, until shutdown, with
+//!   every connection bounded ([`ServeLimits`]: header and idle timeouts, a connection
+//!   cap, a bounded shutdown).
 //! - `health`: `/healthz`, `/readyz`, `/metrics`, without authentication.
 //! - `api`: the REST API's handlers under `/api/v1` and its OpenAPI document;
-//!   `api_types`: the JSON shapes they read and write (DICOM DA/TM in the site's zone).
+//!   `api_types`: the JSON shapes they read and write (DICOM DA/TM in the site's zone);
+//!   `paging`: the lists' `limit`, `cursor` and `next` link.
 //! - `auth`: who is asking (Bearer token or session cookie) and whether the role
 //!   suffices; [`tokens`]: creating tokens and checking one against its stored hash
-//!   (cached); `sessions`: status-page logins and their CSRF tokens, in memory.
+//!   (cached, in constant time whether the id exists or not, bounded per client
+//!   address); `sessions`: status-page logins and their CSRF tokens, in memory, capped
+//!   per token; `refusals`: refused tokens logged once per kind, then counted per
+//!   interval.
 //! - `page`: the server-rendered status page and its forms.
 //! - [`sync_control`]: the [`SyncControl`] trait through which "sync now" and the source
 //!   list reach the binary's sync worker.
@@ -30,7 +36,9 @@
 //! accepts the connection and hands the request to the [`router`], which routes it to
 //! `api::set_status`. Before the handler runs, its `auth::Writer` argument extracts the
 //! Bearer token and has [`tokens`] verify it against the store (a refusal is 401, or 403
-//! for a read-only token, logged with the token's name, never the token). The handler
+//! for a read-only token, or 429 when the client has too many checks under way; logged
+//! with the token's name, never the token, and counted rather than logged one by one
+//! when it repeats). The handler
 //! parses the body into an `api_types` shape, checks the status term, and changes the
 //! entry in one [`Store::run`] call on the blocking pool, recorded as set by `admin`;
 //! the store's errors become 503. The answer is the entry as `api_types::EntryView`, with
@@ -41,6 +49,8 @@ mod api_types;
 mod auth;
 mod health;
 mod page;
+mod paging;
+mod refusals;
 mod serve;
 mod sessions;
 pub mod sync_control;
@@ -55,7 +65,7 @@ use jiff::tz::TimeZone;
 use prometheus_client::registry::Registry;
 use worklist_store::{StepStatus, Store};
 
-pub use serve::{AdminServeError, serve};
+pub use serve::{AdminServeError, ServeLimits, serve, serve_with_limits};
 pub use sync_control::{SourceInfo, SyncControl, SyncTriggerError};
 
 /// Sets the gauge of worklist entries in one status (called for each status at scrape).
@@ -105,6 +115,7 @@ pub(crate) struct AppState {
     pub(crate) ctx: AdminContext,
     pub(crate) tokens: Arc<tokens::TokenVerifier>,
     pub(crate) sessions: Arc<sessions::Sessions>,
+    pub(crate) refusals: Arc<refusals::Refusals>,
 }
 
 /// The whole interface as an axum router.
@@ -112,6 +123,7 @@ pub fn router(ctx: AdminContext) -> Router {
     let state = AppState {
         tokens: Arc::new(tokens::TokenVerifier::new(ctx.store.clone())),
         sessions: Arc::new(sessions::Sessions::new(ctx.settings.session_lifetime)),
+        refusals: Arc::new(refusals::Refusals::new(refusals::INTERVAL)),
         ctx,
     };
     Router::new()
