@@ -5,15 +5,20 @@
 //! local socket, under both the `/webdav` and the `/api` path prefixes, with HTTP Basic
 //! auth. Tests drive it through its handle: they replace the bookings, add latency,
 //! inject faults (error statuses, invalid or truncated bodies, hangs, slow bodies,
-//! connection resets) and read request statistics, including the highest number of
+//! connection resets), make it behave like an older server (ignore `?paths=`, refuse
+//! `STARTS_WITH`) and read request statistics, including the highest number of
 //! requests in flight at once.
 //!
 //! - this file: [`FakeCalpendo`] (the handle), [`FakeConfig`], [`FakeBooking`], faults and
 //!   statistics.
 //! - `fixture`: loading a JSON fixture of bookings ([`load_fixture`]) and generating many
 //!   ([`synthetic_bookings`]).
-//! - `query`: the Calpendo query path language (`AND/status/EQ/Approved/...`), parsed and
+//! - `query`: the Calpendo query path language as Calpendo documents it
+//!   (`AND/status/EQ/Approved/OR/resource.name/STARTS_WITH/3T/CLOSE`: `AND OR NAND NOR`,
+//!   `CLOSE`, the text, time and number relations, `__NULL__`, `updated`), parsed and
 //!   matched against bookings.
+//! - `property`: a booking's values by data path, for query terms and for `?paths=`
+//!   answers (each value named by its path, a reference as `{formattedName, id}`).
 //! - `render`: the JSON bodies Calpendo answers with, in its two booking shapes.
 //! - `server`: connections, routing, Basic auth, latency and fault injection.
 //!
@@ -49,6 +54,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 mod fixture;
+mod property;
 mod query;
 mod render;
 mod server;
@@ -158,10 +164,12 @@ pub enum FaultScope {
     List,
     /// Booking details (`b/Calpendo.Booking/{id}`).
     Details,
-    /// MRI operator look-ups (`q/MRIScan/id/eq/{id}`).
+    /// MRI operator queries (`q/MRIScan/id/eq/{id}`, or over a window).
     Operator,
     /// Only the details and the operator look-up of this booking id.
     Booking(i64),
+    /// MRI operator queries other than the look-up of one id (the window's operators).
+    OperatorWindow,
 }
 
 /// A snapshot of the server's request counters.
@@ -173,7 +181,7 @@ pub struct Stats {
     pub list_requests: u64,
     /// Authorized booking-detail requests.
     pub detail_requests: u64,
-    /// Authorized MRI operator look-ups.
+    /// Authorized MRI operator queries (one booking's, or a window's).
     pub operator_requests: u64,
     /// Highest number of requests in flight at once (from arrival until the handler
     /// has produced its response, latency included).
@@ -195,8 +203,14 @@ struct ActiveFault {
 #[derive(Debug, Default)]
 struct State {
     bookings: BTreeMap<i64, FakeBooking>,
+    /// When each booking was last set, in Calpendo's local time (the `updated` path).
+    updated: BTreeMap<i64, jiff::civil::DateTime>,
     latency: Duration,
     fault: Option<ActiveFault>,
+    /// Answer queries as if `?paths=` had not been given (an older server).
+    ignore_paths: bool,
+    /// Refuse queries using `STARTS_WITH` with 400 (a server without that relation).
+    refuse_starts_with: bool,
 }
 
 /// Request counters.
@@ -223,6 +237,13 @@ struct Shared {
 }
 
 impl Shared {
+    /// Now, as a civil time in Calpendo's zone.
+    fn local_now(&self) -> jiff::civil::DateTime {
+        jiff::Timestamp::now()
+            .to_zoned_datetime(self.tz.clone())
+            .datetime()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave the state inconsistent (each
         // critical section is a single assignment or read), so ignore poisoning.
@@ -287,23 +308,44 @@ impl FakeCalpendo {
 
     /// Replaces all bookings (a later booking with the same id wins).
     pub fn set_bookings(&self, bookings: Vec<FakeBooking>) {
-        let map = bookings.into_iter().map(|b| (b.id, b)).collect();
-        self.shared.lock().bookings = map;
+        let now = self.shared.local_now();
+        let map: BTreeMap<i64, FakeBooking> = bookings.into_iter().map(|b| (b.id, b)).collect();
+        let mut state = self.shared.lock();
+        state.updated = map.keys().map(|id| (*id, now)).collect();
+        state.bookings = map;
     }
 
     /// Adds a booking, or replaces the booking with the same id.
     pub fn upsert_booking(&self, booking: FakeBooking) {
-        self.shared.lock().bookings.insert(booking.id, booking);
+        let now = self.shared.local_now();
+        let mut state = self.shared.lock();
+        state.updated.insert(booking.id, now);
+        state.bookings.insert(booking.id, booking);
     }
 
     /// Removes a booking; returns whether it existed.
     pub fn remove_booking(&self, id: i64) -> bool {
-        self.shared.lock().bookings.remove(&id).is_some()
+        let mut state = self.shared.lock();
+        state.updated.remove(&id);
+        state.bookings.remove(&id).is_some()
     }
 
     /// All bookings, ordered by id.
     pub fn bookings(&self) -> Vec<FakeBooking> {
         self.shared.lock().bookings.values().cloned().collect()
+    }
+
+    /// Makes the server answer queries as if no `?paths=` had been given (an older
+    /// server, or one that ignores it): list items in the classic list shape, MRI
+    /// operators in the two look-up shapes.
+    pub fn set_ignore_paths(&self, ignore: bool) {
+        self.shared.lock().ignore_paths = ignore;
+    }
+
+    /// Makes the server refuse every query that uses `STARTS_WITH` with 400, as a
+    /// server without that relation would.
+    pub fn set_refuse_starts_with(&self, refuse: bool) {
+        self.shared.lock().refuse_starts_with = refuse;
     }
 
     /// Sets the delay before answering each request (from the next request on).

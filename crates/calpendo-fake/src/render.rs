@@ -43,12 +43,6 @@ pub(crate) fn list_entry(b: &FakeBooking) -> Value {
     })
 }
 
-/// The list-query response for bookings already filtered; sorts them by start.
-pub(crate) fn list_response(mut bookings: Vec<&FakeBooking>) -> Value {
-    bookings.sort_by_key(|b| (b.start, b.id));
-    json!({ "biskits": bookings.into_iter().map(list_entry).collect::<Vec<_>>() })
-}
-
 /// The local civil time as a UTC timestamp in Calpendo's zone.
 fn to_timestamp(tz: &TimeZone, dt: DateTime) -> Result<Timestamp, jiff::Error> {
     tz.to_timestamp(dt)

@@ -29,8 +29,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
-use crate::query::parse_query;
-use crate::{Fault, FaultScope, Shared, render};
+use crate::query::{Op, QueryError, parse_query, percent_decode};
+use crate::{FakeBooking, Fault, FaultScope, Shared, property, render};
 
 /// How long a shutdown waits for requests in progress before dropping them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
@@ -283,6 +283,7 @@ impl RouteKind {
             (FaultScope::Details, RouteKind::Detail(_)) => true,
             (FaultScope::Operator, RouteKind::Operator(_)) => true,
             (FaultScope::Booking(id), RouteKind::Detail(d) | RouteKind::Operator(d)) => id == d,
+            (FaultScope::OperatorWindow, RouteKind::Operator(0)) => true,
             _ => false,
         }
     }
@@ -353,19 +354,74 @@ async fn list(
         .path()
         .split_once("/q/Calpendo.Booking/")
         .map_or("", |(_, query)| query);
-    let normal = match parse_query(raw) {
-        Ok(query) => {
-            let state = shared.lock();
-            let matching = state
-                .bookings
-                .values()
-                .filter(|b| query.matches(b))
-                .collect();
-            json_response(StatusCode::OK, &render::list_response(matching))
-        }
-        Err(e) => error_response(StatusCode::BAD_REQUEST, format!("malformed query: {e}")),
-    };
+    let normal = answer_query(&shared, raw, uri.query(), false, |b, _| {
+        render::list_entry(b)
+    });
     with_fault(&shared, &ctx, RouteKind::List, normal).await
+}
+
+/// The `paths` of a query string (`paths=a,b`), percent-decoded; `None` without one.
+fn asked_paths(query: Option<&str>) -> Result<Option<Vec<String>>, QueryError> {
+    let Some(query) = query else {
+        return Ok(None);
+    };
+    for pair in query.split('&') {
+        if let Some(value) = pair.strip_prefix("paths=") {
+            let value = percent_decode(value)?;
+            let paths: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_owned)
+                .collect();
+            return Ok(Some(paths));
+        }
+    }
+    Ok(None)
+}
+
+/// Answers a query over the bookings (only `MRIScan` ones when `mri_only`): each match
+/// with the asked `paths`, or as `without_paths` renders it when none were asked (or
+/// the server ignores them). A malformed query, or `STARTS_WITH` on a server that
+/// refuses it, is a 400.
+fn answer_query(
+    shared: &Shared,
+    raw: &str,
+    query_string: Option<&str>,
+    mri_only: bool,
+    without_paths: impl Fn(&FakeBooking, &jiff::tz::TimeZone) -> Value,
+) -> Response {
+    let parsed = parse_query(raw).and_then(|q| Ok((q, asked_paths(query_string)?)));
+    let (query, paths) = match parsed {
+        Ok(p) => p,
+        Err(e) => {
+            return error_response(StatusCode::BAD_REQUEST, format!("malformed query: {e}"));
+        }
+    };
+    let state = shared.lock();
+    if state.refuse_starts_with && query.uses(Op::StartsWith) {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "malformed query: unknown relation STARTS_WITH",
+        );
+    }
+    let paths = paths.filter(|_| !state.ignore_paths);
+    let mut matching: Vec<(&FakeBooking, jiff::civil::DateTime)> = state
+        .bookings
+        .values()
+        .filter(|b| !mri_only || b.biskit_type == "MRIScan")
+        .map(|b| (b, state.updated.get(&b.id).copied().unwrap_or_default()))
+        .filter(|(b, updated)| query.matches(b, *updated))
+        .collect();
+    matching.sort_by_key(|(b, _)| (b.start, b.id));
+    let items: Vec<Value> = matching
+        .into_iter()
+        .map(|(b, updated)| match &paths {
+            Some(p) => property::with_paths(b, p, updated, &shared.tz),
+            None => without_paths(b, &shared.tz),
+        })
+        .collect();
+    json_response(StatusCode::OK, &json!({ "biskits": items }))
 }
 
 async fn detail(
@@ -394,25 +450,22 @@ async fn detail(
 async fn operator(
     State(shared): State<Arc<Shared>>,
     Extension(ctx): Extension<Arc<ConnCtx>>,
-    Path(rest): Path<String>,
+    uri: Uri,
 ) -> Response {
     shared.counters.operator.fetch_add(1, Ordering::SeqCst);
-    let parts: Vec<&str> = rest.split('/').collect();
-    let id = match parts.as_slice() {
-        [field, op, id] if field.eq_ignore_ascii_case("id") && op.eq_ignore_ascii_case("eq") => {
-            id.parse::<i64>().ok()
-        }
-        _ => None,
-    };
-    let Some(id) = id else {
-        return error_response(
-            StatusCode::BAD_REQUEST,
-            format!("malformed MRIScan query {rest:?}: expected id/eq/ID"),
-        );
-    };
-    let body = render::operator(shared.lock().bookings.get(&id));
-    let normal = json_response(StatusCode::OK, &body);
-    with_fault(&shared, &ctx, RouteKind::Operator(id), normal).await
+    let raw = uri.path().split_once("/q/MRIScan/").map_or("", |(_, q)| q);
+    let query = parse_query(raw);
+    // Pylantir's look-up, `id/eq/ID`: one booking, in the two shapes seen (by id parity),
+    // whatever the paths.
+    if let Some(id) = query.as_ref().ok().and_then(|q| q.single_id()) {
+        let body = render::operator(shared.lock().bookings.get(&id));
+        let normal = json_response(StatusCode::OK, &body);
+        return with_fault(&shared, &ctx, RouteKind::Operator(id), normal).await;
+    }
+    let normal = answer_query(&shared, raw, uri.query(), true, |b, _| {
+        render::operator(Some(b))["biskits"][0].clone()
+    });
+    with_fault(&shared, &ctx, RouteKind::Operator(0), normal).await
 }
 
 /// Applies the fault in scope, if any, to the normal response.

@@ -221,7 +221,7 @@ async fn list_query_filters_by_date_resource_and_status() {
 async fn malformed_queries_are_400_with_json() {
     let server = sample_server().await;
     for path in [
-        "/webdav/q/Calpendo.Booking/dateRange.start/GE/20261126-0000",
+        "/webdav/q/Calpendo.Booking/dateRange.start/GE",
         "/webdav/q/Calpendo.Booking/AND/dateRange.start/GE/2026-11-26",
         "/webdav/q/Calpendo.Booking/AND/colour/EQ/red",
         "/webdav/q/Calpendo.Booking/AND/status/EQ",
@@ -781,4 +781,115 @@ async fn latency_and_max_in_flight() {
     let started = Instant::now();
     get(&slow, "/webdav/q/MRIScan/id/eq/1").await;
     assert!(started.elapsed() >= Duration::from_millis(200));
+}
+
+const DAY0: &str = "AND/dateRange.start/GE/20261126-0000/dateRange.start/LT/20261127-0000";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paths_name_each_value_by_its_path() {
+    let server = sample_server().await;
+    let query = format!(
+        "/webdav/q/Calpendo.Booking/{DAY0}/OR/resource.name/STARTS_WITH/3T/resource.name/STARTS_WITH/EEG/CLOSE/OR/status/EQ/Approved/status/EQ/Pending/CLOSE?paths=title,status,resource.name,project,dateRange.start,Operator.name,description"
+    );
+    let (status, v) = get_json(&server, &query).await;
+    assert_eq!(status, 200, "{v}");
+    // Mock Scanner (1009) and the cancelled booking (1004) are filtered on the server.
+    assert_eq!(
+        ids(&v),
+        vec![1001, 1005, 1002, 1007, 1003, 1006, 1008, 1010]
+    );
+    let first = &v["biskits"][0];
+    assert_eq!(first["title"], "SUB101_Tremblay_Marie");
+    assert_eq!(first["resource.name"], "3T Diagnostic");
+    assert_eq!(
+        first["project"]["formattedName"],
+        "BRISKP (Brain network models in schizophrenia)"
+    );
+    assert!(first["project"]["id"].is_i64());
+    assert_eq!(first["Operator.name"]["formattedName"], "Nadia Okoye");
+    assert_eq!(first["dateRange.start"], "2026-11-26T08:00:00-06:00");
+    assert_eq!(first["description"], "Baseline session");
+    // Only the id and the asked paths.
+    assert_eq!(first.as_object().unwrap().len(), 8);
+    // An EEG booking has no operator.
+    assert!(v["biskits"][3]["Operator.name"].is_null());
+
+    // The MRI operators of the same window in one query.
+    let (status, ops) = get_json(
+        &server,
+        &format!("/webdav/q/MRIScan/{DAY0}?paths=Operator.name"),
+    )
+    .await;
+    assert_eq!(status, 200, "{ops}");
+    assert_eq!(ids(&ops), vec![1001, 1005, 1002, 1003, 1006, 1004, 1010]);
+    assert_eq!(
+        ops["biskits"][2]["Operator.name"]["formattedName"],
+        "<Hidden>"
+    );
+    assert!(ops["biskits"][3]["Operator.name"].is_null());
+
+    // NOR, __NULL__ and a single term.
+    let (_, v) = get_json(
+        &server,
+        &format!(
+            "/webdav/q/Calpendo.Booking/{DAY0}/NOR/status/EQ/Approved/description/EQ/__NULL__/CLOSE"
+        ),
+    )
+    .await;
+    assert_eq!(ids(&v), vec![1004]);
+    let (_, v) = get_json(
+        &server,
+        "/webdav/q/Calpendo.Booking/updated/GT/20000101T0000",
+    )
+    .await;
+    assert_eq!(v["biskits"].as_array().unwrap().len(), 15);
+    let (_, v) = get_json(
+        &server,
+        "/webdav/q/Calpendo.Booking/updated/GT/29990101T0000",
+    )
+    .await;
+    assert_eq!(ids(&v), Vec::<i64>::new());
+    assert_eq!(server.stats().list_requests, 4);
+    assert_eq!(server.stats().operator_requests, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn switches_ignore_paths_and_refuse_starts_with() {
+    let server = sample_server().await;
+    server.set_ignore_paths(true);
+    let (_, v) = get_json(
+        &server,
+        &format!("/webdav/q/Calpendo.Booking/{DAY0}?paths=resource.name,title"),
+    )
+    .await;
+    let first = &v["biskits"][0];
+    assert!(first.get("resource.name").is_none(), "{first}");
+    assert_eq!(
+        first["formattedName"],
+        "[2026-11-26 08:00:00.0, 2026-11-26 09:00:00.0]"
+    );
+    // The window's operators in the two look-up shapes.
+    let (_, ops) = get_json(
+        &server,
+        &format!("/webdav/q/MRIScan/{DAY0}?paths=Operator.name"),
+    )
+    .await;
+    assert_eq!(
+        ops["biskits"][0]["properties"]["Operator"]["name"],
+        "Nadia Okoye"
+    );
+    server.set_ignore_paths(false);
+
+    let starts = format!("/webdav/q/Calpendo.Booking/{DAY0}/OR/resource.name/STARTS_WITH/3T/CLOSE");
+    assert_eq!(get_json(&server, &starts).await.0, 200);
+    server.set_refuse_starts_with(true);
+    let (status, body) = get_json(&server, &starts).await;
+    assert_eq!(status, 400);
+    assert!(body["message"].as_str().unwrap().contains("STARTS_WITH"));
+    assert_eq!(
+        get_json(&server, &format!("/webdav/q/Calpendo.Booking/{DAY0}"))
+            .await
+            .0,
+        200
+    );
 }
