@@ -45,7 +45,8 @@ pub mod window;
 
 pub use booking::{Booking, ListedBooking};
 pub use config::{
-    CalpendoConfig, ConfigProblem, Dialect, Secret, SiteContext, parse_config, parse_settings,
+    CalpendoConfig, ConfigProblem, Dialect, FetchMode, Secret, SiteContext, parse_config,
+    parse_settings,
 };
 pub use fields::{Extract, ExtractOutput, FieldMapping, FieldRule, PrefixMap, Target};
 pub use mapping::{SkipReason, map_booking, map_status};

@@ -16,6 +16,7 @@ use worklist_store::OnCancel;
 use worklist_store::source::Dialect;
 use worklist_store::validate::{ae_problem, coding_scheme_problem, cs_problem};
 
+use crate::config::FetchMode;
 use crate::config::field_mapping::parse_field_mapping;
 use crate::config::window::{WindowKeys, parse_daily_window};
 use crate::fields::{FieldMapping, PrefixMap};
@@ -78,6 +79,7 @@ pub(crate) struct Draft {
     pub request_timeout: Duration,
     pub max_workers: usize,
     pub detail_refresh: Duration,
+    pub fetch_mode: FetchMode,
     pub on_cancel: OnCancel,
     pub site: Option<String>,
     pub protocol: Option<ProtocolSetting>,
@@ -335,6 +337,30 @@ pub const KEYS: &[Key] = &[
         read: |t, name, d, r| {
             let default = DEFAULT_DETAIL_REFRESH.as_secs_f64();
             d.detail_refresh = seconds(t, name, true, default, r);
+        },
+    },
+    Key {
+        name: "fetch_mode",
+        default: "`auto`",
+        doc: "how a cycle reads the bookings: `bulk` asks the list query for every field \
+              the mapping needs (`?paths=`, resource prefixes and statuses filtered on the \
+              server) and the window's MRI operators in one more query, so at most 3 \
+              requests a cycle; `details` lists the bookings, then reads each one's details \
+              and operator (`max_workers`, `detail_refresh`), as before; `auto` tries \
+              `bulk` and falls back to `details` (one WARN) when the server answers \
+              without the asked paths. A server that refuses `STARTS_WITH` (HTTP 400) gets \
+              the resource prefixes filtered on our side instead.",
+        read: |t, name, d, r| {
+            d.fetch_mode = match t.string(name, r) {
+                None => FetchMode::Auto,
+                Some(s) => s.trim().parse().unwrap_or_else(|()| {
+                    r.problem(
+                        name,
+                        format!("must be \"auto\", \"bulk\" or \"details\", not {s:?}"),
+                    );
+                    FetchMode::Auto
+                }),
+            };
         },
     },
     Key {

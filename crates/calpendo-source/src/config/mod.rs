@@ -77,6 +77,43 @@ pub use keys::{
 
 use keys::{Draft, ProtocolSetting, check_base_url, read_keys};
 
+/// How a sync cycle reads the bookings (`fetch_mode`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FetchMode {
+    /// [`FetchMode::Bulk`], falling back to [`FetchMode::Details`] when the server answers
+    /// the list without the asked paths.
+    #[default]
+    Auto,
+    /// One list query carrying every field the mapping needs (`?paths=`), and one query
+    /// for the window's MRI operators.
+    Bulk,
+    /// The list, then each booking's details and MRI operator.
+    Details,
+}
+
+impl FetchMode {
+    /// The setting's value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FetchMode::Auto => "auto",
+            FetchMode::Bulk => "bulk",
+            FetchMode::Details => "details",
+        }
+    }
+}
+
+impl std::str::FromStr for FetchMode {
+    type Err = ();
+
+    /// `auto`, `bulk` or `details`, in any case.
+    fn from_str(s: &str) -> Result<FetchMode, ()> {
+        [FetchMode::Auto, FetchMode::Bulk, FetchMode::Details]
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(s))
+            .ok_or(())
+    }
+}
+
 /// One thing wrong with the settings (the config reader's [`Problem`]; the old name).
 pub type ConfigProblem = Problem;
 
@@ -129,6 +166,9 @@ pub struct CalpendoConfig {
     /// How long a booking's fetched details (and MRI operator) are reused while its list
     /// item stays the same; zero disables the detail cache (see [`crate::source`]).
     pub detail_refresh: Duration,
+    /// How a cycle reads the bookings: one query with `paths`, per-booking details, or
+    /// the first with the second as its fallback (see [`crate::source`]).
+    pub fetch_mode: FetchMode,
     /// What a sync does with cancelled and vanished bookings.
     pub on_cancel: OnCancel,
     /// Pylantir's site id, when given.
@@ -427,6 +467,7 @@ fn finish(
         request_timeout: d.request_timeout,
         max_workers: d.max_workers,
         detail_refresh: d.detail_refresh,
+        fetch_mode: d.fetch_mode,
         on_cancel: d.on_cancel,
         site: d.site,
         protocol,

@@ -384,3 +384,26 @@ fn resources_without_a_station_are_named() {
     let mapped = parse(json!({"field_mapping": {"station_ae_title": "properties.description"}}));
     assert!(mapped.warnings.is_empty(), "{:?}", texts(&mapped));
 }
+
+#[test]
+fn fetch_mode_is_auto_bulk_or_details() {
+    let parse = |extra: Value| {
+        let mut v = json!({"base_url": "https://x.calpendo.com", "resources": ["3T"]});
+        if let (Some(o), Value::Object(e)) = (v.as_object_mut(), extra) {
+            o.extend(e);
+        }
+        parse_config(&v, &env_ok)
+    };
+    assert_eq!(parse(json!({})).unwrap().fetch_mode, FetchMode::Auto);
+    for (text, mode) in [
+        ("auto", FetchMode::Auto),
+        ("bulk", FetchMode::Bulk),
+        (" Details ", FetchMode::Details),
+    ] {
+        assert_eq!(parse(json!({"fetch_mode": text})).unwrap().fetch_mode, mode);
+    }
+    for bad in [json!("fast"), json!(1)] {
+        let problems = parse(json!({"fetch_mode": bad})).unwrap_err();
+        assert_eq!(keys(&problems), vec!["fetch_mode"], "{problems:?}");
+    }
+}
