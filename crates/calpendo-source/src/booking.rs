@@ -211,7 +211,11 @@ impl Booking {
 /// `{"biskits": [{"properties": {"Operator": {"name": "Tech John Smith"}}}]}`.
 /// `<Hidden>` and blanks are `None`.
 pub fn parse_operator(v: &Value) -> Option<String> {
-    let first = v.get("biskits")?.as_array()?.first()?;
+    operator_of_item(v.get("biskits")?.as_array()?.first()?)
+}
+
+/// The operator of one item of an MRIScan query answer, in either shape seen.
+pub fn operator_of_item(first: &Value) -> Option<String> {
     let props = first.get("properties").and_then(Value::as_object);
     let from = |m: &Map<String, Value>| {
         m.get("Operator.name")

@@ -9,7 +9,10 @@
 //!   Pylantir's Calpendo configuration as is; [`config::keys`] defines each key once
 //!   (name, default, doc, read).
 //! - [`window`]: which bookings a cycle covers ([`WindowMode`], [`window::sync_window`]).
-//! - [`query`]: the URLs of the list, detail and operator requests.
+//! - [`query`]: the URLs of the list, detail and operator requests, and of the bulk
+//!   list (`?paths=`, `STARTS_WITH` prefixes) and the window's MRI operators.
+//! - [`paths`]: which paths the bulk list asks for (the mapping's), and reading its
+//!   path-named answer as bookings and operators.
 //! - [`booking`]: reading the two booking shapes and the two operator shapes.
 //! - [`time`]: Calpendo's naive display times and ISO instants to site-local time.
 //! - [`fields`]: configured field rules ([`Extract::apply`]) and the resource-name prefix
@@ -38,6 +41,7 @@ pub mod config;
 pub mod error;
 pub mod fields;
 pub mod mapping;
+pub mod paths;
 pub mod query;
 pub mod source;
 pub mod time;

@@ -1,4 +1,5 @@
-//! The URLs of Calpendo's list, detail and operator requests.
+//! The URLs of Calpendo's list, detail and operator requests, and of the bulk list and
+//! window operator queries (`fetch_mode`, see [`crate::source`]).
 //!
 //! The list query is a path of boolean groups and `field/OP/value` terms:
 //! `AND/dateRange.start/GE/{from}/dateRange.start/LT/{to}`, then `/status/EQ/{s}` for a
@@ -46,6 +47,66 @@ pub fn list_query_segments(config: &CalpendoConfig, window: &SyncWindow) -> Vec<
         }
     }
     seg
+}
+
+/// The bulk list query's segments: the window, the resource prefixes
+/// (`resource.name/STARTS_WITH/p`, several in an `OR` group closed by `CLOSE`) unless
+/// `prefixes` is false, then the status filter as [`list_query_segments`] ends.
+pub fn bulk_query_segments(
+    config: &CalpendoConfig,
+    window: &SyncWindow,
+    prefixes: bool,
+) -> Vec<String> {
+    let mut seg = list_query_segments(config, window);
+    let status_terms = seg.split_off(7);
+    let starts = |p: &String| ["resource.name".into(), "STARTS_WITH".into(), p.clone()];
+    match config.resources.as_slice() {
+        _ if !prefixes => {}
+        [] => {}
+        [one] => seg.extend(starts(one)),
+        several => {
+            seg.push("OR".into());
+            for p in several {
+                seg.extend(starts(p));
+            }
+            seg.push("CLOSE".into());
+        }
+    }
+    seg.extend(status_terms);
+    seg
+}
+
+/// `{base}{api_path}/q/Calpendo.Booking/{bulk query}?paths={paths}`.
+pub fn bulk_list_url(
+    config: &CalpendoConfig,
+    window: &SyncWindow,
+    paths: &[String],
+    prefixes: bool,
+) -> Result<Url, UrlError> {
+    let q = bulk_query_segments(config, window, prefixes);
+    let mut url = api_url(
+        config,
+        ["q", "Calpendo.Booking"]
+            .into_iter()
+            .chain(q.iter().map(String::as_str)),
+    )?;
+    url.query_pairs_mut().append_pair("paths", &paths.join(","));
+    Ok(url)
+}
+
+/// `{base}{api_path}/q/MRIScan/{window}?paths=Operator.name`: the operators of every MRI
+/// scan in the window, in one request.
+pub fn window_operators_url(config: &CalpendoConfig, window: &SyncWindow) -> Result<Url, UrlError> {
+    let mut q = list_query_segments(config, window);
+    q.truncate(7);
+    let mut url = api_url(
+        config,
+        ["q", "MRIScan"]
+            .into_iter()
+            .chain(q.iter().map(String::as_str)),
+    )?;
+    url.set_query(Some(&format!("paths={}", crate::paths::OPERATOR_PATHS)));
+    Ok(url)
 }
 
 /// A URL error: the base URL cannot take a path.
@@ -163,6 +224,26 @@ mod tests {
         let seg = list_query_segments(&c, &window());
         assert_eq!(seg[3], "20261126-0100");
         assert_eq!(seg[6], "20261127-0100");
+    }
+
+    #[test]
+    fn bulk_urls() {
+        let c = config(json!({"status_filter": ["Approved", "Pending"]}));
+        let paths = vec!["title".to_string(), "resource.name".to_string()];
+        let url = bulk_list_url(&c, &window(), &paths, true).unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://x.calpendo.com/webdav/q/Calpendo.Booking/AND/dateRange.start/GE/20261126-0000/dateRange.start/LT/20261127-0000/OR/resource.name/STARTS_WITH/3T%20Diagnostic/resource.name/STARTS_WITH/EEG/CLOSE/OR/status/EQ/Approved/status/EQ/Pending?paths=title%2Cresource.name"
+        );
+        let url = bulk_list_url(&c, &window(), &paths, false).unwrap();
+        assert!(!url.as_str().contains("STARTS_WITH"), "{url}");
+        let one = config(json!({"resources": ["3T"]}));
+        let seg = bulk_query_segments(&one, &window(), true);
+        assert_eq!(seg[7..], ["resource.name", "STARTS_WITH", "3T"]);
+        assert_eq!(
+            window_operators_url(&c, &window()).unwrap().as_str(),
+            "https://x.calpendo.com/webdav/q/MRIScan/AND/dateRange.start/GE/20261126-0000/dateRange.start/LT/20261127-0000?paths=Operator.name"
+        );
     }
 
     #[test]

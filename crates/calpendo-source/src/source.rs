@@ -47,6 +47,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -64,6 +65,8 @@ use crate::config::CalpendoConfig;
 use crate::error::{AttemptError, Failure, Request, status_error};
 use crate::mapping::{SkipReason, map_booking};
 use crate::query::{self, UrlError};
+
+mod bulk;
 
 /// Retries after the first attempt of a request that failed transiently.
 pub const RETRIES: u32 = 3;
@@ -86,6 +89,10 @@ pub struct CalpendoSource {
     requests: OnceLock<RequestCounters>,
     /// The `resources` prefixes already said to match nothing (until they match again).
     unmatched_warned: Mutex<HashSet<String>>,
+    /// The server refused `STARTS_WITH`: bulk lists filter resource prefixes locally.
+    starts_with_refused: AtomicBool,
+    /// The fall-back from a list without paths to per-booking details was said.
+    paths_fallback_warned: AtomicBool,
 }
 
 /// The `outcome` label values of the request counters, by index.
@@ -282,6 +289,8 @@ impl CalpendoSource {
             clock: Clock(Arc::new(Instant::now)),
             requests: OnceLock::new(),
             unmatched_warned: Mutex::new(HashSet::new()),
+            starts_with_refused: AtomicBool::new(false),
+            paths_fallback_warned: AtomicBool::new(false),
         })
     }
 
@@ -578,11 +587,17 @@ impl CalpendoSource {
 
     async fn fetch_cycle(&self, window: &SyncWindow) -> Result<Vec<WorklistEntry>, SourceError> {
         let started = Instant::now();
-        let url = query::list_url(&self.config, window).map_err(url_error)?;
-        let list = self
-            .get_json(url, Request::List)
-            .await
-            .map_err(|f| f.into_source_error(Request::List))?;
+        let list = if self.config.fetch_mode == crate::config::FetchMode::Details {
+            let url = query::list_url(&self.config, window).map_err(url_error)?;
+            self.get_json(url, Request::List)
+                .await
+                .map_err(|f| f.into_source_error(Request::List))?
+        } else {
+            match self.bulk_cycle(window, started).await? {
+                bulk::BulkList::Done(entries) => return Ok(entries),
+                bulk::BulkList::WithoutPaths(list) => list,
+            }
+        };
         let (items, without_id) = parse_list(&list).map_err(|e| {
             SourceError::Fetch(FetchFailure::InvalidResponse {
                 message: e.to_string(),

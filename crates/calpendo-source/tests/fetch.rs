@@ -1,4 +1,5 @@
-//! CalpendoSource against the fake Calpendo server.
+//! CalpendoSource against the fake Calpendo server, reading each booking's details
+//! (`fetch_mode = "details"`).
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
@@ -58,8 +59,13 @@ async fn fake(bookings: Vec<FakeBooking>) -> FakeCalpendo {
     server
 }
 
+/// A source reading each booking's details (`fetch_mode = "details"`, unless `extra`
+/// says otherwise): these tests count detail requests and inject faults into them. The
+/// bulk path has its own tests in `tests/bulk.rs`, which also runs the mode-independent
+/// cases of this file in both modes.
 fn source_for(server: &FakeCalpendo, extra: Value) -> CalpendoSource {
     let mut v = json!({
+        "fetch_mode": "details",
         "base_url": server.base_url(),
         "resources": ["3T", "EEG"],
         "resource_modality_mapping": {"3T": "MR", "EEG": "EEG"},
