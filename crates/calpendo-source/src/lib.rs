@@ -1,9 +1,12 @@
 //! The Calpendo data source of mwlbridge.
 //!
 //! Calpendo is a booking system for MRI/EEG research centres. This crate lists the
-//! bookings of a sync window, reads each booking's details (and, for MRI scans, the
-//! operator) with a bounded number of requests in flight, filters them by resource-name
-//! prefix and status, and maps them to source-neutral [`worklist_store::WorklistEntry`]s.
+//! bookings of a sync window with every field the mapping needs in one query (`?paths=`,
+//! resource prefixes and statuses filtered on the server) and the window's MRI operators
+//! in a second, or, on a server that ignores `paths` (`fetch_mode`), reads each booking's
+//! details and operator with a bounded number of requests in flight; it filters them by
+//! resource-name prefix and status, and maps them to source-neutral
+//! [`worklist_store::WorklistEntry`]s.
 //!
 //! - [`config`]: the source's settings ([`CalpendoConfig`], [`parse_settings`]), accepting
 //!   Pylantir's Calpendo configuration as is; [`config::keys`] defines each key once
@@ -29,7 +32,10 @@
 //! by its [`config::keys::Key`], then zones, window and credentials combined) and builds a
 //! [`CalpendoSource`]. Each cycle the scheduler asks the source for its window
 //! ([`window::sync_window`]) and calls `fetch_entries`: [`source`] requests the booking
-//! list at the URL [`query`] builds, reads each item with [`booking`] (its times through
+//! list at the URL [`query`] builds with the [`paths`] of the mapping; answered with them,
+//! each item is read as a booking, the window's MRI operators are fetched in one query,
+//! and the bookings go on to the filters and mapping below. Answered without them (an
+//! older server), the details path reads each item with [`booking`] (its times through
 //! [`time`]), fetches the details of bookings not fresh in the detail cache, keeps those
 //! whose resource and status are selected, and hands each to [`mapping::map_booking`],
 //! which applies the [`fields`] rules and the defaults (title → PatientID) and returns the

@@ -1,6 +1,34 @@
 //! [`CalpendoSource`]: fetches a window's bookings from Calpendo as worklist entries.
 //!
-//! One sync cycle:
+//! # Fetch modes (`fetch_mode`)
+//!
+//! **Bulk** (`bulk`, and `auto` first; `source/bulk.rs`): Calpendo's query API returns,
+//! for every matching biskit, the property paths asked with `?paths=` (Exprodo's "Query
+//! API"). So a cycle makes at most three requests, whatever the window holds:
+//!
+//! 1. `q/Calpendo.Booking/AND/{window}/OR/resource.name/STARTS_WITH/{prefix}/.../CLOSE/
+//!    {statuses}?paths=...`: the bookings of the window whose resource starts with a
+//!    configured prefix and whose status passes the filter, each with the paths
+//!    [`crate::paths::list_paths`] derives from the mapping (the defaults' title, status,
+//!    type, display range, `dateRange`, resource and project, plus every `field_mapping`
+//!    source field);
+//! 2. only when a kept booking is an MRI scan: `q/MRIScan/AND/{window}?paths=Operator.name`,
+//!    the operators of the whole window, joined by booking id (both operator shapes read);
+//! 3. only when the server answered 1. with HTTP 400: 1. again without `STARTS_WITH`
+//!    (the prefixes are filtered on our side, as they always are too); later cycles of
+//!    the source no longer send it, and a WARN says so once.
+//!
+//! The bookings are then filtered and mapped exactly as details are (below); the detail
+//! cache is not used. A failed operator query keeps the bookings without operators.
+//!
+//! **Fall-back**: in `auto` mode, a list answered without the asked paths (an older
+//! server, or one that ignores `paths`) is taken as the list of the details path below,
+//! which goes on from there (no second list request); a WARN says so once per source. In
+//! `bulk` mode such an answer fails the cycle. `details` mode never tries the bulk list.
+//!
+//! # Details mode
+//!
+//! One sync cycle (`details`, or `auto`'s fall-back):
 //!
 //! 1. lists the bookings whose start lies in the window (one request);
 //! 2. reads each listed booking's details (or takes them from the [detail
@@ -26,8 +54,9 @@
 //!
 //! # Detail cache
 //!
-//! Calpendo has no "modified since" query, so every cycle lists the whole window; but it
-//! need not read every booking's details again. The source keeps, per booking id, the
+//! Every cycle lists the whole window (a booking missing from it has vanished, which a
+//! "modified since" query, `updated/GT/...`, cannot tell); but in details mode it need not
+//! read every booking's details again. The source keeps, per booking id, the
 //! details response it last fetched, the MRI operator it looked up, the list item
 //! ([`ListedBooking::item`]: time range, title, status, type) the details were fetched
 //! for, and when. A listed booking whose list item is unchanged and whose details are
