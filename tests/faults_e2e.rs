@@ -169,8 +169,35 @@ fn has_accession(items: &[Item], id: &str) -> bool {
     items.iter().any(|i| i.0 == id)
 }
 
+/// The cases for `fetch_mode`: the bulk path (`auto`) reads no details, so the
+/// details-only fault becomes a list-only one there.
+fn cases_for(mode: &str) -> Vec<Case> {
+    cases()
+        .into_iter()
+        .map(|c| match c.scope {
+            FaultScope::Details if mode != "details" => Case {
+                name: "HTTP 500 on the booking list only",
+                scope: FaultScope::List,
+                must_name: &[&["HTTP 500"], &["booking list"]],
+                ..c
+            },
+            _ => c,
+        })
+        .collect()
+}
+
 #[test]
 fn serve_survives_every_calpendo_fault_and_recovers_without_restart() {
+    survives_every_calpendo_fault_and_recovers("auto");
+}
+
+#[test]
+fn serve_survives_every_calpendo_fault_and_recovers_reading_details() {
+    survives_every_calpendo_fault_and_recovers("details");
+}
+
+/// Every fault of [`cases_for`] `mode`, one after another, against one `serve`.
+fn survives_every_calpendo_fault_and_recovers(mode: &str) {
     let rt = runtime();
     let fake = start_fake(&rt, PASSWORD, mwl_bookings());
     let tmp = tempfile::Builder::new()
@@ -178,13 +205,14 @@ fn serve_survives_every_calpendo_fault_and_recovers_without_restart() {
         .tempdir()
         .expect("tempdir");
     let db = tmp.path().join("worklist.db");
-    let config = write_config(&tmp.path().join("faults.toml"), &fake.base_url(), &db, FAST);
+    let keys = format!("{FAST}\nfetch_mode = \"{mode}\"");
+    let config = write_config(&tmp.path().join("faults.toml"), &fake.base_url(), &db, &keys);
     let serve = Serve::start(&config, &db, &ServeOpts::json(PASSWORD, "info"));
     let first = serve.next_run(Timestamp::UNIX_EPOCH, Duration::from_secs(30));
     assert_eq!(first.outcome, SyncOutcome::Success, "{:?}", first.error);
 
     let mut report = Vec::new();
-    for (k, case) in cases().into_iter().enumerate() {
+    for (k, case) in cases_for(mode).into_iter().enumerate() {
         // A steady state: a successful cycle after the previous case's change.
         let before_entries = entries(&db);
         let before_items = find_all(serve.port);

@@ -17,6 +17,16 @@ fn worklist_json(config: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_once_fills_the_worklist_and_follows_changes() {
+    fills_the_worklist_and_follows_changes("auto").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_once_fills_the_worklist_and_follows_changes_reading_details() {
+    fills_the_worklist_and_follows_changes("details").await;
+}
+
+/// One `sync --once` after another in `fetch_mode`, following Calpendo's changes.
+async fn fills_the_worklist_and_follows_changes(mode: &str) {
     let fake = fake(vec![
         booking(101, "SUB001_Tremblay_Marie", "3T Diagnostic", 9),
         booking(102, "SUB002_Novak_Jan", "EEG Lab Room A", 10),
@@ -24,11 +34,15 @@ async fn sync_once_fills_the_worklist_and_follows_changes() {
     ])
     .await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &fake.base_url(), "");
+    let keys = format!("fetch_mode = \"{mode}\"\n");
+    let config = write_config(dir.path(), &fake.base_url(), &keys);
     let config = config.to_str().expect("utf-8");
 
     let out = run_async(&["sync", "--once", "--config", config]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stats = fake.stats();
+    assert_eq!(stats.list_requests, 1, "{mode}");
+    assert_eq!(stats.detail_requests > 0, mode == "details", "{mode}");
     assert!(
         stdout(&out).contains("calpendo: ok: fetched 2, inserted 2"),
         "{}",
@@ -101,7 +115,9 @@ async fn sync_once_fills_the_worklist_and_follows_changes() {
 async fn failed_sync_exits_1_and_changes_nothing() {
     let fake = fake(vec![booking(201, "SUB010_A_B", "3T Diagnostic", 9)]).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &fake.base_url(), "");
+    // The details path, whose detail requests a fault below fails (the bulk path's
+    // faults: tests/faults_e2e.rs runs every fault in both modes).
+    let config = write_config(dir.path(), &fake.base_url(), "fetch_mode = \"details\"\n");
     let config = config.to_str().expect("utf-8");
     let out = run_async(&["sync", "--once", "--config", config]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -287,7 +303,8 @@ async fn a_sync_that_would_empty_the_day_is_refused_until_accepted() {
         .collect();
     let fake = fake(day.clone()).await;
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &fake.base_url(), "");
+    // Every detail 404 is the details path's case (the bulk path reads no details).
+    let config = write_config(dir.path(), &fake.base_url(), "fetch_mode = \"details\"\n");
     let config = config.to_str().expect("utf-8");
     let out = run_async(&["sync", "--once", "--config", config]).await;
     assert!(stdout(&out).contains("inserted 5"), "{}", stdout(&out));

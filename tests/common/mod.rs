@@ -54,7 +54,14 @@ pub async fn fake(bookings: Vec<FakeBooking>) -> FakeCalpendo {
 /// database in `dir`.
 pub fn write_config(dir: &Path, base_url: &str, extra_source_keys: &str) -> PathBuf {
     let db = dir.join("worklist.db");
-    let source_keys = format!("sync_deadline = 10\nrequest_timeout = 5\n{extra_source_keys}");
+    // `MWLBRIDGE_TEST_FETCH_MODE=details` runs a suite's Calpendo cases through the
+    // per-booking details path (issue 14); without it they run in the default `auto`.
+    let mode = match std::env::var("MWLBRIDGE_TEST_FETCH_MODE") {
+        Ok(m) if !extra_source_keys.contains("fetch_mode") => format!("fetch_mode = \"{m}\"\n"),
+        _ => String::new(),
+    };
+    let source_keys =
+        format!("sync_deadline = 10\nrequest_timeout = 5\n{mode}{extra_source_keys}");
     config::SiteConfig {
         admin: Some(""),
         resources: &config::TWO_RESOURCES,

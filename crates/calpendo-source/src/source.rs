@@ -4,7 +4,7 @@
 //!
 //! **Bulk** (`bulk`, and `auto` first; `source/bulk.rs`): Calpendo's query API returns,
 //! for every matching biskit, the property paths asked with `?paths=` (Exprodo's "Query
-//! API"). So a cycle makes at most three requests, whatever the window holds:
+//! API"). So a cycle makes one or two requests, whatever the window holds:
 //!
 //! 1. `q/Calpendo.Booking/AND/{window}/OR/resource.name/STARTS_WITH/{prefix}/.../CLOSE/
 //!    {statuses}?paths=...`: the bookings of the window whose resource starts with a
@@ -16,7 +16,11 @@
 //!    the operators of the whole window, joined by booking id (both operator shapes read);
 //! 3. only when the server answered 1. with HTTP 400: 1. again without `STARTS_WITH`
 //!    (the prefixes are filtered on our side, as they always are too); later cycles of
-//!    the source no longer send it, and a WARN says so once.
+//!    the source no longer send it, and a WARN says so once;
+//! 4. only when a `resources` prefix matched none of the bookings listed, and is about to
+//!    be named at WARN (once, until it matches): the window's resource names
+//!    (`?paths=resource.name`, no prefixes), so that the warning shows what the server
+//!    left out (a typo such as `EGG` next to `EEG Lab`).
 //!
 //! The bookings are then filtered and mapped exactly as details are (below); the detail
 //! cache is not used. A failed operator query keeps the bookings without operators.

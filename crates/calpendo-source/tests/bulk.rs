@@ -185,9 +185,16 @@ async fn a_failed_operator_query_keeps_the_bookings_without_operators() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_empty_window_costs_one_request() {
+async fn an_empty_window_costs_one_request_once_its_prefixes_were_named() {
     let server = FakeCalpendo::start(FakeConfig::default()).await.unwrap();
-    let (entries, requests) = cycle(&server, "auto", &json!({})).await;
-    assert!(entries.is_empty());
-    assert_eq!(requests, (1, 0, 0));
+    let src = source(&server, "auto", &json!({}));
+    let requests =
+        |s: calpendo_fake::Stats| (s.list_requests, s.detail_requests, s.operator_requests);
+    // The first cycle names the prefixes that matched nothing, after asking which
+    // resources the window holds.
+    assert!(src.fetch_entries(&window()).await.unwrap().is_empty());
+    assert_eq!(requests(server.stats()), (2, 0, 0));
+    server.reset_stats();
+    assert!(src.fetch_entries(&window()).await.unwrap().is_empty());
+    assert_eq!(requests(server.stats()), (1, 0, 0));
 }

@@ -344,8 +344,8 @@ pub const KEYS: &[Key] = &[
         default: "`auto`",
         doc: "how a cycle reads the bookings: `bulk` asks the list query for every field \
               the mapping needs (`?paths=`, resource prefixes and statuses filtered on the \
-              server) and the window's MRI operators in one more query, so at most 3 \
-              requests a cycle; `details` lists the bookings, then reads each one's details \
+              server) and the window's MRI operators in one more query: 1 or 2 requests a \
+              cycle, whatever the window holds; `details` lists the bookings, then reads each one's details \
               and operator (`max_workers`, `detail_refresh`), as before; `auto` tries \
               `bulk` and falls back to `details` (one WARN) when the server answers \
               without the asked paths. A server that refuses `STARTS_WITH` (HTTP 400) gets \

@@ -170,8 +170,47 @@ impl CalpendoSource {
             duration_ms = started.elapsed().as_millis() as u64,
             "Calpendo fetch done"
         );
+        if self.about_to_warn_unmatched(&resources_seen)
+            && !self.starts_with_refused.load(Ordering::Relaxed)
+        {
+            // The server filtered the prefixes: the resources it left out are what shows
+            // a typo, so they are asked for (names only) before the prefix is named.
+            resources_seen.extend(self.window_resources(window).await);
+        }
         self.warn_unmatched_prefixes(&resources_seen, listed);
         Ok(BulkList::Done(entries))
+    }
+
+    /// Whether a `resources` prefix matches none of `seen` and has not been named yet.
+    fn about_to_warn_unmatched(&self, seen: &BTreeSet<String>) -> bool {
+        let Ok(warned) = self.unmatched_warned.lock() else {
+            return false;
+        };
+        self.config
+            .resources
+            .iter()
+            .any(|p| !warned.contains(p) && !seen.iter().any(|r| r.starts_with(p.as_str())))
+    }
+
+    /// The resource names of the window's bookings, whatever their prefix (empty when
+    /// the request fails: the warning then names only the resources listed).
+    async fn window_resources(&self, window: &SyncWindow) -> BTreeSet<String> {
+        let paths = ["resource.name".to_string()];
+        let Ok(url) = query::bulk_list_url(&self.config, window, &paths, false) else {
+            return BTreeSet::new();
+        };
+        let Ok(list) = self.get_json(url, Request::List).await else {
+            return BTreeSet::new();
+        };
+        list.get("biskits")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
+                item.get("resource.name")
+                    .and_then(crate::booking::value_text)
+            })
+            .collect()
     }
 
     /// The window's MRI operators by booking id (`None`: absent or hidden); empty, with a

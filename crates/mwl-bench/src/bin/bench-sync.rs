@@ -1,5 +1,7 @@
 //! Sync benchmark against a fake Calpendo that answers every request after a fixed
-//! latency, with `max_workers` 1 and 5. Two parts, each printing a Markdown table:
+//! latency, with `max_workers` 1 and 5 and each `fetch_mode` side by side (`bulk`: one
+//! list query with `?paths=` and one operator query; `details`: the list, then each
+//! booking's details and operator). Two parts, each printing a Markdown table:
 //!
 //! - process: the real `mwlbridge sync --once`, run twice (a first sync, then a resync
 //!   when nothing changed). Each run is a new process, so it starts with an empty detail
@@ -51,10 +53,20 @@ struct Args {
     /// Which parts to run.
     #[arg(long, value_enum, default_value_t = Mode::All)]
     mode: Mode,
+    /// `fetch_mode` values to compare.
+    #[arg(long, value_delimiter = ',', default_value = "bulk,details")]
+    fetch_modes: Vec<String>,
+}
+
+/// Whole days after today the window needs to hold `n` synthetic bookings (about 40 a
+/// day), with a margin.
+fn window_days(n: usize) -> usize {
+    (n / 30 + 2).clamp(60, 366)
 }
 
 /// One in-process measurement: three cycles of one `CalpendoSource`.
 struct LibRow {
+    fetch_mode: String,
     bookings: usize,
     workers: usize,
     first: Duration,
@@ -68,12 +80,13 @@ struct LibRow {
 }
 
 /// The Calpendo settings of the in-process part, as the binary hands them over.
-fn library_settings(base_url: &str, workers: usize) -> serde_json::Value {
+fn library_settings(base_url: &str, workers: usize, n: usize, mode: &str) -> serde_json::Value {
     serde_json::json!({
         "base_url": base_url,
         "resources": ["3T", "EEG", "Mock", "7T", "MEG"],
         "resource_modality_mapping": {"3T": "MR", "7T": "MR", "EEG": "EEG"},
-        "window_future_days": 60,
+        "window_future_days": window_days(n),
+        "fetch_mode": mode,
         "max_workers": workers,
         "sync_deadline": 3600,
     })
@@ -91,6 +104,7 @@ async fn timed_cycle(
 }
 
 async fn library_run(
+    mode: &str,
     n: usize,
     workers: usize,
     latency: Duration,
@@ -107,11 +121,12 @@ async fn library_run(
         "CALPENDO_PASSWORD" => Some("secret".to_string()),
         _ => None,
     };
-    let config = calpendo_source::parse_config(&library_settings(&fake.base_url(), workers), &env)
-        .map_err(|problems| {
-            let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            anyhow!("invalid settings: {}", text.join("; "))
-        })?;
+    let config =
+        calpendo_source::parse_config(&library_settings(&fake.base_url(), workers, n, mode), &env)
+            .map_err(|problems| {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                anyhow!("invalid settings: {}", text.join("; "))
+            })?;
     let source = CalpendoSource::new("calpendo", config)?;
     let window = source.sync_window(jiff::Timestamp::now());
 
@@ -148,7 +163,7 @@ async fn library_run(
             .filter(|e| e.source_record_id != target.source_record_id));
     let ok = shown.as_deref() == Some(new_subject.as_str()) && others_same;
     let check = format!(
-        "check ({n} bookings, max_workers {workers}): title of booking {id} changed in the fake \
+        "check ({mode}, {n} bookings, max_workers {workers}): title of booking {id} changed in the fake \
          between cycles; the next cycle gives patient ID {} (was {}, expected {new_subject}), \
          other entries unchanged: {others_same}; {} requests ({} list, {} details, {} \
          operator): {}",
@@ -165,6 +180,7 @@ async fn library_run(
         bail!("{check}");
     }
     Ok(LibRow {
+        fetch_mode: mode.to_string(),
         bookings: n,
         workers,
         first,
@@ -180,12 +196,13 @@ async fn library_run(
 
 fn print_library_table(rows: &[LibRow], latency_ms: u64) {
     println!(
-        "| bookings | max_workers | first cycle (s) | requests | resync, nothing changed (s) | requests | resync after a title change (s) | requests | entries |"
+        "| fetch_mode | bookings | max_workers | first cycle (s) | requests | resync, nothing changed (s) | requests | resync after a title change (s) | requests | entries |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         println!(
-            "| {} | {} | {:.2} | {} | {:.3} | {} | {:.2} | {} | {} |",
+            "| {} | {} | {} | {:.2} | {} | {:.3} | {} | {:.2} | {} | {} |",
+            r.fetch_mode,
             r.bookings,
             r.workers,
             r.first.as_secs_f64(),
@@ -208,6 +225,7 @@ fn print_library_table(rows: &[LibRow], latency_ms: u64) {
 }
 
 struct Row {
+    fetch_mode: String,
     bookings: usize,
     workers: usize,
     first: Duration,
@@ -218,8 +236,14 @@ struct Row {
     stored: u64,
 }
 
-fn config(dir: &Path, base_url: &str, workers: usize, n: usize) -> anyhow::Result<PathBuf> {
-    let path = dir.join(format!("bench-{n}-{workers}.toml"));
+fn config(
+    dir: &Path,
+    base_url: &str,
+    workers: usize,
+    n: usize,
+    mode: &str,
+) -> anyhow::Result<PathBuf> {
+    let path = dir.join(format!("bench-{mode}-{n}-{workers}.toml"));
     // The synthetic bookings span several days: fetch enough of them.
     let text = format!(
         r#"
@@ -231,11 +255,13 @@ type = "calpendo"
 base_url = "{base_url}"
 resources = ["3T", "EEG", "Mock", "7T", "MEG"]
 resource_modality_mapping = {{ "3T" = "MR", "7T" = "MR", "EEG" = "EEG" }}
-window_future_days = 60
+window_future_days = {days}
+fetch_mode = "{mode}"
 max_workers = {workers}
 sync_deadline = 3600
 "#,
-        db = dir.join(format!("bench-{n}-{workers}.db")).display()
+        db = dir.join(format!("bench-{mode}-{n}-{workers}.db")).display(),
+        days = window_days(n),
     );
     std::fs::write(&path, text)?;
     Ok(path)
@@ -271,16 +297,19 @@ async fn main() -> anyhow::Result<()> {
         let mut rows = Vec::new();
         for &n in &args.bookings {
             for &workers in &args.workers {
-                let row =
-                    library_run(n, workers, Duration::from_millis(args.latency_ms), today).await?;
-                eprintln!(
-                    "in process, {n} bookings, max_workers {workers}: first {:.2} s, \
-                     unchanged resync {:.3} s ({} requests)",
-                    row.first.as_secs_f64(),
-                    row.resync.as_secs_f64(),
-                    row.resync_requests.requests
-                );
-                rows.push(row);
+                for mode in &args.fetch_modes {
+                    let latency = Duration::from_millis(args.latency_ms);
+                    let row = library_run(mode, n, workers, latency, today).await?;
+                    eprintln!(
+                        "in process, {mode}, {n} bookings, max_workers {workers}: first {:.2} s \
+                         ({} requests), unchanged resync {:.3} s ({} requests)",
+                        row.first.as_secs_f64(),
+                        row.first_requests.requests,
+                        row.resync.as_secs_f64(),
+                        row.resync_requests.requests
+                    );
+                    rows.push(row);
+                }
             }
         }
         println!("## In process: one CalpendoSource, steady-state resync\n");
@@ -300,56 +329,65 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for &n in &args.bookings {
         for &workers in &args.workers {
-            let fake = FakeCalpendo::start(FakeConfig {
-                latency: Duration::from_millis(args.latency_ms),
-                ..FakeConfig::default()
-            })
-            .await?;
-            fake.set_bookings(synthetic_bookings(n, today, 7));
-            let cfg = config(dir.path(), &fake.base_url(), workers, n)?;
-            let bin = args.mwlbridge.clone();
-            let cfg2 = cfg.clone();
-            let first = tokio::task::spawn_blocking(move || sync_once(&bin, &cfg2)).await??;
-            let s1 = fake.stats();
-            fake.reset_stats();
-            let bin = args.mwlbridge.clone();
-            let cfg2 = cfg.clone();
-            let resync = tokio::task::spawn_blocking(move || sync_once(&bin, &cfg2)).await??;
-            let s2 = fake.stats();
-            let stored =
-                worklist_store::Store::open(dir.path().join(format!("bench-{n}-{workers}.db")))?
-                    .count()?;
-            eprintln!(
-                "{n} bookings, max_workers {workers}: first {:.2} s, resync {:.2} s",
-                first.as_secs_f64(),
-                resync.as_secs_f64()
-            );
-            rows.push(Row {
-                bookings: n,
-                workers,
-                first,
-                first_requests: s1.requests,
-                max_in_flight: s1.max_in_flight,
-                resync,
-                resync_requests: s2.requests,
-                stored,
-            });
-            fake.shutdown().await;
+            for mode in &args.fetch_modes {
+                let fake = FakeCalpendo::start(FakeConfig {
+                    latency: Duration::from_millis(args.latency_ms),
+                    ..FakeConfig::default()
+                })
+                .await?;
+                fake.set_bookings(synthetic_bookings(n, today, 7));
+                let cfg = config(dir.path(), &fake.base_url(), workers, n, mode)?;
+                let bin = args.mwlbridge.clone();
+                let cfg2 = cfg.clone();
+                let first = tokio::task::spawn_blocking(move || sync_once(&bin, &cfg2)).await??;
+                let s1 = fake.stats();
+                fake.reset_stats();
+                let bin = args.mwlbridge.clone();
+                let cfg2 = cfg.clone();
+                let resync = tokio::task::spawn_blocking(move || sync_once(&bin, &cfg2)).await??;
+                let s2 = fake.stats();
+                let stored = worklist_store::Store::open(
+                    dir.path().join(format!("bench-{mode}-{n}-{workers}.db")),
+                )?
+                .count()?;
+                eprintln!(
+                    "{mode}, {n} bookings, max_workers {workers}: first {:.2} s, resync {:.2} s",
+                    first.as_secs_f64(),
+                    resync.as_secs_f64()
+                );
+                rows.push(Row {
+                    fetch_mode: mode.clone(),
+                    bookings: n,
+                    workers,
+                    first,
+                    first_requests: s1.requests,
+                    max_in_flight: s1.max_in_flight,
+                    resync,
+                    resync_requests: s2.requests,
+                    stored,
+                });
+                fake.shutdown().await;
+            }
         }
     }
     println!("## Process: `mwlbridge sync --once`, run twice\n");
     println!(
-        "| bookings | max_workers | first sync (s) | requests | max in flight | resync, nothing changed (s) | requests | entries stored | speed-up vs max_workers {} |",
+        "| fetch_mode | bookings | max_workers | first sync (s) | requests | max in flight | resync, nothing changed (s) | requests | entries stored | speed-up vs max_workers {} |",
         args.workers.first().copied().unwrap_or(1)
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     for r in &rows {
         let base = rows
             .iter()
-            .find(|b| b.bookings == r.bookings && Some(&b.workers) == args.workers.first())
+            .find(|b| {
+                b.fetch_mode == r.fetch_mode
+                    && b.bookings == r.bookings
+                    && Some(&b.workers) == args.workers.first()
+            })
             .map_or(r.first, |b| b.first);
         println!(
-            "| {} | {} | {:.2} | {} | {} | {:.2} | {} | {} | {:.1}× |",
+            "| {} | {} | {} | {:.2} | {} | {} | {:.2} | {} | {} | {:.1}× |",
+            r.fetch_mode,
             r.bookings,
             r.workers,
             r.first.as_secs_f64(),
