@@ -206,7 +206,12 @@ fn survives_every_calpendo_fault_and_recovers(mode: &str) {
         .expect("tempdir");
     let db = tmp.path().join("worklist.db");
     let keys = format!("{FAST}\nfetch_mode = \"{mode}\"");
-    let config = write_config(&tmp.path().join("faults.toml"), &fake.base_url(), &db, &keys);
+    let config = write_config(
+        &tmp.path().join("faults.toml"),
+        &fake.base_url(),
+        &db,
+        &keys,
+    );
     let serve = Serve::start(&config, &db, &ServeOpts::json(PASSWORD, "info"));
     let first = serve.next_run(Timestamp::UNIX_EPOCH, Duration::from_secs(30));
     assert_eq!(first.outcome, SyncOutcome::Success, "{:?}", first.error);

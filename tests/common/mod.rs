@@ -60,8 +60,7 @@ pub fn write_config(dir: &Path, base_url: &str, extra_source_keys: &str) -> Path
         Ok(m) if !extra_source_keys.contains("fetch_mode") => format!("fetch_mode = \"{m}\"\n"),
         _ => String::new(),
     };
-    let source_keys =
-        format!("sync_deadline = 10\nrequest_timeout = 5\n{mode}{extra_source_keys}");
+    let source_keys = format!("sync_deadline = 10\nrequest_timeout = 5\n{mode}{extra_source_keys}");
     config::SiteConfig {
         admin: Some(""),
         resources: &config::TWO_RESOURCES,
