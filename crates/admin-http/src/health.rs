@@ -54,7 +54,8 @@ pub(crate) struct Readiness {
     sources: Vec<SourceReadiness>,
 }
 
-/// `GET /readyz`: 200 when the store answers and no enabled source has gone without a
+/// `GET /readyz`: 200 when the store answers (its file is still the one opened and its
+/// newest write did not fail) and no enabled source has gone without a
 /// successful sync for `unready_after_intervals` of its intervals (counted from start when
 /// it never succeeded); 503 otherwise.
 async fn readyz(State(state): State<AppState>) -> Response {
@@ -64,6 +65,7 @@ async fn readyz(State(state): State<AppState>) -> Response {
     let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
     let looked_up = store
         .run(move |s| {
+            let problem = s.problem();
             s.count()?;
             names
                 .iter()
@@ -74,11 +76,15 @@ async fn readyz(State(state): State<AppState>) -> Response {
                     ))
                 })
                 .collect::<Result<Vec<_>, worklist_store::StoreError>>()
+                .map(|runs| (problem, runs))
         })
         .await;
     let now = Timestamp::now();
     let (store_state, runs) = match looked_up {
-        Ok(runs) => ("ok".to_string(), runs),
+        Ok((None, runs)) => ("ok".to_string(), runs),
+        // Deleted or replaced under the process, or the newest write failed: the
+        // worklist answered may be stale and nothing new is stored.
+        Ok((Some(problem), runs)) => (problem.to_string(), runs),
         Err(e) => {
             tracing::error!(error = %e, "readiness: the worklist database is unavailable");
             ("unavailable".to_string(), vec![(None, None); sources.len()])

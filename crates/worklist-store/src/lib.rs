@@ -57,6 +57,8 @@ mod connections;
 mod entries;
 pub mod error;
 mod filter;
+pub mod health;
+pub mod lock;
 pub mod manual;
 pub mod mpps;
 mod name_keys;
@@ -74,6 +76,8 @@ pub use worklist_model::{datetime, identifiers, model, pn, source, status, valid
 pub use api_tokens::{TokenRecord, TokenRole, TokenStoreError};
 pub use error::StoreError;
 pub use filter::EntryFilter;
+pub use health::StoreProblem;
+pub use lock::{LockError, ServeLock};
 pub use manual::{MANUAL_SOURCE, ManualEntryError};
 pub use mpps::{CreatedLinks, LinkedSteps, MppsChange, MppsError, PerformedStep, ScheduledStepRef};
 pub use pylantir::{ImportCounts, ImportItem, PylantirRow};
