@@ -1,10 +1,13 @@
-//! Established associations per peer: at most `max_associations_per_peer` from one network
-//! address and `max_associations_per_ae` under one calling AE title, so one console (or
-//! one misbehaving host) cannot hold every association slot.
+//! Associations per peer: at most `max_associations_per_peer` from one network address and
+//! `max_associations_per_ae` under one calling AE title, so one console (or one
+//! misbehaving host) cannot hold every association slot.
 //!
-//! [`PeerLimits::admit`] counts an association in and returns a [`PeerHold`] that counts
-//! it out when dropped; [`PeerLimits::would_refuse`] answers the same question without
-//! counting, for refusing a request before it is negotiated.
+//! [`PeerLimits::admit`] counts a connection in as soon as its association request is
+//! seen (under its calling AE title when the request's head could be read), before the
+//! request is negotiated, so two requests racing cannot both pass the last place; the
+//! returned [`PeerHold`] counts it out when dropped. When the title was not known then (a
+//! TLS peer, a request that arrived in pieces), [`PeerHold::count_ae`] counts it once the
+//! association is established.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -52,13 +55,21 @@ pub(crate) struct PeerLimits {
 /// One counted association; counted out when dropped.
 pub(crate) struct PeerHold {
     address: IpAddr,
-    ae: String,
+    /// The calling AE title it is counted under, once known.
+    ae: Option<String>,
+    per_ae: usize,
     counts: Arc<Mutex<Counts>>,
 }
 
 /// The AE title as counted: blanks trimmed (DICOM pads AE titles with spaces).
 fn ae_key(ae: &str) -> String {
     ae.trim().to_string()
+}
+
+/// The counts, even if a holder panicked while holding the lock (they stay consistent:
+/// every change is one map update).
+fn lock(counts: &Mutex<Counts>) -> MutexGuard<'_, Counts> {
+    counts.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl PeerLimits {
@@ -70,54 +81,64 @@ impl PeerLimits {
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Counts> {
-        // Counts stay consistent even if a holder panicked: recover them.
-        self.counts.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn check(&self, c: &Counts, address: IpAddr, ae: Option<&str>) -> Result<(), PeerLimit> {
+    /// Counts an association from `address` in, under the calling AE title `ae` when it
+    /// is known, or says which limit it would pass.
+    pub(crate) fn admit(&self, address: IpAddr, ae: Option<&str>) -> Result<PeerHold, PeerLimit> {
+        let mut c = lock(&self.counts);
         if c.by_address.get(&address).copied().unwrap_or(0) >= self.per_address {
             return Err(PeerLimit::Address(self.per_address));
         }
-        if let Some(ae) = ae
-            && c.by_ae.get(&ae_key(ae)).copied().unwrap_or(0) >= self.per_ae
+        let ae = ae.map(ae_key);
+        if let Some(ae) = &ae
+            && c.by_ae.get(ae).copied().unwrap_or(0) >= self.per_ae
         {
             return Err(PeerLimit::CallingAe(self.per_ae));
         }
-        Ok(())
-    }
-
-    /// Whether one more association from `address` (under `ae`, when known) would be
-    /// refused; counts nothing.
-    pub(crate) fn would_refuse(&self, address: IpAddr, ae: Option<&str>) -> Option<PeerLimit> {
-        self.check(&self.lock(), address, ae).err()
-    }
-
-    /// Counts an association from `address` under `ae` in, or says which limit it would
-    /// pass.
-    pub(crate) fn admit(&self, address: IpAddr, ae: &str) -> Result<PeerHold, PeerLimit> {
-        let mut c = self.lock();
-        self.check(&c, address, Some(ae))?;
         *c.by_address.entry(address).or_default() += 1;
-        *c.by_ae.entry(ae_key(ae)).or_default() += 1;
+        if let Some(ae) = &ae {
+            *c.by_ae.entry(ae.clone()).or_default() += 1;
+        }
         Ok(PeerHold {
             address,
-            ae: ae_key(ae),
+            ae,
+            per_ae: self.per_ae,
             counts: self.counts.clone(),
         })
     }
 }
 
+impl PeerHold {
+    /// Counts the association under its calling AE title `ae` too, unless it already is;
+    /// the limit it would pass otherwise.
+    pub(crate) fn count_ae(&mut self, ae: &str) -> Result<(), PeerLimit> {
+        if self.ae.is_some() {
+            return Ok(());
+        }
+        let ae = ae_key(ae);
+        let mut c = lock(&self.counts);
+        let n = c.by_ae.entry(ae.clone()).or_default();
+        if *n >= self.per_ae {
+            return Err(PeerLimit::CallingAe(self.per_ae));
+        }
+        *n += 1;
+        drop(c);
+        self.ae = Some(ae);
+        Ok(())
+    }
+}
+
 impl Drop for PeerHold {
     fn drop(&mut self) {
-        let mut c = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        for_key(&mut c.by_address, &self.address);
-        for_key(&mut c.by_ae, &self.ae);
+        let mut c = lock(&self.counts);
+        count_out(&mut c.by_address, &self.address);
+        if let Some(ae) = &self.ae {
+            count_out(&mut c.by_ae, ae);
+        }
     }
 }
 
 /// Counts one out of `map[key]`, removing the key at zero (so the maps stay small).
-fn for_key<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
+fn count_out<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
     if let Some(n) = map.get_mut(key) {
         *n -= 1;
         if *n == 0 {
@@ -148,35 +169,53 @@ mod tests {
     #[test]
     fn limits_per_address_and_per_ae_and_holds_count_out() {
         let limits = PeerLimits::new(3, 2);
-        let a = limits.admit(ip(1), "MRI_3T").expect("first");
+        let a = limits.admit(ip(1), Some("MRI_3T")).expect("first");
         let b = limits
-            .admit(ip(2), "MRI_3T ")
+            .admit(ip(2), Some("MRI_3T "))
             .expect("second, padded title");
         assert_eq!(
-            limits.admit(ip(3), "MRI_3T").err(),
+            limits.admit(ip(3), Some("MRI_3T")).err(),
             Some(PeerLimit::CallingAe(2))
         );
+        let c = limits.admit(ip(1), Some("EEG")).expect("another AE");
+        let d = limits.admit(ip(1), Some("CT")).expect("third from ip 1");
         assert_eq!(
-            limits.would_refuse(ip(3), Some("MRI_3T")),
-            Some(PeerLimit::CallingAe(2))
-        );
-        let c = limits.admit(ip(1), "EEG").expect("another AE");
-        let d = limits.admit(ip(1), "CT").expect("third from ip 1");
-        assert_eq!(
-            limits.admit(ip(1), "PET").err(),
+            limits.admit(ip(1), Some("PET")).err(),
             Some(PeerLimit::Address(3))
         );
-        assert_eq!(
-            limits.would_refuse(ip(1), None),
-            Some(PeerLimit::Address(3))
-        );
+        assert_eq!(limits.admit(ip(1), None).err(), Some(PeerLimit::Address(3)));
         drop((a, c));
-        assert!(limits.admit(ip(1), "MRI_3T").is_ok(), "counted out on drop");
+        assert!(
+            limits.admit(ip(1), Some("MRI_3T")).is_ok(),
+            "counted out on drop"
+        );
         drop((b, d));
         assert!(
-            !limits.lock().by_ae.contains_key("CT"),
+            !lock(&limits.counts).by_ae.contains_key("CT"),
             "zero counts removed"
         );
+    }
+
+    #[test]
+    fn a_title_learnt_after_negotiation_is_counted_then() {
+        let limits = PeerLimits::new(10, 1);
+        let mut first = limits.admit(ip(1), None).expect("title unknown");
+        first
+            .count_ae("TLS_CONSOLE")
+            .expect("counted once established");
+        first
+            .count_ae("TLS_CONSOLE")
+            .expect("counting again changes nothing");
+        let mut second = limits.admit(ip(2), None).expect("title unknown");
+        assert_eq!(
+            second.count_ae("TLS_CONSOLE").err(),
+            Some(PeerLimit::CallingAe(1))
+        );
+        drop(second);
+        assert_eq!(lock(&limits.counts).by_ae.get("TLS_CONSOLE"), Some(&1));
+        drop(first);
+        assert!(lock(&limits.counts).by_ae.is_empty());
+        assert!(lock(&limits.counts).by_address.is_empty());
     }
 
     #[test]
