@@ -3,8 +3,6 @@
 use dicom_ul::association::server::AccessControl;
 use dicom_ul::pdu::{AssociationRJServiceUserReason, UserIdentity};
 
-use crate::describe::printable;
-
 /// The association acceptance policy.
 #[derive(Debug, Clone)]
 pub struct AePolicy {
@@ -37,9 +35,9 @@ impl AccessControl for AePolicy {
         // when a console cannot connect.
         if !self.accept_any_called_ae && this_ae_title.trim() != called_ae_title.trim() {
             tracing::info!(
-                called_ae = %printable(called_ae_title.trim()),
-                calling_ae = %printable(calling_ae_title.trim()),
-                our_ae = %printable(this_ae_title.trim()),
+                called_ae = called_ae_title.trim(),
+                calling_ae = calling_ae_title.trim(),
+                our_ae = this_ae_title.trim(),
                 "association rejected: the called AE title is not ours (the console must \
                  call our AE title, server.ae_title, or set server.accept_any_called_ae)"
             );
@@ -47,8 +45,8 @@ impl AccessControl for AePolicy {
         }
         if !self.calling_allowed(calling_ae_title) {
             tracing::info!(
-                called_ae = %printable(called_ae_title.trim()),
-                calling_ae = %printable(calling_ae_title.trim()),
+                called_ae = called_ae_title.trim(),
+                calling_ae = calling_ae_title.trim(),
                 "association rejected: the calling AE title is not in \
                  server.allowed_calling_aets"
             );
