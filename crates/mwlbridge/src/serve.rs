@@ -50,6 +50,8 @@ fn scp_config(config: &Config) -> Result<ScpConfig, Failure> {
             allowed_calling_aets: s.allowed_calling_aets.clone(),
         },
         max_associations: s.max_associations as usize,
+        max_associations_per_peer: s.max_associations_per_peer as usize,
+        max_associations_per_ae: s.max_associations_per_ae as usize,
         idle_timeout: s.idle_timeout,
         max_pdu_length: s.max_pdu_length,
         charset,
