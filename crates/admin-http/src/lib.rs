@@ -50,6 +50,7 @@ mod auth;
 mod health;
 mod page;
 mod paging;
+mod readiness;
 mod refusals;
 mod serve;
 mod sessions;

@@ -55,7 +55,9 @@ use prometheus_client::metrics::counter::Counter;
 use reqwest::{StatusCode, Url, header};
 use serde_json::Value;
 use tokio::sync::Semaphore;
-use worklist_store::{DataSource, OnCancel, SourceError, SourceMetrics, SyncWindow, WorklistEntry};
+use worklist_store::{
+    DataSource, KnownStation, OnCancel, SourceError, SourceMetrics, SyncWindow, WorklistEntry,
+};
 
 use worklist_store::source::{ConfigFailure, FetchFailure};
 
@@ -715,6 +717,27 @@ impl DataSource for CalpendoSource {
 
     fn on_cancel(&self) -> OnCancel {
         self.config.on_cancel
+    }
+
+    /// Each `station_aet_mapping` value once, with the Modality
+    /// `resource_modality_mapping` gives its resource prefix (the modality a booking of
+    /// that resource gets).
+    fn stations(&self) -> Vec<KnownStation> {
+        let mut out: Vec<KnownStation> = Vec::new();
+        for (prefix, ae_title) in self.config.station_aet_mapping.entries() {
+            if out.iter().any(|s| s.ae_title == *ae_title) {
+                continue;
+            }
+            out.push(KnownStation {
+                ae_title: ae_title.clone(),
+                modality: self
+                    .config
+                    .resource_modality_mapping
+                    .lookup(prefix)
+                    .map(str::to_string),
+            });
+        }
+        out
     }
 
     /// Every request (each attempt, retries included) is counted by kind (`list`,
