@@ -1475,24 +1475,23 @@ fn scrape_csrf(page: &str) -> String {
     v.to_string()
 }
 
-/// The patient ids in each station section of the page.
+/// The patient ids of the page's rows, by each row's station (`data-station`).
 fn stations_of(page: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out = BTreeMap::new();
-    for chunk in page.split("<section").skip(1) {
-        let chunk = chunk.split("</section>").next().unwrap_or_default();
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for chunk in page.split("<tr class=\"entry\"").skip(1) {
+        let chunk = chunk.split("</tr>").next().unwrap_or_default();
         let station = chunk
             .split("data-station=\"")
             .nth(1)
             .and_then(|s| s.split('"').next())
             .expect("data-station")
             .to_string();
-        let ids: BTreeSet<String> = chunk
+        let ids = chunk
             .split("<td>")
             .filter_map(|c| c.split("</td>").next())
             .filter(|c| c.starts_with("SUB") || c.starts_with("PAGE"))
-            .map(str::to_string)
-            .collect();
-        out.insert(station, ids);
+            .map(str::to_string);
+        out.entry(station).or_default().extend(ids);
     }
     out
 }

@@ -27,7 +27,7 @@ label{display:block;margin:.3rem 0}
 input,select{font-size:1rem;max-width:100%}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:.2rem 1rem}
 button{font-size:1rem;padding:.3rem .8rem}
-nav.stations a{margin-right:.8rem;white-space:nowrap}
+nav.stations{display:flex;flex-wrap:wrap;gap:.2rem .9rem}nav.stations a{white-space:nowrap}
 ul.sources{padding-left:1.2rem}ul.sources li{margin:.3rem 0}
 "#;
 

@@ -108,13 +108,21 @@ async fn index(
     }
 }
 
-/// The URL of a station's view (the AE title percent-encoded as one path segment).
+/// What a path segment or query value keeps as it is: RFC 3986's unreserved characters.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+/// `value` percent-encoded for a path segment or a query value.
+pub(super) fn url_part(value: &str) -> String {
+    percent_encoding::utf8_percent_encode(value, UNRESERVED).to_string()
+}
+
+/// The URL of a station's view.
 pub(super) fn station_url(ae_title: &str) -> String {
-    use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
-    format!(
-        "/stations/{}",
-        utf8_percent_encode(ae_title, NON_ALPHANUMERIC)
-    )
+    format!("/stations/{}", url_part(ae_title))
 }
 
 /// Where a form goes back to: the station view it came from, or the scan day.

@@ -16,7 +16,7 @@ use maud::{Markup, html};
 use worklist_store::{EntryFilter, MANUAL_SOURCE, StepStatus, StoredEntry, TokenRole, format_da};
 
 use super::layout::{layout, unavailable};
-use super::{Flash, Notice, known_stations, manual, sources, station_url, words};
+use super::{Flash, Notice, known_stations, manual, sources, station_url, url_part, words};
 use crate::AppState;
 use crate::auth::PageUser;
 use crate::readiness;
@@ -214,7 +214,9 @@ fn row(e: &StoredEntry, csrf: Option<&str>, station: Option<&str>) -> Markup {
         None => format!("start {}", words::dicom_when(w.start)),
     };
     html! {
-        tr.entry data-source=(w.source) data-record=(w.source_record_id) data-status=(w.status.as_dicom()) {
+        tr.entry data-source=(w.source) data-record=(w.source_record_id)
+            data-station=(w.station_ae_title.as_deref().unwrap_or_default())
+            data-status=(w.status.as_dicom()) {
             td.time title=(time_title) {
                 (words::clock(w.start.time()))
                 @if let Some(end) = w.end { "–" (words::clock(end.time())) }
@@ -265,7 +267,7 @@ fn actions(e: &StoredEntry, csrf: &str, station: Option<&str>) -> Markup {
             }
         }
         @if w.source == MANUAL_SOURCE {
-            a.edit href={ "/manual/edit?record_id=" (percent_encoding::utf8_percent_encode(&w.source_record_id, percent_encoding::NON_ALPHANUMERIC)) } { "Edit" }
+            a.edit href={ "/manual/edit?record_id=" (url_part(&w.source_record_id)) } { "Edit" }
             " "
             form method="post" action="/manual/delete" data-delete=(w.source_record_id) {
                 input type="hidden" name="csrf" value=(csrf);
