@@ -256,7 +256,7 @@ fn the_status_page_works_in_a_real_browser() {
             !source(&c).await.contains(&token),
             "the token is never echoed into the page"
         );
-        wait_for_text(&c, "p.note", "browser-e2e").await;
+        wait_for_text(&c, "div.who", "browser-e2e").await;
 
         // The day in the site's words, its DICOM date on hover.
         let heading = texts(&c, "h2").await;
@@ -664,7 +664,7 @@ fn the_scan_day_matches_what_consoles_get() {
             attr(&c, "meta[http-equiv='refresh']", "content")
                 .await
                 .as_deref(),
-            Some("60")
+            Some("60; url=/stations/MRI_7T")
         );
         assert!(!exists(&c, "script").await);
         let stations: Vec<String> = {

@@ -275,7 +275,7 @@ pub async fn sign_in(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/")).await.expect("open /");
     fill(c, "form[action='/login']", "token", token).await;
     submit(c, "form[action='/login']").await;
-    wait_for_text(c, "p.note", "Signed in as").await;
+    wait_for_text(c, "div.who", "Signed in as").await;
 }
 
 /// At phone size: the document's and body's widths and the window's, and each `.scroll`

@@ -790,6 +790,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn stations_are_the_mapped_ae_titles_with_their_resources_modality() {
+        let c = parse_config(
+            &json!({"base_url": "http://127.0.0.1:9", "resources": ["3T", "7T", "EEG"],
+                    "resource_modality_mapping": {"3T": "MR", "7T": "MR"},
+                    "station_aet_mapping": {"3T Diagnostic": "MRI_3T", "3T Research": "MRI_3T",
+                                            "7T": "MRI_7T", "EEG": "EEG_LAB"}}),
+            &env_ok,
+        )
+        .unwrap();
+        let src = CalpendoSource::new("calpendo", c).unwrap();
+        let stations: Vec<(String, Option<String>)> = src
+            .stations()
+            .into_iter()
+            .map(|k| (k.ae_title, k.modality))
+            .collect();
+        let mut stations = stations;
+        stations.sort();
+        assert_eq!(
+            stations,
+            [
+                ("EEG_LAB".to_string(), None),
+                ("MRI_3T".to_string(), Some("MR".to_string())),
+                ("MRI_7T".to_string(), Some("MR".to_string())),
+            ]
+        );
+    }
+
     #[tokio::test]
     async fn unreachable_server_fails_after_retries_without_credentials_in_message() {
         let c = parse_config(

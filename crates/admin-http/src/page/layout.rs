@@ -31,9 +31,9 @@ nav.stations{display:flex;flex-wrap:wrap;gap:.2rem .9rem}nav.stations a{white-sp
 ul.sources{padding-left:1.2rem}ul.sources li{margin:.3rem 0}
 "#;
 
-/// A whole page. With `refresh`, the browser reloads it every that many seconds (no
-/// JavaScript needed).
-pub(crate) fn layout(title: &str, refresh: Option<u32>, body: Markup) -> Html<String> {
+/// A whole page. With `refresh` (seconds, URL), the browser loads that URL after that
+/// many seconds (no JavaScript needed).
+pub(crate) fn layout(title: &str, refresh: Option<(u32, &str)>, body: Markup) -> Html<String> {
     Html(
         html! {
             (DOCTYPE)
@@ -41,7 +41,9 @@ pub(crate) fn layout(title: &str, refresh: Option<u32>, body: Markup) -> Html<St
                 head {
                     meta charset="utf-8";
                     meta name="viewport" content="width=device-width, initial-scale=1";
-                    @if let Some(s) = refresh { meta http-equiv="refresh" content=(s); }
+                    @if let Some((s, url)) = refresh {
+                        meta http-equiv="refresh" content={ (s) "; url=" (url) };
+                    }
                     title { (title) }
                     style { (PreEscaped(STYLE)) }
                 }

@@ -78,7 +78,7 @@ pub(super) async fn page(
         h1 {
             @match station { Some(s) => { (s) }, None => { "mwlbridge" } }
         }
-        p.note {
+        div.note.who {
             "Signed in as " strong { (user.name) } " (" (user.role.as_str()) "). "
             @if station.is_some() { a href="/" { "All stations" } " · " }
             form.inline method="post" action="/logout" {
@@ -112,12 +112,14 @@ pub(super) async fn page(
             }
         }
     };
-    let (title, refresh) = match station {
-        Some(s) => (
+    // The reload drops a flash from the URL, so it is said once.
+    let here = station.map(station_url);
+    let (title, refresh) = match (station, &here) {
+        (Some(s), Some(url)) => (
             format!("{s}: today's worklist"),
-            Some(STATION_REFRESH_SECONDS),
+            Some((STATION_REFRESH_SECONDS, url.as_str())),
         ),
-        None => ("mwlbridge: today's worklist".to_string(), None),
+        _ => ("mwlbridge: today's worklist".to_string(), None),
     };
     (code, layout(&title, refresh, body)).into_response()
 }
