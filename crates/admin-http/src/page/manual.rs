@@ -426,3 +426,107 @@ pub(super) async fn delete(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn filled(station: &str, modality: &str) -> ManualForm {
+        ManualForm {
+            patient_id: "WALK1".into(),
+            start_date: "20261204".into(),
+            start_time: "0800".into(),
+            station_ae_title: station.into(),
+            modality: modality.into(),
+            ..ManualForm::default()
+        }
+    }
+
+    fn known() -> Vec<KnownStation> {
+        vec![
+            KnownStation {
+                ae_title: "MRI_3T".into(),
+                modality: Some("MR".into()),
+            },
+            KnownStation {
+                ae_title: "EEG_LAB".into(),
+                modality: None,
+            },
+        ]
+    }
+
+    #[test]
+    fn a_known_station_gives_its_modality_whatever_was_typed() {
+        let input = filled("MRI_3T", "CT")
+            .input(ManualEntryInput::default(), &known())
+            .expect("valid");
+        assert_eq!(input.station_ae_title.as_deref(), Some("MRI_3T"));
+        assert_eq!(input.modality.as_deref(), Some("MR"));
+        let input = filled("EEG_LAB", "CT")
+            .input(ManualEntryInput::default(), &known())
+            .expect("valid");
+        assert_eq!(input.modality, None, "the mapping gives none");
+    }
+
+    #[test]
+    fn a_station_the_mappings_do_not_name_is_refused() {
+        for station in ["MRI_9T", ""] {
+            let problems = filled(station, "MR")
+                .input(ManualEntryInput::default(), &known())
+                .expect_err("refused");
+            assert_eq!(problems.len(), 1);
+            assert_eq!(problems[0].field, "station_ae_title");
+            assert!(
+                problems[0].problem.contains("MRI_3T, EEG_LAB"),
+                "{}",
+                problems[0].problem
+            );
+        }
+    }
+
+    #[test]
+    fn without_known_stations_station_and_modality_are_typed() {
+        let input = filled("ANY_AE", "CT")
+            .input(ManualEntryInput::default(), &[])
+            .expect("valid");
+        assert_eq!(input.station_ae_title.as_deref(), Some("ANY_AE"));
+        assert_eq!(input.modality.as_deref(), Some("CT"));
+        let html = form("c", &[], &[], None, Mode::Add).into_string();
+        assert!(html.contains("name=\"modality\""), "{html}");
+        let html = form("c", &known(), &[], None, Mode::Add).into_string();
+        assert!(!html.contains("name=\"modality\""), "{html}");
+        assert!(
+            html.contains("<option value=\"MRI_3T\">MRI_3T (MR)</option>"),
+            "{html}"
+        );
+    }
+
+    #[test]
+    fn an_edit_keeps_what_the_form_does_not_show_and_drops_a_stale_end() {
+        let base = ManualEntryInput {
+            patient_birth_date: Some("19800101".into()),
+            accession_number: Some("ACC1".into()),
+            start_date: "20261204".into(),
+            start_time: "080000".into(),
+            end_date: Some("20261204".into()),
+            end_time: Some("090000".into()),
+            status: Some("COMPLETED".into()),
+            ..ManualEntryInput::default()
+        };
+        let same_start = ManualForm {
+            start_time: "080000".into(),
+            ..filled("MRI_3T", "")
+        };
+        let kept = same_start.input(base.clone(), &known()).expect("valid");
+        assert_eq!(kept.patient_birth_date.as_deref(), Some("19800101"));
+        assert_eq!(kept.accession_number.as_deref(), Some("ACC1"));
+        assert_eq!(kept.status.as_deref(), Some("COMPLETED"));
+        assert_eq!(kept.end_time.as_deref(), Some("090000"));
+        let moved = ManualForm {
+            start_time: "1900".into(),
+            ..filled("MRI_3T", "")
+        };
+        let moved = moved.input(base, &known()).expect("valid");
+        assert_eq!((moved.end_date, moved.end_time), (None, None));
+    }
+}
