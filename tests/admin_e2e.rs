@@ -1486,12 +1486,13 @@ fn stations_of(page: &str) -> BTreeMap<String, BTreeSet<String>> {
             .and_then(|s| s.split('"').next())
             .expect("data-station")
             .to_string();
-        let ids = chunk
-            .split("<td>")
-            .filter_map(|c| c.split("</td>").next())
-            .filter(|c| c.starts_with("SUB") || c.starts_with("PAGE"))
-            .map(str::to_string);
-        out.entry(station).or_default().extend(ids);
+        let id = chunk
+            .split("data-label=\"Patient ID\">")
+            .nth(1)
+            .and_then(|c| c.split("</td>").next())
+            .expect("a patient ID cell")
+            .to_string();
+        out.entry(station).or_default().insert(id);
     }
     out
 }

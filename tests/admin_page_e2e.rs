@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use calpendo_fake::{FakeBooking, Fault, FaultScope};
 use common::browser::{
     Driver, STEP, assert_fits_phone, attr, browser, browser_tools, click, exists, fill, pick,
-    screenshot, sign_in, source, submit, target_dir, texts, wait_for_text, widths,
+    screenshot, sign_in, source, submit, target_dir, texts, wait_for_text,
 };
 use common::scp::{FindResult, Site, findscu, free_port, mwl_bookings, sps_item, text};
 use common::{booking, today};
@@ -461,17 +461,33 @@ fn the_status_page_works_in_a_real_browser() {
         }
         assert!(ids_in(&c, "SCHEDULED").await.contains(&"PG205".to_string()));
 
-        // Phone size: the page itself never scrolls sideways; wide tables scroll inside
-        // their own container.
+        // Phone size: the page never scrolls sideways; each entry is a card of its own,
+        // its actions within reach.
         c.set_window_size(390, 844).await.expect("resize");
         c.goto(&p.url("/")).await.expect("reload");
         assert_fits_phone(&c).await;
-        let sizes = widths(&c).await;
-        let scrollers = sizes["scrollers"].as_array().expect("array");
-        assert!(
-            scrollers.iter().any(|s| s[0].as_u64() > s[1].as_u64()),
-            "the tables are wider than a phone and scroll in their container: {sizes}"
-        );
+        let cards = c
+            .execute(
+                "return Array.from(document.querySelectorAll('tr.entry')).map(r => \
+                 [getComputedStyle(r).display, r.getBoundingClientRect().right, \
+                  r.querySelector('td.actions button').getBoundingClientRect().right]);",
+                vec![],
+            )
+            .await
+            .expect("measure");
+        let cards = cards.as_array().expect("array");
+        assert!(!cards.is_empty());
+        for card in cards {
+            assert_eq!(card[0], "block", "a card: {cards:?}");
+            assert!(
+                card[1].as_f64() <= Some(390.0),
+                "within the width: {cards:?}"
+            );
+            assert!(
+                card[2].as_f64() <= Some(390.0),
+                "buttons within reach: {cards:?}"
+            );
+        }
         screenshot(&c, &target_dir().join("admin-page-phone.png")).await;
 
         // Signing out ends the session.

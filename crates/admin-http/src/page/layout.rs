@@ -29,6 +29,14 @@ input,select{font-size:1rem;max-width:100%}
 button{font-size:1rem;padding:.3rem .8rem}
 nav.stations{display:flex;flex-wrap:wrap;gap:.2rem .9rem}nav.stations a{white-space:nowrap}
 ul.sources{padding-left:1.2rem}ul.sources li{margin:.3rem 0}
+@media (max-width:40rem){
+table.entries thead{display:none}
+table.entries,table.entries tbody,table.entries tr,table.entries td{display:block}
+table.entries tr.entry{border:1px solid #ccc;border-radius:.4rem;margin:.5rem 0;padding:.35rem .6rem}
+table.entries td{border:0;padding:.1rem 0}
+table.entries td[data-label]::before{content:attr(data-label) ": ";color:#555;font-size:.8rem}
+table.entries td.actions{padding-top:.3rem}
+}
 "#;
 
 /// A whole page. With `refresh` (seconds, URL), the browser loads that URL after that

@@ -191,7 +191,7 @@ fn group(
             h3 { (words::status_words(status)) " (" (list.len()) ")" }
             @if list.is_empty() { p.note { "None." } }
             @else {
-                div.scroll { table {
+                div.scroll { table.entries {
                     thead { tr {
                         th { "Time" } th { "Patient ID" } th { "Name" } th { "Station" }
                         th { "Modality" } th { "Description" } th { "Status" } th { "Set by" }
@@ -219,20 +219,22 @@ fn row(e: &StoredEntry, csrf: Option<&str>, station: Option<&str>) -> Markup {
         tr.entry data-source=(w.source) data-record=(w.source_record_id)
             data-station=(w.station_ae_title.as_deref().unwrap_or_default())
             data-status=(w.status.as_dicom()) {
-            td.time title=(time_title) {
+            td.time data-label="Time" title=(time_title) {
                 (words::clock(w.start.time()))
                 @if let Some(end) = w.end { "–" (words::clock(end.time())) }
             }
-            td { (w.patient_id) }
-            td.name title=[w.patient_name.as_deref()] {
+            td data-label="Patient ID" { (w.patient_id) }
+            td.name data-label="Name" title=[w.patient_name.as_deref()] {
                 (w.patient_name.as_deref().map(words::person).unwrap_or_default())
             }
-            td { @if let Some(s) = &w.station_ae_title { a href=(station_url(s)) { (s) } } }
-            td { (w.modality.as_deref().unwrap_or("")) }
-            td { (w.display_description().unwrap_or("")) }
-            td { (words::badge(w.status)) }
-            td { (e.meta.status_set_by.as_str()) }
-            td { (w.source) }
+            td data-label="Station" {
+                @if let Some(s) = &w.station_ae_title { a href=(station_url(s)) { (s) } }
+            }
+            td data-label="Modality" { (w.modality.as_deref().unwrap_or("")) }
+            td data-label="Description" { (w.display_description().unwrap_or("")) }
+            td data-label="Status" { (words::badge(w.status)) }
+            td data-label="Set by" { (e.meta.status_set_by.as_str()) }
+            td data-label="Source" { (w.source) }
             @if let Some(csrf) = csrf {
                 td.actions { (actions(e, csrf, station)) }
             }
