@@ -282,3 +282,76 @@ fn actions(e: &StoredEntry, csrf: &str, station: Option<&str>) -> Markup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use worklist_store::{EntryMeta, StatusSetBy, WorklistEntry};
+
+    use super::*;
+
+    fn stored(record: &str, status: StepStatus, name: &str) -> StoredEntry {
+        let start = jiff::civil::date(2026, 12, 4).at(8, 0, 0, 0);
+        let mut entry = WorklistEntry::new("calpendo", record, "<PID&1>", start);
+        entry.patient_name = Some(name.to_string());
+        entry.station_ae_title = Some("MRI 3T".into());
+        entry.status = status;
+        let t = Timestamp::UNIX_EPOCH;
+        StoredEntry {
+            entry,
+            meta: EntryMeta {
+                row_id: 1,
+                first_seen: t,
+                last_updated: t,
+                status_changed_at: t,
+                status_set_by: StatusSetBy::Sync,
+            },
+        }
+    }
+
+    #[test]
+    fn a_row_escapes_subject_text_and_keeps_dicom_values_on_hover() {
+        let html = row(
+            &stored("1\"x", StepStatus::Scheduled, "<b>Fraser</b>^Emma"),
+            Some("tok"),
+            None,
+        )
+        .into_string();
+        assert!(!html.contains("<b>"), "{html}");
+        assert!(html.contains("&lt;b&gt;Fraser&lt;/b&gt;, Emma"), "{html}");
+        assert!(
+            html.contains("title=\"&lt;b&gt;Fraser&lt;/b&gt;^Emma\""),
+            "{html}"
+        );
+        assert!(html.contains("&lt;PID&amp;1&gt;"), "{html}");
+        assert!(html.contains("title=\"start 20261204 080000\""), "{html}");
+        assert!(html.contains("href=\"/stations/MRI%203T\""), "{html}");
+        assert!(html.contains("value=\"1&quot;x\""), "{html}");
+    }
+
+    #[test]
+    fn only_offered_steps_are_counted_as_offered() {
+        let entries: Vec<StoredEntry> = StepStatus::ALL
+            .into_iter()
+            .map(|s| stored(s.as_dicom(), s, "A^B"))
+            .collect();
+        let html = counts(&entries).into_string();
+        assert!(html.contains("data-offered=\"2\""), "{html}");
+        assert!(html.contains("1 completed, 1 discontinued"), "{html}");
+    }
+
+    #[test]
+    fn each_status_offers_its_own_changes() {
+        let buttons = |s: StepStatus| {
+            let html = actions(&stored("1", s, "A^B"), "tok", Some("MRI_3T")).into_string();
+            StepStatus::ALL
+                .into_iter()
+                .filter(|to| html.contains(&format!("data-set=\"{}\"", to.as_dicom())))
+                .collect::<Vec<_>>()
+        };
+        use StepStatus::*;
+        assert_eq!(buttons(Scheduled), [Completed, Discontinued]);
+        assert_eq!(buttons(Started), [Scheduled, Completed, Discontinued]);
+        assert_eq!(buttons(Completed), [Scheduled]);
+        assert_eq!(buttons(Discontinued), [Scheduled]);
+    }
+}
