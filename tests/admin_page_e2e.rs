@@ -11,7 +11,8 @@
 //! `target/admin-page.png` and `target/admin-page-phone.png` (right after signing in),
 //! `target/scan-day-desktop.png` and `target/scan-day-phone.png` (every status on the
 //! page), `target/station-view.png` and `target/station-view-phone.png`, and
-//! `target/stale-banner.png` (a source that keeps failing).
+//! `target/stale-banner.png` (a source that keeps failing) and
+//! `target/manual-entry-refused.png` (the manual-entry form refused, with a station picked).
 
 mod common;
 
@@ -378,6 +379,7 @@ fn the_status_page_works_in_a_real_browser() {
             .await
             .expect("value");
         assert_eq!(picked.as_deref(), Some("MRI_3T"));
+        screenshot(&c, &target_dir().join("manual-entry-refused.png")).await;
         // Reloading the refused form's URL shows the form, not a bare 405.
         c.goto(&p.url("/manual")).await.expect("GET /manual");
         assert!(exists(&c, &format!("{form} select[name='station_ae_title']")).await);

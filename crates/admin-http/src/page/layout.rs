@@ -26,6 +26,7 @@ form.inline{display:inline}
 label{display:block;margin:.3rem 0}
 input,select{font-size:1rem;max-width:100%}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(14rem,1fr));gap:.2rem 1rem}
+.grid label input,.grid label select{display:block;width:100%;box-sizing:border-box}
 button{font-size:1rem;padding:.3rem .8rem}
 nav.stations{display:flex;flex-wrap:wrap;gap:.2rem .9rem}nav.stations a{white-space:nowrap}
 ul.sources{padding-left:1.2rem}ul.sources li{margin:.3rem 0}
