@@ -102,6 +102,7 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+pub mod browser;
 pub mod config;
 pub mod dicom_client;
 pub mod harness;

@@ -76,7 +76,9 @@ use prometheus_client::metrics::counter::Counter;
 use reqwest::{StatusCode, Url, header};
 use serde_json::Value;
 use tokio::sync::Semaphore;
-use worklist_store::{DataSource, OnCancel, SourceError, SourceMetrics, SyncWindow, WorklistEntry};
+use worklist_store::{
+    DataSource, KnownStation, OnCancel, SourceError, SourceMetrics, SyncWindow, WorklistEntry,
+};
 
 use worklist_store::source::{ConfigFailure, FetchFailure};
 
@@ -897,6 +899,27 @@ impl DataSource for CalpendoSource {
         self.config.on_cancel
     }
 
+    /// Each `station_aet_mapping` value once, with the Modality
+    /// `resource_modality_mapping` gives its resource prefix (the modality a booking of
+    /// that resource gets).
+    fn stations(&self) -> Vec<KnownStation> {
+        let mut out: Vec<KnownStation> = Vec::new();
+        for (prefix, ae_title) in self.config.station_aet_mapping.entries() {
+            if out.iter().any(|s| s.ae_title == *ae_title) {
+                continue;
+            }
+            out.push(KnownStation {
+                ae_title: ae_title.clone(),
+                modality: self
+                    .config
+                    .resource_modality_mapping
+                    .lookup(prefix)
+                    .map(str::to_string),
+            });
+        }
+        out
+    }
+
     /// Every request (each attempt, retries included) is counted by kind (`list`,
     /// `detail`, `operator`) and outcome; a second call keeps the first counters.
     fn attach_metrics(&self, metrics: &SourceMetrics) {
@@ -945,6 +968,34 @@ mod tests {
             "CALPENDO_PASSWORD" => Some("topsecret".into()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn stations_are_the_mapped_ae_titles_with_their_resources_modality() {
+        let c = parse_config(
+            &json!({"base_url": "http://127.0.0.1:9", "resources": ["3T", "7T", "EEG"],
+                    "resource_modality_mapping": {"3T": "MR", "7T": "MR"},
+                    "station_aet_mapping": {"3T Diagnostic": "MRI_3T", "3T Research": "MRI_3T",
+                                            "7T": "MRI_7T", "EEG": "EEG_LAB"}}),
+            &env_ok,
+        )
+        .unwrap();
+        let src = CalpendoSource::new("calpendo", c).unwrap();
+        let stations: Vec<(String, Option<String>)> = src
+            .stations()
+            .into_iter()
+            .map(|k| (k.ae_title, k.modality))
+            .collect();
+        let mut stations = stations;
+        stations.sort();
+        assert_eq!(
+            stations,
+            [
+                ("EEG_LAB".to_string(), None),
+                ("MRI_3T".to_string(), Some("MR".to_string())),
+                ("MRI_7T".to_string(), Some("MR".to_string())),
+            ]
+        );
     }
 
     #[tokio::test]

@@ -58,8 +58,8 @@ pub use model::{
     TextAttribute, WorklistEntry,
 };
 pub use source::{
-    DataSource, Dialect, Fetched, OnCancel, RequestLabels, Secret, SiteContext, SourceError,
-    SourceMetrics, SyncWindow,
+    DataSource, Dialect, Fetched, KnownStation, OnCancel, RequestLabels, Secret, SiteContext,
+    SourceError, SourceMetrics, SyncWindow,
 };
 pub use status::{PerformedStatus, StatusSetBy, StepStatus, UnknownTerm};
 pub use zones::{DEFAULT_TIMEZONE, ZoneDb, ZoneError};

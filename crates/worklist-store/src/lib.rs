@@ -86,8 +86,8 @@ pub use store::Store;
 pub use stream::{ScanEnd, Snapshot};
 pub use sync_runs::{SyncOutcome, SyncRun};
 pub use worklist_model::{
-    DEFAULT_PROTOCOL_CODING_SCHEME, DEFAULT_TIMEZONE, DataSource, EntryMeta, Fetched, OnCancel,
-    PerformedStatus, RequestLabels, SourceError, SourceMetrics, StatusSetBy, StepStatus,
+    DEFAULT_PROTOCOL_CODING_SCHEME, DEFAULT_TIMEZONE, DataSource, EntryMeta, Fetched, KnownStation,
+    OnCancel, PerformedStatus, RequestLabels, SourceError, SourceMetrics, StatusSetBy, StepStatus,
     StoredEntry, SyncWindow, TEXT_ATTRIBUTES, TextAttribute, WorklistEntry, ZoneDb, ZoneError,
     format_da, format_tm, parse_da, parse_tm,
 };
