@@ -49,6 +49,7 @@ pub mod model;
 pub mod pn;
 pub mod source;
 pub mod status;
+pub mod tidy;
 pub mod validate;
 pub mod zones;
 
