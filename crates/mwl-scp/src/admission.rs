@@ -13,16 +13,14 @@
 //!   A-ASSOCIATE-RJ transient, "local limit exceeded"; a TLS connection is closed).
 //! - Otherwise the request must complete within [`ASSOCIATION_REQUEST_TIMEOUT`] (an
 //!   ARTIM-like timer).
-//! - A peer already holding `max_associations_per_peer` associations (or requests being
-//!   negotiated) from its address, or `max_associations_per_ae` under its calling AE title
-//!   ([`PeerLimits`]), is refused the same way before its request is negotiated (the
-//!   calling AE title read from the request's first bytes when they are there, on a plain
-//!   TCP port); the request is counted from then on, so racing requests cannot both take
-//!   the last place.
-//! - Once established, the association takes a slot (and is counted under its calling AE
-//!   title if that was not read before: a TLS peer), or is aborted when the last slot went
-//!   to another meanwhile or its AE title's limit was reached, and is served by
-//!   [`association`].
+//! - A peer already holding `max_associations_per_peer` established associations from its
+//!   address, or `max_associations_per_ae` under its calling AE title ([`PeerLimits`]), is
+//!   refused the same way before its request is negotiated (the calling AE title read from
+//!   the request's first bytes when they are there, on a plain TCP port).
+//! - Once established, the association takes a slot and is counted for its address and
+//!   calling AE title, or is aborted when the last slot went to another meanwhile or a peer
+//!   limit was reached (a TLS peer, whose request cannot be read beforehand, or a request
+//!   that raced another for the last place), and is served by [`association`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,7 +44,7 @@ use crate::context::Context;
 use crate::describe::{chain, printable};
 use crate::dimse::sop_class;
 use crate::metrics::RejectReason;
-use crate::peer_limits::{PeerHold, PeerLimit, PeerLimits, calling_ae_of_request};
+use crate::peer_limits::{PeerLimit, PeerLimits, calling_ae_of_request};
 use crate::pending::{PendingRequests, PendingTicket};
 
 /// How long an association request may take once its first byte arrived.
@@ -165,31 +163,28 @@ impl Admission {
         };
         // The slot itself is taken only once the association is established (below), so
         // a stalled request holds none.
-        let admitted = if self.slots.available_permits() == 0 {
-            Err(Refusal::Busy)
+        let refusal = if self.slots.available_permits() == 0 {
+            Some(Refusal::Busy)
         } else {
             self.peers
-                .admit(peer.ip(), calling.as_deref())
-                .map_err(Refusal::Peer)
+                .would_refuse(peer.ip(), calling.as_deref())
+                .map(Refusal::Peer)
         };
-        let counted = match admitted {
-            Ok(counted) => counted,
-            Err(why) => {
-                tokio::select! {
-                    () = self.refuse(socket, peer, calling.as_deref(), why) => {}
-                    Ok(()) = &mut ticket.evicted => {}
-                }
-                return;
+        if let Some(why) = refusal {
+            tokio::select! {
+                () = self.refuse(socket, peer, calling.as_deref(), why) => {}
+                Ok(()) = &mut ticket.evicted => {}
             }
-        };
+            return;
+        }
         let started = Instant::now();
         if self.tls {
             let handshake = self.options.establish_tls_async(socket);
-            self.handshake(handshake, ticket, counted, peer, started, "TLS association")
+            self.handshake(handshake, ticket, peer, started, "TLS association")
                 .await;
         } else {
             let handshake = self.options.establish_async(socket);
-            self.handshake(handshake, ticket, counted, peer, started, "association")
+            self.handshake(handshake, ticket, peer, started, "association")
                 .await;
         }
     }
@@ -203,7 +198,6 @@ impl Admission {
             Output = Result<AsyncServerAssociation<S>, dicom_ul::association::Error>,
         >,
         mut ticket: PendingTicket,
-        counted: PeerHold,
         peer: SocketAddr,
         started: Instant,
         what: &str,
@@ -226,7 +220,7 @@ impl Admission {
         };
         drop(ticket);
         match established {
-            Ok(Ok(assoc)) => self.established(assoc, counted, peer, started).await,
+            Ok(Ok(assoc)) => self.established(assoc, peer, started).await,
             Ok(Err(e)) => {
                 let reason = reject_reason(&e);
                 self.cx.metrics.association_rejected(reason);
@@ -247,7 +241,6 @@ impl Admission {
     async fn established<S: PeerStream>(
         &self,
         assoc: AsyncServerAssociation<S>,
-        mut counted: PeerHold,
         peer: SocketAddr,
         started: Instant,
     ) {
@@ -261,20 +254,25 @@ impl Admission {
             let _ = assoc.abort().await;
             return;
         };
-        // Counted under its calling AE title now if its request's head could not be read
-        // (TLS): then the association is aborted rather than refused.
-        if let Err(limit) = counted.count_ae(assoc.peer_ae_title()) {
-            tracing::warn!(
-                %peer,
-                calling_ae = %printable(assoc.peer_ae_title().trim()),
-                limit = limit.key(),
-                max = limit.max(),
-                "association aborted: the peer has as many open associations as allowed"
-            );
-            self.cx.metrics.association_rejected(RejectReason::Busy);
-            let _ = assoc.abort().await;
-            return;
-        }
+        // Counted once established, so requests still being negotiated (a flood of stalled
+        // ones from a console's own address) never count against a console. Two requests
+        // racing for the last place may both pass the check above: the later one to be
+        // established is then aborted here.
+        let _counted = match self.peers.admit(peer.ip(), Some(assoc.peer_ae_title())) {
+            Ok(hold) => hold,
+            Err(limit) => {
+                tracing::warn!(
+                    %peer,
+                    calling_ae = %printable(assoc.peer_ae_title().trim()),
+                    limit = limit.key(),
+                    max = limit.max(),
+                    "association aborted: the peer has as many open associations as allowed"
+                );
+                self.cx.metrics.association_rejected(RejectReason::Busy);
+                let _ = assoc.abort().await;
+                return;
+            }
+        };
         association::serve(&self.cx, assoc, peer, started).await;
     }
 

@@ -1,13 +1,10 @@
-//! Associations per peer: at most `max_associations_per_peer` from one network address and
-//! `max_associations_per_ae` under one calling AE title, so one console (or one
-//! misbehaving host) cannot hold every association slot.
+//! Established associations per peer: at most `max_associations_per_peer` from one
+//! network address and `max_associations_per_ae` under one calling AE title, so one
+//! console (or one misbehaving host) cannot hold every association slot.
 //!
-//! [`PeerLimits::admit`] counts a connection in as soon as its association request is
-//! seen (under its calling AE title when the request's head could be read), before the
-//! request is negotiated, so two requests racing cannot both pass the last place; the
-//! returned [`PeerHold`] counts it out when dropped. When the title was not known then (a
-//! TLS peer, a request that arrived in pieces), [`PeerHold::count_ae`] counts it once the
-//! association is established.
+//! [`PeerLimits::admit`] counts an established association in and returns a [`PeerHold`]
+//! that counts it out when dropped; [`PeerLimits::would_refuse`] answers the same question
+//! without counting, for refusing a request before it is negotiated.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -57,7 +54,6 @@ pub(crate) struct PeerHold {
     address: IpAddr,
     /// The calling AE title it is counted under, once known.
     ae: Option<String>,
-    per_ae: usize,
     counts: Arc<Mutex<Counts>>,
 }
 
@@ -81,6 +77,18 @@ impl PeerLimits {
         }
     }
 
+    /// Whether one more association from `address` (under `ae`, when known) would pass a
+    /// limit; counts nothing.
+    pub(crate) fn would_refuse(&self, address: IpAddr, ae: Option<&str>) -> Option<PeerLimit> {
+        let c = lock(&self.counts);
+        if c.by_address.get(&address).copied().unwrap_or(0) >= self.per_address {
+            return Some(PeerLimit::Address(self.per_address));
+        }
+        let ae = ae.map(ae_key)?;
+        (c.by_ae.get(&ae).copied().unwrap_or(0) >= self.per_ae)
+            .then_some(PeerLimit::CallingAe(self.per_ae))
+    }
+
     /// Counts an association from `address` in, under the calling AE title `ae` when it
     /// is known, or says which limit it would pass.
     pub(crate) fn admit(&self, address: IpAddr, ae: Option<&str>) -> Result<PeerHold, PeerLimit> {
@@ -101,29 +109,8 @@ impl PeerLimits {
         Ok(PeerHold {
             address,
             ae,
-            per_ae: self.per_ae,
             counts: self.counts.clone(),
         })
-    }
-}
-
-impl PeerHold {
-    /// Counts the association under its calling AE title `ae` too, unless it already is;
-    /// the limit it would pass otherwise.
-    pub(crate) fn count_ae(&mut self, ae: &str) -> Result<(), PeerLimit> {
-        if self.ae.is_some() {
-            return Ok(());
-        }
-        let ae = ae_key(ae);
-        let mut c = lock(&self.counts);
-        let n = c.by_ae.entry(ae.clone()).or_default();
-        if *n >= self.per_ae {
-            return Err(PeerLimit::CallingAe(self.per_ae));
-        }
-        *n += 1;
-        drop(c);
-        self.ae = Some(ae);
-        Ok(())
     }
 }
 
@@ -184,6 +171,15 @@ mod tests {
             Some(PeerLimit::Address(3))
         );
         assert_eq!(limits.admit(ip(1), None).err(), Some(PeerLimit::Address(3)));
+        assert_eq!(
+            limits.would_refuse(ip(1), None),
+            Some(PeerLimit::Address(3))
+        );
+        assert_eq!(
+            limits.would_refuse(ip(4), Some("MRI_3T")),
+            Some(PeerLimit::CallingAe(2))
+        );
+        assert_eq!(limits.would_refuse(ip(4), Some("EEG")), None);
         drop((a, c));
         assert!(
             limits.admit(ip(1), Some("MRI_3T")).is_ok(),
@@ -194,28 +190,6 @@ mod tests {
             !lock(&limits.counts).by_ae.contains_key("CT"),
             "zero counts removed"
         );
-    }
-
-    #[test]
-    fn a_title_learnt_after_negotiation_is_counted_then() {
-        let limits = PeerLimits::new(10, 1);
-        let mut first = limits.admit(ip(1), None).expect("title unknown");
-        first
-            .count_ae("TLS_CONSOLE")
-            .expect("counted once established");
-        first
-            .count_ae("TLS_CONSOLE")
-            .expect("counting again changes nothing");
-        let mut second = limits.admit(ip(2), None).expect("title unknown");
-        assert_eq!(
-            second.count_ae("TLS_CONSOLE").err(),
-            Some(PeerLimit::CallingAe(1))
-        );
-        drop(second);
-        assert_eq!(lock(&limits.counts).by_ae.get("TLS_CONSOLE"), Some(&1));
-        drop(first);
-        assert!(lock(&limits.counts).by_ae.is_empty());
-        assert!(lock(&limits.counts).by_address.is_empty());
     }
 
     #[test]
