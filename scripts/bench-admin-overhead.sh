@@ -36,6 +36,8 @@ write_config() { # $1: file, $2: admin table
 [server]
 ae_title = "MWLBRIDGE"
 max_associations = 64
+max_associations_per_peer = 64
+max_associations_per_ae = 64
 
 $2
 

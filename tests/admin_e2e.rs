@@ -1475,24 +1475,24 @@ fn scrape_csrf(page: &str) -> String {
     v.to_string()
 }
 
-/// The patient ids in each station section of the page.
+/// The patient ids of the page's rows, by each row's station (`data-station`).
 fn stations_of(page: &str) -> BTreeMap<String, BTreeSet<String>> {
-    let mut out = BTreeMap::new();
-    for chunk in page.split("<section").skip(1) {
-        let chunk = chunk.split("</section>").next().unwrap_or_default();
+    let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for chunk in page.split("<tr class=\"entry\"").skip(1) {
+        let chunk = chunk.split("</tr>").next().unwrap_or_default();
         let station = chunk
             .split("data-station=\"")
             .nth(1)
             .and_then(|s| s.split('"').next())
             .expect("data-station")
             .to_string();
-        let ids: BTreeSet<String> = chunk
-            .split("<td>")
-            .filter_map(|c| c.split("</td>").next())
-            .filter(|c| c.starts_with("SUB") || c.starts_with("PAGE"))
-            .map(str::to_string)
-            .collect();
-        out.insert(station, ids);
+        let id = chunk
+            .split("data-label=\"Patient ID\">")
+            .nth(1)
+            .and_then(|c| c.split("</td>").next())
+            .expect("a patient ID cell")
+            .to_string();
+        out.entry(station).or_default().insert(id);
     }
     out
 }
@@ -1579,7 +1579,8 @@ fn the_status_page_logs_in_groups_by_station_and_checks_csrf() {
             ("start_date", today.clone()),
             ("start_time", "1600".to_string()),
             ("station_ae_title", "MRI_3T".to_string()),
-            ("modality", "MR".to_string()),
+            // Not taken: a known station's modality comes from its mapping.
+            ("modality", "CT".to_string()),
         ]
     };
     let fields = manual(&"0".repeat(64));
@@ -1596,6 +1597,56 @@ fn the_status_page_logs_in_groups_by_station_and_checks_csrf() {
     let a = site.form("/manual", Some(&cookie), &refs);
     a.expect(StatusCode::SEE_OTHER);
     assert_eq!(site.worklist_ids(&w, "source=manual"), ["PAGE1"]);
+    // It took its station's modality, whatever the form said.
+    let a = site.api(Method::GET, "/api/v1/worklist?source=manual", &w, None);
+    assert_eq!(a.json()[0]["modality"], "MR", "{}", a.body);
+    // A station the mapping does not name is refused, on the form, with what was typed.
+    let mut fields = manual(&csrf);
+    fields[1].1 = "PAGE2".to_string();
+    fields[5].1 = "NOT_A_SCANNER".to_string();
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = site.form("/manual", Some(&cookie), &refs);
+    a.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("is not a known station"), "{}", a.body);
+    assert!(a.body.contains("value=\"PAGE2\""), "{}", a.body);
+    assert_eq!(site.worklist_ids(&w, "source=manual"), ["PAGE1"]);
+
+    // A row's status button: refused without the page's CSRF token or for an entry that
+    // is not there (the page again, saying so); done with both, as set by admin.
+    let status = |csrf: &str, record: &str| {
+        vec![
+            ("csrf", csrf.to_string()),
+            ("source", "calpendo".to_string()),
+            ("record_id", record.to_string()),
+            ("status", "COMPLETED".to_string()),
+        ]
+    };
+    let fields = status("wrong", "101");
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    site.form("/entries/status", Some(&cookie), &refs)
+        .expect(StatusCode::FORBIDDEN);
+    let fields = status(&csrf, "no-such-booking");
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = site.form("/entries/status", Some(&cookie), &refs);
+    a.expect(StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(a.body.contains("no longer in the worklist"), "{}", a.body);
+    assert!(
+        site.worklist_ids(&w, "status=COMPLETED")
+            .contains(&"SUB109".to_string())
+    );
+    assert!(
+        !site
+            .worklist_ids(&w, "status=COMPLETED")
+            .contains(&"SUB101".to_string())
+    );
+    let fields = status(&csrf, "101");
+    let refs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = site.form("/entries/status", Some(&cookie), &refs);
+    a.expect(StatusCode::SEE_OTHER);
+    assert_eq!(a.header("location"), "/?flash=status");
+    let a = site.api(Method::GET, "/api/v1/entries/calpendo/101", &w, None);
+    assert_eq!(a.json()["status"], "COMPLETED", "{}", a.body);
+    assert_eq!(a.json()["status_set_by"], "admin", "{}", a.body);
 
     // Sync now with the right token: 303 and a new run.
     let runs_before = site.sync_runs(&w).len();
@@ -1634,6 +1685,20 @@ fn the_status_page_logs_in_groups_by_station_and_checks_csrf() {
         &[("csrf", &read_csrf), ("source", "calpendo")],
     );
     a.expect(StatusCode::FORBIDDEN);
+    assert!(!page.body.contains("action=\"/entries/status\""));
+    let a = site.form(
+        "/entries/status",
+        Some(&read_cookie),
+        &[
+            ("csrf", &read_csrf),
+            ("source", "calpendo"),
+            ("record_id", "102"),
+            ("status", "DISCONTINUED"),
+        ],
+    );
+    a.expect(StatusCode::FORBIDDEN);
+    let a = site.api(Method::GET, "/api/v1/entries/calpendo/102", &w, None);
+    assert_eq!(a.json()["status"], "SCHEDULED", "{}", a.body);
 
     // Sign out ends the session.
     let a = site.form("/logout", Some(&cookie), &[("csrf", &csrf)]);

@@ -1,29 +1,35 @@
 //! The admin status page in a real browser: the real `mwlbridge serve` fed by the fake
 //! Calpendo, its `[admin]` interface on a free loopback port, a write token made with
 //! `mwlbridge token create`, and headless Chromium driven through chromedriver
-//! (WebDriver, `fantoccini`).
+//! (WebDriver, `fantoccini`; see `common::browser`). What the page changes is checked
+//! with DCMTK `findscu`, as a console would see it.
 //!
 //! Chromium and chromedriver are Debian's `chromium` and `chromium-driver` packages;
-//! `scripts/test.sh` installs them. Without them this test fails (it does not skip).
+//! `scripts/test.sh` installs them. Without them these tests fail (they do not skip).
 //!
-//! It leaves screenshots for people to look at: `target/admin-page.png` (desktop, right
-//! after signing in) and `target/admin-page-phone.png` (390×844).
+//! They leave screenshots for people to look at (desktop 1200×900, phone 390×844):
+//! `target/admin-page.png` and `target/admin-page-phone.png` (right after signing in),
+//! `target/scan-day-desktop.png` and `target/scan-day-phone.png` (every status on the
+//! page), `target/station-view.png` and `target/station-view-phone.png`, and
+//! `target/stale-banner.png` (a source that keeps failing) and
+//! `target/manual-entry-refused.png` (the manual-entry form refused, with a station picked).
 
 mod common;
 
-use std::net::{Ipv4Addr, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use calpendo_fake::FakeBooking;
-use common::scp::{Site, free_port};
+use calpendo_fake::{FakeBooking, Fault, FaultScope};
+use common::browser::{
+    Driver, STEP, assert_fits_phone, attr, browser, browser_tools, click, exists, fill, pick,
+    screenshot, sign_in, source, submit, target_dir, texts, wait_for_text,
+};
+use common::scp::{FindResult, Site, findscu, free_port, mwl_bookings, sps_item, text};
 use common::{booking, today};
-use fantoccini::{Client, ClientBuilder, Locator};
+use dicom_dictionary_std::tags;
+use fantoccini::{Client, Locator};
 use worklist_store::format_da;
 
-/// How long any one browser step may take before the test gives up.
-const STEP: Duration = Duration::from_secs(30);
+const SPS: &str = "ScheduledProcedureStepSequence[0]";
 
 /// The fake's bookings: four today on three stations, one tomorrow (not on the page).
 ///
@@ -47,289 +53,165 @@ fn bookings() -> Vec<FakeBooking> {
     ]
 }
 
-/// Where a program is on `PATH`.
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-    })
+/// A site with its admin interface, a write token, and a browser for it.
+struct PageSite {
+    site: Site,
+    base: String,
+    token: String,
+    driver: Driver,
+    chromium: std::path::PathBuf,
+    _profile: tempfile::TempDir,
 }
 
-/// Chromium and chromedriver, or a failure that says how to get them.
-fn browser_tools() -> (PathBuf, PathBuf) {
-    let chromium = on_path("chromium").or_else(|| on_path("chromium-browser"));
-    let driver = on_path("chromedriver");
-    match (chromium, driver) {
-        (Some(c), Some(d)) => (c, d),
-        (c, d) => panic!(
-            "this test drives headless Chromium and needs both `chromium` (found: {c:?}) and \
-             `chromedriver` (found: {d:?}) on PATH. Install them with \
-             `apt-get install chromium chromium-driver` (Debian), or run scripts/test.sh, \
-             which installs them"
-        ),
-    }
-}
-
-/// The workspace's `target` directory.
-fn target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-}
-
-/// chromedriver as a child process in its own process group; dropping it (also while a
-/// failed assertion unwinds) ends chromedriver and the Chromium it started.
-struct Driver {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Driver {
-    fn start(program: &Path, dir: &Path) -> Driver {
-        use std::os::unix::process::CommandExt as _;
-        for _attempt in 0..5 {
-            let port = free_port();
-            let log = dir.join(format!("chromedriver-{port}.log"));
-            let out = std::fs::File::create(&log).expect("chromedriver log");
-            let err = out.try_clone().expect("clone log");
-            let child = Command::new(program)
-                .arg(format!("--port={port}"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::from(out))
-                .stderr(Stdio::from(err))
-                .process_group(0)
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}", program.display()));
-            let mut driver = Driver { child, port, log };
-            let deadline = Instant::now() + STEP;
-            loop {
-                if let Ok(Some(_)) = driver.child.try_wait() {
-                    // Most likely the port was taken meanwhile: another one.
-                    break;
-                }
-                if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
-                    return driver;
-                }
-                assert!(
-                    Instant::now() < deadline,
-                    "chromedriver does not listen on {port}:\n{}",
-                    driver.log_text()
-                );
-                std::thread::sleep(Duration::from_millis(50));
-            }
+impl PageSite {
+    /// `admin_keys` and `source_keys` are added to the `[admin]` and source tables.
+    fn start(bookings: Vec<FakeBooking>, admin_keys: &str, source_keys: &str) -> PageSite {
+        let (chromium, chromedriver) = browser_tools();
+        let admin_port = free_port();
+        let site = Site::start_with(
+            bookings,
+            &format!(
+                "[admin]\nenabled = true\nbind = \"127.0.0.1\"\nport = {admin_port}\n{admin_keys}"
+            ),
+            source_keys,
+        );
+        let created = common::run(&[
+            "token",
+            "create",
+            "--config",
+            site.config().to_str().expect("utf-8 path"),
+            "--name",
+            "browser-e2e",
+            "--role",
+            "write",
+        ]);
+        assert!(
+            created.status.success(),
+            "token create: {}",
+            common::stderr(&created)
+        );
+        let token = common::stdout(&created).trim().to_string();
+        assert!(token.starts_with("mwlb_"), "token {token:?}");
+        let profile = tempfile::Builder::new()
+            .prefix("mwlbridge-chromium-")
+            .tempdir()
+            .expect("profile dir");
+        let driver = Driver::start(&chromedriver, &site.dir);
+        PageSite {
+            base: format!("http://127.0.0.1:{admin_port}"),
+            site,
+            token,
+            driver,
+            chromium,
+            _profile: profile,
         }
-        panic!("chromedriver did not start on 5 ports");
     }
 
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+    async fn browser(&self) -> Client {
+        browser(&self.driver, &self.chromium, self._profile.path()).await
     }
 
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
     }
 
-    /// Sends `signal` to chromedriver's process group (itself and the browser it runs).
-    fn signal_group(&self, signal: &str) {
-        let _ = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg("--")
-            .arg(format!("-{}", self.child.id()))
-            .stderr(Stdio::null())
-            .status();
+    /// `findscu` with today's date and `keys` (PatientID is always asked for).
+    fn find_today(&self, keys: &[&str]) -> FindResult {
+        let date = format!(
+            "{SPS}.ScheduledProcedureStepStartDate={}",
+            format_da(today())
+        );
+        let mut all = vec!["PatientID", &date];
+        all.extend_from_slice(keys);
+        let r = findscu(self.site.port(), &all, &[]);
+        r.assert_success();
+        r
     }
-}
 
-impl Drop for Driver {
-    fn drop(&mut self) {
-        self.signal_group("TERM");
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        // Browser processes may outlive chromedriver itself: the whole group goes.
-        self.signal_group("KILL");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    /// The patient IDs a console's query for today gets when it names no status.
+    fn offered_today(&self) -> Vec<String> {
+        self.find_today(&[]).patient_ids()
     }
 }
 
-/// A WebDriver session on headless Chromium with a fresh profile in `profile`.
-async fn browser(driver: &Driver, chromium: &Path, profile: &Path) -> Client {
-    let caps = serde_json::json!({
-        "browserName": "chrome",
-        "goog:chromeOptions": {
-            "binary": chromium,
-            "args": [
-                "--headless=new",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--window-size=1200,900",
-                format!("--user-data-dir={}", profile.display()),
-            ],
-        },
-    });
-    let serde_json::Value::Object(caps) = caps else {
-        unreachable!("an object")
-    };
-    let connector = hyper_util::client::legacy::connect::HttpConnector::new();
-    ClientBuilder::new(connector)
-        .capabilities(caps)
-        .connect(&driver.url())
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "no WebDriver session: {e}\nchromedriver log:\n{}",
-                driver.log_text()
-            )
-        })
-}
-
-/// The page's HTML, for failure messages.
-async fn source(c: &Client) -> String {
-    c.source()
-        .await
-        .unwrap_or_else(|e| format!("(no source: {e})"))
-}
-
-/// The text of the first element matching `css`, once it contains `needle` (polled until
-/// [`STEP`] has passed: a form's answer may still be loading).
-async fn wait_for_text(c: &Client, css: &str, needle: &str) -> String {
-    let deadline = Instant::now() + STEP;
-    let mut last = String::new();
-    loop {
-        if let Ok(e) = c.find(Locator::Css(css)).await {
-            last = e.text().await.unwrap_or_default();
-            if last.contains(needle) {
-                return last;
-            }
-        }
-        if Instant::now() >= deadline {
-            panic!(
-                "{css:?} never showed {needle:?} (last text {last:?}); page:\n{}",
-                source(c).await
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// Every text of the elements matching `css`.
-async fn texts(c: &Client, css: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for e in c.find_all(Locator::Css(css)).await.expect("find_all") {
-        out.push(e.text().await.expect("text"));
-    }
-    out
-}
-
-/// The patient IDs listed under one station's heading.
-async fn station_ids(c: &Client, station: &str) -> Vec<String> {
+/// The patient IDs of the rows under one status's heading, sorted.
+async fn ids_in(c: &Client, status: &str) -> Vec<String> {
     let mut ids = texts(
         c,
-        &format!("section.station[data-station='{station}'] tr.entry td:nth-child(2)"),
+        &format!("section.status-group[data-status='{status}'] tr.entry td:nth-child(2)"),
     )
     .await;
     ids.sort();
     ids
 }
 
-/// Clears a form field and types `value` into it.
-async fn fill(c: &Client, form: &str, name: &str, value: &str) {
-    let field = c
-        .find(Locator::Css(&format!("{form} input[name='{name}']")))
-        .await
-        .unwrap_or_else(|e| panic!("no field {name} in {form}: {e}"));
-    field.clear().await.expect("clear");
-    if !value.is_empty() {
-        field.send_keys(value).await.expect("type");
+/// Panics unless the page's "offered to consoles" count and the rows it lists as
+/// scheduled or in progress are exactly what `offered` (findscu's answer) holds.
+async fn assert_page_offers(c: &Client, offered: &[String]) {
+    let count = attr(c, "#counts", "data-offered").await;
+    assert_eq!(
+        count.as_deref(),
+        Some(offered.len().to_string().as_str()),
+        "the page's count vs findscu's {offered:?}: {}",
+        source(c).await
+    );
+    let mut listed = ids_in(c, "SCHEDULED").await;
+    listed.extend(ids_in(c, "STARTED").await);
+    listed.sort();
+    assert_eq!(
+        listed, offered,
+        "scheduled and in progress on the page vs findscu"
+    );
+}
+
+/// Presses a row's status button and waits for the page to say it is done.
+async fn set_status(c: &Client, record: &str, status: &str) {
+    click(
+        c,
+        &format!("tr.entry[data-record='{record}'] form[data-set='{status}'] button"),
+    )
+    .await;
+    wait_for_text(c, "p.flash", "Status changed").await;
+}
+
+/// The current URL's path and query.
+async fn path_of(c: &Client) -> String {
+    let url = c.current_url().await.expect("url");
+    match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
     }
 }
 
-/// Clicks the submit button of the form matching `form`.
-async fn submit(c: &Client, form: &str) {
-    c.find(Locator::Css(&format!("{form} button[type='submit']")))
-        .await
-        .unwrap_or_else(|e| panic!("no submit button in {form}: {e}"))
-        .click()
-        .await
-        .expect("click");
-}
-
-/// The cells of the calpendo source's row in the sources table.
-async fn source_row(c: &Client) -> Vec<String> {
-    texts(c, "#sources tr.source[data-source='calpendo'] td").await
-}
-
-/// When the calpendo source's newest sync run finished (RFC 3339, from the sources
-/// table's `<time datetime>`).
-async fn last_sync(c: &Client) -> String {
-    c.find(Locator::Css(
-        "#sources tr.source[data-source='calpendo'] time",
-    ))
-    .await
-    .expect("the last sync's time")
-    .attr("datetime")
-    .await
-    .expect("attr")
-    .expect("a datetime attribute")
-}
-
-/// Saves a screenshot of the current page.
-async fn screenshot(c: &Client, path: &Path) {
-    let png = c.screenshot().await.expect("screenshot");
-    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
-    std::fs::create_dir_all(path.parent().expect("parent")).expect("target dir");
-    std::fs::write(path, png).expect("write screenshot");
+/// Reloads `url` until `css` is there (or, with `present` false, gone).
+async fn reload_until(c: &Client, url: &str, css: &str, present: bool) {
+    let deadline = Instant::now() + STEP;
+    loop {
+        c.goto(url).await.expect("reload");
+        if exists(c, css).await == present {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{css:?} never {}: {}",
+            if present { "appeared" } else { "went away" },
+            source(c).await
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
 
 #[test]
 fn the_status_page_works_in_a_real_browser() {
-    let (chromium, chromedriver) = browser_tools();
-    let admin_port = free_port();
-    let site = Site::start(
-        bookings(),
-        &format!("[admin]\nenabled = true\nbind = \"127.0.0.1\"\nport = {admin_port}\n"),
-    );
-    let base = format!("http://127.0.0.1:{admin_port}");
-
-    let created = common::run(&[
-        "token",
-        "create",
-        "--config",
-        site.config().to_str().expect("utf-8 path"),
-        "--name",
-        "browser-e2e",
-        "--role",
-        "write",
-    ]);
-    assert!(
-        created.status.success(),
-        "token create: {}",
-        common::stderr(&created)
-    );
-    let token = common::stdout(&created).trim().to_string();
-    assert!(token.starts_with("mwlb_"), "token {token:?}");
-
-    let profile = tempfile::Builder::new()
-        .prefix("mwlbridge-chromium-")
-        .tempdir()
-        .expect("profile dir");
-    let driver = Driver::start(&chromedriver, &site.dir);
+    let p = PageSite::start(bookings(), "", "");
     let today_da = format_da(today());
+    let token = p.token.clone();
 
-    site.block_on(async {
-        let c = browser(&driver, &chromium, profile.path()).await;
+    p.site.block_on(async {
+        let c = p.browser().await;
 
         // Signed out: the login form, and nothing about any subject.
-        c.goto(&format!("{base}/")).await.expect("open /");
+        c.goto(&p.url("/")).await.expect("open /");
         c.find(Locator::Css("form[action='/login'] input[name='token']"))
             .await
             .expect("the login form");
@@ -340,17 +222,9 @@ fn the_status_page_works_in_a_real_browser() {
                 "{secret:?} on the login page:\n{html}"
             );
         }
+        assert!(!exists(&c, "tr.entry").await);
         assert!(
-            c.find_all(Locator::Css("tr.entry"))
-                .await
-                .expect("find")
-                .is_empty()
-        );
-        assert!(
-            c.find_all(Locator::Css("script"))
-                .await
-                .expect("find")
-                .is_empty(),
+            !exists(&c, "script").await,
             "the page works without JavaScript and has none"
         );
 
@@ -367,14 +241,8 @@ fn the_status_page_works_in_a_real_browser() {
         assert!(c.get_named_cookie("mwlbridge_session").await.is_err());
 
         // Sign in with the write token.
-        fill(&c, "form[action='/login']", "token", &token).await;
-        submit(&c, "form[action='/login']").await;
-        wait_for_text(
-            &c,
-            "h2",
-            &format!("Today's worklist, {today_da} (4 entries)"),
-        )
-        .await;
+        sign_in(&c, &p.base, &token).await;
+        wait_for_text(&c, "#counts", "4 offered to consoles").await;
         let cookie = c
             .get_named_cookie("mwlbridge_session")
             .await
@@ -389,36 +257,83 @@ fn the_status_page_works_in_a_real_browser() {
             !source(&c).await.contains(&token),
             "the token is never echoed into the page"
         );
-        wait_for_text(&c, "p.note", "browser-e2e").await;
+        wait_for_text(&c, "div.who", "browser-e2e").await;
 
-        // Today's entries grouped by station, in order; tomorrow's is not there.
-        let headings = texts(&c, "section.station h3").await;
+        // The day in the site's words, its DICOM date on hover.
+        let heading = texts(&c, "h2").await;
+        let day = today().strftime("%a %-d %b %Y").to_string();
         assert_eq!(
-            headings,
-            ["EEG_LAB (1)", "MRI_3T (2)", "MRI_7T (1)"],
+            heading.first(),
+            Some(&format!("Today, {day}")),
+            "{heading:?}"
+        );
+        assert_eq!(
+            attr(&c, "h2", "title").await.as_deref(),
+            Some(today_da.as_str())
+        );
+
+        // Every status apart; today's entries all scheduled, tomorrow's not there.
+        assert_eq!(
+            texts(&c, "section.status-group h3").await,
+            [
+                "Scheduled (4)",
+                "In progress (0)",
+                "Completed (0)",
+                "Discontinued (0)"
+            ],
             "{}",
             source(&c).await
         );
-        assert_eq!(station_ids(&c, "EEG_LAB").await, ["PG202"]);
-        assert_eq!(station_ids(&c, "MRI_3T").await, ["PG201", "PG204"]);
-        assert_eq!(station_ids(&c, "MRI_7T").await, ["PG203"]);
-        let names = texts(&c, "tr.entry td:nth-child(3)").await;
-        assert!(names.contains(&"Tremblay^Marie".to_string()), "{names:?}");
+        assert_eq!(
+            ids_in(&c, "SCHEDULED").await,
+            ["PG201", "PG202", "PG203", "PG204"]
+        );
         assert!(
             !source(&c).await.contains("PG208"),
             "tomorrow's entry shown"
         );
 
-        // The sources table: the first sync, successful, with what it fetched.
-        let row = source_row(&c).await;
-        assert_eq!(row.first().map(String::as_str), Some("calpendo"), "{row:?}");
-        assert_eq!(row.get(2).map(String::as_str), Some("success"), "{row:?}");
+        // A row: time in 24 h with the DICOM values on hover, "Family, Given" with the
+        // DICOM name on hover, a badge with the DICOM term on hover.
+        let row = "tr.entry[data-record='201']";
+        assert_eq!(texts(&c, &format!("{row} td.time")).await, ["08:00–09:00"]);
         assert_eq!(
-            row.get(4).map(String::as_str),
-            Some("5"),
-            "inserted: {row:?}"
+            attr(&c, &format!("{row} td.time"), "title").await,
+            Some(format!("start {today_da} 080000, end {today_da} 090000"))
         );
-        let first_sync = last_sync(&c).await;
+        assert_eq!(
+            texts(&c, &format!("{row} td.name")).await,
+            ["Tremblay, Marie"]
+        );
+        assert_eq!(
+            attr(&c, &format!("{row} td.name"), "title")
+                .await
+                .as_deref(),
+            Some("Tremblay^Marie")
+        );
+        assert_eq!(texts(&c, &format!("{row} .badge")).await, ["Scheduled"]);
+        assert_eq!(
+            attr(&c, &format!("{row} .badge"), "title").await.as_deref(),
+            Some("SCHEDULED")
+        );
+
+        // A link to each station's view: the mapped stations and today's count.
+        assert_eq!(
+            texts(&c, "nav.stations a").await,
+            ["EEG_LAB (1)", "MOCK (0)", "MRI_3T (2)", "MRI_7T (1)"]
+        );
+
+        // The source in one line: the last success and what it did; no stale banner.
+        let line = texts(&c, "#sources li.source[data-source='calpendo']").await;
+        let line = line.first().cloned().unwrap_or_default();
+        assert!(line.starts_with("calpendo: last success "), "{line}");
+        assert!(
+            line.contains("(5 fetched: 5 new, 0 updated, 0 discontinued); syncs every 1 h."),
+            "{line}"
+        );
+        assert!(!exists(&c, "p.stale").await);
+        let success = "#sources li.source[data-source='calpendo'] time.last-success";
+        let first_sync = attr(&c, success, "datetime").await.expect("datetime");
         assert!(
             first_sync.ends_with('Z'),
             "RFC 3339 UTC instant: {first_sync}"
@@ -426,13 +341,18 @@ fn the_status_page_works_in_a_real_browser() {
 
         screenshot(&c, &target_dir().join("admin-page.png")).await;
 
-        // A manual entry with a bad date: the error names the field; nothing is added.
+        // A manual entry with a bad date: the form again, at its own URL, with the field
+        // at fault and what was typed; nothing is added.
         let form = "form[action='/manual']";
+        assert!(
+            !exists(&c, &format!("{form} input[name='modality']")).await,
+            "the modality comes from the station"
+        );
         fill(&c, form, "patient_id", "WALKBAD").await;
         fill(&c, form, "patient_name", "Bad^Date").await;
         fill(&c, form, "start_date", "2026-13-45").await;
         fill(&c, form, "start_time", "1130").await;
-        fill(&c, form, "station_ae_title", "MRI_3T").await;
+        pick(&c, form, "station_ae_title", "MRI_3T").await;
         submit(&c, form).await;
         let errors = wait_for_text(&c, "div.errors", "start_date").await;
         assert!(errors.contains("YYYYMMDD"), "{errors}");
@@ -440,12 +360,7 @@ fn the_status_page_works_in_a_real_browser() {
             !errors.contains("start_time"),
             "only the date is wrong: {errors}"
         );
-        assert!(
-            !texts(&c, "tr.entry td:nth-child(2)")
-                .await
-                .contains(&"WALKBAD".to_string())
-        );
-        // The form keeps what was typed.
+        assert_eq!(path_of(&c).await, "/manual");
         let kept = c
             .find(Locator::Css(&format!("{form} input[name='patient_id']")))
             .await
@@ -454,122 +369,134 @@ fn the_status_page_works_in_a_real_browser() {
             .await
             .expect("value");
         assert_eq!(kept.as_deref(), Some("WALKBAD"));
+        let picked = c
+            .find(Locator::Css(&format!(
+                "{form} select[name='station_ae_title']"
+            )))
+            .await
+            .expect("station picker")
+            .prop("value")
+            .await
+            .expect("value");
+        assert_eq!(picked.as_deref(), Some("MRI_3T"));
+        screenshot(&c, &target_dir().join("manual-entry-refused.png")).await;
+        // Reloading the refused form's URL shows the form, not a bare 405.
+        c.goto(&p.url("/manual")).await.expect("GET /manual");
+        assert!(exists(&c, &format!("{form} select[name='station_ae_title']")).await);
 
-        // A good one: it is on the page, under its station, from the manual source.
+        // A good one, on the station picked: it takes the station's modality, so an MR
+        // console's query for its modality finds it.
         fill(&c, form, "patient_id", "WALKIN7").await;
         fill(&c, form, "patient_name", "Walker^Ina").await;
         fill(&c, form, "start_date", &today_da).await;
         fill(&c, form, "start_time", "1130").await;
-        fill(&c, form, "station_ae_title", "MRI_3T").await;
-        fill(&c, form, "modality", "MR").await;
+        pick(&c, form, "station_ae_title", "MRI_3T").await;
         fill(&c, form, "sps_description", "Phantom QA").await;
         submit(&c, form).await;
         wait_for_text(&c, "p.flash", "Manual entry added").await;
         assert_eq!(
-            station_ids(&c, "MRI_3T").await,
-            ["PG201", "PG204", "WALKIN7"]
+            ids_in(&c, "SCHEDULED").await,
+            ["PG201", "PG202", "PG203", "PG204", "WALKIN7"]
         );
-        let row = texts(
-            &c,
-            "section.station[data-station='MRI_3T'] tr.entry:nth-child(2) td",
-        )
-        .await;
+        let cells = texts(&c, "tr.entry[data-source='manual'] td").await;
         assert_eq!(
-            row,
-            [
-                "11:30",
-                "WALKIN7",
-                "Walker^Ina",
-                "MR",
-                "Phantom QA",
-                "SCHEDULED",
-                "admin",
-                "manual"
-            ],
-            "entries by start time: {}",
+            cells.get(..9).map(<[String]>::to_vec),
+            Some(
+                [
+                    "11:30",
+                    "WALKIN7",
+                    "Walker, Ina",
+                    "MRI_3T",
+                    "MR",
+                    "Phantom QA",
+                    "Scheduled",
+                    "admin",
+                    "manual"
+                ]
+                .map(String::from)
+                .to_vec()
+            ),
+            "{}",
             source(&c).await
         );
+        assert!(!exists(&c, "div.errors").await);
+        let mr = p.find_today(&[&format!("{SPS}.Modality=MR")]);
         assert!(
-            c.find_all(Locator::Css("div.errors"))
-                .await
-                .expect("find")
-                .is_empty()
+            mr.patient_ids().contains(&"WALKIN7".to_string()),
+            "{:?}",
+            mr.patient_ids()
         );
+        let at_3t = p.find_today(&[
+            &format!("{SPS}.Modality=MR"),
+            &format!("{SPS}.ScheduledStationAETitle=MRI_3T"),
+        ]);
+        assert_eq!(at_3t.patient_ids(), ["PG201", "PG204", "WALKIN7"]);
 
-        // Sync now, after a booking was added in Calpendo: a flash, then a new run that
-        // inserted it.
+        // Sync now, after a booking was added in Calpendo: a flash, then a new success
+        // that inserted it.
         let mut more = bookings();
         more.push(booking(205, "PG205_Walker_Sync", "7T Research", 15));
-        site.fake.set_bookings(more);
+        p.site.fake.set_bookings(more);
         submit(
             &c,
-            "#sources tr.source[data-source='calpendo'] form[action='/sync']",
+            "#sources li.source[data-source='calpendo'] form[action='/sync']",
         )
         .await;
         wait_for_text(&c, "p.flash", "Sync requested").await;
         let deadline = Instant::now() + STEP;
         loop {
-            c.goto(&format!("{base}/")).await.expect("reload");
-            let row = source_row(&c).await;
-            if last_sync(&c).await != first_sync {
-                assert_eq!(row.get(2).map(String::as_str), Some("success"), "{row:?}");
-                assert_eq!(
-                    row.get(4).map(String::as_str),
-                    Some("1"),
-                    "inserted: {row:?}"
+            c.goto(&p.url("/")).await.expect("reload");
+            if attr(&c, success, "datetime").await.as_deref() != Some(first_sync.as_str()) {
+                let line = texts(&c, "#sources li.source[data-source='calpendo']").await;
+                assert!(
+                    line.first()
+                        .is_some_and(|l| l.contains("(6 fetched: 1 new")),
+                    "{line:?}"
                 );
                 break;
             }
             assert!(
                 Instant::now() < deadline,
-                "no new sync run after 'Sync now': {row:?}"
+                "no new sync run after 'Sync now'"
             );
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        assert_eq!(station_ids(&c, "MRI_7T").await, ["PG203", "PG205"]);
+        assert!(ids_in(&c, "SCHEDULED").await.contains(&"PG205".to_string()));
 
-        // Phone size: the page itself never scrolls sideways; wide tables scroll inside
-        // their own container.
+        // Phone size: the page never scrolls sideways; each entry is a card of its own,
+        // its actions within reach.
         c.set_window_size(390, 844).await.expect("resize");
-        c.goto(&format!("{base}/")).await.expect("reload");
-        let sizes = c
+        c.goto(&p.url("/")).await.expect("reload");
+        assert_fits_phone(&c).await;
+        let cards = c
             .execute(
-                "return {inner: window.innerWidth, \
-                 body: document.body.scrollWidth, \
-                 doc: document.documentElement.scrollWidth, \
-                 scrollers: Array.from(document.querySelectorAll('.scroll'))\
-                   .map(e => [e.scrollWidth, e.clientWidth])};",
+                "return Array.from(document.querySelectorAll('tr.entry')).map(r => \
+                 [getComputedStyle(r).display, r.getBoundingClientRect().right, \
+                  r.querySelector('td.actions button').getBoundingClientRect().right]);",
                 vec![],
             )
             .await
             .expect("measure");
-        let inner = sizes["inner"].as_u64().expect("innerWidth");
-        assert!(inner <= 400, "the window is phone-sized: {sizes}");
-        assert!(
-            sizes["body"].as_u64().expect("body") <= inner,
-            "the body overflows sideways at phone size: {sizes}"
-        );
-        assert!(
-            sizes["doc"].as_u64().expect("doc") <= inner,
-            "the document overflows sideways at phone size: {sizes}"
-        );
-        let scrollers = sizes["scrollers"].as_array().expect("array");
-        assert!(
-            scrollers.iter().any(|s| s[0].as_u64() > s[1].as_u64()),
-            "the tables are wider than a phone and scroll in their container: {sizes}"
-        );
+        let cards = cards.as_array().expect("array");
+        assert!(!cards.is_empty());
+        for card in cards {
+            assert_eq!(card[0], "block", "a card: {cards:?}");
+            assert!(
+                card[1].as_f64() <= Some(390.0),
+                "within the width: {cards:?}"
+            );
+            assert!(
+                card[2].as_f64() <= Some(390.0),
+                "buttons within reach: {cards:?}"
+            );
+        }
         screenshot(&c, &target_dir().join("admin-page-phone.png")).await;
 
         // Signing out ends the session.
         c.set_window_size(1200, 900).await.expect("resize");
         submit(&c, "form[action='/logout']").await;
         let deadline = Instant::now() + STEP;
-        while c
-            .find_all(Locator::Css("form[action='/login']"))
-            .await
-            .expect("find")
-            .is_empty()
-        {
+        while !exists(&c, "form[action='/login']").await {
             assert!(Instant::now() < deadline, "still signed in");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -579,8 +506,292 @@ fn the_status_page_works_in_a_real_browser() {
     });
 
     // The server logged the token's name, never the token.
-    let log = site.server.log();
+    let log = p.site.server.log();
     assert!(log.contains("browser-e2e"), "{log}");
     assert!(!log.contains(&token), "the token is in the log");
-    drop(driver);
+}
+
+/// Every status on the page, its counts against findscu's, each row action and the
+/// manual entry's edit and delete as a console sees them, and one station's view.
+#[test]
+fn the_scan_day_matches_what_consoles_get() {
+    let p = PageSite::start(mwl_bookings(), "", "");
+    let today_da = format_da(today());
+    let ids = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+
+    p.site.block_on(async {
+        let c = p.browser().await;
+        sign_in(&c, &p.base, &p.token).await;
+
+        // Completed and discontinued steps are listed apart and not counted as offered:
+        // the page's count is findscu's.
+        let offered = p.offered_today();
+        assert_eq!(
+            offered,
+            ids(&[
+                "SUB101", "SUB102", "SUB103", "SUB104", "SUB105", "SUB106", "SUB110"
+            ])
+        );
+        assert_page_offers(&c, &offered).await;
+        wait_for_text(
+            &c,
+            "#counts",
+            "7 offered to consoles (6 scheduled, 1 in progress)",
+        )
+        .await;
+        wait_for_text(&c, "#counts", "not offered: 1 completed, 1 discontinued").await;
+        assert_eq!(
+            texts(&c, "section.status-group h3").await,
+            [
+                "Scheduled (6)",
+                "In progress (1)",
+                "Completed (1)",
+                "Discontinued (1)"
+            ]
+        );
+        assert_eq!(ids_in(&c, "COMPLETED").await, ["SUB109"]);
+        assert_eq!(ids_in(&c, "DISCONTINUED").await, ["SUB107"]);
+        for (record, words, term) in [
+            ("110", "In progress", "STARTED"),
+            ("109", "Completed", "COMPLETED"),
+            ("107", "Discontinued", "DISCONTINUED"),
+            ("105", "Scheduled", "SCHEDULED"),
+        ] {
+            let badge = format!("tr.entry[data-record='{record}'] .badge");
+            assert_eq!(texts(&c, &badge).await, [words], "{record}");
+            assert_eq!(attr(&c, &badge, "title").await.as_deref(), Some(term));
+        }
+        assert_eq!(
+            texts(&c, "tr.entry[data-record='105'] td.name").await,
+            ["Hébert, Zoë"]
+        );
+        screenshot(&c, &target_dir().join("scan-day-desktop.png")).await;
+
+        // Each row action changes what a console gets, recorded as set by admin.
+        set_status(&c, "101", "COMPLETED").await;
+        let offered = p.offered_today();
+        assert!(!offered.contains(&"SUB101".to_string()), "{offered:?}");
+        assert_page_offers(&c, &offered).await;
+        assert_eq!(ids_in(&c, "COMPLETED").await, ["SUB101", "SUB109"]);
+        assert_eq!(
+            texts(&c, "tr.entry[data-record='101'] td:nth-child(8)").await,
+            ["admin"]
+        );
+        set_status(&c, "101", "SCHEDULED").await;
+        let offered = p.offered_today();
+        assert!(offered.contains(&"SUB101".to_string()), "{offered:?}");
+        assert_page_offers(&c, &offered).await;
+
+        set_status(&c, "102", "DISCONTINUED").await;
+        let offered = p.offered_today();
+        assert!(!offered.contains(&"SUB102".to_string()), "{offered:?}");
+        assert_page_offers(&c, &offered).await;
+        let discontinued =
+            p.find_today(&[&format!("{SPS}.ScheduledProcedureStepStatus=DISCONTINUED")]);
+        assert_eq!(discontinued.patient_ids(), ["SUB102", "SUB107"]);
+
+        // In progress: completed takes it off the worklist; a step the sync discontinued
+        // can be offered again.
+        set_status(&c, "110", "COMPLETED").await;
+        set_status(&c, "107", "SCHEDULED").await;
+        let offered = p.offered_today();
+        assert_eq!(
+            offered,
+            ids(&["SUB101", "SUB103", "SUB104", "SUB105", "SUB106", "SUB107"])
+        );
+        assert_page_offers(&c, &offered).await;
+
+        // A manual entry on a picked station: findscu finds it with its station's
+        // modality; edited, it finds the new values; marked completed, it is gone from
+        // the default query; deleted, it is gone.
+        let form = "form[action='/manual']";
+        fill(&c, form, "patient_id", "WALK1").await;
+        fill(&c, form, "patient_name", "Walk^One").await;
+        fill(&c, form, "start_date", &today_da).await;
+        fill(&c, form, "start_time", "0715").await;
+        pick(&c, form, "station_ae_title", "MRI_7T").await;
+        submit(&c, form).await;
+        wait_for_text(&c, "p.flash", "Manual entry added").await;
+        let at_7t = [
+            format!("{SPS}.Modality=MR"),
+            format!("{SPS}.ScheduledStationAETitle=MRI_7T"),
+            format!("{SPS}.ScheduledProcedureStepStartTime"),
+        ];
+        let at_7t: Vec<&str> = at_7t.iter().map(String::as_str).collect();
+        assert_eq!(p.find_today(&at_7t).patient_ids(), ["SUB103", "WALK1"]);
+
+        click(&c, "tr.entry[data-source='manual'] a.edit").await;
+        let edit = "form[action='/manual/edit']";
+        wait_for_text(&c, "h2", "Edit a manual entry").await;
+        let kept = c
+            .find(Locator::Css(&format!("{edit} input[name='start_time']")))
+            .await
+            .expect("field")
+            .prop("value")
+            .await
+            .expect("value");
+        assert_eq!(kept.as_deref(), Some("071500"));
+        fill(&c, edit, "patient_id", "WALK2").await;
+        fill(&c, edit, "start_time", "1845").await;
+        submit(&c, edit).await;
+        wait_for_text(&c, "p.flash", "Manual entry saved").await;
+        let r = p.find_today(&at_7t);
+        assert_eq!(r.patient_ids(), ["SUB103", "WALK2"]);
+        assert_eq!(
+            text(
+                sps_item(r.by_patient_id("WALK2")),
+                tags::SCHEDULED_PROCEDURE_STEP_START_TIME
+            ),
+            "184500"
+        );
+        let record = attr(&c, "tr.entry[data-source='manual']", "data-record")
+            .await
+            .expect("record id");
+        set_status(&c, &record, "COMPLETED").await;
+        assert_eq!(p.find_today(&at_7t).patient_ids(), ["SUB103"]);
+        set_status(&c, &record, "SCHEDULED").await;
+        assert_eq!(p.find_today(&at_7t).patient_ids(), ["SUB103", "WALK2"]);
+        click(
+            &c,
+            "tr.entry[data-source='manual'] form[action='/manual/delete'] button",
+        )
+        .await;
+        wait_for_text(&c, "p.flash", "Manual entry deleted").await;
+        assert_eq!(p.find_today(&at_7t).patient_ids(), ["SUB103"]);
+        assert!(!exists(&c, "tr.entry[data-source='manual']").await);
+
+        // A form's URL asked for with GET shows the page or its form, never a bare 405.
+        for (path, lands_on, shows) in [
+            ("/entries/status", "/", "#counts"),
+            ("/manual/delete", "/", "#counts"),
+            ("/sync", "/", "#counts"),
+            ("/manual", "/manual", "form[action='/manual']"),
+        ] {
+            c.goto(&p.url(path)).await.expect("GET");
+            assert_eq!(path_of(&c).await, lands_on, "GET {path}");
+            assert!(exists(&c, shows).await, "GET {path}: {}", source(&c).await);
+        }
+
+        // One station's view: its entries only, its count is findscu's for that station,
+        // it reloads itself without JavaScript, and its actions come back to it.
+        c.goto(&p.url("/")).await.expect("open /");
+        click(&c, "nav.stations a[data-station='MRI_7T']").await;
+        wait_for_text(&c, "h1", "MRI_7T").await;
+        assert_eq!(path_of(&c).await, "/stations/MRI_7T");
+        assert_eq!(
+            attr(&c, "meta[http-equiv='refresh']", "content")
+                .await
+                .as_deref(),
+            Some("60; url=/stations/MRI_7T")
+        );
+        assert!(!exists(&c, "script").await);
+        let stations: Vec<String> = {
+            let mut v = Vec::new();
+            for e in c.find_all(Locator::Css("tr.entry")).await.expect("rows") {
+                v.push(
+                    e.attr("data-station")
+                        .await
+                        .expect("attr")
+                        .unwrap_or_default(),
+                );
+            }
+            v
+        };
+        assert!(
+            !stations.is_empty() && stations.iter().all(|s| s == "MRI_7T"),
+            "{stations:?}"
+        );
+        let station_key = format!("{SPS}.ScheduledStationAETitle=MRI_7T");
+        let offered_7t = p.find_today(&[&station_key]).patient_ids();
+        assert_eq!(offered_7t, ["SUB103"]);
+        assert_page_offers(&c, &offered_7t).await;
+        assert_eq!(ids_in(&c, "COMPLETED").await, ["SUB109", "SUB110"]);
+        screenshot(&c, &target_dir().join("station-view.png")).await;
+        set_status(&c, "103", "COMPLETED").await;
+        assert_eq!(path_of(&c).await, "/stations/MRI_7T?flash=status");
+        assert!(p.find_today(&[&station_key]).patient_ids().is_empty());
+        assert_page_offers(&c, &[]).await;
+        set_status(&c, "103", "SCHEDULED").await;
+
+        // Phone size: both pages fit the width.
+        c.set_window_size(390, 844).await.expect("resize");
+        c.goto(&p.url("/stations/MRI_7T")).await.expect("station");
+        assert_fits_phone(&c).await;
+        screenshot(&c, &target_dir().join("station-view-phone.png")).await;
+        c.goto(&p.url("/")).await.expect("open /");
+        assert_fits_phone(&c).await;
+        screenshot(&c, &target_dir().join("scan-day-phone.png")).await;
+
+        c.close().await.expect("close the browser");
+    });
+
+    // Subject names and IDs never reach the log (it is at INFO).
+    let log = p.site.server.log();
+    assert!(
+        log.contains("status overridden from the status page"),
+        "{log}"
+    );
+    for secret in ["SUB10", "WALK1", "WALK2", "Tremblay", "Hébert", "Walk^"] {
+        assert!(!log.contains(secret), "{secret:?} logged:\n{log}");
+    }
+}
+
+/// A source that keeps failing: after `unready_after_intervals` of its intervals without
+/// a success the page says the worklist may be stale (when `/readyz` turns 503), and its
+/// line names the failed attempt and its error; the banner goes once it succeeds again.
+#[test]
+fn a_failing_source_shows_the_stale_banner() {
+    let p = PageSite::start(
+        bookings(),
+        "unready_after_intervals = 2\n",
+        "sync_interval = 2\n",
+    );
+    p.site.block_on(async {
+        let c = p.browser().await;
+        sign_in(&c, &p.base, &p.token).await;
+        assert!(!exists(&c, "p.stale").await, "{}", source(&c).await);
+
+        p.site.fake.set_fault(Fault::Status(503), FaultScope::All);
+        reload_until(&c, &p.url("/"), "p.stale[data-source='calpendo']", true).await;
+        // The failed attempt is recorded once its retries are over.
+        reload_until(&c, &p.url("/"), "#sources span.failed", true).await;
+        let banner = texts(&c, "p.stale").await.join("\n");
+        assert!(
+            banner.contains(
+                "This worklist may be stale: calpendo has not synced successfully since "
+            ),
+            "{banner}"
+        );
+        assert!(banner.contains("it syncs every 2 s"), "{banner}");
+        let line = texts(&c, "#sources li.source[data-source='calpendo']").await;
+        let line = line.first().cloned().unwrap_or_default();
+        assert!(line.contains("last success "), "{line}");
+        assert!(line.contains("; last attempt "), "{line}");
+        assert!(line.contains(" failed: "), "{line}");
+        assert!(line.contains("503"), "the error is named: {line}");
+        assert_eq!(
+            attr(
+                &c,
+                "#sources li.source[data-source='calpendo']",
+                "data-ready"
+            )
+            .await
+            .as_deref(),
+            Some("false")
+        );
+        screenshot(&c, &target_dir().join("stale-banner.png")).await;
+        // The same rule as /readyz.
+        c.goto(&p.url("/readyz")).await.expect("readyz");
+        let body = source(&c).await;
+        assert!(body.contains("\"ready\":false"), "{body}");
+
+        p.site.fake.clear_fault();
+        reload_until(&c, &p.url("/"), "p.stale", false).await;
+        let line = texts(&c, "#sources li.source[data-source='calpendo']").await;
+        assert!(
+            line.first().is_some_and(|l| !l.contains("failed")),
+            "{line:?}"
+        );
+        c.close().await.expect("close the browser");
+    });
 }

@@ -108,6 +108,7 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+pub mod browser;
 pub mod config;
 pub mod dicom_client;
 pub mod harness;

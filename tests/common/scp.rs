@@ -187,7 +187,7 @@ pub fn write_server_config(dir: &Path, base_url: &str, server_keys: &str) -> Pat
 }
 
 /// [`write_server_config`] with `extra_source_keys` added to the source's table (e.g.
-/// `protocol = "BRAIN_ROUTINE"`).
+/// `protocol = "BRAIN_ROUTINE"`; a `sync_interval` there replaces the default hour).
 pub fn write_server_config_with(
     dir: &Path,
     base_url: &str,
@@ -197,9 +197,14 @@ pub fn write_server_config_with(
     let db = dir.join("worklist.db");
     // The deadline leaves room for the 3,000-booking sites on a loaded machine (a first
     // sync that misses it fails the test); the harness waits 60 s for it.
-    let source_keys = format!(
-        "sync_interval = 3600\nsync_deadline = 45\nrequest_timeout = 5\n{extra_source_keys}"
-    );
+    // An hour between syncs unless the test sets its own `sync_interval`.
+    let interval = if extra_source_keys.contains("sync_interval") {
+        ""
+    } else {
+        "sync_interval = 3600\n"
+    };
+    let source_keys =
+        format!("{interval}sync_deadline = 45\nrequest_timeout = 5\n{extra_source_keys}");
     SiteConfig {
         server: Some(server_keys),
         // The admin interface stays off unless `server_keys` brings its own `[admin]`.

@@ -12,7 +12,8 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 use utoipa::OpenApi;
 use worklist_store::{
-    EntryFilter, MANUAL_SOURCE, ManualEntryError, StatusSetBy, StepStatus, parse_da,
+    EntryFilter, MANUAL_SOURCE, ManualEntryError, StatusSetBy, StepStatus, Store, StoreError,
+    StoredEntry, parse_da,
 };
 
 use crate::AppState;
@@ -395,17 +396,7 @@ async fn set_status(
                 ),
             }])
         })?;
-    let (src, rec) = (source.clone(), record_id.clone());
-    let updated = state
-        .ctx
-        .store
-        .run(move |s| {
-            let Some(e) = s.get(&src, &rec)? else {
-                return Ok(None);
-            };
-            s.set_status(e.meta.row_id, status, StatusSetBy::Admin, Timestamp::now())?;
-            s.get(&src, &rec)
-        })
+    let updated = override_status(&state.ctx.store, &source, &record_id, status)
         .await
         .map_err(ApiError::store)?
         .ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "no such entry"))?;
@@ -414,6 +405,27 @@ async fn set_status(
         status = status.as_dicom(), "status overridden by an admin"
     );
     Ok(Json(EntryView::from(&updated)))
+}
+
+/// Sets an entry's status as an admin's choice (recorded as set by `admin`, so a sync
+/// never resets it); the entry as it is then, or `None` when there is no such entry. The
+/// API and the status page both change statuses through this.
+pub(crate) async fn override_status(
+    store: &Store,
+    source: &str,
+    record_id: &str,
+    status: StepStatus,
+) -> Result<Option<StoredEntry>, StoreError> {
+    let (src, rec) = (source.to_string(), record_id.to_string());
+    store
+        .run(move |s| {
+            let Some(e) = s.get(&src, &rec)? else {
+                return Ok(None);
+            };
+            s.set_status(e.meta.row_id, status, StatusSetBy::Admin, Timestamp::now())?;
+            s.get(&src, &rec)
+        })
+        .await
 }
 
 fn manual_error(e: ManualEntryError) -> ApiError {
@@ -634,11 +646,6 @@ async fn list_sources(
         ],
     );
     Ok(([(header::LINK, link)], Json(page)).into_response())
-}
-
-/// Every configured source with its newest run (the status page).
-pub(crate) async fn source_views(state: &AppState) -> Result<Vec<SourceView>, ApiError> {
-    views_of(state, state.ctx.sync.sources()).await
 }
 
 async fn views_of(state: &AppState, sources: Vec<SourceInfo>) -> Result<Vec<SourceView>, ApiError> {

@@ -6,11 +6,10 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use jiff::Timestamp;
 use serde::Serialize;
 use worklist_store::StepStatus;
 
-use crate::AppState;
+use crate::{AppState, readiness};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -54,56 +53,41 @@ pub(crate) struct Readiness {
     sources: Vec<SourceReadiness>,
 }
 
-/// `GET /readyz`: 200 when the store answers and no enabled source has gone without a
-/// successful sync for `unready_after_intervals` of its intervals (counted from start when
-/// it never succeeded); 503 otherwise.
+/// `GET /readyz`: 200 when the store answers (its file still the one opened, its newest
+/// write not failed) and every enabled source is ready by the
+/// rule in [`crate::readiness`] (no `unready_after_intervals` of its intervals without a
+/// successful sync); 503 otherwise.
 async fn readyz(State(state): State<AppState>) -> Response {
     let ctx = &state.ctx;
-    let store = ctx.store.clone();
-    let sources = ctx.sync.sources();
-    let names: Vec<String> = sources.iter().map(|s| s.name.clone()).collect();
-    let looked_up = store
-        .run(move |s| {
-            s.count()?;
-            names
-                .iter()
-                .map(|n| {
-                    Ok((
-                        s.recent_sync_runs(Some(n), 1)?.pop(),
-                        s.last_successful_sync(n)?,
-                    ))
-                })
-                .collect::<Result<Vec<_>, worklist_store::StoreError>>()
-        })
-        .await;
-    let now = Timestamp::now();
-    let (store_state, runs) = match looked_up {
-        Ok(runs) => ("ok".to_string(), runs),
+    let (store_state, states) = match readiness::source_states(ctx).await {
+        // The file deleted or replaced under the process, or the newest write failed:
+        // what consoles are answered may be stale and nothing new is stored.
+        Ok(states) => match ctx.store.problem() {
+            None => ("ok".to_string(), states),
+            Some(problem) => (problem.to_string(), states),
+        },
         Err(e) => {
             tracing::error!(error = %e, "readiness: the worklist database is unavailable");
-            ("unavailable".to_string(), vec![(None, None); sources.len()])
+            let sources = ctx.sync.sources();
+            let none = vec![(None, None); sources.len()];
+            (
+                "unavailable".to_string(),
+                readiness::judge_all(ctx, sources, none),
+            )
         }
     };
     let mut ready = store_state == "ok";
     let mut out = Vec::new();
-    for (source, (last, success)) in sources.iter().zip(runs) {
-        let since = success.as_ref().map_or(ctx.started_at, |r| r.finished_at);
-        let age = now.duration_since(since).as_secs().max(0);
-        let allowed = source
-            .interval
-            .as_secs()
-            .saturating_mul(u64::from(ctx.settings.unready_after_intervals))
-            .max(1);
-        let source_ready = (age as u64) < allowed;
-        ready &= source_ready;
+    for st in states {
+        ready &= st.ready;
         out.push(SourceReadiness {
-            name: source.name.clone(),
-            last_outcome: last.as_ref().map(|r| r.outcome.as_str().to_string()),
-            last_run_at: last.as_ref().map(|r| r.finished_at.to_string()),
-            last_success_at: success.as_ref().map(|r| r.finished_at.to_string()),
-            seconds_since_success: age,
-            interval_seconds: source.interval.as_secs(),
-            ready: source_ready,
+            name: st.info.name,
+            last_outcome: st.last.as_ref().map(|r| r.outcome.as_str().to_string()),
+            last_run_at: st.last.as_ref().map(|r| r.finished_at.to_string()),
+            last_success_at: st.success.as_ref().map(|r| r.finished_at.to_string()),
+            seconds_since_success: st.seconds_since_success,
+            interval_seconds: st.info.interval.as_secs(),
+            ready: st.ready,
         });
     }
     let code = if ready {

@@ -3,7 +3,8 @@
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics`: unauthenticated, no subject data;
 //! - `/api/v1/...`: the REST API (JSON, OpenAPI document at `/api/v1/openapi.json`),
 //!   behind API tokens (`Authorization: Bearer`), read or write role;
-//! - `/`: the server-rendered status page, after a login with a token.
+//! - `/`: the server-rendered status page for the scan day (and `/stations/{AE}`, one
+//!   station's), after a login with a token.
 //!
 //! Tokens are created with `mwlbridge token create`; only an Argon2 hash of each secret is
 //! stored. There is no default account or password.
@@ -26,7 +27,9 @@
 //!   address); `sessions`: status-page logins and their CSRF tokens, in memory, capped
 //!   per token; `refusals`: refused tokens logged once per kind, then counted per
 //!   interval.
-//! - `page`: the server-rendered status page and its forms.
+//! - `page`: the server-rendered status page and its forms (a module per concern: see
+//!   its doc); `readiness`: whether each source synced recently enough, the one rule of
+//!   `/readyz` and the page's "may be stale" banner.
 //! - [`sync_control`]: the [`SyncControl`] trait through which "sync now" and the source
 //!   list reach the binary's sync worker.
 //!
@@ -50,6 +53,7 @@ mod auth;
 mod health;
 mod page;
 mod paging;
+mod readiness;
 mod refusals;
 mod serve;
 mod sessions;

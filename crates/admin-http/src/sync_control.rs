@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use worklist_store::SyncRun;
+use worklist_store::{KnownStation, SyncRun};
 
 /// An enabled data source, as the admin interface shows it (disabled sources are not
 /// built, so the interface never sees them).
@@ -13,6 +13,8 @@ pub struct SourceInfo {
     pub name: String,
     /// Its sync interval.
     pub interval: Duration,
+    /// The stations its mapping names (the manual-entry form offers them).
+    pub stations: Vec<KnownStation>,
 }
 
 /// Why a sync could not be triggered.

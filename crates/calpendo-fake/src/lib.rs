@@ -5,9 +5,9 @@
 //! local socket, under both the `/webdav` and the `/api` path prefixes, with HTTP Basic
 //! auth. Tests drive it through its handle: they replace the bookings, add latency,
 //! inject faults (error statuses, invalid or truncated bodies, hangs, slow bodies,
-//! connection resets), make it behave like an older server (ignore `?paths=`, refuse
-//! `STARTS_WITH`) and read request statistics, including the highest number of
-//! requests in flight at once.
+//! connection resets, endless or oversized bodies, redirects), make it behave like an
+//! older server (ignore `?paths=`, refuse `STARTS_WITH`) and read request statistics,
+//! including the highest number of requests in flight at once.
 //!
 //! - this file: [`FakeCalpendo`] (the handle), [`FakeConfig`], [`FakeBooking`], faults and
 //!   statistics.
@@ -153,7 +153,29 @@ pub enum Fault {
     SlowBody(Duration),
     /// Close the TCP connection with a reset (SO_LINGER 0), without any response.
     ConnectionReset,
+    /// Answer 200 with a chunked body (no `Content-Length`) that never ends: a JSON list
+    /// opening, then one [`ENDLESS_CHUNK`]-byte chunk of list items after another, about
+    /// one a millisecond (a bounded rate, so that a client that buffers it all grows by
+    /// tens of MB a second, not by GB). The bytes produced are counted in
+    /// [`Stats::fault_body_bytes`].
+    EndlessBody,
+    /// Answer 200 with a `Content-Length` of this many bytes and a body of that length
+    /// (valid JSON padded with spaces), produced as it is sent and counted in
+    /// [`Stats::fault_body_bytes`].
+    OversizedBody(u64),
+    /// Answer with this redirect status (301, 302, 303, 307 or 308) and a `Location` of
+    /// `to` (`http://host:port`, no path) followed by the request's own path and query:
+    /// to another server (another port is another host), or to this one.
+    Redirect {
+        /// The status.
+        status: u16,
+        /// Scheme, host and port of the target.
+        to: String,
+    },
 }
+
+/// The size of each chunk of a [`Fault::EndlessBody`].
+pub const ENDLESS_CHUNK: usize = 64 * 1024;
 
 /// Which requests a [`Fault`] applies to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -188,6 +210,9 @@ pub struct Stats {
     pub max_in_flight: u64,
     /// Requests refused with 401 (missing or wrong credentials).
     pub unauthorized: u64,
+    /// Body bytes produced by [`Fault::EndlessBody`] and [`Fault::OversizedBody`]
+    /// answers (what the client was sent, up to one chunk more than it read).
+    pub fault_body_bytes: u64,
 }
 
 /// The fault currently injected, if any.
@@ -223,6 +248,7 @@ struct Counters {
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
     unauthorized: AtomicU64,
+    fault_body_bytes: Arc<AtomicU64>,
 }
 
 /// State shared between the handle and the connection tasks.
@@ -390,6 +416,7 @@ impl FakeCalpendo {
             operator_requests: c.operator.load(Ordering::SeqCst),
             max_in_flight: c.max_in_flight.load(Ordering::SeqCst),
             unauthorized: c.unauthorized.load(Ordering::SeqCst),
+            fault_body_bytes: c.fault_body_bytes.load(Ordering::SeqCst),
         }
     }
 
@@ -401,6 +428,7 @@ impl FakeCalpendo {
         c.detail.store(0, Ordering::SeqCst);
         c.operator.store(0, Ordering::SeqCst);
         c.unauthorized.store(0, Ordering::SeqCst);
+        c.fault_body_bytes.store(0, Ordering::SeqCst);
         c.max_in_flight
             .store(c.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
     }

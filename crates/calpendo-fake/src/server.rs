@@ -357,7 +357,7 @@ async fn list(
     let normal = answer_query(&shared, raw, uri.query(), false, |b, _| {
         render::list_entry(b)
     });
-    with_fault(&shared, &ctx, RouteKind::List, normal).await
+    with_fault(&shared, &ctx, &uri, RouteKind::List, normal).await
 }
 
 /// The `paths` of a query string (`paths=a,b`), percent-decoded; `None` without one.
@@ -428,6 +428,7 @@ async fn detail(
     State(shared): State<Arc<Shared>>,
     Extension(ctx): Extension<Arc<ConnCtx>>,
     Path(id): Path<String>,
+    uri: Uri,
 ) -> Response {
     shared.counters.detail.fetch_add(1, Ordering::SeqCst);
     let Ok(id) = id.parse::<i64>() else {
@@ -444,7 +445,7 @@ async fn detail(
             Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         },
     };
-    with_fault(&shared, &ctx, RouteKind::Detail(id), normal).await
+    with_fault(&shared, &ctx, &uri, RouteKind::Detail(id), normal).await
 }
 
 async fn operator(
@@ -460,18 +461,19 @@ async fn operator(
     if let Some(id) = query.as_ref().ok().and_then(|q| q.single_id()) {
         let body = render::operator(shared.lock().bookings.get(&id));
         let normal = json_response(StatusCode::OK, &body);
-        return with_fault(&shared, &ctx, RouteKind::Operator(id), normal).await;
+        return with_fault(&shared, &ctx, &uri, RouteKind::Operator(id), normal).await;
     }
     let normal = answer_query(&shared, raw, uri.query(), true, |b, _| {
         render::operator(Some(b))["biskits"][0].clone()
     });
-    with_fault(&shared, &ctx, RouteKind::Operator(0), normal).await
+    with_fault(&shared, &ctx, &uri, RouteKind::Operator(0), normal).await
 }
 
 /// Applies the fault in scope, if any, to the normal response.
 async fn with_fault(
     shared: &Shared,
     ctx: &ConnCtx,
+    uri: &Uri,
     route: RouteKind,
     normal: Response,
 ) -> Response {
@@ -544,7 +546,101 @@ async fn with_fault(
             ctx.request_reset();
             std::future::pending::<Response>().await
         }
+        Fault::EndlessBody => endless_body(Arc::clone(&shared.counters.fault_body_bytes)),
+        Fault::OversizedBody(len) => {
+            oversized_body(len, Arc::clone(&shared.counters.fault_body_bytes))
+        }
+        Fault::Redirect { status, to } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+            let target = format!(
+                "{}{}",
+                to.trim_end_matches('/'),
+                uri.path_and_query().map_or("/", |p| p.as_str())
+            );
+            let mut resp = error_response(status, "moved");
+            match HeaderValue::from_str(&target) {
+                Ok(v) => {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+                Err(_) => *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
+            }
+            resp
+        }
     }
+}
+
+/// A 200 answer whose chunked body never ends (see [`Fault::EndlessBody`]); each chunk
+/// produced is counted in `sent`.
+fn endless_body(sent: Arc<std::sync::atomic::AtomicU64>) -> Response {
+    let item = "{\"id\": 1, \"formattedName\": \"[2026-11-26 09:00 - 10:00] endless\"}, ";
+    let mut chunk = String::with_capacity(crate::ENDLESS_CHUNK);
+    while chunk.len() + item.len() <= crate::ENDLESS_CHUNK {
+        chunk.push_str(item);
+    }
+    while chunk.len() < crate::ENDLESS_CHUNK {
+        chunk.push(' ');
+    }
+    let chunk = Bytes::from(chunk);
+    let head = Bytes::from_static(b"{\"biskits\": [");
+    let stream = futures::stream::unfold(true, move |first| {
+        let sent = Arc::clone(&sent);
+        let chunk = chunk.clone();
+        let head = head.clone();
+        async move {
+            let out = if first {
+                head
+            } else {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                chunk
+            };
+            sent.fetch_add(out.len() as u64, Ordering::SeqCst);
+            Some((Ok::<Bytes, Infallible>(out), false))
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// A 200 answer of exactly `len` bytes (an empty booking list padded with spaces, or
+/// spaces alone when `len` is too short for it), announced in `Content-Length` and
+/// produced chunk by chunk as it is sent; each chunk is counted in `sent`.
+fn oversized_body(len: u64, sent: Arc<std::sync::atomic::AtomicU64>) -> Response {
+    const HEAD: &[u8] = b"{\"biskits\": []";
+    const CHUNK: u64 = 64 * 1024;
+    let json = len > HEAD.len() as u64 + 1;
+    let stream = futures::stream::unfold(0u64, move |at| {
+        let sent = Arc::clone(&sent);
+        async move {
+            if at >= len {
+                return None;
+            }
+            let n = (len - at).min(CHUNK);
+            let mut out = vec![b' '; usize::try_from(n).unwrap_or(0)];
+            if json && at == 0 {
+                out[..HEAD.len()].copy_from_slice(HEAD);
+            }
+            if json
+                && at + n == len
+                && let Some(last) = out.last_mut()
+            {
+                *last = b'}';
+            }
+            sent.fetch_add(n, Ordering::SeqCst);
+            Some((Ok::<Bytes, Infallible>(Bytes::from(out)), at + n))
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
 }
 
 /// Collects a (small, in-memory) response body.

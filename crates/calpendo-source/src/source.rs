@@ -53,6 +53,18 @@
 //! fails the cycle; a 404 on a booking's details skips that booking; a failed operator
 //! lookup leaves the operator out. The whole cycle is bounded by `sync_deadline`.
 //!
+//! # Bounded answers
+//!
+//! A response body is read chunk by chunk and may have at most `max_response_bytes`
+//! (default 64 MiB): a `Content-Length` over it is refused before reading, and reading
+//! stops at the limit (an endless body included). Such a request fails with
+//! [`ResponseTooLarge`](crate::error::ResponseTooLarge), is not retried, and fails the
+//! cycle (a failed operator look-up only leaves the operator out, as always). A redirect
+//! is followed only to the same scheme, host and port as the request, at most
+//! [`MAX_REDIRECTS`] in a row; any other is refused before anything is sent to its target
+//! ([`RedirectRefused`](crate::error::RedirectRefused)), so the Basic credentials never
+//! leave the configured server.
+//!
 //! Logs name bookings by id only: titles, subject IDs and names appear at TRACE level at
 //! most.
 //!
@@ -77,8 +89,17 @@
 //! next cycle retries it without fetching the details again. `detail_refresh = 0` turns
 //! the cache off. It lives in memory: it helps `serve` and looping `sync`, not a single
 //! `sync --once`.
+//!
+//! The cache is bounded in bytes, counted as received (the details response, the list
+//! item, the operator's name): a booking taking more than
+//! [`DETAIL_CACHE_ITEM_MAX_BYTES`](crate::config::DETAIL_CACHE_ITEM_MAX_BYTES) (1 MiB), or
+//! more than `detail_cache_bytes`, is never kept; when the bookings of a cycle take more
+//! than `detail_cache_bytes` (default 16 MiB) together, the details fetched longest ago
+//! are dropped first (already while the cycle runs, so it never holds more either), and
+//! fetched again in the next cycle. `detail_cache_bytes = 0` keeps nothing.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -89,13 +110,19 @@ use prometheus_client::metrics::counter::Counter;
 use reqwest::{StatusCode, Url, header};
 use serde_json::Value;
 use tokio::sync::Semaphore;
-use worklist_store::{DataSource, OnCancel, SourceError, SourceMetrics, SyncWindow, WorklistEntry};
+use worklist_store::{
+    DataSource, KnownStation, OnCancel, SourceError, SourceMetrics, SyncWindow, WorklistEntry,
+};
 
 use worklist_store::source::{ConfigFailure, FetchFailure};
 
 use crate::booking::{Booking, ListedBooking, parse_list, parse_operator};
 use crate::config::CalpendoConfig;
-use crate::error::{AttemptError, Failure, Request, status_error};
+use crate::config::DETAIL_CACHE_ITEM_MAX_BYTES;
+use crate::error::{
+    AttemptError, Failure, RedirectRefusal, RedirectRefused, Request, ResponseTooLarge,
+    status_error,
+};
 use crate::mapping::{SkipReason, map_booking};
 use crate::query::{self, UrlError};
 
@@ -105,6 +132,74 @@ mod bulk;
 pub const RETRIES: u32 = 3;
 /// The default back-off before the first retry (then doubled: 1 s, 2 s, 4 s).
 pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// The most redirects (each to the request's own scheme, host and port) followed in a
+/// row.
+pub const MAX_REDIRECTS: usize = 5;
+
+/// The redirect policy of every request: follow only to the first URL's origin (scheme,
+/// host, port), at most [`MAX_REDIRECTS`] times; else fail with [`RedirectRefused`]
+/// before anything is sent to the target.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let to = attempt.url().origin();
+        // `previous` holds the request's own URL first, then each URL redirected from.
+        let from = attempt.previous().first().map(Url::origin);
+        let refusal = match &from {
+            Some(from) if *from == to => {
+                (attempt.previous().len() > MAX_REDIRECTS).then_some(RedirectRefusal::TooMany)
+            }
+            _ => Some(RedirectRefusal::OtherOrigin),
+        };
+        match refusal {
+            None => attempt.follow(),
+            Some(refusal) => {
+                let refused = RedirectRefused {
+                    refusal,
+                    status: attempt.status().as_u16(),
+                    from: from.map_or_else(|| "?".into(), |o| o.ascii_serialization()),
+                    to: to.ascii_serialization(),
+                };
+                attempt.error(refused)
+            }
+        }
+    })
+}
+
+/// Reads a response body of at most `limit` bytes, chunk by chunk: a `Content-Length`
+/// over the limit is refused before reading, and reading stops at the first chunk that
+/// passes it (so at most `limit` bytes and one chunk are ever held).
+async fn read_body(
+    mut response: reqwest::Response,
+    limit: u64,
+    req: Request,
+) -> Result<Vec<u8>, AttemptError> {
+    let too_large = |announced: Option<u64>, read: u64| {
+        AttemptError::too_large(ResponseTooLarge {
+            request: req.what(),
+            limit,
+            key: "max_response_bytes",
+            announced,
+            read,
+        })
+    };
+    let announced = response.content_length();
+    if let Some(n) = announced
+        && n > limit
+    {
+        return Err(too_large(Some(n), 0));
+    }
+    // Room for what is announced, up to 1 MiB; a larger body grows the buffer as it comes.
+    let initial = announced.unwrap_or(0).min(1024 * 1024);
+    let mut body = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await.map_err(AttemptError::from_body)? {
+        let read = (body.len() + chunk.len()) as u64;
+        if read > limit {
+            return Err(too_large(None, read));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// The Calpendo data source.
 #[derive(Debug)]
@@ -192,6 +287,17 @@ struct CachedDetails {
     operator: Option<Option<String>>,
     /// When the details were fetched, by the source's clock.
     fetched_at: Instant,
+    /// The bytes of the details response and of the list item, as received.
+    base_bytes: u64,
+}
+
+impl CachedDetails {
+    /// What the entry counts against the cache's budget: its details response and list
+    /// item as received, and the operator's name.
+    fn size(&self) -> u64 {
+        let operator = self.operator.as_ref().and_then(Option::as_ref);
+        self.base_bytes + operator.map_or(0, |o| o.len() as u64)
+    }
 }
 
 /// Booking id → its cached details. Its `Debug` shows only the size: the details hold
@@ -209,7 +315,48 @@ impl DetailCache {
 
 impl fmt::Debug for DetailCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "DetailCache({} bookings)", self.lock().len())
+        let cache = self.lock();
+        let bytes: u64 = cache.values().map(|c| c.size()).sum();
+        write!(f, "DetailCache({} bookings, {bytes} bytes)", cache.len())
+    }
+}
+
+/// The cache entries of a cycle's resolved bookings, kept within a byte budget while they
+/// arrive: past the budget, the entries fetched longest ago are dropped first.
+struct CacheBudget {
+    budget: u64,
+    total: u64,
+    /// (fetched at, index into the resolved list) of each kept entry, oldest first out.
+    oldest: BinaryHeap<Reverse<(Instant, usize)>>,
+    evicted: usize,
+}
+
+impl CacheBudget {
+    fn new(budget: u64) -> CacheBudget {
+        CacheBudget {
+            budget,
+            total: 0,
+            oldest: BinaryHeap::new(),
+            evicted: 0,
+        }
+    }
+
+    /// Adds `r` to `resolved`, then drops the oldest cache entries until the total fits.
+    fn push(&mut self, resolved: &mut Vec<Resolved>, r: Resolved) {
+        if let Some(c) = &r.cache {
+            self.total += c.size();
+            self.oldest.push(Reverse((c.fetched_at, resolved.len())));
+        }
+        resolved.push(r);
+        while self.total > self.budget {
+            let Some(Reverse((_, i))) = self.oldest.pop() else {
+                break;
+            };
+            if let Some(c) = resolved.get_mut(i).and_then(|r| r.cache.take()) {
+                self.total = self.total.saturating_sub(c.size());
+                self.evicted += 1;
+            }
+        }
     }
 }
 
@@ -303,6 +450,7 @@ impl CalpendoSource {
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
             .pool_idle_timeout(Duration::from_secs(90))
+            .redirect(redirect_policy())
             .build()
             .map_err(|e| {
                 SourceError::Config(ConfigFailure::Setup {
@@ -344,6 +492,11 @@ impl CalpendoSource {
         ids
     }
 
+    /// The bytes the detail cache holds, as counted against `detail_cache_bytes`.
+    pub fn cached_bytes(&self) -> u64 {
+        self.cache.lock().values().map(|c| c.size()).sum()
+    }
+
     fn now(&self) -> Instant {
         (self.clock.0)()
     }
@@ -359,8 +512,9 @@ impl CalpendoSource {
         &self.config
     }
 
-    /// One attempt: a GET holding one permit, the body read and parsed as JSON.
-    async fn attempt(&self, url: &Url, req: Request) -> Result<Value, AttemptError> {
+    /// One attempt: a GET holding one permit, the body read (at most
+    /// `max_response_bytes`) and parsed as JSON; with the body's size.
+    async fn attempt(&self, url: &Url, req: Request) -> Result<(Value, u64), AttemptError> {
         let _permit = self.permits.acquire().await.map_err(|_| {
             AttemptError::Final(Failure::Fetch(FetchFailure::Stopped {
                 message: "source is shutting down".into(),
@@ -382,15 +536,16 @@ impl CalpendoSource {
         if !status.is_success() {
             return Err(status_error(status, req));
         }
-        let body = response.bytes().await.map_err(|e| {
-            tally.failed();
-            AttemptError::from_body(e)
-        })?;
-        serde_json::from_slice(&body).map_err(|e| AttemptError::from_json(e, req))
+        let body = read_body(response, self.config.max_response_bytes, req)
+            .await
+            .inspect_err(|_| tally.failed())?;
+        let size = body.len() as u64;
+        let value = serde_json::from_slice(&body).map_err(|e| AttemptError::from_json(e, req))?;
+        Ok((value, size))
     }
 
-    /// A GET with retries of transient failures.
-    async fn get_json(&self, url: Url, req: Request) -> Result<Value, Failure> {
+    /// A GET with retries of transient failures; the JSON body and its size in bytes.
+    async fn get_json(&self, url: Url, req: Request) -> Result<(Value, u64), Failure> {
         let mut retry = 0;
         loop {
             match self.attempt(&url, req).await {
@@ -437,7 +592,7 @@ impl CalpendoSource {
             }
         };
         match self.get_json(url, Request::Operator).await {
-            Ok(v) => Some(parse_operator(&v)),
+            Ok((v, _)) => Some(parse_operator(&v)),
             Err(f) => {
                 tracing::warn!(
                     source = %self.name,
@@ -470,12 +625,20 @@ impl CalpendoSource {
                     resource: resource.map(str::to_string),
                 }
             };
-        let (raw, fetched_at, mut operator) = match &cached {
-            Some(c) => (c.raw.clone(), c.fetched_at, c.operator.clone()),
+        let (raw, fetched_at, mut operator, base_bytes) = match &cached {
+            Some(c) => (
+                c.raw.clone(),
+                c.fetched_at,
+                c.operator.clone(),
+                c.base_bytes,
+            ),
             None => {
                 let url = query::detail_url(&self.config, id).map_err(url_error)?;
                 match self.get_json(url, Request::Detail).await {
-                    Ok(v) => (v, self.now(), None),
+                    Ok((v, size)) => {
+                        let listed_size = serde_json::to_vec(&listed.item).map_or(0, |b| b.len());
+                        (v, self.now(), None, size + listed_size as u64)
+                    }
                     Err(Failure::NotFound) => {
                         tracing::warn!(
                             source = %self.name,
@@ -497,22 +660,26 @@ impl CalpendoSource {
             return Ok(resolved(Outcome::Skipped(Skip::Unreadable), None, None));
         };
         let operator_before = operator.clone();
-        let caching = !self.config.detail_refresh.is_zero();
+        let caching = !self.config.detail_refresh.is_zero() && self.config.detail_cache_bytes > 0;
+        let item_max = DETAIL_CACHE_ITEM_MAX_BYTES.min(self.config.detail_cache_bytes);
         // The entry to cache once the operator is known: the same one when nothing
-        // changed, else a new one with the details' original fetch time.
+        // changed, else a new one with the details' original fetch time; none for a
+        // booking over the per-item budget.
         let entry = |operator: Option<Option<String>>| -> Option<Arc<CachedDetails>> {
             if !caching {
                 return None;
             }
-            match &cached {
-                Some(c) if operator == operator_before => Some(Arc::clone(c)),
-                _ => Some(Arc::new(CachedDetails {
+            let c = match &cached {
+                Some(c) if operator == operator_before => Arc::clone(c),
+                _ => Arc::new(CachedDetails {
                     listed: listed.item.clone(),
                     raw,
                     operator,
                     fetched_at,
-                })),
-            }
+                    base_bytes,
+                }),
+            };
+            (c.size() <= item_max).then_some(c)
         };
         if booking.status.is_none() {
             booking.status = listed.status.clone();
@@ -625,6 +792,7 @@ impl CalpendoSource {
             self.get_json(url, Request::List)
                 .await
                 .map_err(|f| f.into_source_error(Request::List))?
+                .0
         } else {
             match self.bulk_cycle(window, started).await? {
                 bulk::BulkList::Done(entries) => return Ok(entries),
@@ -678,11 +846,25 @@ impl CalpendoSource {
                 .collect()
         };
 
-        let resolved: Vec<Resolved> = stream::iter(candidates)
+        // Collected within the cache's byte budget as they come.
+        let mut budget = CacheBudget::new(self.config.detail_cache_bytes);
+        let mut resolved: Vec<Resolved> = Vec::with_capacity(candidates.len());
+        let mut pending = stream::iter(candidates)
             .map(|(item, cached)| self.fetch_booking(item, cached))
-            .buffer_unordered(self.config.max_workers.max(1))
-            .try_collect()
-            .await?;
+            .buffer_unordered(self.config.max_workers.max(1));
+        while let Some(r) = pending.try_next().await? {
+            budget.push(&mut resolved, r);
+        }
+        drop(pending);
+        if budget.evicted > 0 {
+            tracing::debug!(
+                source = %self.name,
+                evicted = budget.evicted,
+                budget = budget.budget,
+                "detail cache over detail_cache_bytes: the details fetched longest ago are \
+                 dropped (fetched again next cycle)"
+            );
+        }
 
         // The cycle succeeded: the cache becomes the details of the bookings it listed.
         let mut details_fetched = 0;
@@ -721,6 +903,7 @@ impl CalpendoSource {
             skipped_no_start = tally.no_start,
             details_fetched,
             details_cached,
+            detail_cache_bytes = budget.total,
             duration_ms = started.elapsed().as_millis() as u64,
             "Calpendo fetch done"
         );
@@ -763,6 +946,27 @@ impl DataSource for CalpendoSource {
 
     fn on_cancel(&self) -> OnCancel {
         self.config.on_cancel
+    }
+
+    /// Each `station_aet_mapping` value once, with the Modality
+    /// `resource_modality_mapping` gives its resource prefix (the modality a booking of
+    /// that resource gets).
+    fn stations(&self) -> Vec<KnownStation> {
+        let mut out: Vec<KnownStation> = Vec::new();
+        for (prefix, ae_title) in self.config.station_aet_mapping.entries() {
+            if out.iter().any(|s| s.ae_title == *ae_title) {
+                continue;
+            }
+            out.push(KnownStation {
+                ae_title: ae_title.clone(),
+                modality: self
+                    .config
+                    .resource_modality_mapping
+                    .lookup(prefix)
+                    .map(str::to_string),
+            });
+        }
+        out
     }
 
     /// Every request (each attempt, retries included) is counted by kind (`list`,
@@ -813,6 +1017,34 @@ mod tests {
             "CALPENDO_PASSWORD" => Some("topsecret".into()),
             _ => None,
         }
+    }
+
+    #[test]
+    fn stations_are_the_mapped_ae_titles_with_their_resources_modality() {
+        let c = parse_config(
+            &json!({"base_url": "http://127.0.0.1:9", "resources": ["3T", "7T", "EEG"],
+                    "resource_modality_mapping": {"3T": "MR", "7T": "MR"},
+                    "station_aet_mapping": {"3T Diagnostic": "MRI_3T", "3T Research": "MRI_3T",
+                                            "7T": "MRI_7T", "EEG": "EEG_LAB"}}),
+            &env_ok,
+        )
+        .unwrap();
+        let src = CalpendoSource::new("calpendo", c).unwrap();
+        let stations: Vec<(String, Option<String>)> = src
+            .stations()
+            .into_iter()
+            .map(|k| (k.ae_title, k.modality))
+            .collect();
+        let mut stations = stations;
+        stations.sort();
+        assert_eq!(
+            stations,
+            [
+                ("EEG_LAB".to_string(), None),
+                ("MRI_3T".to_string(), Some("MR".to_string())),
+                ("MRI_7T".to_string(), Some("MR".to_string())),
+            ]
+        );
     }
 
     #[tokio::test]

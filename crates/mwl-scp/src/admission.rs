@@ -1,15 +1,26 @@
 //! Admission: from an accepted TCP connection to an established association that holds
 //! one of the `max_associations` slots.
 //!
-//! - A connection takes nothing until its peer has spoken: a silent one (a port scan, a
-//!   reconnect storm) is dropped after the idle timeout and cannot lock consoles out.
-//! - When every slot is taken, the request is refused at once ([`Admission::reject_busy`]:
+//! - From the moment it is accepted until it is established (or refused), a connection
+//!   holds one of a bounded number of pending places ([`pending`](crate::pending)): when
+//!   they are all taken, the oldest waiting connection is closed for the newer one. So
+//!   silent connections (a port scan, a reconnect storm), stalled requests and
+//!   connections being refused are bounded in number, and a flood of them cannot use up
+//!   the process's file descriptors nor keep a console out.
+//! - A connection takes no slot until its peer has spoken; a silent one is closed after
+//!   the idle timeout (or sooner, for a newer one).
+//! - When every slot is taken, the request is refused at once (`Admission::refuse`:
 //!   A-ASSOCIATE-RJ transient, "local limit exceeded"; a TLS connection is closed).
 //! - Otherwise the request must complete within [`ASSOCIATION_REQUEST_TIMEOUT`] (an
-//!   ARTIM-like timer) and holds one of a bounded number of pending places meanwhile
-//!   ([`pending`](crate::pending): the oldest is dropped for a newer one).
-//! - Once established, the association takes a slot, or is aborted when the last one
-//!   went to another meanwhile, and is served by [`association`].
+//!   ARTIM-like timer).
+//! - A peer already holding `max_associations_per_peer` established associations from its
+//!   address, or `max_associations_per_ae` under its calling AE title ([`PeerLimits`]), is
+//!   refused the same way before its request is negotiated (the calling AE title read from
+//!   the request's first bytes when they are there, on a plain TCP port).
+//! - Once established, the association takes a slot and is counted for its address and
+//!   calling AE title, or is aborted when the last slot went to another meanwhile or a peer
+//!   limit was reached (a TLS peer, whose request cannot be read beforehand, or a request
+//!   that raced another for the last place), and is served by [`association`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use dicom_dictionary_std::uids;
 use dicom_ul::association::server::DefaultNegotiation;
-use dicom_ul::association::{AsyncServerAssociation, ServerAssociationOptions};
+use dicom_ul::association::{Association as _, AsyncServerAssociation, ServerAssociationOptions};
 use dicom_ul::pdu::{
     AssociationRJ, AssociationRJResult, AssociationRJServiceProviderPresentationReason,
     AssociationRJSource, Pdu,
@@ -30,9 +41,10 @@ use crate::access::AePolicy;
 use crate::association;
 use crate::connection::PeerStream;
 use crate::context::Context;
-use crate::describe::chain;
+use crate::describe::{chain, printable};
 use crate::dimse::sop_class;
 use crate::metrics::RejectReason;
+use crate::peer_limits::{PeerLimit, PeerLimits, calling_ae_of_request};
 use crate::pending::{PendingRequests, PendingTicket};
 
 /// How long an association request may take once its first byte arrived.
@@ -54,6 +66,16 @@ pub(crate) struct Admission {
     tls: bool,
     slots: Arc<Semaphore>,
     pending: Arc<PendingRequests>,
+    peers: PeerLimits,
+}
+
+/// Why a request is refused before negotiation.
+#[derive(Debug, Clone, Copy)]
+enum Refusal {
+    /// Every association slot is taken.
+    Busy,
+    /// The peer reached one of its own limits.
+    Peer(PeerLimit),
 }
 
 impl Admission {
@@ -84,6 +106,10 @@ impl Admission {
             tls,
             slots: Arc::new(Semaphore::new(config.max_associations.max(1))),
             pending: PendingRequests::new(pending_places),
+            peers: PeerLimits::new(
+                config.max_associations_per_peer,
+                config.max_associations_per_ae,
+            ),
             options,
             cx,
         }
@@ -99,12 +125,30 @@ impl Admission {
         if let Err(e) = socket.set_nodelay(true) {
             tracing::debug!(%peer, error = %e, "cannot set TCP_NODELAY");
         }
-        // `readable()` can resolve before any byte arrived: wait for a real one.
-        let mut first = [0u8; 1];
+        // Every connection not yet established holds a pending place from here on, so
+        // connections that never speak, or are being refused, are bounded in number too
+        // (the oldest is closed for a newer one): a flood cannot use up file descriptors.
+        let mut ticket = self.pending.enter();
+        // `readable()` can resolve before any byte arrived: wait for a real one. The
+        // request's head usually arrives whole: its calling AE title is read when it has.
+        let mut head = [0u8; 42];
         let idle = self.cx.config.idle_timeout;
-        match tokio::time::timeout(idle, socket.peek(&mut first)).await {
+        let peeked = tokio::select! {
+            r = tokio::time::timeout(idle, socket.peek(&mut head)) => r,
+            Ok(()) = &mut ticket.evicted => {
+                self.cx.metrics.association_rejected(RejectReason::Busy);
+                tracing::debug!(
+                    %peer,
+                    "connection closed before its association request: too many connections \
+                     waiting (the oldest goes first)"
+                );
+                return;
+            }
+        };
+        let calling = match peeked {
             Ok(Ok(0)) => return,
-            Ok(Ok(_)) => {}
+            Ok(Ok(n)) if !self.tls => calling_ae_of_request(&head[..n]),
+            Ok(Ok(_)) => None,
             Ok(Err(e)) => {
                 tracing::debug!(%peer, error = %e, "connection failed before an association request");
                 return;
@@ -116,15 +160,24 @@ impl Admission {
                 );
                 return;
             }
-        }
+        };
         // The slot itself is taken only once the association is established (below), so
         // a stalled request holds none.
-        if self.slots.available_permits() == 0 {
-            self.reject_busy(socket, peer).await;
+        let refusal = if self.slots.available_permits() == 0 {
+            Some(Refusal::Busy)
+        } else {
+            self.peers
+                .would_refuse(peer.ip(), calling.as_deref())
+                .map(Refusal::Peer)
+        };
+        if let Some(why) = refusal {
+            tokio::select! {
+                () = self.refuse(socket, peer, calling.as_deref(), why) => {}
+                Ok(()) = &mut ticket.evicted => {}
+            }
             return;
         }
         let started = Instant::now();
-        let ticket = self.pending.enter();
         if self.tls {
             let handshake = self.options.establish_tls_async(socket);
             self.handshake(handshake, ticket, peer, started, "TLS association")
@@ -201,18 +254,54 @@ impl Admission {
             let _ = assoc.abort().await;
             return;
         };
+        // Counted once established, so requests still being negotiated (a flood of stalled
+        // ones from a console's own address) never count against a console. Two requests
+        // racing for the last place may both pass the check above: the later one to be
+        // established is then aborted here.
+        let _counted = match self.peers.admit(peer.ip(), Some(assoc.peer_ae_title())) {
+            Ok(hold) => hold,
+            Err(limit) => {
+                tracing::warn!(
+                    %peer,
+                    calling_ae = %printable(assoc.peer_ae_title().trim()),
+                    limit = limit.key(),
+                    max = limit.max(),
+                    "association aborted: the peer has as many open associations as allowed"
+                );
+                self.cx.metrics.association_rejected(RejectReason::Busy);
+                let _ = assoc.abort().await;
+                return;
+            }
+        };
         association::serve(&self.cx, assoc, peer, started).await;
     }
 
-    /// Refuses a connection because every association slot is taken: reads its
-    /// A-ASSOCIATE-RQ and answers A-ASSOCIATE-RJ (transient, local limit exceeded). A TLS
-    /// peer cannot read a plain A-ASSOCIATE-RJ: its connection is closed instead.
-    async fn reject_busy(&self, mut socket: TcpStream, peer: SocketAddr) {
-        tracing::warn!(
-            %peer,
-            max = self.cx.config.max_associations,
-            "association rejected: too many open associations"
-        );
+    /// Refuses a connection because every association slot is taken, or the peer has as
+    /// many as it may: reads its A-ASSOCIATE-RQ and answers A-ASSOCIATE-RJ (transient,
+    /// local limit exceeded). A TLS peer cannot read a plain A-ASSOCIATE-RJ: its
+    /// connection is closed instead.
+    async fn refuse(
+        &self,
+        mut socket: TcpStream,
+        peer: SocketAddr,
+        calling: Option<&str>,
+        why: Refusal,
+    ) {
+        match why {
+            Refusal::Busy => tracing::warn!(
+                %peer,
+                calling_ae = %printable(calling.unwrap_or("")),
+                max = self.cx.config.max_associations,
+                "association rejected: too many open associations"
+            ),
+            Refusal::Peer(limit) => tracing::warn!(
+                %peer,
+                calling_ae = %printable(calling.unwrap_or("")),
+                limit = limit.key(),
+                max = limit.max(),
+                "association rejected: the peer has as many open associations as allowed"
+            ),
+        }
         self.cx.metrics.association_rejected(RejectReason::Busy);
         if self.tls {
             return;

@@ -1,6 +1,10 @@
 //! One established association: the receive loop (P-DATA fragments assembled into DIMSE
 //! messages for [`dispatch`], A-RELEASE answered, A-ABORT and anything else ending it),
 //! and the one log line that says what it did.
+//!
+//! An association ends after `idle_timeout` without a PDU, and also after `idle_timeout`
+//! in which it sent nothing but C-ECHO: keep-alives do not hold a slot that consoles
+//! doing work need.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -10,8 +14,8 @@ use dicom_ul::pdu::Pdu;
 
 use crate::connection::{AssocError, Peer, PeerStream, ProtocolError};
 use crate::context::{AssocStats, Context};
-use crate::describe::{pdu_name, tag_name};
-use crate::dimse::Assembler;
+use crate::describe::{pdu_name, printable, tag_name};
+use crate::dimse::{Assembler, command};
 use crate::dispatch::dispatch;
 
 /// Serves an established association until it is released or fails, then logs what it
@@ -24,8 +28,9 @@ pub(crate) async fn serve<S: PeerStream>(
 ) {
     let _open = cx.metrics.association_opened();
     let mut peer = Peer::new(assoc, cx.config.idle_timeout);
-    let calling = peer.calling_ae();
-    let called = peer.called_ae();
+    // As sent by the peer: escaped for the log.
+    let calling = printable(&peer.calling_ae());
+    let called = printable(&peer.called_ae());
     let mut stats = AssocStats::default();
     let result = receive_loop(cx, &mut peer, &mut stats).await;
     let keys: Vec<String> = stats.keys.iter().map(|t| tag_name(*t)).collect();
@@ -46,7 +51,7 @@ pub(crate) async fn serve<S: PeerStream>(
             "association ended"
         ),
     }
-    if let Err(AssocError::Protocol(_) | AssocError::Idle(_)) = result {
+    if let Err(AssocError::Protocol(_) | AssocError::Idle(_) | AssocError::EchoOnly(_)) = result {
         peer.abort().await;
     }
 }
@@ -58,13 +63,21 @@ async fn receive_loop<S: PeerStream>(
     stats: &mut AssocStats,
 ) -> Result<(), AssocError> {
     let mut assembler = Assembler::new(cx.config.max_identifier_bytes);
+    let idle = cx.config.idle_timeout;
+    let mut last_work = Instant::now();
     loop {
         match peer.next_pdu().await? {
             Pdu::PData { data } => {
                 for pdv in data {
                     let message = assembler.push(pdv).map_err(ProtocolError::from)?;
                     if let Some(message) = message {
+                        let echo = message.command.field == command::C_ECHO_RQ;
                         dispatch(cx, peer, stats, message).await?;
+                        if !echo {
+                            last_work = Instant::now();
+                        } else if last_work.elapsed() >= idle {
+                            return Err(AssocError::EchoOnly(idle));
+                        }
                     }
                 }
             }

@@ -15,6 +15,10 @@ pub struct ScpConfig {
     pub policy: AePolicy,
     /// Concurrent associations at most; more are rejected (A-ASSOCIATE-RJ, transient).
     pub max_associations: usize,
+    /// Concurrent associations from one network address at most.
+    pub max_associations_per_peer: usize,
+    /// Concurrent associations under one calling AE title at most.
+    pub max_associations_per_ae: usize,
     /// A peer silent this long is dropped.
     pub idle_timeout: Duration,
     /// Largest PDU we receive.
@@ -67,6 +71,8 @@ impl Default for ScpConfig {
                 allowed_calling_aets: Vec::new(),
             },
             max_associations: 32,
+            max_associations_per_peer: 16,
+            max_associations_per_ae: 8,
             idle_timeout: Duration::from_secs(60),
             max_pdu_length: 65_536,
             charset: ResponseCharset::Utf8,

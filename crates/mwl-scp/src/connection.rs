@@ -29,6 +29,9 @@ pub(crate) enum AssocError {
     /// The peer sent nothing for the idle timeout.
     #[error("peer silent for {0:?}; association dropped")]
     Idle(Duration),
+    /// The peer sent only C-ECHO for the idle timeout: it holds a slot for nothing.
+    #[error("only C-ECHO for {0:?} (keep-alives do not keep an association); dropped")]
+    EchoOnly(Duration),
     /// The connection closed or broke.
     #[error("connection lost: {0}")]
     Connection(#[from] ConnectionLost),

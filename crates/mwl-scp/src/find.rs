@@ -305,7 +305,7 @@ impl<S: PeerStream> Find<'_, S> {
         if self.cx.config.station_filter_by_calling_ae {
             let calling = self.peer.calling_ae();
             if query.restrict_to_station(&calling) {
-                tracing::debug!(station = %calling, "query restricted to the caller's station");
+                tracing::debug!(station = %crate::describe::printable(&calling), "query restricted to the caller's station");
             }
         }
         Ok(query)

@@ -6,10 +6,13 @@
 //!
 //! The network side, in the order a connection meets it:
 //!
-//! - [`server`]: [`MwlServer`], the accept loop and the shutdown grace period.
+//! - [`server`]: [`MwlServer`], the accept loop and the shutdown grace period;
+//!   `accept_errors`: failed accepts (out of descriptors) backed off and logged once per
+//!   burst.
 //! - `admission`: from a TCP connection to an established association holding a slot:
 //!   the slots, the pending-request places (`pending`: a bounded queue, oldest dropped
-//!   first), the busy rejection (`reject_busy`), the association request timer.
+//!   first), the per-address and per-calling-AE limits (`peer_limits`), the refusal
+//!   before negotiation (`refuse`), the association request timer.
 //! - [`access`]: who may open an association ([`AePolicy`]: called AE, calling AE list).
 //! - [`tls`]: DICOM over TLS settings.
 //! - `association`: one association's receive loop and its log line.
@@ -66,6 +69,7 @@
 //! entries take the step status (IN PROGRESS is STARTED), marked as set by MPPS, and no
 //! sync resets a status set by MPPS. C-FIND only reads statuses.
 
+mod accept_errors;
 pub mod access;
 mod admission;
 mod association;
@@ -81,6 +85,7 @@ pub mod find_stream;
 pub mod identity;
 pub mod metrics;
 pub mod mpps;
+mod peer_limits;
 mod pending;
 pub mod query;
 pub mod server;

@@ -2,13 +2,14 @@
 //! to `admission`; at shutdown, gives the open associations a grace period to finish.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use worklist_store::Store;
 
+use crate::accept_errors::{AcceptErrors, Report};
 use crate::admission::Admission;
 use crate::context::Context;
 use crate::metrics::ScpMetrics;
@@ -56,17 +57,40 @@ impl MwlServer {
     /// ones finish (up to a grace period) and returns.
     pub async fn serve(&self, listener: TcpListener, mut shutdown: watch::Receiver<bool>) {
         let mut tasks = JoinSet::new();
+        let mut accept_errors = AcceptErrors::default();
         loop {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((socket, peer)) => {
+                        if let Some((failed, lasted)) = accept_errors.succeeded(Instant::now()) {
+                            tracing::info!(
+                                failed,
+                                lasted = ?lasted,
+                                "accepting connections works again"
+                            );
+                        }
                         let admission = self.admission.clone();
                         tasks.spawn(async move { admission.connection(socket, peer).await });
                     }
                     Err(e) => {
-                        // Out of file descriptors and the like: wait a little, keep serving.
-                        tracing::warn!(error = %e, "accepting a connection failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // Out of file descriptors and the like: back off, keep serving,
+                        // and say so once per burst rather than once per failure.
+                        let (report, wait) = accept_errors.failed(Instant::now());
+                        match report {
+                            Report::First => tracing::warn!(
+                                error = %e,
+                                "accepting a connection failed (further failures are \
+                                 summarized once a minute; raise LimitNOFILE if this is \
+                                 'Too many open files')"
+                            ),
+                            Report::Summary { failed } => tracing::warn!(
+                                error = %e,
+                                failed,
+                                "accepting connections still fails"
+                            ),
+                            Report::Quiet => {}
+                        }
+                        tokio::time::sleep(wait).await;
                     }
                 },
                 _ = stopped(&mut shutdown) => break,

@@ -1,6 +1,7 @@
 //! `mwlbridge export`: the worklist as DICOM worklist files for DCMTK `wlmscpfs` or
 //! Orthanc's worklist plugin.
 
+use std::collections::HashSet;
 use std::path::Path;
 
 use anyhow::Context;
@@ -63,6 +64,7 @@ pub fn write_files<'a>(
     std::fs::write(dir.join("lockfile"), b"")
         .with_context(|| format!("writing {}", dir.join("lockfile").display()))?;
     let query = MwlQuery::every_attribute();
+    let mut used = HashSet::new();
     let mut n = 0;
     for entry in entries {
         let mut dataset = query.response(entry, charset);
@@ -101,9 +103,9 @@ pub fn write_files<'a>(
             .implementation_version_name(identity::implementation_version_name())
             .build()
             .context("building the file meta information")?;
-        let name = format!(
-            "{FILE_PREFIX}{}.wl",
-            sanitize(&format!("{}-{}", entry.source, entry.source_record_id))
+        let name = unique_name(
+            &mut used,
+            &sanitize(&format!("{}-{}", entry.source, entry.source_record_id)),
         );
         let path = dir.join(name);
         dataset
@@ -113,6 +115,19 @@ pub fn write_files<'a>(
         n += 1;
     }
     Ok(n)
+}
+
+/// The file name of an entry whose sanitized identity is `stem`: record ids that differ
+/// only in characters a file name cannot keep (`a/b`, `a b`, `a_b`) get `-2`, `-3`, ...
+/// so no file overwrites another.
+fn unique_name(used: &mut HashSet<String>, stem: &str) -> String {
+    let mut name = format!("{FILE_PREFIX}{stem}.wl");
+    let mut k = 2;
+    while !used.insert(name.clone()) {
+        name = format!("{FILE_PREFIX}{stem}-{k}.wl");
+        k += 1;
+    }
+    name
 }
 
 /// A file-name-safe form of an identity.
@@ -126,4 +141,22 @@ fn sanitize(s: &str) -> String {
             }
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_sanitize_alike_get_distinct_file_names() {
+        let mut used = HashSet::new();
+        let names: Vec<String> = ["a/b", "a b", "a_b", "a_b-2"]
+            .iter()
+            .map(|id| unique_name(&mut used, &sanitize(&format!("calpendo-{id}"))))
+            .collect();
+        let distinct: HashSet<&String> = names.iter().collect();
+        assert_eq!(distinct.len(), 4, "{names:?}");
+        assert_eq!(names[0], format!("{FILE_PREFIX}calpendo-a_b.wl"));
+        assert_eq!(names[1], format!("{FILE_PREFIX}calpendo-a_b-2.wl"));
+    }
 }

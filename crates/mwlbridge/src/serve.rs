@@ -11,6 +11,7 @@ use mwl_scp::mpps::MppsPolicy;
 use mwl_scp::{AePolicy, MwlServer, ScpConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
+use worklist_store::ServeLock;
 use worklist_store::validate::ae_problem;
 
 use crate::config::Config;
@@ -49,6 +50,8 @@ fn scp_config(config: &Config) -> Result<ScpConfig, Failure> {
             allowed_calling_aets: s.allowed_calling_aets.clone(),
         },
         max_associations: s.max_associations as usize,
+        max_associations_per_peer: s.max_associations_per_peer as usize,
+        max_associations_per_ae: s.max_associations_per_ae as usize,
         idle_timeout: s.idle_timeout,
         max_pdu_length: s.max_pdu_length,
         charset,
@@ -101,6 +104,16 @@ pub async fn run(
 ) -> Result<(), Failure> {
     let config = &loaded.config;
     let store = open_store(config)?;
+    // One serving process per database; then the file's own health, so a damaged or
+    // unwritable database stops the start rather than every later write.
+    let _lock = ServeLock::acquire(store.path()).map_err(|e| Failure::Runtime(e.into()))?;
+    store.verify().map_err(|e| {
+        Failure::Runtime(anyhow::Error::new(e).context(format!(
+            "the database {} failed its start-up check (store.path / db_path in {})",
+            store.path().display(),
+            config.file.display()
+        )))
+    })?;
     let scp = scp_config(config)?;
     let addr = SocketAddr::new(config.server.bind, config.server.port);
     let listener = TcpListener::bind(addr)

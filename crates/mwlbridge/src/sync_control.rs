@@ -32,6 +32,7 @@ impl WorkerControl {
             infos.push(SourceInfo {
                 name,
                 interval: s.source.sync_interval(),
+                stations: s.source.stations(),
             });
         }
         (

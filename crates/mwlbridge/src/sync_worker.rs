@@ -10,7 +10,7 @@ use std::collections::HashMap;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use worklist_store::{
-    DataSource, MassChangeGuard, ReconcileCounts, Store, StoreError, SyncOutcome, SyncRun,
+    DataSource, Fetched, MassChangeGuard, ReconcileCounts, Store, StoreError, SyncOutcome, SyncRun,
 };
 
 use crate::metrics::SyncMetrics;
@@ -66,6 +66,25 @@ pub struct SyncContext {
     pub guard: MassChangeGuard,
 }
 
+/// Takes invisible and direction-changing characters out of the fetched entries
+/// ([`worklist_store::tidy`]), with a WARN per entry naming its record id and the fields
+/// (never the values).
+fn strip_invisible_characters(source: &str, fetched: &mut Fetched) {
+    let (Fetched::Complete(entries) | Fetched::Changed(entries)) = fetched;
+    for entry in entries {
+        let changed = worklist_store::tidy::strip_invisible(entry);
+        if !changed.is_empty() {
+            let fields: Vec<&str> = changed.iter().map(|s| s.column).collect();
+            tracing::warn!(
+                source,
+                record_id = %entry.source_record_id,
+                ?fields,
+                "invisible or direction-changing characters removed from the source's values"
+            );
+        }
+    }
+}
+
 /// Runs one sync cycle of `source`: fetch, reconcile in one transaction, record the run.
 /// A failure changes nothing in the store; it is logged and recorded, never raised.
 pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
@@ -75,8 +94,9 @@ pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
     let window = source.sync_window(started_at);
     let mut mode = "complete";
     let result = match source.fetch(&window).await {
-        Ok(fetched) => {
+        Ok(mut fetched) => {
             mode = fetched.mode();
+            strip_invisible_characters(&name, &mut fetched);
             let on_cancel = source.on_cancel();
             let src = name.clone();
             let guard = ctx.guard;

@@ -112,7 +112,30 @@ pub enum Fault {
     TruncatedBody,
     /// Never answer (until the server shuts down, which answers 503).
     Hang,
+    /// Answer 200 with a chunked body (no `Content-Length`) that never ends: a JSON array
+    /// opening, then one [`ENDLESS_CHUNK`]-byte chunk of rows after another, about one a
+    /// millisecond (a bounded rate, so that a client that buffers it all grows by tens
+    /// of MB a second, not by GB). The bytes produced are counted in
+    /// [`Stats::fault_body_bytes`].
+    EndlessBody,
+    /// Answer 200 with a `Content-Length` of this many bytes and a body of that length
+    /// (an empty JSON array padded with spaces), produced as it is sent and counted in
+    /// [`Stats::fault_body_bytes`].
+    OversizedBody(u64),
+    /// Answer with this redirect status (301, 302, 303, 307 or 308) and a `Location` of
+    /// `to` (`http://host:port`, no path) followed by `/api/`: to another server
+    /// (another port is another host), or to this one. A client that follows a 307 or
+    /// 308 sends the form, token included, again.
+    Redirect {
+        /// The status.
+        status: u16,
+        /// Scheme, host and port of the target.
+        to: String,
+    },
 }
+
+/// The size of each chunk of a [`Fault::EndlessBody`].
+pub const ENDLESS_CHUNK: usize = 64 * 1024;
 
 /// Which requests a [`Fault`] applies to (always after the token check).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,6 +172,9 @@ pub struct Stats {
     pub max_in_flight: u64,
     /// The form of the last POST, in order, without the `token`.
     pub last_params: Vec<(String, String)>,
+    /// Body bytes produced by [`Fault::EndlessBody`] and [`Fault::OversizedBody`]
+    /// answers (what the client was sent, up to one chunk more than it read).
+    pub fault_body_bytes: u64,
 }
 
 /// The fault currently injected, if any.
@@ -183,6 +209,7 @@ struct Counters {
     rows_returned: AtomicU64,
     in_flight: AtomicU64,
     max_in_flight: AtomicU64,
+    fault_body_bytes: Arc<AtomicU64>,
 }
 
 /// State shared between the handle and the request handlers.
@@ -449,6 +476,7 @@ impl FakeRedcap {
             rows_returned: load(&c.rows_returned),
             max_in_flight: load(&c.max_in_flight),
             last_params: self.shared.lock().last_params.clone(),
+            fault_body_bytes: load(&c.fault_body_bytes),
         }
     }
 
@@ -465,6 +493,7 @@ impl FakeRedcap {
             &c.bad,
             &c.records_returned,
             &c.rows_returned,
+            &c.fault_body_bytes,
         ] {
             counter.store(0, Ordering::SeqCst);
         }

@@ -236,7 +236,94 @@ async fn inject(shared: &Shared, fault: Fault, normal: Response) -> Response {
             stopped(&mut shared.shutdown.subscribe()).await;
             error(StatusCode::SERVICE_UNAVAILABLE, "server shutting down")
         }
+        Fault::EndlessBody => endless_body(Arc::clone(&shared.counters.fault_body_bytes)),
+        Fault::OversizedBody(len) => {
+            oversized_body(len, Arc::clone(&shared.counters.fault_body_bytes))
+        }
+        Fault::Redirect { status, to } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::FOUND);
+            let target = format!("{}/api/", to.trim_end_matches('/'));
+            let mut resp = error(status, "moved");
+            match HeaderValue::from_str(&target) {
+                Ok(v) => {
+                    resp.headers_mut().insert(header::LOCATION, v);
+                }
+                Err(_) => *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR,
+            }
+            resp
+        }
     }
+}
+
+/// A 200 answer whose chunked body never ends (see [`Fault::EndlessBody`]); each chunk
+/// produced is counted in `sent`.
+fn endless_body(sent: Arc<AtomicU64>) -> Response {
+    let row = "{\"record_id\": \"1\", \"study_id\": \"CPIP-endless\"}, ";
+    let mut chunk = String::with_capacity(crate::ENDLESS_CHUNK);
+    while chunk.len() + row.len() <= crate::ENDLESS_CHUNK {
+        chunk.push_str(row);
+    }
+    while chunk.len() < crate::ENDLESS_CHUNK {
+        chunk.push(' ');
+    }
+    let chunk = Bytes::from(chunk);
+    let stream = futures::stream::unfold(true, move |first| {
+        let sent = Arc::clone(&sent);
+        let chunk = chunk.clone();
+        async move {
+            let out = if first {
+                Bytes::from_static(b"[")
+            } else {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                chunk
+            };
+            sent.fetch_add(out.len() as u64, Ordering::SeqCst);
+            Some((Ok::<Bytes, Infallible>(out), false))
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp
+}
+
+/// A 200 answer of exactly `len` bytes (`[]` padded with spaces, or spaces alone when
+/// `len` is below 2), announced in `Content-Length` and produced chunk by chunk as it is
+/// sent; each chunk is counted in `sent`.
+fn oversized_body(len: u64, sent: Arc<AtomicU64>) -> Response {
+    const CHUNK: u64 = 64 * 1024;
+    let json = len >= 2;
+    let stream = futures::stream::unfold(0u64, move |at| {
+        let sent = Arc::clone(&sent);
+        async move {
+            if at >= len {
+                return None;
+            }
+            let n = (len - at).min(CHUNK);
+            let mut out = vec![b' '; usize::try_from(n).unwrap_or(0)];
+            if json && at == 0 {
+                out[0] = b'[';
+            }
+            if json
+                && at + n == len
+                && let Some(last) = out.last_mut()
+            {
+                *last = b']';
+            }
+            sent.fetch_add(n, Ordering::SeqCst);
+            Some((Ok::<Bytes, Infallible>(Bytes::from(out)), at + n))
+        }
+    });
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    resp.headers_mut()
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    resp
 }
 
 /// The normal answer's bytes under a `Content-Length` 256 bytes larger: hyper sees

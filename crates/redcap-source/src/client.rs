@@ -7,22 +7,116 @@
 //!
 //! A transient failure (see [`crate::error`]) is retried `max_retries` times after 1 s,
 //! 2 s, 4 s, ... (the base is settable for tests). The retry and back-off loop is the
-//! same as `calpendo-source`'s `get_json`: a candidate for a shared helper.
+//! same as `calpendo-source`'s `get_json`: a candidate for a shared helper (as are the
+//! bounded body reading and the redirect policy below).
+//!
+//! Answers are bounded: a body is read chunk by chunk, at most `max_response_bytes`
+//! (a `Content-Length` over it is refused before reading, an endless body is cut at the
+//! limit: [`ResponseTooLarge`], not retried); an error answer's body is read only up to
+//! [`ERROR_BODY_MAX`] for REDCap's message. A redirect is followed only when it keeps
+//! the POST (307, 308) and goes to the API URL's own scheme, host and port, at most
+//! [`MAX_REDIRECTS`] in a row; any other fails the request before anything is sent to its
+//! target ([`RedirectRefused`]). reqwest resends the form, token included, on a 307 or
+//! 308: so the token only ever goes to the configured server.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
-use reqwest::header;
+use reqwest::{StatusCode, header};
 use serde_json::Value;
 use worklist_store::source::ConfigFailure;
 use worklist_store::source::Secret;
 use worklist_store::{SourceError, SourceMetrics};
 
-use crate::error::{AttemptError, Request, error_chain};
+use crate::error::{
+    AttemptError, RedirectRefusal, RedirectRefused, Request, ResponseTooLarge, error_chain,
+};
 
 /// The default back-off before the first retry (then doubled).
 pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
+/// The most redirects (307 or 308, each to the API URL's own scheme, host and port)
+/// followed in a row.
+pub const MAX_REDIRECTS: usize = 5;
+/// The most bytes of an error answer read for REDCap's message (`{"error": "..."}`); a
+/// longer one is answered without it.
+pub const ERROR_BODY_MAX: u64 = 64 * 1024;
+
+/// The redirect policy: follow a 307 or 308 to the first URL's origin (scheme, host,
+/// port), at most [`MAX_REDIRECTS`] times; else fail with [`RedirectRefused`] before
+/// anything is sent to the target.
+fn redirect_policy() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let to = attempt.url().origin();
+        // `previous` holds the request's own URL first, then each URL redirected from.
+        let from = attempt.previous().first().map(reqwest::Url::origin);
+        let status = attempt.status();
+        let refusal = match &from {
+            Some(from) if *from == to => {
+                if !matches!(
+                    status,
+                    StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
+                ) {
+                    Some(RedirectRefusal::MethodChange)
+                } else if attempt.previous().len() > MAX_REDIRECTS {
+                    Some(RedirectRefusal::TooMany)
+                } else {
+                    None
+                }
+            }
+            _ => Some(RedirectRefusal::OtherOrigin),
+        };
+        match refusal {
+            None => attempt.follow(),
+            Some(refusal) => {
+                let refused = RedirectRefused {
+                    refusal,
+                    status: status.as_u16(),
+                    from: from.map_or_else(|| "?".into(), |o| o.ascii_serialization()),
+                    to: to.ascii_serialization(),
+                };
+                attempt.error(refused)
+            }
+        }
+    })
+}
+
+/// How reading a body failed.
+enum BodyError {
+    /// Over the limit: announced, or found while reading.
+    TooLarge { announced: Option<u64>, read: u64 },
+    /// The body could not be read.
+    Transport(reqwest::Error),
+}
+
+/// Reads a body of at most `limit` bytes, chunk by chunk: a `Content-Length` over the
+/// limit is refused before reading, and reading stops at the first chunk that passes it
+/// (so at most `limit` bytes and one chunk are ever held).
+async fn read_body(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, BodyError> {
+    let announced = response.content_length();
+    if let Some(n) = announced
+        && n > limit
+    {
+        return Err(BodyError::TooLarge {
+            announced: Some(n),
+            read: 0,
+        });
+    }
+    // Room for what is announced, up to 1 MiB; a larger body grows the buffer as it comes.
+    let initial = announced.unwrap_or(0).min(1024 * 1024);
+    let mut body = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
+    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
+        let read = (body.len() + chunk.len()) as u64;
+        if read > limit {
+            return Err(BodyError::TooLarge {
+                announced: None,
+                read,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
 
 /// The `outcome` label values of the request counters, by index.
 const OUTCOMES: [&str; 5] = ["2xx", "3xx", "4xx", "5xx", "error"];
@@ -36,23 +130,27 @@ pub(crate) struct Client {
     url: String,
     token: Secret,
     max_retries: u32,
+    max_response_bytes: u64,
     pub(crate) backoff_base: Duration,
     counters: OnceLock<[[Counter; OUTCOMES.len()]; Request::ALL.len()]>,
 }
 
 impl Client {
-    /// A client POSTing to `url` with `token`.
+    /// A client POSTing to `url` with `token`, reading answers of at most
+    /// `max_response_bytes`.
     pub(crate) fn new(
         source: &str,
         url: &str,
         token: Secret,
         timeout: Duration,
         max_retries: u32,
+        max_response_bytes: u64,
     ) -> Result<Client, SourceError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("mwlbridge/", env!("CARGO_PKG_VERSION")))
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .redirect(redirect_policy())
             .build()
             .map_err(|e| {
                 SourceError::Config(ConfigFailure::Setup {
@@ -66,6 +164,7 @@ impl Client {
             url: url.to_string(),
             token,
             max_retries,
+            max_response_bytes,
             backoff_base: DEFAULT_BACKOFF_BASE,
             counters: OnceLock::new(),
         })
@@ -114,17 +213,44 @@ impl Client {
             Ok(r) => r,
             Err(e) => {
                 self.count(req, OUTCOME_ERROR);
-                return Err(AttemptError::transport(e));
+                return Err(AttemptError::transport(e, req));
             }
         };
         let status = response.status();
-        let text = response.text().await;
-        let outcome = match (&text, status.as_u16()) {
-            (Err(_), _) => OUTCOME_ERROR,
-            (Ok(_), code) => usize::from((code / 100).clamp(2, 5) - 2),
+        let limit = if status.is_success() {
+            self.max_response_bytes
+        } else {
+            ERROR_BODY_MAX.min(self.max_response_bytes)
         };
-        self.count(req, outcome);
-        let text = text.map_err(AttemptError::transport)?;
+        let body = read_body(response, limit).await;
+        let by_status = usize::from((status.as_u16() / 100).clamp(2, 5) - 2);
+        let body = match body {
+            Ok(body) => {
+                self.count(req, by_status);
+                body
+            }
+            // An error answer too long for a message: answered without it.
+            Err(BodyError::TooLarge { .. }) if !status.is_success() => {
+                self.count(req, by_status);
+                Vec::new()
+            }
+            Err(BodyError::TooLarge { announced, read }) => {
+                self.count(req, OUTCOME_ERROR);
+                return Err(AttemptError::too_large(ResponseTooLarge {
+                    request: req.what(),
+                    limit,
+                    key: "max_response_bytes",
+                    announced,
+                    read,
+                }));
+            }
+            Err(BodyError::Transport(e)) => {
+                self.count(req, OUTCOME_ERROR);
+                return Err(AttemptError::transport(e, req));
+            }
+        };
+        // As reqwest's `text()` read it: UTF-8, an invalid sequence replaced.
+        let text = String::from_utf8_lossy(&body);
         if !status.is_success() {
             return Err(AttemptError::status(
                 status,

@@ -7,7 +7,12 @@
 //! with a hint. 5xx, 408, 429, timeouts and connection failures are retried. A body that
 //! is not JSON, or JSON of the wrong shape, fails the cycle as an invalid response.
 //! (The same classification as `calpendo-source`'s `error.rs`, which also tells TLS
-//! failures apart; here a TLS failure is a transport failure.)
+//! failures apart; here a TLS failure is a transport failure.) A body over
+//! `max_response_bytes` ([`ResponseTooLarge`]) fails the cycle as an invalid response, not
+//! retried; a redirect that is not followed ([`RedirectRefused`]) is a configuration
+//! error, not retried.
+
+use std::fmt;
 
 use reqwest::StatusCode;
 use worklist_store::SourceError;
@@ -43,6 +48,116 @@ impl Request {
     }
 }
 
+/// An answer's body larger than `max_response_bytes`: announced in `Content-Length`, or
+/// found while reading it chunk by chunk. The message names the request, the limit and
+/// the key, never the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseTooLarge {
+    /// The request, for messages (`metadata (data dictionary)`, `record export`).
+    pub request: &'static str,
+    /// The limit, in bytes.
+    pub limit: u64,
+    /// The key that sets it: `max_response_bytes`.
+    pub key: &'static str,
+    /// The `Content-Length` the server announced, when that was over the limit (then
+    /// nothing was read).
+    pub announced: Option<u64>,
+    /// The bytes received when reading stopped (the last chunk included).
+    pub read: u64,
+}
+
+impl fmt::Display for ResponseTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.announced {
+            Some(n) => write!(
+                f,
+                "the REDCap {} answer announces {n} bytes (Content-Length), more than {} \
+                 allows ({} bytes): refused without reading it",
+                self.request, self.key, self.limit
+            ),
+            None => write!(
+                f,
+                "the REDCap {} answer is larger than {} allows ({} bytes): reading stopped \
+                 after {} bytes",
+                self.request, self.key, self.limit, self.read
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ResponseTooLarge {}
+
+/// Why a redirect was not followed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectRefusal {
+    /// To another scheme, host or port than the API URL's.
+    OtherOrigin,
+    /// A 301, 302 or 303, which would turn the POST into a GET without the form.
+    MethodChange,
+    /// One more than [`crate::client::MAX_REDIRECTS`] in a row.
+    TooMany,
+}
+
+/// A redirect that was not followed (nothing was sent to its target). Only a 307 or 308
+/// to the API URL's own scheme, host and port is followed, at most
+/// [`crate::client::MAX_REDIRECTS`] in a row, so the token (in the POSTed form, which
+/// those resend) never goes elsewhere.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectRefused {
+    /// Why.
+    pub refusal: RedirectRefusal,
+    /// The redirect's status.
+    pub status: u16,
+    /// The origin (`scheme://host:port`) of the API URL.
+    pub from: String,
+    /// The origin of the redirect's target.
+    pub to: String,
+}
+
+impl fmt::Display for RedirectRefused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (from, status, to) = (&self.from, self.status, &self.to);
+        match self.refusal {
+            RedirectRefusal::OtherOrigin => write!(
+                f,
+                "REDCap at {from} answered with a redirect (HTTP {status}) to another host, \
+                 {to}; a redirect is followed only to the same scheme, host and port, and \
+                 nothing (no token) was sent there. Check the API URL (REDCAP_API_URL or \
+                 api_url; if {to} is the REDCap server's address now, set it there)"
+            ),
+            RedirectRefusal::MethodChange => write!(
+                f,
+                "REDCap at {from} answered with a redirect (HTTP {status}) to {to}, which \
+                 would turn the API POST into a GET without the form; it was not followed. \
+                 Set the API URL (REDCAP_API_URL or api_url) to the address it redirects to"
+            ),
+            RedirectRefusal::TooMany => write!(
+                f,
+                "REDCap at {from} answered with more than {} redirects in a row (the last, \
+                 HTTP {status}, to {to}): a redirect loop; check the API URL (REDCAP_API_URL \
+                 or api_url)",
+                crate::client::MAX_REDIRECTS
+            ),
+        }
+    }
+}
+
+impl std::error::Error for RedirectRefused {}
+
+/// The first error of type `T` in `e`'s chain.
+pub(crate) fn find_cause<'a, T: std::error::Error + 'static>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
+        }
+        cur = err.source();
+    }
+    None
+}
+
 /// One attempt's failure.
 #[derive(Debug)]
 pub(crate) enum AttemptError {
@@ -57,8 +172,15 @@ pub(crate) enum AttemptError {
 }
 
 impl AttemptError {
-    /// The failure of a request that got no (complete) response.
-    pub(crate) fn transport(e: reqwest::Error) -> AttemptError {
+    /// The failure of a `req` that got no (complete) response.
+    pub(crate) fn transport(e: reqwest::Error, req: Request) -> AttemptError {
+        if let Some(refused) = find_cause::<RedirectRefused>(&e) {
+            // A redirect is the server's answer, not a transient failure: never retried.
+            return AttemptError::Final(SourceError::Config(ConfigFailure::Setup {
+                message: format!("REDCap {} request: {refused}", req.what()),
+                source: Some(Box::new(e)),
+            }));
+        }
         if e.is_builder() {
             return AttemptError::Final(SourceError::Config(ConfigFailure::Setup {
                 message: format!("cannot build the REDCap request: {}", error_chain(&e)),
@@ -110,6 +232,15 @@ impl AttemptError {
                 "REDCap refused the {} request with HTTP {status}{said}; {hint}",
                 req.what()
             ),
+        }))
+    }
+
+    /// The failure of a body over the limit: final (another attempt would read as much
+    /// again).
+    pub(crate) fn too_large(e: ResponseTooLarge) -> AttemptError {
+        AttemptError::Final(SourceError::Fetch(FetchFailure::InvalidResponse {
+            message: e.to_string(),
+            source: Some(Box::new(e)),
         }))
     }
 

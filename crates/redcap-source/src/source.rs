@@ -109,6 +109,7 @@ impl RedcapSource {
             config.token.clone(),
             config.request_timeout,
             config.max_retries,
+            config.max_response_bytes,
         )?;
         Ok(RedcapSource {
             name: name.to_string(),

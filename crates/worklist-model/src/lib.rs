@@ -49,6 +49,7 @@ pub mod model;
 pub mod pn;
 pub mod source;
 pub mod status;
+pub mod tidy;
 pub mod validate;
 pub mod zones;
 
@@ -58,8 +59,8 @@ pub use model::{
     TextAttribute, WorklistEntry,
 };
 pub use source::{
-    DataSource, Dialect, Fetched, OnCancel, RequestLabels, Secret, SiteContext, SourceError,
-    SourceMetrics, SyncWindow,
+    DataSource, Dialect, Fetched, KnownStation, OnCancel, RequestLabels, Secret, SiteContext,
+    SourceError, SourceMetrics, SyncWindow,
 };
 pub use status::{PerformedStatus, StatusSetBy, StepStatus, UnknownTerm};
 pub use zones::{DEFAULT_TIMEZONE, ZoneDb, ZoneError};

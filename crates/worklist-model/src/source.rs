@@ -271,6 +271,17 @@ impl Fetched {
     }
 }
 
+/// A scanner a source books for, as its station mapping names it: the Scheduled Station
+/// AE Title its entries carry and the Modality they carry with it (when the mapping gives
+/// one). The status page offers these for manual entries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownStation {
+    /// Scheduled Station AE Title.
+    pub ae_title: String,
+    /// Modality of the station's entries, when the source's mapping gives one.
+    pub modality: Option<String>,
+}
+
 /// A system that holds bookings and can list them as worklist entries.
 #[async_trait::async_trait]
 pub trait DataSource: Send + Sync {
@@ -283,6 +294,12 @@ pub trait DataSource: Send + Sync {
     /// How long to wait between sync cycles.
     fn sync_interval(&self) -> std::time::Duration {
         std::time::Duration::from_secs(60)
+    }
+
+    /// The stations the source's mapping names, each once, in configuration order (none
+    /// when the source has no station mapping).
+    fn stations(&self) -> Vec<KnownStation> {
+        Vec::new()
     }
 
     /// What a sync does with cancelled and vanished bookings.

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::error::StoreError;
+use crate::health::Watch;
 
 /// How many idle reader connections are kept.
 const READER_POOL: usize = 8;
@@ -22,15 +23,24 @@ const READER_CACHE_KIB: i64 = 1024;
 /// How long a statement waits for a lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Opens (creating if needed) a connection on the database file, in WAL mode.
-pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
+/// Whether [`open`] may create the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Create {
+    /// The writer, at `Store::open`: a missing file is created.
+    Yes,
+    /// Readers: the file must exist (a reader never creates an empty file where the
+    /// database was deleted).
+    No,
+}
+
+/// Opens a connection on the database file, in WAL mode.
+pub(crate) fn open(path: &Path, create: Create) -> Result<Connection, StoreError> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if create == Create::Yes {
+        flags |= OpenFlags::SQLITE_OPEN_CREATE;
+    }
     let open = || -> Result<Connection, rusqlite::Error> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let conn = Connection::open_with_flags(path, flags)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -62,6 +72,7 @@ pub(crate) fn open(path: &Path) -> Result<Connection, StoreError> {
 /// idle readers.
 pub(crate) struct Connections {
     path: PathBuf,
+    watch: Watch,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
 }
@@ -70,6 +81,7 @@ impl Connections {
     /// The pool of the file at `path`, whose writer connection is already open.
     pub(crate) fn new(path: PathBuf, writer: Connection) -> Connections {
         Connections {
+            watch: Watch::new(&path),
             path,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
@@ -81,13 +93,21 @@ impl Connections {
         &self.path
     }
 
-    /// The writer connection (one writer at a time).
-    pub(crate) fn writer(&self) -> MutexGuard<'_, Connection> {
+    /// The file's health ([`Watch`]).
+    pub(crate) fn watch(&self) -> &Watch {
+        &self.watch
+    }
+
+    /// The writer connection (one writer at a time), unless the file at the path is no
+    /// longer the one opened ([`Watch::before_write`]).
+    pub(crate) fn writer(&self) -> Result<MutexGuard<'_, Connection>, rusqlite::Error> {
+        self.watch.before_write()?;
         // A panic while holding the lock leaves the connection usable: SQLite rolls back
         // an unfinished transaction when it is dropped.
-        self.writer
+        Ok(self
+            .writer
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner()))
     }
 
     /// Runs `f` on a reader connection from the pool (opened when none is idle).
@@ -99,7 +119,7 @@ impl Connections {
         let conn = match pooled {
             Some(c) => c,
             None => {
-                let conn = open(&self.path)?;
+                let conn = open(&self.path, Create::No)?;
                 // Negative: a size in KiB.
                 conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
                     .map_err(StoreError::from)?;

@@ -14,6 +14,30 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// SQLite's quick check found damage in the file.
+    #[error(
+        "the worklist database {path} is damaged ({detail}); restore it from a backup, or \
+         move it away to start an empty one"
+    )]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What the check found.
+        detail: String,
+    },
+    /// The start-up write probe failed: the file, its directory or its file system
+    /// cannot be written.
+    #[error(
+        "the worklist database {path} cannot be written ({source}); check the file's and \
+         its directory's owner and mode, and that the disk is not full or read-only"
+    )]
+    Unwritable {
+        /// The database file.
+        path: PathBuf,
+        /// SQLite's reason.
+        #[source]
+        source: rusqlite::Error,
+    },
     /// The database was written by a newer mwlbridge.
     #[error(
         "worklist database {path} has schema version {found}, newer than this mwlbridge \

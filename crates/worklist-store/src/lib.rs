@@ -57,6 +57,8 @@ mod connections;
 mod entries;
 pub mod error;
 mod filter;
+pub mod health;
+pub mod lock;
 pub mod manual;
 pub mod mpps;
 mod name_keys;
@@ -69,11 +71,13 @@ pub mod stream;
 pub mod sync_runs;
 
 // The model's modules, at their old paths (`worklist_store::validate::ae_problem`, ...).
-pub use worklist_model::{datetime, identifiers, model, pn, source, status, validate, zones};
+pub use worklist_model::{datetime, identifiers, model, pn, source, status, tidy, validate, zones};
 
 pub use api_tokens::{TokenRecord, TokenRole, TokenStoreError};
 pub use error::StoreError;
 pub use filter::EntryFilter;
+pub use health::StoreProblem;
+pub use lock::{LockError, ServeLock};
 pub use manual::{MANUAL_SOURCE, ManualEntryError};
 pub use mpps::{CreatedLinks, LinkedSteps, MppsChange, MppsError, PerformedStep, ScheduledStepRef};
 pub use pylantir::{ImportCounts, ImportItem, PylantirRow};
@@ -82,8 +86,8 @@ pub use store::Store;
 pub use stream::{ScanEnd, Snapshot};
 pub use sync_runs::{SyncOutcome, SyncRun};
 pub use worklist_model::{
-    DEFAULT_PROTOCOL_CODING_SCHEME, DEFAULT_TIMEZONE, DataSource, EntryMeta, Fetched, OnCancel,
-    PerformedStatus, RequestLabels, SourceError, SourceMetrics, StatusSetBy, StepStatus,
+    DEFAULT_PROTOCOL_CODING_SCHEME, DEFAULT_TIMEZONE, DataSource, EntryMeta, Fetched, KnownStation,
+    OnCancel, PerformedStatus, RequestLabels, SourceError, SourceMetrics, StatusSetBy, StepStatus,
     StoredEntry, SyncWindow, TEXT_ATTRIBUTES, TextAttribute, WorklistEntry, ZoneDb, ZoneError,
     format_da, format_tm, parse_da, parse_tm,
 };

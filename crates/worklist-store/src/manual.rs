@@ -48,6 +48,27 @@ fn describe(problems: &[(&'static str, String)]) -> String {
         .join("; ")
 }
 
+/// Why `id` cannot name a new manual entry: it must be usable in a URL path segment and a
+/// file name as it is (`/api/v1/manual/{id}`, `export`), so 1 to 64 of `A-Z a-z 0-9 . _ -`,
+/// and not `.` or `..` (which a URL path resolves away).
+pub fn record_id_problem(id: &str) -> Option<String> {
+    if id.is_empty() || id.len() > 64 {
+        return Some("must be 1 to 64 characters".into());
+    }
+    if id == "." || id == ".." {
+        return Some("must not be `.` or `..`".into());
+    }
+    if let Some(c) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Some(format!(
+            "{c:?} is not allowed: use letters, digits, '.', '_' and '-'"
+        ));
+    }
+    None
+}
+
 fn check(entry: &WorklistEntry) -> Result<(), ManualEntryError> {
     if entry.source != MANUAL_SOURCE {
         return Err(ManualEntryError::NotManual(entry.source.clone()));
@@ -67,6 +88,9 @@ pub(crate) fn create(
     now: Timestamp,
 ) -> Result<StoredEntry, ManualEntryError> {
     check(entry)?;
+    if let Some(why) = record_id_problem(&entry.source_record_id) {
+        return Err(ManualEntryError::Invalid(vec![("record_id", why)]));
+    }
     if entries::get(tx, MANUAL_SOURCE, &entry.source_record_id)?.is_some() {
         return Err(ManualEntryError::Exists(entry.source_record_id.clone()));
     }
@@ -119,6 +143,19 @@ mod tests {
         e.station_ae_title = Some("MRI_3T".into());
         e.modality = Some("MR".into());
         e
+    }
+
+    #[test]
+    fn a_new_record_id_keeps_to_a_safe_alphabet() {
+        let (_dir, store) = store();
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        for bad in [".", "..", "a/b", "a b", "x\u{202e}y", ""] {
+            let err = store.create_manual(&walk_in(bad), now).expect_err(bad);
+            assert!(err.to_string().contains("record_id"), "{bad:?}: {err}");
+        }
+        for good in ["walk-in_1", "QA.2026-12-05"] {
+            store.create_manual(&walk_in(good), now).expect(good);
+        }
     }
 
     #[test]

@@ -6,9 +6,10 @@
 //! `api_tokens`, `stream`). Every method is blocking; async callers use [`Store::run`],
 //! which moves the work to tokio's blocking pool.
 
+use std::collections::VecDeque;
 use std::ops::ControlFlow;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
@@ -19,9 +20,10 @@ use worklist_model::{
 };
 
 use crate::api_tokens::{self, TokenRecord, TokenRole, TokenStoreError};
-use crate::connections::{self, Connections};
+use crate::connections::{self, Connections, Create};
 use crate::entries;
 use crate::error::StoreError;
+use crate::health::{self, StoreProblem};
 use crate::manual::{self, MANUAL_SOURCE, ManualEntryError};
 use crate::mpps::{
     self, CreatedLinks, LinkedSteps, MppsChange, MppsError, PerformedStep, ScheduledStepRef,
@@ -41,7 +43,12 @@ pub use worklist_model::datetime::{format_da, format_tm, parse_da, parse_tm};
 #[derive(Clone)]
 pub struct Store {
     connections: Arc<Connections>,
+    /// Sync runs whose record failed (a full disk), written with the next one.
+    unrecorded: Arc<Mutex<VecDeque<SyncRun>>>,
 }
+
+/// How many unrecorded sync runs are kept for a later write (the oldest dropped first).
+const UNRECORDED_RUNS: usize = 100;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -57,17 +64,51 @@ impl Store {
     /// schema. The parent directory must exist.
     pub fn open(path: impl AsRef<Path>) -> Result<Store, StoreError> {
         let path = path.as_ref().to_path_buf();
-        let mut writer = connections::open(&path)?;
+        let mut writer = connections::open(&path, Create::Yes)?;
         schema::migrate(&mut writer, &path)?;
         name_keys::refresh(&mut writer)?;
         Ok(Store {
             connections: Arc::new(Connections::new(path, writer)),
+            unrecorded: Arc::default(),
         })
     }
 
     /// The database file.
     pub fn path(&self) -> &Path {
         self.connections.path()
+    }
+
+    /// Checks the file as a long-running command should at start: SQLite's quick check
+    /// and a real write ([`health::verify`]). A damaged file is
+    /// [`StoreError::Damaged`], one that cannot be written [`StoreError::Unwritable`].
+    pub fn verify(&self) -> Result<(), StoreError> {
+        let mut conn = self.connections.writer()?;
+        health::verify(&mut conn, self.path())
+    }
+
+    /// What is wrong with the database now, if anything: the file deleted or replaced
+    /// since it was opened, or the newest write failed ([`StoreProblem`]).
+    pub fn problem(&self) -> Option<StoreProblem> {
+        self.connections.watch().problem()
+    }
+
+    /// Notes how a write ended, for [`Store::problem`].
+    fn observed<R>(&self, result: Result<R, StoreError>) -> Result<R, StoreError> {
+        match &result {
+            Ok(_) => self.connections.watch().succeeded(),
+            Err(StoreError::Sqlite(e)) => self.connections.watch().failed(e),
+            Err(_) => {}
+        }
+        result
+    }
+
+    /// Like [`Store::observed`], for a write's own SQLite result.
+    fn watched<R>(&self, result: Result<R, rusqlite::Error>) -> Result<R, rusqlite::Error> {
+        match &result {
+            Ok(_) => self.connections.watch().succeeded(),
+            Err(e) => self.connections.watch().failed(e),
+        }
+        result
     }
 
     /// Runs blocking store work on tokio's blocking pool, so the async runtime is never
@@ -95,10 +136,10 @@ impl Store {
         &self,
         f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<R, E>,
     ) -> Result<R, E> {
-        let mut conn = self.connections.writer();
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut conn = self.connections.writer()?;
+        let tx = self.watched(conn.transaction_with_behavior(TransactionBehavior::Immediate))?;
         let result = f(&tx)?;
-        tx.commit()?;
+        self.watched(tx.commit())?;
         Ok(result)
     }
 }
@@ -165,14 +206,23 @@ impl Store {
         by: StatusSetBy,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        let conn = self.connections.writer();
-        entries::set_status(&conn, row_id, status, by, &now.to_string())
+        let conn = self.connections.writer()?;
+        self.observed(entries::set_status(
+            &conn,
+            row_id,
+            status,
+            by,
+            &now.to_string(),
+        ))
     }
 
     /// Removes entries whose step ended (or, without an end, started) before `cutoff`,
     /// local time. Returns how many were removed.
     pub fn purge_ended_before(&self, cutoff: DateTime) -> Result<usize, StoreError> {
-        entries::purge_ended_before(&self.connections.writer(), cutoff)
+        self.observed(entries::purge_ended_before(
+            &*self.connections.writer()?,
+            cutoff,
+        ))
     }
 }
 
@@ -233,11 +283,13 @@ impl Store {
         now: Timestamp,
         guard: MassChangeGuard,
     ) -> Result<ReconcileCounts, StoreError> {
-        let mut conn = self.connections.writer();
+        let mut conn = self.connections.writer()?;
         // IMMEDIATE, as in `write` (which says why).
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let counts = reconcile::apply(&tx, source, window, entries, on_cancel, now, guard)?;
-        tx.commit()?;
+        let tx = self.watched(conn.transaction_with_behavior(TransactionBehavior::Immediate))?;
+        let counts = self.observed(reconcile::apply(
+            &tx, source, window, entries, on_cancel, now, guard,
+        ))?;
+        self.watched(tx.commit())?;
         if counts.changed_rows() {
             reconcile::refresh_statistics(&conn)?;
         }
@@ -263,9 +315,21 @@ impl Store {
         self.reconcile_in(source, window, entries, on_cancel, now, guard)
     }
 
-    /// Records a finished sync cycle.
+    /// Records a finished sync cycle. When the write fails (a full disk, the file
+    /// deleted), the run is kept in memory (the newest 100) and written, in order, with
+    /// the next one that can be; the failure itself shows in [`Store::problem`].
     pub fn record_sync_run(&self, run: &SyncRun) -> Result<(), StoreError> {
-        sync_runs::record(&self.connections.writer(), run)
+        let mut queue = self.unrecorded.lock().unwrap_or_else(|p| p.into_inner());
+        queue.push_back(run.clone());
+        while queue.len() > UNRECORDED_RUNS {
+            queue.pop_front();
+        }
+        let conn = self.connections.writer()?;
+        while let Some(oldest) = queue.front() {
+            self.observed(sync_runs::record(&conn, oldest))?;
+            queue.pop_front();
+        }
+        Ok(())
     }
 
     /// The most recent sync runs, newest first, optionally of one source.
@@ -311,7 +375,11 @@ impl Store {
 
     /// Removes a manual entry; false when there was none with this id.
     pub fn delete_manual(&self, record_id: &str) -> Result<bool, StoreError> {
-        entries::delete_record(&self.connections.writer(), MANUAL_SOURCE, record_id)
+        self.observed(entries::delete_record(
+            &*self.connections.writer()?,
+            MANUAL_SOURCE,
+            record_id,
+        ))
     }
 }
 
@@ -380,12 +448,12 @@ impl Store {
         decide: impl FnOnce(&PerformedStep) -> Result<MppsChange, E>,
     ) -> Result<Vec<i64>, E> {
         let db = |e: rusqlite::Error| E::from(MppsError::from(e));
-        let mut conn = self.connections.writer();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        let mut conn = self.connections.writer().map_err(db)?;
+        let tx = self
+            .watched(conn.transaction_with_behavior(TransactionBehavior::Immediate))
             .map_err(db)?;
         let linked = mpps::modify(&tx, sop_instance_uid, now, decide)?;
-        tx.commit().map_err(db)?;
+        self.watched(tx.commit()).map_err(db)?;
         Ok(linked)
     }
 
@@ -415,7 +483,7 @@ impl Store {
 
     /// Removes performed steps not changed since before `cutoff`. Returns how many.
     pub fn purge_performed_before(&self, cutoff: Timestamp) -> Result<usize, StoreError> {
-        mpps::purge_before(&self.connections.writer(), cutoff)
+        self.observed(mpps::purge_before(&*self.connections.writer()?, cutoff))
     }
 }
 
@@ -430,7 +498,7 @@ impl Store {
         secret_hash: &str,
         now: Timestamp,
     ) -> Result<TokenRecord, TokenStoreError> {
-        let conn = self.connections.writer();
+        let conn = self.connections.writer().map_err(StoreError::from)?;
         api_tokens::insert(&conn, name, public_id, role, secret_hash, now)
     }
 
@@ -447,11 +515,11 @@ impl Store {
 
     /// Revokes the active token called `name`; false when there is none.
     pub fn revoke_token(&self, name: &str, now: Timestamp) -> Result<bool, StoreError> {
-        api_tokens::revoke(&self.connections.writer(), name, now)
+        api_tokens::revoke(&*self.connections.writer()?, name, now)
     }
 
     /// Records that a token was accepted.
     pub fn touch_token(&self, id: i64, now: Timestamp) -> Result<(), StoreError> {
-        api_tokens::touch(&self.connections.writer(), id, now)
+        api_tokens::touch(&*self.connections.writer()?, id, now)
     }
 }

@@ -37,6 +37,21 @@ pub const ENV_API_URL: &str = "CALPENDO_API_URL";
 pub const MAX_WORKERS_LIMIT: usize = 32;
 /// The default `detail_refresh`: cached booking details are fetched again after 10 min.
 pub const DEFAULT_DETAIL_REFRESH: Duration = Duration::from_secs(600);
+/// The default `max_response_bytes`: 64 MiB. A booking list of a long window is some
+/// hundred bytes a booking (a thousand bookings: well under 1 MiB), one booking's details
+/// a few KiB: far above any real answer, far below what hurts a small server.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+/// The smallest `max_response_bytes`: 64 KiB.
+pub const MIN_MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+/// The largest `max_response_bytes`: 1 GiB.
+pub const MAX_MAX_RESPONSE_BYTES: u64 = 1024 * 1024 * 1024;
+/// The default `detail_cache_bytes`: 16 MiB, some thousands of bookings' details.
+pub const DEFAULT_DETAIL_CACHE_BYTES: u64 = 16 * 1024 * 1024;
+/// The largest `detail_cache_bytes`: 1 GiB.
+pub const MAX_DETAIL_CACHE_BYTES: u64 = 1024 * 1024 * 1024;
+/// The most one booking may take in the detail cache (its details response, list item and
+/// operator): 1 MiB; a booking taking more is fetched again every cycle.
+pub const DETAIL_CACHE_ITEM_MAX_BYTES: u64 = 1024 * 1024;
 
 const MAX_SECONDS: f64 = 86_400.0;
 const MAX_WINDOW_DAYS: i64 = 366;
@@ -78,8 +93,10 @@ pub(crate) struct Draft {
     pub sync_deadline: Duration,
     pub request_timeout: Duration,
     pub max_workers: usize,
+    pub max_response_bytes: u64,
     pub detail_refresh: Duration,
     pub fetch_mode: FetchMode,
+    pub detail_cache_bytes: u64,
     pub on_cancel: OnCancel,
     pub site: Option<String>,
     pub protocol: Option<ProtocolSetting>,
@@ -107,6 +124,24 @@ fn seconds(
         t.seconds(name, zero_allowed, MAX_SECONDS, r)
             .unwrap_or(default),
     )
+}
+
+/// A number of bytes within `min..=max`, or `default`.
+fn byte_count(
+    t: &mut Table<'_>,
+    name: &'static str,
+    min: u64,
+    max: u64,
+    default: u64,
+    r: &mut Report,
+) -> u64 {
+    let (lo, hi) = (
+        i64::try_from(min).unwrap_or(i64::MAX),
+        i64::try_from(max).unwrap_or(i64::MAX),
+    );
+    t.integer(name, lo, hi, r)
+        .and_then(|n| u64::try_from(n).ok())
+        .unwrap_or(default)
 }
 
 /// A zone name, trimmed.
@@ -316,6 +351,24 @@ pub const KEYS: &[Key] = &[
         read: |t, name, d, r| d.request_timeout = seconds(t, name, false, 30.0, r),
     },
     Key {
+        name: "max_response_bytes",
+        default: "`67108864` (64 MiB)",
+        doc: "the most bytes one response body may have (65536 to 1073741824). A larger \
+              answer, announced (`Content-Length`) or sent (read chunk by chunk, an endless \
+              body included), fails that request at the limit, is not retried, and fails \
+              the cycle (nothing changes; the next cycle tries again)",
+        read: |t, name, d, r| {
+            d.max_response_bytes = byte_count(
+                t,
+                name,
+                MIN_MAX_RESPONSE_BYTES,
+                MAX_MAX_RESPONSE_BYTES,
+                DEFAULT_MAX_RESPONSE_BYTES,
+                r,
+            );
+        },
+    },
+    Key {
         name: "max_workers",
         default: "`5`",
         doc: "Calpendo requests in flight at once (1 to 32)",
@@ -361,6 +414,25 @@ pub const KEYS: &[Key] = &[
                     FetchMode::Auto
                 }),
             };
+        },
+    },
+    Key {
+        name: "detail_cache_bytes",
+        default: "`16777216` (16 MiB)",
+        doc: "the most bytes the detail cache (see `detail_refresh`) keeps, counted as the \
+              details responses, list items and operators as received (0 to 1073741824; \
+              `0` keeps nothing). Over it, the details fetched longest ago are dropped (and \
+              fetched again next cycle); a booking taking more than 1 MiB (or more than \
+              this budget) is never kept",
+        read: |t, name, d, r| {
+            d.detail_cache_bytes = byte_count(
+                t,
+                name,
+                0,
+                MAX_DETAIL_CACHE_BYTES,
+                DEFAULT_DETAIL_CACHE_BYTES,
+                r,
+            );
         },
     },
     Key {

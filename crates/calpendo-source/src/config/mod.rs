@@ -70,8 +70,10 @@ pub use crate::fields::{Extract, ExtractOutput, FieldMapping, FieldRule, PrefixM
 pub use crate::window::{DailyWindow, WindowMode};
 pub use config_reader::Problem;
 pub use keys::{
-    DEFAULT_API_PATH, DEFAULT_DETAIL_REFRESH, ENV_API_URL, ENV_PASSWORD, ENV_USERNAME, KEYS,
-    KNOWN_KEYS, Key, MAX_WORKERS_LIMIT, PYLANTIR_API_PATH, PYLANTIR_LOOKBACK_MULTIPLIER,
+    DEFAULT_API_PATH, DEFAULT_DETAIL_CACHE_BYTES, DEFAULT_DETAIL_REFRESH,
+    DEFAULT_MAX_RESPONSE_BYTES, DETAIL_CACHE_ITEM_MAX_BYTES, ENV_API_URL, ENV_PASSWORD,
+    ENV_USERNAME, KEYS, KNOWN_KEYS, Key, MAX_DETAIL_CACHE_BYTES, MAX_MAX_RESPONSE_BYTES,
+    MAX_WORKERS_LIMIT, MIN_MAX_RESPONSE_BYTES, PYLANTIR_API_PATH, PYLANTIR_LOOKBACK_MULTIPLIER,
     default_api_path, docs_table, known_keys,
 };
 
@@ -163,12 +165,16 @@ pub struct CalpendoConfig {
     pub request_timeout: Duration,
     /// Requests in flight at once.
     pub max_workers: usize,
+    /// The most bytes one response body may have.
+    pub max_response_bytes: u64,
     /// How long a booking's fetched details (and MRI operator) are reused while its list
     /// item stays the same; zero disables the detail cache (see [`crate::source`]).
     pub detail_refresh: Duration,
     /// How a cycle reads the bookings: one query with `paths`, per-booking details, or
     /// the first with the second as its fallback (see [`crate::source`]).
     pub fetch_mode: FetchMode,
+    /// The most bytes the detail cache keeps (see [`crate::source`]).
+    pub detail_cache_bytes: u64,
     /// What a sync does with cancelled and vanished bookings.
     pub on_cancel: OnCancel,
     /// Pylantir's site id, when given.
@@ -466,8 +472,10 @@ fn finish(
         sync_deadline: d.sync_deadline,
         request_timeout: d.request_timeout,
         max_workers: d.max_workers,
+        max_response_bytes: d.max_response_bytes,
         detail_refresh: d.detail_refresh,
         fetch_mode: d.fetch_mode,
+        detail_cache_bytes: d.detail_cache_bytes,
         on_cancel: d.on_cancel,
         site: d.site,
         protocol,

@@ -38,14 +38,18 @@ impl CalpendoSource {
         let prefixes = !self.starts_with_refused.load(Ordering::Relaxed);
         let url = query::bulk_list_url(&self.config, window, paths, prefixes)
             .map_err(|e| Failure::Config(url_config_failure(e)))?;
-        match self.get_json(url, Request::List).await {
+        match self
+            .get_json(url, Request::List)
+            .await
+            .map(|(list, _)| list)
+        {
             Err(Failure::Config(worklist_store::source::ConfigFailure::Refused {
                 status: 400,
                 ..
             })) if prefixes && !self.config.resources.is_empty() => {
                 let url = query::bulk_list_url(&self.config, window, paths, false)
                     .map_err(|e| Failure::Config(url_config_failure(e)))?;
-                let list = self.get_json(url, Request::List).await?;
+                let (list, _) = self.get_json(url, Request::List).await?;
                 self.starts_with_refused.store(true, Ordering::Relaxed);
                 tracing::warn!(
                     source = %self.name,
@@ -199,7 +203,7 @@ impl CalpendoSource {
         let Ok(url) = query::bulk_list_url(&self.config, window, &paths, false) else {
             return BTreeSet::new();
         };
-        let Ok(list) = self.get_json(url, Request::List).await else {
+        let Ok((list, _)) = self.get_json(url, Request::List).await else {
             return BTreeSet::new();
         };
         list.get("biskits")
@@ -224,7 +228,7 @@ impl CalpendoSource {
             }
         };
         match self.get_json(url, Request::Operator).await {
-            Ok(v) => operators_by_id(&v).into_iter().collect(),
+            Ok((v, _)) => operators_by_id(&v).into_iter().collect(),
             Err(f) => {
                 tracing::warn!(
                     source = %self.name,

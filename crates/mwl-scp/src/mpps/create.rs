@@ -9,6 +9,7 @@ use worklist_store::{MppsError, PerformedStatus, Store};
 use super::dataset::{decode, encode, has_value, new_instance_uid, references, text, valid_uid};
 use super::{MppsOutcome, store_failure};
 use crate::config::MppsPolicy;
+use crate::describe::printable;
 use crate::describe::tag_name;
 use crate::dimse::{Command, status};
 
@@ -113,19 +114,19 @@ pub async fn create(
         Ok(Ok(links)) => {
             if links.other_station > 0 {
                 tracing::warn!(
-                    sop_instance_uid = %uid, calling_ae, not_linked = links.other_station,
+                    sop_instance_uid = %uid, calling_ae = %printable(calling_ae), not_linked = links.other_station,
                     "MPPS references steps scheduled on another station; they are not changed \
                      (station_filter_by_calling_ae)"
                 );
             }
             if links.linked.is_empty() {
                 tracing::warn!(
-                    sop_instance_uid = %uid, calling_ae,
+                    sop_instance_uid = %uid, calling_ae = %printable(calling_ae),
                     "MPPS IN PROGRESS matches no scheduled step (an unscheduled scan?); stored"
                 );
             } else {
                 tracing::info!(
-                    sop_instance_uid = %uid, calling_ae, linked = links.linked.len(),
+                    sop_instance_uid = %uid, calling_ae = %printable(calling_ae), linked = links.linked.len(),
                     "MPPS IN PROGRESS"
                 );
             }

@@ -14,6 +14,7 @@ use worklist_store::{LinkedSteps, MppsChange, MppsError, PerformedStatus, Perfor
 use super::create::Requester;
 use super::dataset::{decode, encode, text, wrong_entry_selected};
 use super::{MppsOutcome, store_failure};
+use crate::describe::printable;
 use crate::dimse::{Command, status};
 
 /// Why an N-SET was refused: by the store (unknown or final step, database) or by the
@@ -77,7 +78,7 @@ pub async fn set(
     match result {
         Ok(Ok((linked, Some((new_status, steps))))) => {
             tracing::info!(
-                sop_instance_uid = %uid, calling_ae = who.calling_ae,
+                sop_instance_uid = %uid, calling_ae = %printable(who.calling_ae),
                 status = new_status.as_dicom(), linked = linked.len(),
                 wrong_entry_selected = steps == LinkedSteps::Reschedule,
                 "MPPS updated"

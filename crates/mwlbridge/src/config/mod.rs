@@ -91,6 +91,10 @@ pub struct ServerConfig {
     pub allowed_calling_aets: Vec<String>,
     /// Concurrent associations at most; more are rejected.
     pub max_associations: u32,
+    /// Concurrent associations from one network address at most.
+    pub max_associations_per_peer: u32,
+    /// Concurrent associations under one calling AE title at most.
+    pub max_associations_per_ae: u32,
     /// A silent peer is dropped after this long.
     pub idle_timeout: Duration,
     /// Largest PDU we accept.

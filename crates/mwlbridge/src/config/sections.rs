@@ -127,6 +127,8 @@ fn server_from(t: &mut Table<'_>, problems: &mut Report) -> ServerConfig {
         }
     }
     let max_assoc = t.integer("max_associations", 1, 10_000, problems);
+    let per_peer = t.integer("max_associations_per_peer", 1, 10_000, problems);
+    let per_ae = t.integer("max_associations_per_ae", 1, 10_000, problems);
     let idle = t.integer("idle_timeout", 1, 86_400, problems);
     let max_pdu = t.integer("max_pdu_length", 4_096, 16_777_216, problems);
     let max_identifier = t.integer("max_identifier_bytes", 1_024, 64 << 20, problems);
@@ -161,6 +163,8 @@ fn server_from(t: &mut Table<'_>, problems: &mut Report) -> ServerConfig {
         accept_any_called_ae: accept_any.unwrap_or(false),
         allowed_calling_aets: allowed,
         max_associations: max_assoc.unwrap_or(32) as u32,
+        max_associations_per_peer: per_peer.unwrap_or(16) as u32,
+        max_associations_per_ae: per_ae.unwrap_or(8) as u32,
         idle_timeout: Duration::from_secs(idle.unwrap_or(60) as u64),
         max_pdu_length: max_pdu.unwrap_or(65_536) as u32,
         character_set: match charset {

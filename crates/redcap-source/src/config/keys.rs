@@ -21,6 +21,14 @@ const MAX_SECONDS: f64 = 86_400.0;
 pub const MAX_DAYS_AHEAD: i64 = 366;
 /// The most retries `max_retries` allows.
 pub const MAX_RETRIES_LIMIT: i64 = 10;
+/// The default `max_response_bytes`: 64 MiB. A record export asks only for the fields
+/// the source needs (some hundred bytes a visit); the data dictionary is the project's
+/// fields: far below it.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+/// The smallest `max_response_bytes`: 64 KiB.
+pub const MIN_MAX_RESPONSE_BYTES: u64 = 64 * 1024;
+/// The largest `max_response_bytes`: 1 GiB.
+pub const MAX_MAX_RESPONSE_BYTES: u64 = 1024 * 1024 * 1024;
 
 /// One key of a REDCap source's settings.
 pub struct Key {
@@ -60,6 +68,7 @@ pub(crate) struct Draft {
     pub sync_deadline: Duration,
     pub request_timeout: Duration,
     pub max_retries: u32,
+    pub max_response_bytes: u64,
     pub on_cancel: OnCancel,
 }
 
@@ -319,6 +328,25 @@ pub const KEYS: &[Key] = &[
                 .integer(name, 0, MAX_RETRIES_LIMIT, r)
                 .and_then(|n| u32::try_from(n).ok())
                 .unwrap_or(3);
+        },
+    },
+    Key {
+        name: "max_response_bytes",
+        default: "`67108864` (64 MiB)",
+        doc: "the most bytes one answer's body may have (65536 to 1073741824). A larger \
+              answer, announced (`Content-Length`) or sent (read chunk by chunk, an endless \
+              body included), fails that request at the limit, is not retried, and fails \
+              the cycle (nothing changes; the next cycle tries again)",
+        read: |t, name, d, r| {
+            d.max_response_bytes = t
+                .integer(
+                    name,
+                    MIN_MAX_RESPONSE_BYTES as i64,
+                    MAX_MAX_RESPONSE_BYTES as i64,
+                    r,
+                )
+                .and_then(|n| u64::try_from(n).ok())
+                .unwrap_or(DEFAULT_MAX_RESPONSE_BYTES);
         },
     },
     Key {

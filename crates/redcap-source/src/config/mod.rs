@@ -28,7 +28,10 @@ use worklist_store::{DEFAULT_PROTOCOL_CODING_SCHEME, DEFAULT_TIMEZONE, OnCancel,
 
 pub use config_reader::Problem;
 pub use field_mapping::{FieldMapping, Target};
-pub use keys::{KEYS, Key, docs_table, known_keys};
+pub use keys::{
+    DEFAULT_MAX_RESPONSE_BYTES, KEYS, Key, MAX_MAX_RESPONSE_BYTES, MIN_MAX_RESPONSE_BYTES,
+    docs_table, known_keys,
+};
 pub use worklist_store::source::{Secret, SiteContext};
 
 use crate::template::Template;
@@ -113,6 +116,8 @@ pub struct RedcapConfig {
     pub request_timeout: Duration,
     /// Retries of a transiently failed request.
     pub max_retries: u32,
+    /// The most bytes one answer's body may have.
+    pub max_response_bytes: u64,
     /// What a sync does with cancelled and vanished visits.
     pub on_cancel: OnCancel,
     /// Non-fatal notes, for `check-config` and the start-up log.
@@ -412,6 +417,7 @@ fn finish(
         sync_deadline: d.sync_deadline,
         request_timeout: d.request_timeout,
         max_retries: d.max_retries,
+        max_response_bytes: d.max_response_bytes,
         on_cancel: d.on_cancel,
         warnings: Vec::new(),
     })

@@ -20,6 +20,8 @@ pub(crate) fn mwlbridge_config(dir: &Path, urls: &[String], enabled: bool) -> St
 [server]
 ae_title = "{AE}"
 max_associations = 64
+max_associations_per_peer = 64
+max_associations_per_ae = 64
 
 [admin]
 enabled = false
