@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use common::booking;
 use common::dicom_client::Client;
 use common::raw_pdu::RawAssoc;
-use common::scp::{AE, Site, echoscu, findscu};
+use common::scp::{AE, Site, echo_within, findscu};
 use common::serve::Serve;
 
 fn site(server_keys: &str) -> Site {
@@ -48,21 +48,6 @@ fn silent(port: u16, count: usize) -> Vec<TcpStream> {
     (0..count)
         .filter_map(|_| TcpStream::connect((Ipv4Addr::LOCALHOST, port)).ok())
         .collect()
-}
-
-/// Polls C-ECHO (echoscu) until it succeeds or `limit` passes.
-fn echo_within(port: u16, limit: Duration) -> Result<Duration, String> {
-    let started = Instant::now();
-    loop {
-        let e = echoscu(port, "CONSOLE", AE);
-        if e.success() {
-            return Ok(started.elapsed());
-        }
-        if started.elapsed() > limit {
-            return Err(e.output);
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 /// Opens an association for each of `callings` in turn and keeps those still served (a

@@ -14,7 +14,7 @@ use common::raw_pdu::{
     CONTEXTS, EXPLICIT, Raw, RawAssoc, Reply, associate_rq, echo_command, find_command, pdata, pdu,
     random_bytes, release_rq,
 };
-use common::scp::{AE, Site, echoscu, findscu};
+use common::scp::{AE, Site, echo_within, echoscu, findscu};
 use common::serve::Serve;
 use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, VR};
@@ -590,21 +590,6 @@ fn silent_connections(port: u16, wanted: usize) -> Vec<TcpStream> {
         open_files_limit()
     );
     conns
-}
-
-/// Polls C-ECHO (echoscu) until it succeeds or `limit` passes; how long it took.
-fn echo_within(port: u16, limit: Duration) -> Result<Duration, String> {
-    let started = Instant::now();
-    loop {
-        let e = echoscu(port, "CONSOLE", AE);
-        if e.success() {
-            return Ok(started.elapsed());
-        }
-        if started.elapsed() > limit {
-            return Err(e.output);
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
 }
 
 /// 500 connections that never send an A-ASSOCIATE-RQ, with `max_associations = 8` and the

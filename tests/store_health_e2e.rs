@@ -44,6 +44,21 @@ fn get(port: u16, path: &str) -> (u16, String) {
     (code, body)
 }
 
+/// Runs another `mwlbridge serve` on `site`'s config until it exits (it must not start).
+fn serve_once(site: &Site) -> std::process::Output {
+    common::command(&[
+        "serve",
+        "--config",
+        site.config().to_str().expect("utf-8"),
+        "--port",
+        &free_port().to_string(),
+        "--bind",
+        "127.0.0.1",
+    ])
+    .output()
+    .expect("run serve")
+}
+
 #[test]
 fn a_deleted_database_turns_readyz_unready_and_is_never_recreated() {
     let admin = free_port();
@@ -90,17 +105,7 @@ fn a_damaged_database_stops_the_start_naming_the_file() {
         );
     }
     damage(&db);
-    let out = common::command(&[
-        "serve",
-        "--config",
-        site.config().to_str().expect("utf-8"),
-        "--port",
-        &free_port().to_string(),
-        "--bind",
-        "127.0.0.1",
-    ])
-    .output()
-    .expect("run serve");
+    let out = serve_once(&site);
     let err = common::stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains(&db.display().to_string()), "{err}");
@@ -115,17 +120,7 @@ fn a_damaged_database_stops_the_start_naming_the_file() {
 fn a_second_serve_on_one_database_exits_naming_the_first() {
     let site = Site::start(bookings(), "");
     let first = site.server.pid().expect("first server's pid");
-    let out = common::command(&[
-        "serve",
-        "--config",
-        site.config().to_str().expect("utf-8"),
-        "--port",
-        &free_port().to_string(),
-        "--bind",
-        "127.0.0.1",
-    ])
-    .output()
-    .expect("run a second serve");
+    let out = serve_once(&site);
     let err = common::stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(

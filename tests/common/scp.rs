@@ -536,6 +536,21 @@ pub fn echoscu(port: u16, calling: &str, called: &str) -> EchoResult {
     }
 }
 
+/// Polls C-ECHO (echoscu) until it succeeds or `limit` passes; how long it took.
+pub fn echo_within(port: u16, limit: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    loop {
+        let e = echoscu(port, "CONSOLE", AE);
+        if e.success() {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            return Err(e.output);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// `dump2dcm DUMP OUT`: a DICOM file from a DCMTK dump.
 pub fn dump2dcm(dump: &Path, out: &Path) {
     let o = Command::new("dump2dcm")
