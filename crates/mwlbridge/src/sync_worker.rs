@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use tokio::sync::{mpsc, oneshot, watch};
 use worklist_store::{
     DataSource, Fetched, MassChangeGuard, ReconcileCounts, Store, StoreError, SyncOutcome, SyncRun,
+    SyncWindow,
 };
 
 use crate::metrics::SyncMetrics;
@@ -85,6 +86,39 @@ fn strip_invisible_characters(source: &str, fetched: &mut Fetched) {
     }
 }
 
+/// How far before or after the sync window a fetched step may start and still be kept.
+const FAR_OUTSIDE_DAYS: i64 = 366;
+
+/// Drops fetched entries whose step starts more than [`FAR_OUTSIDE_DAYS`] before or after
+/// `window` (a mistyped year such as 9999 in a source), with a WARN naming the record id
+/// and never its values: the retention purge counts from a step's end, so such an entry
+/// would stay on every console's universal query for good. Returns how many were dropped.
+fn drop_far_outside(source: &str, window: &SyncWindow, fetched: &mut Fetched) -> usize {
+    let margin = jiff::Span::new().days(FAR_OUTSIDE_DAYS);
+    let (Ok(earliest), Ok(latest)) = (
+        window.start.checked_sub(margin),
+        window.end.checked_add(margin),
+    ) else {
+        return 0;
+    };
+    let (Fetched::Complete(entries) | Fetched::Changed(entries)) = fetched;
+    let before = entries.len();
+    entries.retain(|e| {
+        let keep = earliest <= e.start && e.start < latest;
+        if !keep {
+            tracing::warn!(
+                source,
+                record_id = %e.source_record_id,
+                start_year = e.start.year(),
+                "ignored a step that starts more than {FAR_OUTSIDE_DAYS} days outside the \
+                 sync window (a mistyped date in the source?)"
+            );
+        }
+        keep
+    });
+    before - entries.len()
+}
+
 /// Runs one sync cycle of `source`: fetch, reconcile in one transaction, record the run.
 /// A failure changes nothing in the store; it is logged and recorded, never raised.
 pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
@@ -97,6 +131,7 @@ pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
         Ok(mut fetched) => {
             mode = fetched.mode();
             strip_invisible_characters(&name, &mut fetched);
+            drop_far_outside(&name, &window, &mut fetched);
             let on_cancel = source.on_cancel();
             let src = name.clone();
             let guard = ctx.guard;
@@ -287,6 +322,29 @@ mod tests {
         assert!(in_operation_hours(night, t(23, 0)));
         assert!(in_operation_hours(night, t(5, 0)));
         assert!(!in_operation_hours(night, t(12, 0)));
+    }
+
+    #[test]
+    fn steps_far_outside_the_window_are_dropped() {
+        use jiff::civil::date;
+        use worklist_store::WorklistEntry;
+        let window = SyncWindow {
+            start: date(2026, 12, 5).at(0, 0, 0, 0),
+            end: date(2026, 12, 12).at(0, 0, 0, 0),
+        };
+        let entry = |id: &str, start| WorklistEntry::new("calpendo", id, "SUB1", start);
+        let mut fetched = Fetched::Complete(vec![
+            entry("in", date(2026, 12, 6).at(9, 0, 0, 0)),
+            entry("next-summer", date(2027, 7, 1).at(9, 0, 0, 0)),
+            entry("year-9999", date(9999, 12, 6).at(9, 0, 0, 0)),
+            entry("long-ago", date(2020, 1, 1).at(9, 0, 0, 0)),
+        ]);
+        assert_eq!(drop_far_outside("calpendo", &window, &mut fetched), 2);
+        let Fetched::Complete(kept) = fetched else {
+            panic!("mode changed")
+        };
+        let ids: Vec<&str> = kept.iter().map(|e| e.source_record_id.as_str()).collect();
+        assert_eq!(ids, ["in", "next-summer"]);
     }
 
     /// A source that returns two entries, or fails while `fail` is set.
