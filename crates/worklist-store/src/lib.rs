@@ -81,7 +81,7 @@ pub use lock::{LockError, ServeLock};
 pub use manual::{MANUAL_SOURCE, ManualEntryError};
 pub use mpps::{CreatedLinks, LinkedSteps, MppsChange, MppsError, PerformedStep, ScheduledStepRef};
 pub use pylantir::{ImportCounts, ImportItem, PylantirRow};
-pub use reconcile::{MassChangeGuard, ReconcileCounts};
+pub use reconcile::{Change, ChangeKind, MassChangeGuard, Preview, ReconcileCounts};
 pub use store::Store;
 pub use stream::{ScanEnd, Snapshot};
 pub use sync_runs::{SyncOutcome, SyncRun};

@@ -87,8 +87,153 @@ pub(crate) fn apply(
     now: Timestamp,
     guard: MassChangeGuard,
 ) -> Result<ReconcileCounts, StoreError> {
-    let active_before = match (window, guard) {
-        (Some(window), MassChangeGuard::MaxFraction(_)) => in_window(tx, source, window)?
+    let fetch = Fetch {
+        source,
+        window,
+        on_cancel,
+        now,
+    };
+    let (tally, refused) = apply_guarded(tx, &fetch, entries, guard, None)?;
+    match refused {
+        Some(refused) => Err(refused),
+        None => Ok(tally),
+    }
+}
+
+/// Applies a fetch inside `tx` as [`apply`] does, and lists each change it makes; a fetch
+/// the guard would refuse is applied too, with the refusal returned beside it. For a dry
+/// run: the caller rolls `tx` back.
+pub(crate) fn preview(
+    tx: &Transaction<'_>,
+    source: &str,
+    window: Option<&SyncWindow>,
+    entries: Vec<WorklistEntry>,
+    on_cancel: OnCancel,
+    now: Timestamp,
+    guard: MassChangeGuard,
+) -> Result<Preview, StoreError> {
+    let fetch = Fetch {
+        source,
+        window,
+        on_cancel,
+        now,
+    };
+    let mut changes = Vec::new();
+    let (counts, refused) = apply_guarded(tx, &fetch, entries, guard, Some(&mut changes))?;
+    Ok(Preview {
+        counts,
+        changes,
+        refused: refused.map(|e| e.to_string()),
+    })
+}
+
+/// What a fetch would change in the store, for `mwlbridge sync --dry-run`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preview {
+    /// The counts a sync would record.
+    pub counts: ReconcileCounts,
+    /// Each insert, update, discontinuation, deletion and rejection, in the order the
+    /// reconcile meets them (unchanged entries are only counted).
+    pub changes: Vec<Change>,
+    /// Why the mass-change guard would refuse the whole fetch (then a sync changes
+    /// nothing), if it would.
+    pub refused: Option<String>,
+}
+
+/// One change a reconcile makes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    /// What happens to the entry.
+    pub kind: ChangeKind,
+    /// The entry as it would be stored (insert, update, discontinue), as it is stored
+    /// (delete), or as it was fetched (reject).
+    pub entry: WorklistEntry,
+    /// An update's changed fields, or the fields that break their rules in a rejected
+    /// entry; empty otherwise.
+    pub fields: Vec<String>,
+}
+
+/// What a reconcile does to one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// A new entry.
+    Insert,
+    /// A stored entry's values or status change (other than to DISCONTINUED).
+    Update,
+    /// A stored entry becomes DISCONTINUED.
+    Discontinue,
+    /// A stored entry is removed (`on_cancel = "delete"`).
+    Delete,
+    /// A fetched entry is not stored: a value breaks its DICOM rules.
+    Reject,
+}
+
+impl std::fmt::Display for ChangeKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ChangeKind::Insert => "insert",
+            ChangeKind::Update => "update",
+            ChangeKind::Discontinue => "discontinue",
+            ChangeKind::Delete => "delete",
+            ChangeKind::Reject => "reject",
+        })
+    }
+}
+
+/// One fetch of a source, as the reconcile applies it.
+struct Fetch<'a> {
+    source: &'a str,
+    /// The window of a complete fetch; `None` for changes only.
+    window: Option<&'a SyncWindow>,
+    on_cancel: OnCancel,
+    now: Timestamp,
+}
+
+/// Counts what a reconcile does and, for a preview, lists it.
+struct Tally<'a> {
+    counts: ReconcileCounts,
+    changes: Option<&'a mut Vec<Change>>,
+}
+
+impl Tally<'_> {
+    /// Counts a change to `entry`; `fields` (only called for a preview) names the fields
+    /// concerned.
+    fn note(
+        &mut self,
+        kind: ChangeKind,
+        entry: &WorklistEntry,
+        fields: impl FnOnce() -> Vec<String>,
+    ) {
+        let count = match kind {
+            ChangeKind::Insert => &mut self.counts.inserted,
+            ChangeKind::Update => &mut self.counts.updated,
+            ChangeKind::Discontinue => &mut self.counts.discontinued,
+            ChangeKind::Delete => &mut self.counts.deleted,
+            ChangeKind::Reject => &mut self.counts.rejected,
+        };
+        *count += 1;
+        if let Some(changes) = self.changes.as_deref_mut() {
+            changes.push(Change {
+                kind,
+                entry: entry.clone(),
+                fields: fields(),
+            });
+        }
+    }
+}
+
+/// Applies a fetch and says whether `guard` refuses it: the counts, and the refusal (the
+/// caller then rolls back).
+fn apply_guarded(
+    tx: &Transaction<'_>,
+    fetch: &Fetch<'_>,
+    entries: Vec<WorklistEntry>,
+    guard: MassChangeGuard,
+    changes: Option<&mut Vec<Change>>,
+) -> Result<(ReconcileCounts, Option<StoreError>), StoreError> {
+    let active_before = match (fetch.window, guard) {
+        (Some(window), MassChangeGuard::MaxFraction(_)) => in_window(tx, fetch.source, window)?
             .iter()
             .filter(|s| {
                 s.entry.status != StepStatus::Discontinued && s.meta.status_set_by.sync_may_change()
@@ -96,34 +241,38 @@ pub(crate) fn apply(
             .count() as u64,
         _ => 0,
     };
-    let counts = apply_unguarded(tx, source, window, entries, on_cancel, now)?;
-    if let (Some(_), MassChangeGuard::MaxFraction(max)) = (window, guard) {
+    let mut tally = Tally {
+        counts: ReconcileCounts {
+            fetched: entries.len() as u64,
+            ..Default::default()
+        },
+        changes,
+    };
+    apply_unguarded(tx, fetch, entries, &mut tally)?;
+    let counts = tally.counts;
+    if let (Some(_), MassChangeGuard::MaxFraction(max)) = (fetch.window, guard) {
         let removing = counts.discontinued + counts.deleted;
         if removing >= MASS_CHANGE_MIN && removing as f64 > max * active_before as f64 {
-            return Err(StoreError::MassChange {
-                name: source.to_string(),
+            let refused = StoreError::MassChange {
+                name: fetch.source.to_string(),
                 removing,
                 active: active_before,
                 max_fraction: max,
-            });
+            };
+            return Ok((counts, Some(refused)));
         }
     }
-    Ok(counts)
+    Ok((counts, None))
 }
 
 fn apply_unguarded(
     tx: &Transaction<'_>,
-    source: &str,
-    window: Option<&SyncWindow>,
+    fetch: &Fetch<'_>,
     entries: Vec<WorklistEntry>,
-    on_cancel: OnCancel,
-    now: Timestamp,
-) -> Result<ReconcileCounts, StoreError> {
-    let now = now.to_string();
-    let mut counts = ReconcileCounts {
-        fetched: entries.len() as u64,
-        ..Default::default()
-    };
+    tally: &mut Tally<'_>,
+) -> Result<(), StoreError> {
+    let (source, on_cancel) = (fetch.source, fetch.on_cancel);
+    let now = fetch.now.to_string();
     let mut seen: HashSet<String> = HashSet::with_capacity(entries.len());
     for entry in entries {
         if entry.source != source {
@@ -134,8 +283,8 @@ fn apply_unguarded(
             });
         }
         seen.insert(entry.source_record_id.clone());
-        if rejected(source, &entry) {
-            counts.rejected += 1;
+        if let Some(fields) = rejected(source, &entry) {
+            tally.note(ChangeKind::Reject, &entry, || fields);
             continue;
         }
         let cancelled = entry.status == StepStatus::Discontinued;
@@ -147,15 +296,15 @@ fn apply_unguarded(
             None if cancelled && on_cancel == OnCancel::Delete => {}
             None => {
                 entries::insert(tx, &entry, StatusSetBy::Sync, &now)?;
-                counts.inserted += 1;
+                tally.note(ChangeKind::Insert, &entry, Vec::new);
             }
             Some(stored) => {
-                sync_stored(tx, source, stored, entry, on_cancel, &now, &mut counts)?;
+                sync_stored(tx, source, stored, entry, on_cancel, &now, tally)?;
             }
         }
     }
-    let Some(window) = window else {
-        return Ok(counts);
+    let Some(window) = fetch.window else {
+        return Ok(());
     };
     for stored in in_window(tx, source, window)? {
         if seen.contains(&stored.entry.source_record_id)
@@ -166,17 +315,19 @@ fn apply_unguarded(
         match on_cancel {
             OnCancel::Delete => {
                 entries::delete(tx, stored.meta.row_id)?;
-                counts.deleted += 1;
+                tally.note(ChangeKind::Delete, &stored.entry, Vec::new);
             }
             OnCancel::Discontinue if stored.entry.status != StepStatus::Discontinued => {
                 let (row_id, status) = (stored.meta.row_id, StepStatus::Discontinued);
                 entries::set_status(tx, row_id, status, StatusSetBy::Sync, &now)?;
-                counts.discontinued += 1;
+                let mut entry = stored.entry;
+                entry.status = status;
+                tally.note(ChangeKind::Discontinue, &entry, || vec!["status".into()]);
             }
             OnCancel::Discontinue => {}
         }
     }
-    Ok(counts)
+    Ok(())
 }
 
 /// The entry imported from Pylantir for `entry`'s subject and day, when its record
@@ -201,12 +352,11 @@ fn adopt_provisional(
     Ok(Some(stored))
 }
 
-/// Whether a fetched entry breaks its DICOM rules (and is not stored); says so in the log.
-fn rejected(source: &str, entry: &WorklistEntry) -> bool {
+/// The fields of a fetched entry that break their DICOM rules (then it is not stored),
+/// said in the log; `None` when it keeps them all.
+fn rejected(source: &str, entry: &WorklistEntry) -> Option<Vec<String>> {
     let problems = entry.problems();
-    let Some((_, first)) = problems.first() else {
-        return false;
-    };
+    let (_, first) = problems.first()?;
     let fields: Vec<&str> = problems.iter().map(|(f, _)| *f).collect();
     // Field names and rule texts only: values may identify a subject.
     tracing::warn!(
@@ -216,7 +366,7 @@ fn rejected(source: &str, entry: &WorklistEntry) -> bool {
         problem = %first,
         "entry not stored: a value breaks its DICOM rules"
     );
-    true
+    Some(fields.into_iter().map(String::from).collect())
 }
 
 /// Applies a fetched entry to its stored row: its values always follow the source; its
@@ -229,7 +379,7 @@ fn sync_stored(
     entry: WorklistEntry,
     on_cancel: OnCancel,
     now: &str,
-    counts: &mut ReconcileCounts,
+    tally: &mut Tally<'_>,
 ) -> Result<(), StoreError> {
     let cancelled = entry.status == StepStatus::Discontinued;
     let protected = !stored.meta.status_set_by.sync_may_change();
@@ -245,7 +395,7 @@ fn sync_stored(
         }
     } else if cancelled && on_cancel == OnCancel::Delete {
         entries::delete(tx, stored.meta.row_id)?;
-        counts.deleted += 1;
+        tally.note(ChangeKind::Delete, &stored.entry, Vec::new);
         return Ok(());
     }
     let new_status = if protected {
@@ -257,18 +407,33 @@ fn sync_stored(
     let mut incoming = entry;
     incoming.status = stored.entry.status;
     if incoming == stored.entry && !status_changed {
-        counts.unchanged += 1;
+        tally.counts.unchanged += 1;
         return Ok(());
     }
     incoming.status = new_status;
     let set_by = status_changed.then_some(StatusSetBy::Sync);
     entries::update(tx, stored.meta.row_id, &incoming, set_by, now)?;
-    if status_changed && new_status == StepStatus::Discontinued {
-        counts.discontinued += 1;
+    let kind = if status_changed && new_status == StepStatus::Discontinued {
+        ChangeKind::Discontinue
     } else {
-        counts.updated += 1;
-    }
+        ChangeKind::Update
+    };
+    tally.note(kind, &incoming, || changed_fields(&stored.entry, &incoming));
     Ok(())
+}
+
+/// The names of the fields whose values differ between `before` and `after`.
+fn changed_fields(before: &WorklistEntry, after: &WorklistEntry) -> Vec<String> {
+    let (Ok(serde_json::Value::Object(before)), Ok(serde_json::Value::Object(after))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return Vec::new();
+    };
+    after
+        .iter()
+        .filter(|(field, value)| before.get(*field) != Some(*value))
+        .map(|(field, _)| field.clone())
+        .collect()
 }
 
 /// The source's stored entries whose step starts inside the window.

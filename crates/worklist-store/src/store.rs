@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
 use jiff::civil::DateTime;
-use rusqlite::TransactionBehavior;
+use rusqlite::{Connection, OpenFlags, TransactionBehavior};
 use worklist_model::{
     Fetched, OnCancel, PerformedStatus, StatusSetBy, StepStatus, StoredEntry, SyncWindow,
     WorklistEntry,
@@ -30,7 +30,7 @@ use crate::mpps::{
 };
 use crate::name_keys;
 use crate::pylantir::{self, ImportCounts, ImportItem};
-use crate::reconcile::{self, MassChangeGuard, ReconcileCounts};
+use crate::reconcile::{self, MassChangeGuard, Preview, ReconcileCounts};
 use crate::schema;
 use crate::stream::{self, ScanEnd, Snapshot};
 use crate::sync_runs::{self, SyncOutcome, SyncRun};
@@ -71,6 +71,28 @@ impl Store {
             connections: Arc::new(Connections::new(path, writer)),
             unrecorded: Arc::default(),
         })
+    }
+
+    /// Opens a private copy of the database at `original`, written to `copy` (a new file
+    /// in a directory only this user can read: it holds health data), for work that must
+    /// leave the original as it is (`mwlbridge sync --dry-run`). The copy is one
+    /// consistent snapshot (SQLite's `VACUUM INTO`, which only reads the original and
+    /// takes no write lock); a missing original gives an empty, new store.
+    pub fn open_copy_of(original: &Path, copy: &Path) -> Result<Store, StoreError> {
+        if original.exists() {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let read = |source| StoreError::Open {
+                path: original.to_path_buf(),
+                source,
+            };
+            let conn = Connection::open_with_flags(original, flags).map_err(read)?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(read)?;
+            let target = copy.to_string_lossy();
+            conn.execute("VACUUM INTO ?1", [target.as_ref()])
+                .map_err(read)?;
+        }
+        Store::open(copy)
     }
 
     /// The database file.
@@ -313,6 +335,31 @@ impl Store {
             Fetched::Changed(entries) => (None, entries),
         };
         self.reconcile_in(source, window, entries, on_cancel, now, guard)
+    }
+
+    /// What [`Store::apply_fetched`] would change, each change listed, without changing
+    /// anything: the reconcile runs in a transaction that is rolled back. A fetch that
+    /// `guard` would refuse is still listed, with the refusal in [`Preview::refused`].
+    /// Meant for a private copy ([`Store::open_copy_of`]): it holds the write lock while
+    /// it runs.
+    pub fn preview_fetched(
+        &self,
+        source: &str,
+        window: &SyncWindow,
+        fetched: Fetched,
+        on_cancel: OnCancel,
+        now: Timestamp,
+        guard: MassChangeGuard,
+    ) -> Result<Preview, StoreError> {
+        let (window, entries) = match fetched {
+            Fetched::Complete(entries) => (Some(window), entries),
+            Fetched::Changed(entries) => (None, entries),
+        };
+        let mut conn = self.connections.writer()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let preview = reconcile::preview(&tx, source, window, entries, on_cancel, now, guard)?;
+        tx.rollback()?;
+        Ok(preview)
     }
 
     /// Records a finished sync cycle. When the write fails (a full disk, the file

@@ -777,3 +777,122 @@ fn ordinary_cancellations_pass_the_guard() {
     }
     assert!(guarded(&st, fetched, half).is_err());
 }
+
+/// A fetch for the preview tests: 1 as it is, 2 with a new time, 3 gone, 4 new, 5
+/// cancelled, and 6 with an empty subject ID (rejected).
+fn preview_fetch() -> Vec<WorklistEntry> {
+    let mut moved = booking("2", "SUB002", at(26, 11));
+    moved.study_description = Some("REST".into());
+    let mut cancelled = booking("5", "SUB005", at(26, 8));
+    cancelled.status = StepStatus::Discontinued;
+    vec![
+        booking("1", "SUB001", at(26, 8)),
+        moved,
+        booking("4", "SUB004", at(27, 9)),
+        cancelled,
+        booking("6", "", at(27, 9)),
+    ]
+}
+
+#[test]
+fn a_preview_lists_each_change_and_changes_nothing() {
+    let (_d, store) = store();
+    let mut before = day_of(3);
+    before.push(booking("5", "SUB005", at(26, 8)));
+    sync(&store, before, OnCancel::Discontinue, 0);
+    let stored_before = store.list(&EntryFilter::default()).expect("list");
+
+    let preview = store
+        .preview_fetched(
+            SRC,
+            &window(),
+            Fetched::Complete(preview_fetch()),
+            OnCancel::Discontinue,
+            now(60),
+            MassChangeGuard::MaxFraction(0.5),
+        )
+        .expect("preview");
+    let listed: Vec<(String, String, Vec<String>)> = preview
+        .changes
+        .iter()
+        .map(|c| {
+            let id = c.entry.source_record_id.clone();
+            (c.kind.to_string(), id, c.fields.clone())
+        })
+        .collect();
+    let fields = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        listed,
+        vec![
+            (
+                "update".into(),
+                "2".into(),
+                fields(&["end", "start", "study_description"])
+            ),
+            ("insert".into(), "4".into(), vec![]),
+            ("discontinue".into(), "5".into(), fields(&["status"])),
+            ("reject".into(), "6".into(), fields(&["patient_id"])),
+            ("discontinue".into(), "3".into(), fields(&["status"])),
+        ]
+    );
+    let c = preview.counts;
+    assert_eq!(
+        (
+            c.fetched,
+            c.inserted,
+            c.updated,
+            c.unchanged,
+            c.discontinued,
+            c.rejected
+        ),
+        (5, 1, 1, 1, 2, 1)
+    );
+    assert_eq!(preview.refused, None, "2 of 4: under the guard's minimum");
+    assert_eq!(
+        store.list(&EntryFilter::default()).expect("list"),
+        stored_before,
+        "a preview changes nothing"
+    );
+}
+
+#[test]
+fn a_preview_says_when_the_guard_would_refuse() {
+    let (_d, store) = store();
+    sync(&store, day_of(5), OnCancel::Discontinue, 0);
+    let preview = store
+        .preview_fetched(
+            SRC,
+            &window(),
+            Fetched::Complete(Vec::new()),
+            OnCancel::Discontinue,
+            now(60),
+            MassChangeGuard::MaxFraction(0.5),
+        )
+        .expect("preview");
+    assert_eq!(preview.changes.len(), 5);
+    let refused = preview.refused.expect("refused");
+    assert!(refused.contains("5 of its 5 active entries"), "{refused}");
+    assert_eq!(
+        status_of(&store, "1"),
+        Some((StepStatus::Scheduled, StatusSetBy::Sync))
+    );
+}
+
+#[test]
+fn a_copy_holds_the_original_and_leaves_it_as_it_was() {
+    let (dir, store) = store();
+    sync(&store, day_of(3), OnCancel::Discontinue, 0);
+    let original = dir.path().join("worklist.db");
+    let bytes = std::fs::read(&original).expect("read");
+    let copy = Store::open_copy_of(&original, &dir.path().join("copy.db")).expect("copy");
+    assert_eq!(copy.count().expect("count"), 3);
+    sync(&copy, Vec::new(), OnCancel::Delete, 60);
+    assert_eq!(copy.count().expect("count"), 0);
+    assert_eq!(store.count().expect("count"), 3);
+    assert_eq!(std::fs::read(&original).expect("read"), bytes);
+    // No original: an empty store.
+    let fresh = Store::open_copy_of(&dir.path().join("none.db"), &dir.path().join("fresh.db"))
+        .expect("new");
+    assert_eq!(fresh.count().expect("count"), 0);
+    assert!(!dir.path().join("none.db").exists());
+}
