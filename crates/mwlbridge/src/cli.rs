@@ -127,8 +127,16 @@ pub enum Command {
         /// Apply this one cycle even when it discontinues or deletes more than
         /// store.max_discontinue_fraction of a source's entries (after checking that the
         /// source really changed that much). Only with --once.
-        #[arg(long, requires = "once")]
+        #[arg(long, requires = "once", conflicts_with = "dry_run")]
         accept_mass_change: bool,
+        /// Fetch and map every enabled source once and print what a sync would insert,
+        /// update, discontinue, delete or reject, with subject IDs and names (on this
+        /// terminal only, never in the log); write nothing. Implies --once.
+        #[arg(long)]
+        dry_run: bool,
+        /// With --dry-run: print JSON instead of a table.
+        #[arg(long, requires = "dry_run")]
+        json: bool,
     },
 
     /// Manage the API tokens of the admin HTTP interface (status page and REST API).

@@ -40,6 +40,7 @@ mod cli;
 mod config;
 mod config_reader;
 mod demo;
+mod dry_run;
 mod export;
 mod failure;
 mod import_pylantir;
@@ -122,8 +123,15 @@ async fn dispatch(command: Command) -> Result<(), Failure> {
         Command::Export { config, dir } => export::run(&config.config, &dir).await,
         Command::Sync {
             config,
+            dry_run: true,
+            json,
+            ..
+        } => dry_run::run(&config.config, json).await,
+        Command::Sync {
+            config,
             once,
             accept_mass_change,
+            ..
         } => sync_cmd::run(&config.config, once, accept_mass_change).await,
         Command::Worklist { config, date, json } => {
             worklist_view::run(&config.config, &date, json).await

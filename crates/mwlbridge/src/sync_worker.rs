@@ -119,6 +119,17 @@ fn drop_far_outside(source: &str, window: &SyncWindow, fetched: &mut Fetched) ->
     before - entries.len()
 }
 
+/// One fetch of `source` for `window`, tidied as every cycle tidies it before the store
+/// sees it: invisible characters taken out, steps far outside the window dropped (each
+/// with a WARN naming the record id). The error is the source's, as the log says it.
+pub async fn fetch_tidied(source: &dyn DataSource, window: &SyncWindow) -> Result<Fetched, String> {
+    let name = source.name();
+    let mut fetched = source.fetch(window).await.map_err(|e| e.to_string())?;
+    strip_invisible_characters(name, &mut fetched);
+    drop_far_outside(name, window, &mut fetched);
+    Ok(fetched)
+}
+
 /// Runs one sync cycle of `source`: fetch, reconcile in one transaction, record the run.
 /// A failure changes nothing in the store; it is logged and recorded, never raised.
 pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
@@ -127,11 +138,9 @@ pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
     let clock = std::time::Instant::now();
     let window = source.sync_window(started_at);
     let mut mode = "complete";
-    let result = match source.fetch(&window).await {
-        Ok(mut fetched) => {
+    let result = match fetch_tidied(source, &window).await {
+        Ok(fetched) => {
             mode = fetched.mode();
-            strip_invisible_characters(&name, &mut fetched);
-            drop_far_outside(&name, &window, &mut fetched);
             let on_cancel = source.on_cancel();
             let src = name.clone();
             let guard = ctx.guard;
@@ -148,7 +157,7 @@ pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
                     e => e.to_string(),
                 })
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
     if result.is_ok() {
         source.cycle_committed(started_at);

@@ -80,14 +80,11 @@ impl Store {
     /// takes no write lock); a missing original gives an empty, new store.
     pub fn open_copy_of(original: &Path, copy: &Path) -> Result<Store, StoreError> {
         if original.exists() {
-            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
             let read = |source| StoreError::Open {
                 path: original.to_path_buf(),
                 source,
             };
-            let conn = Connection::open_with_flags(original, flags).map_err(read)?;
-            conn.busy_timeout(std::time::Duration::from_secs(10))
-                .map_err(read)?;
+            let conn = copy_reader(original).map_err(read)?;
             let target = copy.to_string_lossy();
             conn.execute("VACUUM INTO ?1", [target.as_ref()])
                 .map_err(read)?;
@@ -164,6 +161,21 @@ impl Store {
         self.watched(tx.commit())?;
         Ok(result)
     }
+}
+
+/// The connection [`Store::open_copy_of`] reads `path` with (it runs nothing but `VACUUM
+/// INTO`). It is opened for reading and writing when this user may, so that, like the
+/// service's own, it removes the WAL and shared-memory files it had to create when it
+/// closes: a read-only connection leaves them behind, owned by whoever ran the command
+/// (root's would lock the service out).
+fn copy_reader(path: &Path) -> Result<Connection, rusqlite::Error> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).or_else(|_| {
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        Connection::open_with_flags(path, flags)
+    })?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    Ok(conn)
 }
 
 /// Worklist entries: reads (`entries`, [`stream`]) and status changes.
