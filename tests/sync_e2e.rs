@@ -346,3 +346,63 @@ async fn a_sync_that_would_empty_the_day_is_refused_until_accepted() {
     assert!(stdout(&out).contains("discontinued 5"), "{}", stdout(&out));
     assert_eq!(scheduled(), 0);
 }
+
+/// Runs `mwlbridge sync` (no `--once`) at a one-second interval against `fake` until three
+/// cycles are recorded, and returns its log (WARN and above).
+async fn log_of_three_cycles(fake: &calpendo_fake::FakeCalpendo) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = write_config(dir.path(), &fake.base_url(), "sync_interval = 1");
+    let log_path = dir.path().join("log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut child = common::command(&["sync", "--config", config.to_str().expect("utf-8")])
+        .stderr(log)
+        .spawn()
+        .expect("spawn");
+    let db = dir.path().join("worklist.db");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let runs = Store::open(&db)
+            .ok()
+            .and_then(|s| s.recent_sync_runs(None, 10).ok())
+            .map_or(0, |r| r.len());
+        if runs >= 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "three sync cycles not recorded");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let pid = child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let waited = tokio::task::spawn_blocking(move || child.wait()).await;
+    assert_eq!(waited.expect("join").expect("wait").code(), Some(0));
+    std::fs::read_to_string(&log_path).expect("log")
+}
+
+/// An older Calpendo that ignores `paths`, or refuses STARTS_WITH, is said once at WARN
+/// when the fallback starts, not on every cycle.
+#[tokio::test(flavor = "multi_thread")]
+async fn each_fallback_is_said_once() {
+    let fake = fake(vec![booking(501, "SUB501_A_B", "3T Diagnostic", 9)]).await;
+    fake.set_ignore_paths(true);
+    let log = log_of_three_cycles(&fake).await;
+    assert_eq!(log.matches("without the asked paths").count(), 1, "{log}");
+    assert!(fake.stats().detail_requests >= 1, "the details path is taken");
+
+    let fake = common::fake(vec![booking(502, "SUB502_A_B", "3T Diagnostic", 9)]).await;
+    fake.set_refuse_starts_with(true);
+    let log = log_of_three_cycles(&fake).await;
+    assert_eq!(
+        log.matches("refused the resource prefixes").count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        fake.stats().detail_requests,
+        0,
+        "still one list query per cycle"
+    );
+}
