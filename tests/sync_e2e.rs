@@ -390,7 +390,10 @@ async fn each_fallback_is_said_once() {
     fake.set_ignore_paths(true);
     let log = log_of_three_cycles(&fake).await;
     assert_eq!(log.matches("without the asked paths").count(), 1, "{log}");
-    assert!(fake.stats().detail_requests >= 1, "the details path is taken");
+    assert!(
+        fake.stats().detail_requests >= 1,
+        "the details path is taken"
+    );
 
     let fake = common::fake(vec![booking(502, "SUB502_A_B", "3T Diagnostic", 9)]).await;
     fake.set_refuse_starts_with(true);

@@ -11,7 +11,7 @@ use jiff::Timestamp;
 use crate::failure::Failure;
 use crate::load::load;
 use crate::serve::{self, SHUTTING_DOWN};
-use crate::shutdown::stop_on_signal;
+use crate::shutdown::{OnHangup, stop_on_signal};
 
 /// The demo: a fake Calpendo with a day of sample bookings, a temporary database, and
 /// the server on 127.0.0.1:`port` (and the admin interface on `admin_port`; 0: off).
@@ -66,9 +66,9 @@ pub async fn run(port: u16, admin_port: u16) -> Result<(), Failure> {
         _ => None,
     };
     let loaded = load(&config_path, &env)?;
-    let stop = stop_on_signal(SHUTTING_DOWN);
+    let stop = stop_on_signal(SHUTTING_DOWN, OnHangup::Ignore);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let server = tokio::spawn(serve::run(loaded, stop, Some(ready_tx)));
+    let server = tokio::spawn(serve::run(loaded, stop, Some(ready_tx), None));
     if let Ok((addr, admin)) = ready_rx.await {
         println!("{}", demo_banner(addr, &fake.base_url(), dir.path(), today));
         if let (Some(admin), Some(token)) = (admin, token) {

@@ -47,6 +47,7 @@ mod import_pylantir;
 mod load;
 mod logging;
 mod metrics;
+mod reload;
 mod serve;
 mod shutdown;
 mod sources;

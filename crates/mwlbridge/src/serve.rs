@@ -17,13 +17,14 @@ use worklist_store::validate::ae_problem;
 use crate::config::Config;
 use crate::failure::Failure;
 use crate::load::{Loaded, load, open_store, response_charset, site_zone};
-use crate::shutdown::{stop_on_signal, stopped};
+use crate::reload::{self, Reloader};
+use crate::shutdown::{OnHangup, hangups, stop_on_signal, stopped};
 use crate::sources;
 use crate::sync_control::WorkerControl;
 use crate::sync_worker::{self, FirstCycle, SyncContext, WorkerOptions};
 
 /// Command-line values that override the config file.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Overrides {
     /// `--port`.
     pub port: Option<u16>,
@@ -67,24 +68,35 @@ fn scp_config(config: &Config) -> Result<ScpConfig, Failure> {
     })
 }
 
-/// Loads the config at `path`, applies `overrides`, and runs the SCP, the sync worker and
-/// the admin interface until Ctrl-C / SIGTERM.
-pub async fn serve(path: &Path, overrides: Overrides) -> Result<(), Failure> {
-    let mut loaded = load(path, &sources::process_env)?;
-    if let Some(ae) = overrides.ae_title {
-        if let Some(p) = ae_problem(&ae) {
-            return Err(Failure::Usage(anyhow!("--ae-title {ae:?}: {p}")));
+impl Overrides {
+    /// Puts the command line's values into `loaded`'s config.
+    pub fn apply(&self, loaded: &mut Loaded) -> Result<(), Failure> {
+        if let Some(ae) = &self.ae_title {
+            if let Some(p) = ae_problem(ae) {
+                return Err(Failure::Usage(anyhow!("--ae-title {ae:?}: {p}")));
+            }
+            loaded.config.server.ae_title = ae.clone();
         }
-        loaded.config.server.ae_title = ae;
+        if let Some(port) = self.port {
+            loaded.config.server.port = port;
+        }
+        if let Some(bind) = self.bind {
+            loaded.config.server.bind = bind;
+        }
+        Ok(())
     }
-    if let Some(port) = overrides.port {
-        loaded.config.server.port = port;
-    }
-    if let Some(bind) = overrides.bind {
-        loaded.config.server.bind = bind;
-    }
-    let stop = stop_on_signal(SHUTTING_DOWN);
-    run(loaded, stop, None).await
+}
+
+/// Loads the config at `path`, applies `overrides`, and runs the SCP, the sync worker and
+/// the admin interface until Ctrl-C / SIGTERM; SIGHUP reloads the config ([`Reloader`]).
+pub async fn serve(path: &Path, overrides: Overrides) -> Result<(), Failure> {
+    // Listening first: from here on SIGHUP never ends the process.
+    let hangups = hangups();
+    let mut loaded = load(path, &sources::process_env)?;
+    overrides.apply(&mut loaded)?;
+    let stop = stop_on_signal(SHUTTING_DOWN, OnHangup::Listen);
+    let reloader = Reloader::new(path.to_path_buf(), overrides, hangups);
+    run(loaded, stop, None, Some(reloader)).await
 }
 
 /// What is logged when a stop signal comes.
@@ -96,11 +108,12 @@ pub type Ready = oneshot::Sender<(SocketAddr, Option<SocketAddr>)>;
 
 /// The server, the worker and the admin interface, until `stop` turns true. `ready`, when
 /// given, is told once the socket listens and every source has had its first sync (the
-/// demo waits for it).
+/// demo waits for it); `reload`, when given, applies the config read again on SIGHUP.
 pub async fn run(
     loaded: Loaded,
     stop: watch::Receiver<bool>,
     ready: Option<Ready>,
+    reload: Option<Reloader>,
 ) -> Result<(), Failure> {
     let config = &loaded.config;
     let store = open_store(config)?;
@@ -143,7 +156,8 @@ pub async fn run(
         guard: config.store.mass_change_guard(),
     };
     let (control, requests) = WorkerControl::new(&loaded.sources);
-    let admin = admin_server(config, &ctx, &metrics, Arc::new(control), stop.clone()).await?;
+    let control = Arc::new(control);
+    let admin = admin_server(config, &ctx, &metrics, control.clone(), stop.clone()).await?;
     let admin_addr = admin.as_ref().map(|(addr, _)| *addr);
     let server = MwlServer::new(scp, store).with_metrics(metrics.scp.clone());
     let scp_task = {
@@ -164,7 +178,9 @@ pub async fn run(
         first_cycle,
         sync_now: requests,
     };
-    let sync_task = tokio::spawn(sync_worker::run_forever(loaded.sources, ctx, stop, options));
+    let reload = reload.map(|r| (r, loaded.config.clone()));
+    let worker = reload::run_worker(loaded.sources, ctx, stop, options, control, reload);
+    let sync_task = tokio::spawn(worker);
     let admin_task = async move {
         match admin {
             Some((_, task)) => match task.await {

@@ -1,13 +1,25 @@
 //! Stopping: the process's signals turn one `watch` flag true, and every long-running part
-//! (DICOM server, sync worker, admin interface) waits on that flag.
+//! (DICOM server, sync worker, admin interface) waits on that flag. SIGHUP never ends the
+//! process: `serve` reloads its configuration ([`hangups`]), other commands log it.
 
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
+
+/// What a long-running command does on SIGHUP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnHangup {
+    /// Logs it and goes on (`sync`, `demo`: they have nothing to reload).
+    Ignore,
+    /// Nothing here: the caller listens with [`hangups`] (`serve` reloads).
+    Listen,
+}
 
 /// A stop flag that turns true on Ctrl-C or SIGTERM, after logging `message` (what is
 /// still finished before the process exits).
-pub fn stop_on_signal(message: &'static str) -> watch::Receiver<bool> {
+pub fn stop_on_signal(message: &'static str, hangup: OnHangup) -> watch::Receiver<bool> {
     #[cfg(unix)]
-    tokio::spawn(survive_sighup());
+    if hangup == OnHangup::Ignore {
+        tokio::spawn(survive_sighup());
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
         signal().await;
@@ -22,9 +34,34 @@ pub async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
+/// Each SIGHUP, as a message, from the moment this is called (SIGHUP's default action,
+/// ending the process at once and without a word, is then off). Listening failures are
+/// logged, and the channel then stays silent.
+pub fn hangups() -> mpsc::Receiver<()> {
+    let (tx, rx) = mpsc::channel(1);
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::hangup()) {
+            Ok(mut hup) => {
+                tokio::spawn(async move {
+                    while hup.recv().await.is_some() {
+                        // One pending reload covers any number of signals.
+                        let _ = tx.try_send(());
+                    }
+                });
+            }
+            Err(e) => tracing::error!(error = %e, "cannot listen for SIGHUP"),
+        }
+    }
+    #[cfg(not(unix))]
+    drop(tx);
+    rx
+}
+
 /// SIGHUP (a closed terminal, or an admin expecting a reload) would end the process
-/// at once and without a word, which systemd counts as a clean exit: it is logged and
-/// otherwise ignored instead. The configuration is read at start only.
+/// at once and without a word, which systemd counts as a clean exit: commands that have
+/// nothing to reload log it and go on.
 #[cfg(unix)]
 async fn survive_sighup() {
     use tokio::signal::unix::{SignalKind, signal};
@@ -37,8 +74,8 @@ async fn survive_sighup() {
     };
     while hup.recv().await.is_some() {
         tracing::warn!(
-            "SIGHUP received and ignored: mwlbridge reads its configuration at start only; \
-             restart the service to apply changes (systemctl restart mwlbridge)"
+            "SIGHUP received and ignored: this command reads its configuration at start \
+             only (`mwlbridge serve` reloads it on SIGHUP)"
         );
     }
 }

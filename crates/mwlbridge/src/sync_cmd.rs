@@ -8,7 +8,7 @@ use worklist_store::{MassChangeGuard, SyncOutcome};
 
 use crate::failure::Failure;
 use crate::load::{load, open_store, site_zone};
-use crate::shutdown::stop_on_signal;
+use crate::shutdown::{OnHangup, stop_on_signal};
 use crate::sources;
 use crate::sync_worker::{self, FirstCycle, SyncContext, SyncRequests, WorkerOptions};
 
@@ -44,7 +44,10 @@ pub async fn run(path: &Path, once: bool, accept_mass_change: bool) -> Result<()
         return Ok(());
     }
     if !once {
-        let stop = stop_on_signal("shutting down: finishing the current sync cycle");
+        let stop = stop_on_signal(
+            "shutting down: finishing the current sync cycle",
+            OnHangup::Ignore,
+        );
         let options = WorkerOptions {
             first_cycle: FirstCycle::AtStart,
             sync_now: SyncRequests::new(),

@@ -1,6 +1,8 @@
-//! "Sync now" for the admin interface: one channel per source into its worker loop.
+//! "Sync now" for the admin interface: one channel per source into its worker loop. A
+//! reload ([`WorkerControl::replace`]) swaps the sources and their channels.
 
 use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
 
 use admin_http::{SourceInfo, SyncControl, SyncTriggerError};
 use tokio::sync::{mpsc, oneshot};
@@ -10,6 +12,11 @@ use crate::sync_worker::{ScheduledSource, SyncRequest, SyncRequests};
 
 /// The admin side: sends requests to the worker loops.
 pub struct WorkerControl {
+    current: RwLock<Channels>,
+}
+
+/// The sources of the running worker and a sender into each one's loop.
+struct Channels {
     sources: Vec<SourceInfo>,
     senders: HashMap<String, mpsc::Sender<SyncRequest>>,
 }
@@ -21,6 +28,29 @@ const QUEUE: usize = 16;
 impl WorkerControl {
     /// Controls for `sources`, and the receivers their worker loops read.
     pub fn new(sources: &[ScheduledSource]) -> (WorkerControl, SyncRequests) {
+        let (channels, receivers) = Channels::new(sources);
+        let control = WorkerControl {
+            current: RwLock::new(channels),
+        };
+        (control, receivers)
+    }
+
+    /// Controls for a new set of sources (a reload); the receivers are for the new worker
+    /// loops. Requests to a source that is gone are refused as for an unknown one.
+    pub fn replace(&self, sources: &[ScheduledSource]) -> SyncRequests {
+        let (channels, receivers) = Channels::new(sources);
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = channels;
+        receivers
+    }
+
+    fn sender(&self, source: &str) -> Option<mpsc::Sender<SyncRequest>> {
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        current.senders.get(source).cloned()
+    }
+}
+
+impl Channels {
+    fn new(sources: &[ScheduledSource]) -> (Channels, SyncRequests) {
         let mut senders = HashMap::new();
         let mut receivers = HashMap::new();
         let mut infos = Vec::new();
@@ -35,26 +65,24 @@ impl WorkerControl {
                 stations: s.source.stations(),
             });
         }
-        (
-            WorkerControl {
-                sources: infos,
-                senders,
-            },
-            receivers,
-        )
+        let channels = Channels {
+            sources: infos,
+            senders,
+        };
+        (channels, receivers)
     }
 }
 
 #[async_trait::async_trait]
 impl SyncControl for WorkerControl {
     fn sources(&self) -> Vec<SourceInfo> {
-        self.sources.clone()
+        let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+        current.sources.clone()
     }
 
     async fn trigger(&self, source: &str, wait: bool) -> Result<Option<SyncRun>, SyncTriggerError> {
         let tx = self
-            .senders
-            .get(source)
+            .sender(source)
             .ok_or_else(|| SyncTriggerError::UnknownSource(source.to_string()))?;
         if !wait {
             return match tx.try_send(None) {
