@@ -14,23 +14,25 @@
 //! | patient's weight | `patient_weight_lb` if mapped, converted to kg |
 //! | modality | `resource_modality_mapping` (exact resource name, else longest prefix) |
 //! | station AE title | `station_aet_mapping` (likewise) |
-//! | station name | the resource name, cut to 16 characters |
+//! | station name | the resource name |
 //! | performing physician | the MRI operator, as a person name (`Jane Smith` → `Smith^Jane`) |
 //! | status | `Approved`/`Pending` → SCHEDULED, `Cancelled` → DISCONTINUED, `In Progress` → STARTED, `Completed` → COMPLETED, others → SCHEDULED; a booking without a status takes a mapped `performed_procedure_step_status` (a DICOM term, else through the same mapping) |
 //! | accession number, requested procedure ID, SPS ID, study instance UID | derived from the booking id by [`WorklistEntry::new`] |
 //!
-//! Values are cleaned to fit their DICOM value representation where that is harmless:
-//! control characters and backslashes are replaced, texts cut to their length limit
-//! (LO 64, SH 16), person-name words reordered into `Family^Given`, identifiers longer
-//! than 16 characters replaced by their stable short form. A value that still does not
-//! fit (an unknown sex, an invalid modality) is left out. Mapped identifiers go through
-//! [`worklist_store::identifiers::short_id`]; a mapped study instance UID is used only when
-//! it is a valid UID with at least two components.
+//! Values are cleaned where that is harmless: control characters and backslashes are
+//! replaced, person-name words reordered into `Family^Given`, identifiers longer than 16
+//! characters replaced by their stable short form. A value that still does not fit (an
+//! unknown sex, an invalid modality) is left out. Names and descriptions are not cut here:
+//! the sync fits them to their DICOM length with a warning naming the booking and the
+//! field ([`worklist_store::fit`]); a subject ID is never cut (a longer one is refused with
+//! a warning). Mapped identifiers go through [`worklist_store::identifiers::short_id`]; a
+//! mapped study instance UID is used only when it is a valid UID with at least two
+//! components.
 
 use jiff::civil::{Date, DateTime};
 use worklist_store::identifiers::short_id;
 use worklist_store::validate::{
-    LO_MAX, PN_GROUP_MAX, SH_MAX, ae_problem, coding_scheme_problem, cs_problem, uid_problem,
+    LO_MAX, ae_problem, coding_scheme_problem, cs_problem, uid_problem,
 };
 use worklist_store::{StepStatus, WorklistEntry};
 
@@ -131,25 +133,32 @@ pub fn clean_text(s: &str, max: usize) -> Option<String> {
 }
 
 /// A name as a DICOM person name: a value that already has `^` (or `=`) is kept as is;
-/// otherwise words are reordered to `Family^Given` (the last word is the family name:
-/// `Jane Smith` → `Smith^Jane`); a single word is kept.
+/// otherwise a name of words that are all letters (with `-`, `'` and `.`) is reordered to
+/// `Family^Given` (the last word is the family name: `Jane Smith` → `Smith^Jane`), and any
+/// other text (`SUB515_Phantom scan`) is kept whole as the family name rather than split
+/// at a guess. Components past the fifth join the fifth. Lengths, titles and `=` are the
+/// sync's to fit, with a warning ([`worklist_store::fit`]).
 pub fn person_name(s: &str) -> Option<String> {
     let s = clean_text(s, usize::MAX)?.replace('/', " ");
+    let looks_like_words = |w: &str| {
+        w.chars()
+            .all(|c| c.is_alphabetic() || matches!(c, '-' | '\'' | '.'))
+    };
     let pn = if s.contains('^') || s.contains('=') {
         s
     } else {
         let words: Vec<&str> = s.split_whitespace().collect();
         match words.split_last() {
-            Some((family, given)) if !given.is_empty() => {
+            Some((family, given))
+                if !given.is_empty() && words.iter().all(|w| looks_like_words(w)) =>
+            {
                 format!("{family}^{}", given.join(" "))
             }
             _ => s,
         }
     };
-    // At most three groups of at most five components, each group at most 64 characters.
     let groups: Vec<String> = pn
         .split('=')
-        .take(3)
         .map(|g| {
             let mut comps: Vec<&str> = g.split('^').collect();
             let tail = if comps.len() > 5 {
@@ -160,8 +169,7 @@ pub fn person_name(s: &str) -> Option<String> {
             if !tail.is_empty() {
                 comps.push(&tail);
             }
-            let joined = comps.join("^");
-            joined.chars().take(PN_GROUP_MAX).collect::<String>()
+            comps.join("^")
         })
         .collect();
     let out = groups.join("=");
@@ -269,7 +277,7 @@ pub fn map_booking(
             .as_deref()
             .map(|t| default_subject_id(t).to_string()),
     )
-    .and_then(|v| clean_text(&v, LO_MAX))
+    .and_then(|v| clean_text(&v, usize::MAX))
     .ok_or(SkipReason::NoSubjectId)?;
     let (start, end) = local_range(booking, config).ok_or(SkipReason::NoStartTime)?;
 
@@ -289,11 +297,12 @@ pub fn map_booking(
     e.patient_name = pick(Target::PatientName, None).and_then(|v| person_name(&v));
     e.patient_birth_date = pick(Target::PatientBirthDate, None).and_then(|v| parse_date(&v));
     e.patient_sex = pick(Target::PatientSex, None).and_then(|v| parse_sex(&v));
-    e.study_description = study_description(config, booking).and_then(|v| clean_text(&v, LO_MAX));
+    e.study_description =
+        study_description(config, booking).and_then(|v| clean_text(&v, usize::MAX));
     let description_default = e
         .study_description
         .clone()
-        .or_else(|| resource.as_deref().and_then(|r| clean_text(r, LO_MAX)));
+        .or_else(|| resource.as_deref().and_then(|r| clean_text(r, usize::MAX)));
 
     set_identifiers(&mut e, source, booking, &|t| pick(t, None));
 
@@ -303,7 +312,7 @@ pub fn map_booking(
         Target::RequestedProcedureDescription,
         description_default.clone(),
     )
-    .and_then(|v| clean_text(&v, LO_MAX));
+    .and_then(|v| clean_text(&v, usize::MAX));
     e.performing_physician_name = pick(Target::PerformingPhysicianName, booking.operator.clone())
         .and_then(|v| person_name(&v));
     e.modality = pick(
@@ -323,7 +332,7 @@ pub fn map_booking(
     )
     .and_then(|v| clean_ae(&v));
     e.station_name =
-        pick(Target::StationName, resource.clone()).and_then(|v| clean_text(&v, SH_MAX));
+        pick(Target::StationName, resource.clone()).and_then(|v| clean_text(&v, usize::MAX));
     let configured = booking
         .project
         .as_deref()
@@ -345,8 +354,8 @@ pub fn map_booking(
     }
     let step_default = protocol.or(description_default);
     e.sps_description =
-        pick(Target::SpsDescription, step_default).and_then(|v| clean_text(&v, LO_MAX));
-    e.sps_location = pick(Target::SpsLocation, None).and_then(|v| clean_text(&v, LO_MAX));
+        pick(Target::SpsDescription, step_default).and_then(|v| clean_text(&v, usize::MAX));
+    e.sps_location = pick(Target::SpsLocation, None).and_then(|v| clean_text(&v, usize::MAX));
     e.patient_weight_kg = pick(Target::PatientWeightLb, None).and_then(|v| pounds_to_kg(&v));
     e.status = match (
         &booking.status,
@@ -464,13 +473,18 @@ mod tests {
         assert_eq!(e.end, Some(date(2026, 11, 26).at(10, 30, 0, 0)));
         assert_eq!(e.modality.as_deref(), Some("MR"));
         assert_eq!(e.station_ae_title.as_deref(), Some("MRI_3T"));
-        assert_eq!(e.station_name.as_deref(), Some("3T Diagnostic Sc"));
+        assert_eq!(e.station_name.as_deref(), Some("3T Diagnostic Scanner"));
         assert_eq!(e.performing_physician_name.as_deref(), Some("Smith^Jane"));
         assert_eq!(e.status, StepStatus::Scheduled);
         assert_eq!(e.accession_number, "12345");
         assert_eq!(e.sps_id, "12345");
         assert_eq!(e.requested_procedure_id, "12345");
         assert!(e.study_instance_uid.starts_with("2.25."));
+        // The station name is the sync's to fit (SH: 16 characters).
+        let mut e = e;
+        let fitted = worklist_store::fit::fit(&mut e);
+        assert_eq!(fitted.len(), 1, "{fitted:?}");
+        assert_eq!(e.station_name.as_deref(), Some("3T Diagnostic"));
         assert!(e.problems().is_empty(), "{:?}", e.problems());
     }
 
@@ -791,8 +805,19 @@ mod tests {
             person_name("a^b^c^d^e^f^g").as_deref(),
             Some("a^b^c^d^e f g")
         );
+        // Not reordered at a guess: an ID and a word, digits.
+        assert_eq!(
+            person_name("SUB515_Phantom scan").as_deref(),
+            Some("SUB515_Phantom scan")
+        );
+        assert_eq!(person_name("Jo 2nd").as_deref(), Some("Jo 2nd"));
+        assert_eq!(
+            person_name("Marie-Ève O'Neil").as_deref(),
+            Some("O'Neil^Marie-Ève")
+        );
+        // Lengths are the sync's to fit, with a warning (worklist_store::fit).
         let long = "x".repeat(100);
-        assert_eq!(person_name(&long).unwrap().len(), 64);
+        assert_eq!(person_name(&long).unwrap().len(), 100);
         assert_eq!(clean_text(" a\\b\tc ", 64).as_deref(), Some("a/b c"));
         assert_eq!(clean_text(&"y".repeat(80), 64).unwrap().len(), 64);
         assert_eq!(clean_text("  ", 64), None);
@@ -810,7 +835,7 @@ mod tests {
     }
 
     #[test]
-    fn long_values_are_cut_to_fit() {
+    fn long_values_are_fitted_by_the_sync_and_subject_ids_never_cut() {
         let c = config(
             json!({"field_mapping": {"accession_number": "properties.acc",
             "sps_location": "properties.loc"}}),
@@ -824,9 +849,19 @@ mod tests {
             "4",
         )
         .unwrap();
-        let e = map_booking("calpendo", &c, &b).unwrap();
-        assert_eq!(e.patient_id.len(), 64);
-        assert_eq!(e.accession_number.len(), 16);
-        assert!(e.problems().is_empty(), "{:?}", e.problems());
+        let mut e = map_booking("calpendo", &c, &b).unwrap();
+        assert_eq!(
+            e.accession_number.len(),
+            16,
+            "an identifier's stable short form"
+        );
+        worklist_store::fit::fit(&mut e);
+        assert_eq!(e.sps_location.as_deref().map(str::len), Some(64));
+        assert_eq!(e.study_description.as_deref().map(str::len), Some(64));
+        // A cut subject ID could be another subject's: refused instead.
+        assert_eq!(e.patient_id.len(), 80);
+        let problems = e.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].0, "patient_id");
     }
 }

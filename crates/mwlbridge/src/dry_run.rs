@@ -16,7 +16,7 @@ use worklist_store::{Change, ChangeKind, Preview, Store, SyncWindow};
 use crate::failure::Failure;
 use crate::load::load;
 use crate::sources;
-use crate::sync_worker::fetch_tidied;
+use crate::tidy::{Said, fetch_tidied};
 
 /// What one source's sync would do.
 #[derive(Debug, Serialize)]
@@ -60,6 +60,7 @@ pub async fn run(path: &Path, json: bool) -> Result<(), Failure> {
         "mwlbridge sync dry run: nothing will be written"
     );
     let mut previews = Vec::new();
+    let said = Said::default();
     for s in &loaded.sources {
         let source = s.source.as_ref();
         let window = source.sync_window(Timestamp::now());
@@ -71,7 +72,7 @@ pub async fn run(path: &Path, json: bool) -> Result<(), Failure> {
             error: None,
             preview: None,
         };
-        match fetch_tidied(source, &window).await {
+        match fetch_tidied(source, &window, &said).await {
             Err(e) => preview.error = Some(e),
             Ok(fetched) => {
                 preview.mode = Some(fetched.mode());

@@ -54,6 +54,7 @@ mod sources;
 mod sync_cmd;
 mod sync_control;
 mod sync_worker;
+mod tidy;
 mod token_cmd;
 mod worklist_view;
 

@@ -154,6 +154,7 @@ pub async fn run(
         retention_days: config.store.retention_days,
         metrics: metrics.sync.clone(),
         guard: config.store.mass_change_guard(),
+        said: Default::default(),
     };
     let (control, requests) = WorkerControl::new(&loaded.sources);
     let control = Arc::new(control);

@@ -29,6 +29,7 @@ pub async fn run(path: &Path, once: bool, accept_mass_change: bool) -> Result<()
         } else {
             loaded.config.store.mass_change_guard()
         },
+        said: Default::default(),
     };
     tracing::info!(
         tzdata = %loaded.zones.describe(),

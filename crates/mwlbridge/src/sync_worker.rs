@@ -10,12 +10,12 @@ use std::collections::HashMap;
 
 use tokio::sync::{mpsc, oneshot, watch};
 use worklist_store::{
-    DataSource, Fetched, MassChangeGuard, ReconcileCounts, Store, StoreError, SyncOutcome, SyncRun,
-    SyncWindow,
+    DataSource, MassChangeGuard, ReconcileCounts, Store, StoreError, SyncOutcome, SyncRun,
 };
 
 use crate::metrics::SyncMetrics;
 use crate::shutdown::stopped;
+use crate::tidy::{Said, fetch_tidied};
 
 /// A "sync now" request for a cycle; the sender, when present, gets the run.
 pub type SyncRequest = Option<oneshot::Sender<SyncRun>>;
@@ -65,69 +65,8 @@ pub struct SyncContext {
     /// How much one complete cycle may remove (`store.max_discontinue_fraction`; off for
     /// `sync --once --accept-mass-change`).
     pub guard: MassChangeGuard,
-}
-
-/// Takes invisible and direction-changing characters out of the fetched entries
-/// ([`worklist_store::tidy`]), with a WARN per entry naming its record id and the fields
-/// (never the values).
-fn strip_invisible_characters(source: &str, fetched: &mut Fetched) {
-    let (Fetched::Complete(entries) | Fetched::Changed(entries)) = fetched;
-    for entry in entries {
-        let changed = worklist_store::tidy::strip_invisible(entry);
-        if !changed.is_empty() {
-            let fields: Vec<&str> = changed.iter().map(|s| s.column).collect();
-            tracing::warn!(
-                source,
-                record_id = %entry.source_record_id,
-                ?fields,
-                "invisible or direction-changing characters removed from the source's values"
-            );
-        }
-    }
-}
-
-/// How far before or after the sync window a fetched step may start and still be kept.
-const FAR_OUTSIDE_DAYS: i64 = 366;
-
-/// Drops fetched entries whose step starts more than [`FAR_OUTSIDE_DAYS`] before or after
-/// `window` (a mistyped year such as 9999 in a source), with a WARN naming the record id
-/// and never its values: the retention purge counts from a step's end, so such an entry
-/// would stay on every console's universal query for good. Returns how many were dropped.
-fn drop_far_outside(source: &str, window: &SyncWindow, fetched: &mut Fetched) -> usize {
-    let margin = jiff::Span::new().days(FAR_OUTSIDE_DAYS);
-    let (Ok(earliest), Ok(latest)) = (
-        window.start.checked_sub(margin),
-        window.end.checked_add(margin),
-    ) else {
-        return 0;
-    };
-    let (Fetched::Complete(entries) | Fetched::Changed(entries)) = fetched;
-    let before = entries.len();
-    entries.retain(|e| {
-        let keep = earliest <= e.start && e.start < latest;
-        if !keep {
-            tracing::warn!(
-                source,
-                record_id = %e.source_record_id,
-                start_year = e.start.year(),
-                "ignored a step that starts more than {FAR_OUTSIDE_DAYS} days outside the \
-                 sync window (a mistyped date in the source?)"
-            );
-        }
-        keep
-    });
-    before - entries.len()
-}
-
-/// One fetch of `source` for `window`, tidied as every cycle tidies it before the store
-/// sees it: invisible characters taken out, steps far outside the window dropped (each
-/// with a WARN naming the record id). The error is the source's, as the log says it.
-pub async fn fetch_tidied(source: &dyn DataSource, window: &SyncWindow) -> Result<Fetched, String> {
-    let name = source.name();
-    let mut fetched = source.fetch(window).await.map_err(|e| e.to_string())?;
-    strip_invisible_characters(name, &mut fetched);
-    drop_far_outside(name, window, &mut fetched);
-    Ok(fetched)
+    /// The fitted-value warnings already logged.
+    pub said: Said,
 }
 
 /// Runs one sync cycle of `source`: fetch, reconcile in one transaction, record the run.
@@ -138,7 +77,7 @@ pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
     let clock = std::time::Instant::now();
     let window = source.sync_window(started_at);
     let mut mode = "complete";
-    let result = match fetch_tidied(source, &window).await {
+    let result = match fetch_tidied(source, &window, &ctx.said).await {
         Ok(fetched) => {
             mode = fetched.mode();
             let on_cancel = source.on_cancel();
@@ -333,29 +272,6 @@ mod tests {
         assert!(!in_operation_hours(night, t(12, 0)));
     }
 
-    #[test]
-    fn steps_far_outside_the_window_are_dropped() {
-        use jiff::civil::date;
-        use worklist_store::WorklistEntry;
-        let window = SyncWindow {
-            start: date(2026, 12, 5).at(0, 0, 0, 0),
-            end: date(2026, 12, 12).at(0, 0, 0, 0),
-        };
-        let entry = |id: &str, start| WorklistEntry::new("calpendo", id, "SUB1", start);
-        let mut fetched = Fetched::Complete(vec![
-            entry("in", date(2026, 12, 6).at(9, 0, 0, 0)),
-            entry("next-summer", date(2027, 7, 1).at(9, 0, 0, 0)),
-            entry("year-9999", date(9999, 12, 6).at(9, 0, 0, 0)),
-            entry("long-ago", date(2020, 1, 1).at(9, 0, 0, 0)),
-        ]);
-        assert_eq!(drop_far_outside("calpendo", &window, &mut fetched), 2);
-        let Fetched::Complete(kept) = fetched else {
-            panic!("mode changed")
-        };
-        let ids: Vec<&str> = kept.iter().map(|e| e.source_record_id.as_str()).collect();
-        assert_eq!(ids, ["in", "next-summer"]);
-    }
-
     /// A source that returns two entries, or fails while `fail` is set.
     struct Scripted {
         fail: std::sync::atomic::AtomicBool,
@@ -408,6 +324,7 @@ mod tests {
             retention_days: 30,
             metrics: metrics.sync.clone(),
             guard: MassChangeGuard::MaxFraction(0.5),
+            said: Default::default(),
         };
         let series = |outcome: &str| {
             format!("mwlbridge_sync_runs_total{{source=\"scripted\",outcome=\"{outcome}\"}}")
@@ -471,6 +388,7 @@ mod tests {
             retention_days: 30,
             metrics: metrics.sync.clone(),
             guard: MassChangeGuard::MaxFraction(0.5),
+            said: Default::default(),
         };
         // Operation hours that never include now: only a request can run a cycle.
         let now = Timestamp::now().to_zoned_datetime(TimeZone::UTC).time();

@@ -44,6 +44,7 @@
 //! status; which statuses consoles see by default is [`StepStatus::offered_by_default`].
 
 pub mod datetime;
+pub mod fit;
 pub mod identifiers;
 pub mod model;
 pub mod pn;

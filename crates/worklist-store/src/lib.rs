@@ -71,7 +71,9 @@ pub mod stream;
 pub mod sync_runs;
 
 // The model's modules, at their old paths (`worklist_store::validate::ae_problem`, ...).
-pub use worklist_model::{datetime, identifiers, model, pn, source, status, tidy, validate, zones};
+pub use worklist_model::{
+    datetime, fit, identifiers, model, pn, source, status, tidy, validate, zones,
+};
 
 pub use api_tokens::{TokenRecord, TokenRole, TokenStoreError};
 pub use error::StoreError;
