@@ -795,3 +795,56 @@ fn a_failing_source_shows_the_stale_banner() {
         c.close().await.expect("close the browser");
     });
 }
+
+/// A sync that would empty the day is refused by the mass-change guard (issue 17 point 5);
+/// the page then offers to apply it once, behind a box the admin must tick, and consoles
+/// see the change only after that.
+#[test]
+fn a_refused_mass_change_is_applied_once_from_the_page() {
+    let p = PageSite::start(bookings(), "", "sync_interval = 600\n");
+    p.site.block_on(async {
+        let c = p.browser().await;
+        sign_in(&c, &p.base, &p.token).await;
+        let before = p.offered_today();
+        assert_eq!(before.len(), 4, "{before:?}");
+        assert!(!exists(&c, "form.accept-mass-change").await);
+
+        // Calpendo suddenly lists nothing.
+        p.site.fake.set_bookings(Vec::new());
+        submit(&c, "#sources form.inline").await;
+        reload_until(&c, &p.url("/"), "form.accept-mass-change", true).await;
+        let line = texts(&c, "#sources li.source[data-source='calpendo']").await;
+        let line = line.first().cloned().unwrap_or_default();
+        assert!(line.contains("mass change refused"), "{line}");
+        assert_eq!(p.offered_today(), before, "nothing changed");
+        screenshot(&c, &target_dir().join("mass-change-refused.png")).await;
+
+        // The box is required: the browser does not send the form without it.
+        submit(&c, "form.accept-mass-change").await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(p.offered_today(), before, "not applied without the box");
+
+        click(
+            &c,
+            "form.accept-mass-change input[name='accept_mass_change']",
+        )
+        .await;
+        submit(&c, "form.accept-mass-change").await;
+        let deadline = Instant::now() + STEP;
+        while !p.offered_today().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "never applied: {}",
+                source(&c).await
+            );
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        reload_until(&c, &p.url("/"), "form.accept-mass-change", false).await;
+        let log = p.site.server.log();
+        assert!(
+            log.contains("runs without the mass-change guard"),
+            "the acceptance is logged: {log}"
+        );
+        c.close().await.expect("close the browser");
+    });
+}

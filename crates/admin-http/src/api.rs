@@ -24,7 +24,7 @@ use crate::api_types::{
 use crate::auth::{Reader, Writer};
 use crate::health::{Readiness, SourceReadiness};
 use crate::paging::{self, EntryKey};
-use crate::sync_control::{SourceInfo, SyncTriggerError};
+use crate::sync_control::{SourceInfo, SyncNow, SyncTriggerError};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -689,9 +689,17 @@ async fn sync_now(
     Path(name): Path<String>,
     ApiQuery(q): ApiQuery<SyncNowQuery>,
 ) -> Result<Response, ApiError> {
-    let wait = q.wait.unwrap_or(false);
-    tracing::info!(token_name = %who.name, source = %name, "sync requested by an admin");
-    match state.ctx.sync.trigger(&name, wait).await {
+    let now = SyncNow {
+        wait: q.wait.unwrap_or(false),
+        accept_mass_change: q.accept_mass_change.unwrap_or(false),
+    };
+    tracing::info!(
+        token_name = %who.name,
+        source = %name,
+        accept_mass_change = now.accept_mass_change,
+        "sync requested by an admin"
+    );
+    match state.ctx.sync.trigger(&name, now).await {
         Ok(Some(run)) => Ok(Json(SyncRunView::from(&run)).into_response()),
         Ok(None) => Ok((
             StatusCode::ACCEPTED,

@@ -492,6 +492,10 @@ pub(crate) struct PageQuery {
 pub(crate) struct SyncNowQuery {
     /// Wait for the run and return it (default: return at once with 202).
     pub wait: Option<bool>,
+    /// Apply this one cycle even when it would discontinue or delete more than
+    /// `store.max_discontinue_fraction` of the source's entries (after checking that the
+    /// source really changed that much; default: false).
+    pub accept_mass_change: Option<bool>,
 }
 
 #[cfg(test)]

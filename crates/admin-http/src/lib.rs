@@ -70,7 +70,7 @@ use prometheus_client::registry::Registry;
 use worklist_store::{StepStatus, Store};
 
 pub use serve::{AdminServeError, ServeLimits, serve, serve_with_limits};
-pub use sync_control::{SourceInfo, SyncControl, SyncTriggerError};
+pub use sync_control::{SourceInfo, SyncControl, SyncNow, SyncTriggerError};
 
 /// Sets the gauge of worklist entries in one status (called for each status at scrape).
 pub type SetEntryGauge = Arc<dyn Fn(StepStatus, u64) + Send + Sync>;

@@ -28,14 +28,28 @@ pub enum SyncTriggerError {
     Stopping,
 }
 
+/// A "sync now" request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncNow {
+    /// Wait for the run and return it.
+    pub wait: bool,
+    /// Run this one cycle without the mass-change guard: an admin checked the source
+    /// after a refused cycle and accepts its changes.
+    pub accept_mass_change: bool,
+}
+
 /// The sync worker, as the admin interface drives it.
 #[async_trait::async_trait]
 pub trait SyncControl: Send + Sync {
     /// Every enabled source.
     fn sources(&self) -> Vec<SourceInfo>;
 
-    /// Asks for a sync of `source` now. With `wait`, returns the run once it is recorded;
-    /// without, returns at once (`Ok(None)`). A request made while a cycle of that source
-    /// runs is served by the next cycle, which starts right after it.
-    async fn trigger(&self, source: &str, wait: bool) -> Result<Option<SyncRun>, SyncTriggerError>;
+    /// Asks for a sync of `source` now. With [`SyncNow::wait`], returns the run once it is
+    /// recorded; without, returns at once (`Ok(None)`). A request made while a cycle of
+    /// that source runs is served by the next cycle, which starts right after it.
+    async fn trigger(
+        &self,
+        source: &str,
+        now: SyncNow,
+    ) -> Result<Option<SyncRun>, SyncTriggerError>;
 }

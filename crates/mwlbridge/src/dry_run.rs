@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow};
 use jiff::Timestamp;
 use serde::Serialize;
-use worklist_store::{Change, ChangeKind, Preview, Store, SyncWindow};
+use worklist_store::{Change, ChangeKind, MASS_CHANGE_REFUSED, Preview, Store, SyncWindow};
 
 use crate::failure::Failure;
 use crate::load::load;
@@ -167,8 +167,9 @@ fn table(report: &Report<'_>) -> String {
             c.inserted, c.updated, c.discontinued, c.deleted, c.rejected, c.unchanged, c.fetched
         ));
         if let Some(refused) = &preview.refused {
+            let refused = refused.strip_prefix(MASS_CHANGE_REFUSED).unwrap_or(refused);
             out.push_str(&format!(
-                "  REFUSED: {refused}. A sync would change nothing; \
+                "  REFUSED by the mass-change guard: {refused}. A sync would change nothing; \
                  `mwlbridge sync --once --accept-mass-change` would apply the changes below.\n"
             ));
         }

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock};
 
-use admin_http::{SourceInfo, SyncControl, SyncTriggerError};
+use admin_http::{SourceInfo, SyncControl, SyncNow, SyncTriggerError};
 use tokio::sync::{mpsc, oneshot};
 use worklist_store::SyncRun;
 
@@ -80,19 +80,38 @@ impl SyncControl for WorkerControl {
         current.sources.clone()
     }
 
-    async fn trigger(&self, source: &str, wait: bool) -> Result<Option<SyncRun>, SyncTriggerError> {
+    async fn trigger(
+        &self,
+        source: &str,
+        now: SyncNow,
+    ) -> Result<Option<SyncRun>, SyncTriggerError> {
         let tx = self
             .sender(source)
             .ok_or_else(|| SyncTriggerError::UnknownSource(source.to_string()))?;
-        if !wait {
-            return match tx.try_send(None) {
-                // A full queue already holds a request that will run a cycle.
-                Ok(()) | Err(mpsc::error::TrySendError::Full(_)) => Ok(None),
+        if !now.wait {
+            let request = SyncRequest {
+                reply: None,
+                accept_mass_change: now.accept_mass_change,
+            };
+            return match tx.try_send(request) {
+                Ok(()) => Ok(None),
+                // A full queue already holds a request that will run a cycle; an
+                // acceptance must not be lost in it, so it waits for a place.
+                Err(mpsc::error::TrySendError::Full(request)) if request.accept_mass_change => tx
+                    .send(request)
+                    .await
+                    .map(|()| None)
+                    .map_err(|_| SyncTriggerError::Stopping),
+                Err(mpsc::error::TrySendError::Full(_)) => Ok(None),
                 Err(mpsc::error::TrySendError::Closed(_)) => Err(SyncTriggerError::Stopping),
             };
         }
         let (reply, run) = oneshot::channel();
-        tx.send(Some(reply))
+        let request = SyncRequest {
+            reply: Some(reply),
+            accept_mass_change: now.accept_mass_change,
+        };
+        tx.send(request)
             .await
             .map_err(|_| SyncTriggerError::Stopping)?;
         run.await.map(Some).map_err(|_| SyncTriggerError::Stopping)

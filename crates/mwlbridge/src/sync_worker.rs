@@ -17,8 +17,14 @@ use crate::metrics::SyncMetrics;
 use crate::shutdown::stopped;
 use crate::tidy::{Said, fetch_tidied};
 
-/// A "sync now" request for a cycle; the sender, when present, gets the run.
-pub type SyncRequest = Option<oneshot::Sender<SyncRun>>;
+/// A "sync now" request for a cycle.
+#[derive(Debug, Default)]
+pub struct SyncRequest {
+    /// When present, gets the run.
+    pub reply: Option<oneshot::Sender<SyncRun>>,
+    /// Run the cycle without the mass-change guard (an admin accepted its changes).
+    pub accept_mass_change: bool,
+}
 
 /// Each source's "sync now" requests, by source name (the admin side sends them; see
 /// `sync_control`).
@@ -91,7 +97,9 @@ pub async fn run_cycle(source: &dyn DataSource, ctx: &SyncContext) -> SyncRun {
                 .map_err(|e| match e {
                     StoreError::MassChange { .. } => format!(
                         "{e}. If the source really changed that much, apply it once with \
-                         `mwlbridge sync --once --accept-mass-change` (store.max_discontinue_fraction)"
+                         `mwlbridge sync --once --accept-mass-change`, the status page's \
+                         \"Apply the mass change\", or the API's sync with \
+                         accept_mass_change=true (store.max_discontinue_fraction)"
                     ),
                     e => e.to_string(),
                 })
@@ -205,14 +213,24 @@ pub async fn run_forever(
             let interval = s.source.sync_interval().max(Duration::from_secs(1));
             let mut waiting: Vec<oneshot::Sender<SyncRun>> = Vec::new();
             let (mut due, mut asked) = (first_cycle == FirstCycle::AtStart, false);
+            let mut accepted = false;
             loop {
                 if due {
                     let local = Timestamp::now()
                         .to_zoned_datetime(ctx.site_zone.clone())
                         .time();
                     if asked || in_operation_hours(s.operation_interval, local) {
+                        let mut cycle_ctx = ctx.clone();
+                        if std::mem::take(&mut accepted) {
+                            tracing::warn!(
+                                source = s.source.name(),
+                                "this cycle runs without the mass-change guard, as an admin \
+                                 accepted its changes"
+                            );
+                            cycle_ctx.guard = MassChangeGuard::Off;
+                        }
                         let run = tokio::select! {
-                            run = run_cycle(s.source.as_ref(), &ctx) => run,
+                            run = run_cycle(s.source.as_ref(), &cycle_ctx) => run,
                             _ = stopped(shutdown.clone()) => break,
                         };
                         for w in waiting.drain(..) {
@@ -228,7 +246,8 @@ pub async fn run_forever(
                 tokio::select! {
                     _ = tokio::time::sleep(interval) => (due, asked) = (true, false),
                     request = next_request(&mut inbox) => {
-                        waiting.extend(request);
+                        waiting.extend(request.reply);
+                        accepted |= request.accept_mass_change;
                         (due, asked) = (true, true);
                     }
                     _ = stopped(shutdown.clone()) => break,

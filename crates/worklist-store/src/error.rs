@@ -76,8 +76,9 @@ pub enum StoreError {
     /// A complete fetch would discontinue or delete too many of a source's entries at once
     /// ([`MassChangeGuard`](crate::reconcile::MassChangeGuard)); nothing was changed.
     #[error(
-        "the fetch of {name} would discontinue or delete {removing} of its {active} active \
-         entries in the window (more than {:.0}% at once): not applied, nothing changed",
+        "mass change refused: the fetch of {name} would discontinue or delete {removing} of \
+         its {active} active entries in the window (more than {:.0}% at once): not applied, \
+         nothing changed",
         max_fraction * 100.0
     )]
     MassChange {

@@ -86,7 +86,7 @@ pub use pylantir::{ImportCounts, ImportItem, PylantirRow};
 pub use reconcile::{Change, ChangeKind, MassChangeGuard, Preview, ReconcileCounts};
 pub use store::Store;
 pub use stream::{ScanEnd, Snapshot};
-pub use sync_runs::{SyncOutcome, SyncRun};
+pub use sync_runs::{MASS_CHANGE_REFUSED, SyncOutcome, SyncRun};
 pub use worklist_model::{
     DEFAULT_PROTOCOL_CODING_SCHEME, DEFAULT_TIMEZONE, DataSource, EntryMeta, Fetched, KnownStation,
     OnCancel, PerformedStatus, RequestLabels, SourceError, SourceMetrics, StatusSetBy, StepStatus,

@@ -47,6 +47,22 @@ pub struct SyncRun {
     pub error: Option<String>,
 }
 
+/// How the error of a cycle refused by the mass-change guard begins
+/// ([`StoreError::MassChange`]).
+pub const MASS_CHANGE_REFUSED: &str = "mass change refused: ";
+
+impl SyncRun {
+    /// Whether the mass-change guard refused this cycle: an admin who checked the source
+    /// may apply it once (`sync --once --accept-mass-change`, the status page, the API).
+    pub fn refused_as_mass_change(&self) -> bool {
+        self.outcome == SyncOutcome::Failed
+            && self
+                .error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(MASS_CHANGE_REFUSED))
+    }
+}
+
 /// Records a finished sync cycle.
 pub(crate) fn record(conn: &Connection, run: &SyncRun) -> Result<(), StoreError> {
     let fmt = |t: jiff::civil::DateTime| t.strftime("%Y-%m-%dT%H:%M:%S").to_string();
@@ -195,5 +211,33 @@ mod tests {
         let newest = store.recent_sync_runs(Some("a"), 1).expect("query");
         assert_eq!(newest[0].outcome, SyncOutcome::Failed);
         assert_eq!(store.recent_sync_runs(None, 10).expect("query").len(), 3);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_of_the_guard_is_known_by_its_error() {
+        let refusal = StoreError::MassChange {
+            name: "calpendo".into(),
+            removing: 5,
+            active: 5,
+            max_fraction: 0.5,
+        };
+        let run = |outcome, error: Option<String>| SyncRun {
+            source: "calpendo".into(),
+            started_at: Timestamp::UNIX_EPOCH,
+            finished_at: Timestamp::UNIX_EPOCH,
+            outcome,
+            window: None,
+            counts: ReconcileCounts::default(),
+            error,
+        };
+        assert!(run(SyncOutcome::Failed, Some(refusal.to_string())).refused_as_mass_change());
+        let other = Some("cannot connect to 127.0.0.1:9".to_string());
+        assert!(!run(SyncOutcome::Failed, other).refused_as_mass_change());
+        assert!(!run(SyncOutcome::Success, None).refused_as_mass_change());
     }
 }

@@ -42,6 +42,7 @@ use worklist_store::{KnownStation, TokenRole};
 
 use crate::AppState;
 use crate::auth::PageUser;
+use crate::sync_control::SyncNow;
 
 pub(crate) fn routes() -> Router<AppState> {
     let back = || get(|| async { Redirect::to("/") });
@@ -199,6 +200,8 @@ pub(super) fn refuse_form(user: Option<PageUser>, csrf: &str) -> Result<PageUser
 struct SyncForm {
     csrf: String,
     source: String,
+    /// The confirmation box of a refused mass change ([`sources::list`]).
+    accept_mass_change: Option<String>,
 }
 
 async fn sync_now(
@@ -210,8 +213,17 @@ async fn sync_now(
         Ok(u) => u,
         Err(r) => return r.into_response(),
     };
-    tracing::info!(token_name = %user.name, source = %f.source, "sync requested from the status page");
-    match state.ctx.sync.trigger(&f.source, false).await {
+    let now = SyncNow {
+        wait: false,
+        accept_mass_change: f.accept_mass_change.is_some(),
+    };
+    tracing::info!(
+        token_name = %user.name,
+        source = %f.source,
+        accept_mass_change = now.accept_mass_change,
+        "sync requested from the status page"
+    );
+    match state.ctx.sync.trigger(&f.source, now).await {
         Ok(_) => Redirect::to("/?flash=sync").into_response(),
         Err(e) => scan_day::page(&state, &user, None, Notice::Refused(e.to_string())).await,
     }

@@ -69,9 +69,30 @@ pub(super) fn list(states: &[SourceState], zone: &TimeZone, csrf: Option<&str>) 
                             input type="hidden" name="source" value=(st.info.name);
                             button type="submit" { "Sync now" }
                         }
+                        @if st.last.as_ref().is_some_and(SyncRun::refused_as_mass_change) {
+                            (accept_form(&st.info.name, csrf))
+                        }
                     }
                 }
             }
+        }
+    }
+}
+
+/// After a cycle the mass-change guard refused: a form that applies the next cycle without
+/// the guard, once, behind a box the admin must tick (no JavaScript needed).
+fn accept_form(source: &str, csrf: &str) -> Markup {
+    html! {
+        form.accept-mass-change method="post" action="/sync" {
+            input type="hidden" name="csrf" value=(csrf);
+            input type="hidden" name="source" value=(source);
+            label {
+                input type="checkbox" name="accept_mass_change" value="yes" required;
+                " I checked " (source) ": these cancellations are real. Apply them once, even \
+                 though the sync would discontinue or delete most of its entries."
+            }
+            " "
+            button type="submit" { "Apply the mass change" }
         }
     }
 }
