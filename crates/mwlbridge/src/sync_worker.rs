@@ -424,19 +424,35 @@ mod tests {
         };
         let worker = tokio::spawn(run_forever(scheduled, ctx, stop_rx, options));
         assert_eq!(control.sources()[0].name, "scripted");
-        let run = tokio::time::timeout(Duration::from_secs(20), control.trigger("scripted", true))
-            .await
-            .expect("answered")
-            .expect("triggered")
-            .expect("a run");
+        let run = tokio::time::timeout(
+            Duration::from_secs(20),
+            control.trigger(
+                "scripted",
+                admin_http::SyncNow {
+                    wait: true,
+                    ..Default::default()
+                },
+            ),
+        )
+        .await
+        .expect("answered")
+        .expect("triggered")
+        .expect("a run");
         assert_eq!(run.outcome, SyncOutcome::Success);
         assert_eq!(run.counts.inserted, 2);
         assert_eq!(store.recent_sync_runs(None, 10).expect("runs").len(), 1);
         assert_eq!(
-            control.trigger("nope", false).await,
+            control
+                .trigger("nope", admin_http::SyncNow::default())
+                .await,
             Err(SyncTriggerError::UnknownSource("nope".into()))
         );
-        assert_eq!(control.trigger("scripted", false).await, Ok(None));
+        assert_eq!(
+            control
+                .trigger("scripted", admin_http::SyncNow::default())
+                .await,
+            Ok(None)
+        );
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while store.recent_sync_runs(None, 10).expect("runs").len() < 2 {
             assert!(
@@ -448,7 +464,15 @@ mod tests {
         stop_tx.send(true).expect("stop");
         worker.await.expect("worker stops");
         assert_eq!(
-            control.trigger("scripted", true).await,
+            control
+                .trigger(
+                    "scripted",
+                    admin_http::SyncNow {
+                        wait: true,
+                        ..Default::default()
+                    }
+                )
+                .await,
             Err(SyncTriggerError::Stopping)
         );
     }
