@@ -107,6 +107,8 @@ use worklist_store::{EntryFilter, StepStatus, WorklistEntry};
 
 pub use charset::ResponseCharset;
 
+use charset::QueryCharset;
+
 use fields::Field;
 use matching::{DateRange, DateTimeMatcher, NumberMatcher, PnMatcher, TextMatcher, UidMatcher};
 
@@ -203,6 +205,8 @@ pub struct MwlQuery {
     unsupported: Vec<Tag>,
     /// Every key asked, for logs.
     requested: Vec<Tag>,
+    /// The query's Specific Character Set, read.
+    charset: QueryCharset,
 }
 
 impl MwlQuery {
@@ -238,7 +242,17 @@ impl MwlQuery {
             status: None,
             unsupported: Vec::new(),
             requested: Vec::new(),
+            charset: QueryCharset::NONE,
         })
+    }
+
+    /// The character set this query's responses prefer: the one its Specific Character
+    /// Set names when we can write it (`ISO_IR 100`, `ISO 2022 IR 6\ISO 2022 IR 100`, ...),
+    /// `ISO_IR 192` when it names a set we cannot write (`\ISO 2022 IR 87`), and
+    /// `configured` when it names none. Each response still falls back to `ISO_IR 192`
+    /// when one of its values does not fit (see [`response`](Self::response)).
+    pub fn response_charset(&self, configured: ResponseCharset) -> ResponseCharset {
+        self.charset.preferred(configured)
     }
 
     /// Restricts the query to steps scheduled on `station` unless the query itself puts a
