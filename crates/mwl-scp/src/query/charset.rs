@@ -118,7 +118,15 @@ impl ResponseCharset {
 
     /// Whether `s` can be written in this character set without loss.
     pub fn can_represent(self, s: &str) -> bool {
-        self.encode(s).is_some()
+        let c1 = |c: char| ('\u{80}'..='\u{9f}').contains(&c);
+        match self {
+            _ if s.is_ascii() => true,
+            ResponseCharset::Utf8 => true,
+            ResponseCharset::Ascii => false,
+            // The common case, without allocating.
+            ResponseCharset::Latin1 => s.chars().all(|c| c <= '\u{ff}' && !c1(c)),
+            _ => self.encode(s).is_some(),
+        }
     }
 
     /// `s` in this character set, or `None` when some character has no code in it.
@@ -165,12 +173,50 @@ pub(crate) struct QueryCharset {
     /// The set the responses prefer; `None`: the query names none, so the configured
     /// default applies.
     pub(crate) response: Option<ResponseCharset>,
-    /// Whether every term is one we know (ours or dicom-rs's): when not, text keys may
-    /// have been misread and the query is answered with FF01.
+    /// Whether every term is one we know (a defined term, or one dicom-rs reads): when
+    /// not, text keys may have been misread and the query is answered with FF01.
     pub(crate) understood: bool,
     /// How the text dicom-rs decoded must be read again (see [`QueryCharset::reread`]).
     reread: Reread,
 }
+
+/// The defined terms of Specific Character Set (PS3.3 C.12.1.1.2): none draws FF01, even
+/// of a set whose text we cannot read exactly.
+const DEFINED_TERMS: [&str; 33] = [
+    "ISO_IR 6",
+    "ISO_IR 100",
+    "ISO_IR 101",
+    "ISO_IR 109",
+    "ISO_IR 110",
+    "ISO_IR 144",
+    "ISO_IR 127",
+    "ISO_IR 126",
+    "ISO_IR 138",
+    "ISO_IR 148",
+    "ISO_IR 203",
+    "ISO_IR 13",
+    "ISO_IR 166",
+    "ISO_IR 192",
+    "GB18030",
+    "GBK",
+    "ISO 2022 IR 6",
+    "ISO 2022 IR 100",
+    "ISO 2022 IR 101",
+    "ISO 2022 IR 109",
+    "ISO 2022 IR 110",
+    "ISO 2022 IR 144",
+    "ISO 2022 IR 127",
+    "ISO 2022 IR 126",
+    "ISO 2022 IR 138",
+    "ISO 2022 IR 148",
+    "ISO 2022 IR 203",
+    "ISO 2022 IR 13",
+    "ISO 2022 IR 166",
+    "ISO 2022 IR 87",
+    "ISO 2022 IR 159",
+    "ISO 2022 IR 149",
+    "ISO 2022 IR 58",
+];
 
 /// How dicom-rs's decoding of the query's text is corrected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -206,6 +252,7 @@ impl QueryCharset {
         let terms: Vec<&str> = terms.iter().map(|t| t.trim()).collect();
         let understood = terms.iter().all(|t| {
             t.is_empty()
+                || DEFINED_TERMS.contains(t)
                 || ResponseCharset::from_term(t).is_some()
                 || SpecificCharacterSet::from_code(t).is_some()
         });
@@ -437,6 +484,8 @@ mod tests {
         assert!(understood(&["ISO 2022 IR 6", "ISO 2022 IR 100"]));
         assert!(understood(&["ISO_IR 148"]));
         assert!(understood(&["GB18030"]));
+        assert!(understood(&["", "ISO 2022 IR 87", "ISO 2022 IR 159"]));
+        assert!(understood(&["ISO_IR 203"]));
         assert!(!understood(&["ISO_IR 999"]));
         assert!(!understood(&["", "ISO 2022 IR 87", "KLINGON"]));
     }
