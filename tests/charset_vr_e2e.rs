@@ -224,6 +224,16 @@ fn a_japanese_iso_2022_query_matches_with_ff00_and_is_answered_in_utf8() {
     let r = c.find(&q, Split::OnePdu, 2);
     assert_eq!(r.statuses, vec![0xFF00, 0x0000]);
     assert_eq!(r.values(tags::PATIENT_ID), ["SUB204"]);
+    // The same with katakana designated too (ISO 2022 IR 13 first).
+    q.put(DataElement::new(
+        tags::SPECIFIC_CHARACTER_SET,
+        VR::CS,
+        PrimitiveValue::Strs(["ISO 2022 IR 13".to_string(), "ISO 2022 IR 87".to_string()].into()),
+    ));
+    let r = c.find(&q, Split::OnePdu, 3);
+    assert_eq!(r.statuses, vec![0xFF00, 0x0000]);
+    assert_eq!(r.values(tags::PATIENT_ID), ["SUB204"]);
+    assert_eq!(charset_of(&r.identifiers[0]), ["ISO_IR 192"]);
     c.release();
 }
 

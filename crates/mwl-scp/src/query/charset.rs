@@ -227,7 +227,10 @@ enum Reread {
     /// byte as one character; the bytes are recovered, ISO 2022 escape sequences removed,
     /// and decoded with this set.
     SingleByte(ResponseCharset),
-    /// As above, decoded with ISO 2022 JIS X 0208 (`ISO 2022 IR 87`), escapes kept.
+    /// Japanese ISO 2022 (`ISO 2022 IR 87`, with `ISO 2022 IR 13` or not): dicom-rs read
+    /// the text as ISO 8859-1 (first value empty or `ISO 2022 IR 6`) or as Shift JIS
+    /// (first value `ISO 2022 IR 13`), both of which keep ASCII and the G1 katakana
+    /// recoverable; the bytes are recovered and decoded by [`decode_japanese`].
     Japanese,
 }
 
@@ -246,8 +249,10 @@ impl QueryCharset {
     /// - ISO 2022 terms (`ISO 2022 IR 6\ISO 2022 IR 100`, `ISO 2022 IR 100`, an empty first
     ///   value meaning `ISO 2022 IR 6`) that name at most one set besides ASCII, a set we
     ///   write: that set;
-    /// - anything else (`\ISO 2022 IR 87`, `ISO_IR 13`, `GB18030`, several sets):
-    ///   `ISO_IR 192`.
+    /// - anything else (`\ISO 2022 IR 87`, `ISO 2022 IR 13\ISO 2022 IR 87`, `ISO_IR 13`,
+    ///   `GB18030`, several sets): `ISO_IR 192`.
+    ///
+    /// Text is read again where dicom-rs read it with another set (see [`Reread`]).
     pub(crate) fn from_terms(terms: &[String]) -> QueryCharset {
         let terms: Vec<&str> = terms.iter().map(|t| t.trim()).collect();
         let understood = terms.iter().all(|t| {
@@ -278,7 +283,10 @@ impl QueryCharset {
             },
             _ => iso_2022(&terms),
         };
-        let reread = if latin1_read { reread } else { Reread::Nothing };
+        let reread = match reread {
+            Reread::SingleByte(_) if !latin1_read => Reread::Nothing,
+            other => other,
+        };
         QueryCharset {
             response,
             understood,
@@ -297,18 +305,12 @@ impl QueryCharset {
         if s.is_ascii() && !s.contains('\x1b') {
             return s;
         }
-        let Some(bytes) = s
-            .chars()
-            .map(|c| u8::try_from(u32::from(c)).ok())
-            .collect::<Option<Vec<u8>>>()
-        else {
-            return s;
-        };
         let decoded = match self.reread {
-            Reread::Nothing => return s,
-            Reread::SingleByte(cs) => decode_single_byte(&strip_escapes(&bytes), cs),
-            Reread::Japanese => SpecificCharacterSet::from_code("ISO 2022 IR 87")
-                .and_then(|codec| codec.decode(&bytes).ok()),
+            Reread::Nothing => None,
+            Reread::SingleByte(cs) => {
+                latin1_bytes(&s).and_then(|bytes| decode_single_byte(&strip_escapes(&bytes), cs))
+            }
+            Reread::Japanese => japanese_bytes(&s).and_then(|bytes| decode_japanese(&bytes)),
         };
         decoded.unwrap_or(s)
     }
@@ -332,13 +334,89 @@ fn iso_2022(terms: &[&str]) -> (Option<ResponseCharset>, Reread) {
             Some(ResponseCharset::Ascii),
             Reread::SingleByte(ResponseCharset::Latin1),
         ),
-        [one] => match ResponseCharset::from_ir(one) {
-            Some(cs) => (Some(cs), Reread::SingleByte(cs)),
-            None if *one == "87" => (Some(ResponseCharset::Utf8), Reread::Japanese),
-            None => utf8,
-        },
+        [one] if ResponseCharset::from_ir(one).is_some() => {
+            let cs = ResponseCharset::from_ir(one);
+            (cs, cs.map_or(Reread::Nothing, Reread::SingleByte))
+        }
+        japanese if japanese.iter().all(|n| matches!(*n, "13" | "87")) => {
+            (Some(ResponseCharset::Utf8), Reread::Japanese)
+        }
         _ => utf8,
     }
+}
+
+/// The bytes of text an ISO 8859-1 decoder read (one character per byte).
+fn latin1_bytes(s: &str) -> Option<Vec<u8>> {
+    s.chars().map(|c| u8::try_from(u32::from(c)).ok()).collect()
+}
+
+/// The bytes of text read as ISO 8859-1 or as Shift JIS, for Japanese ISO 2022: ASCII,
+/// bytes A1–DF (read by Shift JIS as half-width katakana U+FF61–U+FF9F), and the other
+/// bytes ISO 8859-1 kept.
+fn japanese_bytes(s: &str) -> Option<Vec<u8>> {
+    s.chars()
+        .map(|c| match u32::from(c) {
+            k @ 0xFF61..=0xFF9F => u8::try_from(k - 0xFF61 + 0xA1).ok(),
+            b => u8::try_from(b).ok(),
+        })
+        .collect()
+}
+
+/// Japanese ISO 2022 text (PS3.5 6.1.2.5.3, Japanese in H.3): G0 is ASCII (or JIS X 0201
+/// romaji, `ESC ( B` / `ESC ( J`) or JIS X 0208 (`ESC $ B`, `ESC $ @`), two bytes per
+/// character, decoded with dicom-rs's ISO-2022-JP codec; bytes A1–DF are G1 JIS X 0201
+/// katakana (`ISO 2022 IR 13`). `None` for anything else (JIS X 0212 `ESC $ ( D`, other
+/// bytes above 7F, a JIS X 0208 run of odd length).
+fn decode_japanese(bytes: &[u8]) -> Option<String> {
+    let codec = SpecificCharacterSet::from_code("ISO 2022 IR 87")?;
+    let mut out = String::with_capacity(bytes.len());
+    let mut run: Vec<u8> = Vec::new();
+    let flush = |run: &mut Vec<u8>, out: &mut String| -> Option<()> {
+        if run.is_empty() {
+            return Some(());
+        }
+        if run.len() % 2 == 1 {
+            return None;
+        }
+        let mut coded = b"\x1b$B".to_vec();
+        coded.append(run);
+        coded.extend_from_slice(b"\x1b(B");
+        out.push_str(&codec.decode(&coded).ok()?);
+        Some(())
+    };
+    let mut kanji = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == 0x1b {
+            flush(&mut run, &mut out)?;
+            let start = i + 1;
+            i = start;
+            while i < bytes.len() && (0x20..=0x2F).contains(&bytes[i]) {
+                i += 1;
+            }
+            let seq = bytes.get(start..=i)?;
+            kanji = match seq {
+                b"$B" | b"$@" => true,
+                b"(B" | b"(J" | b")I" => false,
+                _ => return None,
+            };
+            i += 1;
+        } else if kanji && (0x21..=0x7E).contains(&b) {
+            run.push(b);
+            i += 1;
+        } else {
+            flush(&mut run, &mut out)?;
+            match b {
+                0x00..=0x7F => out.push(char::from(b)),
+                0xA1..=0xDF => out.push(char::from_u32(0xFF61 + u32::from(b - 0xA1))?),
+                _ => return None,
+            }
+            i += 1;
+        }
+    }
+    flush(&mut run, &mut out)?;
+    Some(out)
 }
 
 /// `bytes` without ISO 2022 escape sequences (ESC, intermediate bytes 0x20–0x2F, a final
@@ -511,6 +589,19 @@ mod tests {
         assert_eq!(
             cs(&["", "ISO 2022 IR 87"]).reread("Yamada^Taro=\u{1b}$B;3ED\u{1b}(B".into()),
             "Yamada^Taro=山田"
+        );
+        // With katakana (ISO 2022 IR 13 first: dicom-rs read Shift JIS, so the byte B1 is
+        // already ｱ): ｱ, then 山田 in JIS X 0208.
+        assert_eq!(
+            cs(&["ISO 2022 IR 13", "ISO 2022 IR 87"])
+                .reread("\u{ff71}^\u{1b}$B;3ED\u{1b}(J".into()),
+            "ｱ^山田"
+        );
+        // JIS X 0212 is not read: kept as it came.
+        let jis0212 = "\u{1b}$(D+!\u{1b}(B".to_string();
+        assert_eq!(
+            cs(&["", "ISO 2022 IR 87", "ISO 2022 IR 159"]).reread(jis0212.clone()),
+            jis0212
         );
         // dicom-rs decoded ISO_IR 100 and ISO_IR 192 itself.
         assert_eq!(cs(&["ISO_IR 100"]).reread("Bé".into()), "Bé");
