@@ -389,6 +389,17 @@ fn keys_sent_with_another_readable_vr_are_read_by_their_dictionary_vr() {
         vec![],
     );
     assert_eq!(matched(&q), ["SUB201"]);
+    // The step sequence as UN: its bytes are the item in Implicit VR Little Endian.
+    let mut item = vec![0xFE, 0xFF, 0x00, 0xE0, 12, 0, 0, 0];
+    item.extend_from_slice(&[0x08, 0x00, 0x60, 0x00, 4, 0, 0, 0]);
+    item.extend_from_slice(b"EEG ");
+    let mut q = InMemDicomObject::from_element_iter([el(tags::PATIENT_ID, VR::LO, "")]);
+    q.put(DataElement::new(
+        tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE,
+        VR::UN,
+        PrimitiveValue::U8(item.into_iter().collect()),
+    ));
+    assert_eq!(matched(&q), ["SUB203"]);
     // DS as FD: a number. No booking has a weight, so nothing matches, without an error.
     let q = with_step(
         vec![DataElement::new(

@@ -8,6 +8,7 @@ use dicom_dictionary_std::{StandardDataDictionary, tags};
 use dicom_encoding::text::{DefaultCharacterSetCodec, SpecificCharacterSet, TextCodec};
 use dicom_object::InMemDicomObject;
 use dicom_object::mem::InMemElement;
+use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 
 use super::charset::QueryCharset;
 use super::fields::{Field, Level, PROTOCOL_FIELDS, SPS_FIELDS};
@@ -140,6 +141,8 @@ impl Builder {
 
     /// Parses the Scheduled Procedure Step Sequence.
     fn step_sequence(&mut self, elem: &InMemElement) -> Result<(), QueryError> {
+        let read = read_un(elem, Level::Top)?;
+        let elem = read.as_ref().unwrap_or(elem);
         let item = one_item(elem, Level::Top, "Scheduled Procedure Step Sequence")?;
         self.query.sps = Some(Vec::new());
         let mut any_key = false;
@@ -175,6 +178,8 @@ impl Builder {
     /// C.2.2.2.6): its one item's keys match and return the protocol code; an empty item
     /// or no item asks for Code Value, Coding Scheme Designator and Code Meaning.
     fn protocol_sequence(&mut self, elem: &InMemElement) -> Result<(), QueryError> {
+        let read = read_un(elem, Level::Sps)?;
+        let elem = read.as_ref().unwrap_or(elem);
         let item = one_item(elem, Level::Sps, "Scheduled Protocol Code Sequence")?;
         self.query.protocol = Some(Vec::new());
         let mut any_key = false;
@@ -228,7 +233,13 @@ impl Builder {
                 );
             }
             None => {
-                if !is_empty_key(elem) {
+                // A UN value read as its dictionary VR (a sequence's items too), so that
+                // an empty one is seen as empty; one that cannot be read keeps its bytes.
+                let read = match elem.vr() {
+                    VR::UN => read_un(elem, level).ok().flatten(),
+                    _ => None,
+                };
+                if !is_empty_key(read.as_ref().unwrap_or(elem)) {
                     self.query.unsupported.push(tag);
                 }
                 // Returned with the attribute's own VR, whatever VR it was sent with.
@@ -317,6 +328,33 @@ impl Builder {
     }
 }
 
+/// A key sent as UN with a defined length, read as its dictionary VR: a sequence's bytes
+/// are its items in Implicit VR Little Endian (PS3.5 6.2.2), and our transfer syntaxes are
+/// all Little Endian, so the value is read as an Implicit VR Little Endian element. The
+/// bytes pass the same length check as a whole identifier first. `None` when the key is
+/// not such a UN value; an error when its bytes cannot be read so.
+fn read_un(elem: &InMemElement, level: Level) -> Result<Option<InMemElement>, QueryError> {
+    let (VR::UN, Value::Primitive(PrimitiveValue::U8(bytes))) = (elem.vr(), elem.value()) else {
+        return Ok(None);
+    };
+    let tag = elem.tag();
+    let unreadable = |why: &dyn std::fmt::Display| {
+        invalid(
+            offending(level, tag),
+            format!("{tag} sent as UN cannot be read as its own VR: {why}"),
+        )
+    };
+    let len = u32::try_from(bytes.len()).map_err(|e| unreadable(&e))?;
+    let mut data = Vec::with_capacity(bytes.len() + 8);
+    data.extend_from_slice(&tag.group().to_le_bytes());
+    data.extend_from_slice(&tag.element().to_le_bytes());
+    data.extend_from_slice(&len.to_le_bytes());
+    data.extend_from_slice(bytes);
+    let ts = IMPLICIT_VR_LITTLE_ENDIAN.erased();
+    let obj = crate::wire_check::decode(&data, &ts).map_err(|e| unreadable(&e))?;
+    Ok(obj.get(tag).cloned())
+}
+
 /// The one item of a sequence key (`None`: no item, or a zero-length value); several
 /// items, or a value that is not a sequence, are an error. `level` is the sequence's.
 fn one_item<'a>(
@@ -378,7 +416,7 @@ fn non_universal(values: Vec<String>) -> Option<Vec<String>> {
     }
 }
 
-/// The values of a primitive key as decoded text: split on `\\` (except for the
+/// The values of a primitive key as decoded text: split on `\` (except for the
 /// single-valued text VRs), each trimmed of padding.
 ///
 /// `vr` is the attribute's own VR; the value may have been sent with another one (see
@@ -396,7 +434,8 @@ fn key_values(elem: &InMemElement, vr: VR, charset: Option<&str>) -> Result<Vec<
         Value::Primitive(p) => p,
         _ => return Err(KeyError::Sequence { tag, vr }),
     };
-    if !readable_as(sent, vr) {
+    // No value reads as no value, whatever the VR.
+    if !readable_as(sent, vr) && !matches!(prim, PrimitiveValue::Empty) {
         return Err(KeyError::Unreadable { tag, vr, sent });
     }
     let unreadable = || KeyError::Unreadable { tag, vr, sent };

@@ -848,6 +848,78 @@ fn text_decoded_in_the_default_repertoire_for_its_sent_vr_is_decoded_again() {
     assert!(query.matches(&entry()));
 }
 
+/// One item in Implicit VR Little Endian holding `(tag, text)` elements: what a sequence
+/// sent as UN carries.
+fn implicit_item(elements: &[(Tag, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (tag, text) in elements {
+        let mut v = text.as_bytes().to_vec();
+        if v.len() % 2 == 1 {
+            v.push(b' ');
+        }
+        body.extend_from_slice(&tag.group().to_le_bytes());
+        body.extend_from_slice(&tag.element().to_le_bytes());
+        body.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        body.extend_from_slice(&v);
+    }
+    let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+    item.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    item.extend_from_slice(&body);
+    item
+}
+
+fn un(tag: Tag, bytes: Vec<u8>) -> InMemElement {
+    DataElement::new(tag, VR::UN, PrimitiveValue::U8(bytes.into_iter().collect()))
+}
+
+#[test]
+fn a_sequence_sent_as_un_is_read_as_its_items() {
+    let with_step = |bytes: Vec<u8>| {
+        let mut obj = item(&[(t::PATIENT_ID, VR::LO, "")]);
+        obj.put(un(SPS, bytes));
+        MwlQuery::parse(&obj)
+    };
+    let mr = with_step(implicit_item(&[(t::MODALITY, "MR")])).unwrap();
+    assert!(mr.matches(&entry()));
+    let ct = with_step(implicit_item(&[(t::MODALITY, "CT")])).unwrap();
+    assert!(!ct.matches(&entry()));
+    let rsp = mr.response(&entry(), ResponseCharset::Utf8);
+    let step = rsp.get(SPS).and_then(|e| e.items()).unwrap();
+    assert_eq!(text(&step[0], t::MODALITY), "MR");
+    // Bytes that are no items: A900 naming the sequence.
+    let err = with_step(b"garbage!".to_vec()).unwrap_err();
+    assert_eq!(err.offending(), [SPS]);
+    // A sequence we do not store, as UN with an empty item: no value, so no FF01.
+    let mut obj = item(&[(t::PATIENT_ID, VR::LO, "")]);
+    obj.put(un(t::REFERENCED_STUDY_SEQUENCE, implicit_item(&[])));
+    let query = MwlQuery::parse(&obj).unwrap();
+    assert!(
+        !query.has_unsupported_keys(),
+        "{:?}",
+        query.unsupported_keys()
+    );
+    // ... and with a value in its item: FF01.
+    let mut obj = item(&[(t::PATIENT_ID, VR::LO, "")]);
+    obj.put(un(
+        t::REFERENCED_STUDY_SEQUENCE,
+        implicit_item(&[(t::REFERENCED_SOP_INSTANCE_UID, "1.2.3")]),
+    ));
+    let query = MwlQuery::parse(&obj).unwrap();
+    assert_eq!(query.unsupported_keys(), [t::REFERENCED_STUDY_SEQUENCE]);
+}
+
+#[test]
+fn an_empty_key_reads_as_empty_whatever_its_vr() {
+    let query = parse(
+        &[(t::PATIENT_NAME, VR::US, ""), (t::PATIENT_ID, VR::OB, "")],
+        Some(&[(t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::FD, "")]),
+    );
+    assert!(query.matches(&entry()));
+    assert!(query.matches(&bare()));
+    let rsp = query.response(&entry(), ResponseCharset::Utf8);
+    assert_eq!(rsp.get(t::PATIENT_NAME).map(|e| e.vr()), Some(VR::PN));
+}
+
 #[test]
 fn a_non_standard_vr_on_a_key_we_do_not_store_is_returned_with_the_dictionary_vr() {
     let query = parse(
