@@ -45,7 +45,9 @@
 //! A key is read by its dictionary VR whatever VR it was sent with, when its value can be
 //! read so: text VRs for text VRs (a PN sent as LO, a DA sent as DT), a binary number (FD,
 //! FL, US, UL, SS, SL, SV, UV) for a DS or IS key, and UN, whose bytes are decoded as the
-//! dictionary VR's text. Keys we only return are returned with their dictionary VR.
+//! dictionary VR's text, or as items in Implicit VR Little Endian for a sequence. A
+//! zero-length key is universal whatever its VR. Keys we only return are returned with
+//! their dictionary VR.
 //!
 //! # Matching
 //!
