@@ -46,7 +46,7 @@ pub enum ResponseCharset {
     Ascii,
 }
 
-/// Every set, for tests and error messages.
+/// Every set we write.
 pub(crate) const ALL: [ResponseCharset; 12] = [
     ResponseCharset::Utf8,
     ResponseCharset::Latin1,
@@ -227,6 +227,9 @@ enum Reread {
     /// byte as one character; the bytes are recovered, ISO 2022 escape sequences removed,
     /// and decoded with this set.
     SingleByte(ResponseCharset),
+    /// dicom-rs decoded an ISO 2022 single-byte form with the right set (`ISO 2022 IR 144`
+    /// alone) but kept its escape sequences: they are removed.
+    StripEscapes,
     /// Japanese ISO 2022 (`ISO 2022 IR 87`, with `ISO 2022 IR 13` or not): dicom-rs read
     /// the text as ISO 8859-1 (first value empty or `ISO 2022 IR 6`) or as Shift JIS
     /// (first value `ISO 2022 IR 13`), both of which keep ASCII and the G1 katakana
@@ -284,7 +287,7 @@ impl QueryCharset {
             _ => iso_2022(&terms),
         };
         let reread = match reread {
-            Reread::SingleByte(_) if !latin1_read => Reread::Nothing,
+            Reread::SingleByte(_) if !latin1_read => Reread::StripEscapes,
             other => other,
         };
         QueryCharset {
@@ -307,6 +310,7 @@ impl QueryCharset {
         }
         let decoded = match self.reread {
             Reread::Nothing => None,
+            Reread::StripEscapes => Some(strip_escape_chars(&s)),
             Reread::SingleByte(cs) => {
                 latin1_bytes(&s).and_then(|bytes| decode_single_byte(&strip_escapes(&bytes), cs))
             }
@@ -417,6 +421,22 @@ fn decode_japanese(bytes: &[u8]) -> Option<String> {
     }
     flush(&mut run, &mut out)?;
     Some(out)
+}
+
+/// Decoded text without ISO 2022 escape sequences (all ASCII, so they survive any
+/// single-byte decoder as characters).
+fn strip_escape_chars(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\x1b' {
+            out.push(c);
+            continue;
+        }
+        while chars.next_if(|c| ('\x20'..='\x2f').contains(c)).is_some() {}
+        chars.next();
+    }
+    out
 }
 
 /// `bytes` without ISO 2022 escape sequences (ESC, intermediate bytes 0x20–0x2F, a final
@@ -603,6 +623,8 @@ mod tests {
             cs(&["", "ISO 2022 IR 87", "ISO 2022 IR 159"]).reread(jis0212.clone()),
             jis0212
         );
+        // dicom-rs decoded ISO 2022 IR 144 alone itself, escapes kept: they go.
+        assert_eq!(cs(&["ISO 2022 IR 144"]).reread("\u{1b}-LП".into()), "П");
         // dicom-rs decoded ISO_IR 100 and ISO_IR 192 itself.
         assert_eq!(cs(&["ISO_IR 100"]).reread("Bé".into()), "Bé");
         assert_eq!(cs(&["ISO_IR 192"]).reread("山".into()), "山");
