@@ -11,7 +11,9 @@ use dicom_core::value::PrimitiveValue;
 use dicom_core::{DataElement, Tag, VR};
 use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
-use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
+use dicom_transfer_syntax_registry::entries::{
+    EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
+};
 use dicom_ul::association::client::{ClientAssociation, ClientAssociationOptions};
 use dicom_ul::pdu::{PDataValue, PDataValueType, Pdu, PresentationContextResultReason};
 
@@ -40,6 +42,8 @@ pub struct Responses {
     pub statuses: Vec<u16>,
     /// The identifiers (data sets) received, in order.
     pub identifiers: Vec<InMemDicomObject>,
+    /// The identifiers' bytes as received, in order.
+    pub raw_identifiers: Vec<Vec<u8>>,
 }
 
 impl Responses {
@@ -67,6 +71,8 @@ impl Responses {
 pub struct Client {
     assoc: ClientAssociation<TcpStream>,
     next_id: u16,
+    /// Identifiers travel in Explicit VR Little Endian (else Implicit).
+    explicit: bool,
 }
 
 /// A u16 of a command set.
@@ -146,7 +152,11 @@ impl Client {
             .with_presentation_context(MWL_FIND, vec![IMPLICIT_VR_LITTLE_ENDIAN.uid()])
             .read_timeout(Duration::from_secs(60))
             .establish(("127.0.0.1", port))?;
-        Ok(Client { assoc, next_id: 1 })
+        Ok(Client {
+            assoc,
+            next_id: 1,
+            explicit: false,
+        })
     }
 
     /// Associates proposing exactly `abstract_syntaxes`, each in Implicit and Explicit VR
@@ -171,7 +181,31 @@ impl Client {
             );
         }
         let assoc = options.establish(("127.0.0.1", port))?;
-        Ok(Client { assoc, next_id: 1 })
+        Ok(Client {
+            assoc,
+            next_id: 1,
+            explicit: false,
+        })
+    }
+
+    /// Associates proposing MWL FIND in Explicit VR Little Endian only: identifiers are
+    /// sent (by [`find_raw`](Self::find_raw)) and read in Explicit VR.
+    pub fn connect_explicit(
+        port: u16,
+        calling: &str,
+        called: &str,
+    ) -> Result<Client, dicom_ul::association::Error> {
+        let assoc = ClientAssociationOptions::new()
+            .calling_ae_title(calling.to_string())
+            .called_ae_title(called.to_string())
+            .with_presentation_context(MWL_FIND, vec![EXPLICIT_VR_LITTLE_ENDIAN.uid()])
+            .read_timeout(Duration::from_secs(20))
+            .establish(("127.0.0.1", port))?;
+        Ok(Client {
+            assoc,
+            next_id: 1,
+            explicit: true,
+        })
     }
 
     fn context(&self, abstract_syntax: &str) -> u8 {
@@ -359,12 +393,15 @@ impl Client {
                         if !v.is_last {
                             continue;
                         }
-                        let obj = InMemDicomObject::read_dataset_with_ts(
-                            data_bytes.as_slice(),
-                            &IMPLICIT_VR_LITTLE_ENDIAN.erased(),
-                        )
-                        .expect("response identifier");
-                        data_bytes.clear();
+                        let ts = if self.explicit {
+                            EXPLICIT_VR_LITTLE_ENDIAN.erased()
+                        } else {
+                            IMPLICIT_VR_LITTLE_ENDIAN.erased()
+                        };
+                        let obj =
+                            InMemDicomObject::read_dataset_with_ts(data_bytes.as_slice(), &ts)
+                                .expect("response identifier");
+                        out.raw_identifiers.push(std::mem::take(&mut data_bytes));
                         awaiting_data = false;
                         out.identifiers.push(obj);
                     }

@@ -326,7 +326,7 @@ impl<S: PeerStream> Find<'_, S> {
         let limit = self.cx.config.max_responses.unwrap_or(usize::MAX);
         let encoder = ResponseEncoder {
             query: query.clone(),
-            charset: self.cx.config.charset,
+            charset: query.response_charset(self.cx.config.charset),
             // The identifier was decoded: the transfer syntax is one we accept.
             explicit: wire_check::explicit_vr(ts).unwrap_or(false),
             context_id: self.context_id,

@@ -243,6 +243,6 @@ fn directory_writable(dir: &Path) -> std::io::Result<()> {
 /// `export` alike: one the server cannot write is refused, never replaced.
 pub fn response_charset(config: &Config) -> Result<ResponseCharset, Failure> {
     let term = &config.server.character_set;
-    ResponseCharset::from_term(term)
+    ResponseCharset::from_config_term(term)
         .ok_or_else(|| Failure::Usage(anyhow!("server.character_set {term:?} is not supported")))
 }

@@ -31,11 +31,11 @@ fn put_header(out: &mut Vec<u8>, tag: Tag, vr: VR, len: u32, explicit: bool) {
 }
 
 fn text_bytes(value: &str, charset: ResponseCharset) -> Vec<u8> {
-    match charset {
-        // Checked representable before: every char is below 256.
-        ResponseCharset::Latin1 => value.chars().map(|c| u32::from(c) as u8).collect(),
-        ResponseCharset::Utf8 | ResponseCharset::Ascii => value.as_bytes().to_vec(),
-    }
+    // `charset` was chosen because every value fits in it; UTF-8 bytes are only a
+    // formality for a value that (impossibly) does not.
+    charset
+        .encode(value)
+        .unwrap_or_else(|| value.as_bytes().to_vec())
 }
 
 fn put_value(

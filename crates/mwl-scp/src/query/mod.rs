@@ -25,9 +25,29 @@
 //! is returned zero-length ("no value") and matches universally when it is empty or `*`;
 //! with another value it is *unsupported*: ignored for matching and reported through
 //! [`MwlQuery::unsupported_keys`] (status FF01). Private keys are unsupported when they
-//! carry a value and are never returned. A Specific Character Set that dicom-rs cannot
-//! decode (an unknown term, or several values: code extensions) is also reported as
-//! unsupported, since text keys may then have been misread.
+//! carry a value and are never returned. Group lengths (gggg,0000) are no keys, at any
+//! level. A Specific Character Set with a term neither we nor dicom-rs know is also reported
+//! as unsupported, since text keys may then have been misread; known terms are not, even
+//! of sets we cannot write (`\ISO 2022 IR 87`).
+//!
+//! # Character sets
+//!
+//! The query's Specific Character Set picks the set its responses prefer
+//! ([`MwlQuery::response_charset`]; the rules are in `charset.rs`): the set it names when we
+//! can write it (also an ISO 2022 form naming one such set besides ASCII), `ISO_IR 192` when
+//! it names one we cannot, the configured set when it names none. Each response falls back
+//! to `ISO_IR 192` on its own when one of its values does not fit. Text dicom-rs read with
+//! the wrong set (an ISO 2022 form, `ISO_IR 148`, which it lacks) is read again before
+//! matching.
+//!
+//! # VRs
+//!
+//! A key is read by its dictionary VR whatever VR it was sent with, when its value can be
+//! read so: text VRs for text VRs (a PN sent as LO, a DA sent as DT), a binary number (FD,
+//! FL, US, UL, SS, SL, SV, UV) for a DS or IS key, and UN, whose bytes are decoded as the
+//! dictionary VR's text, or as items in Implicit VR Little Endian for a sequence. A
+//! zero-length key is universal whatever its VR. Keys we only return are returned with
+//! their dictionary VR.
 //!
 //! # Matching
 //!
@@ -85,8 +105,8 @@
 //!   characters is sent as Long Code Value (0008,0119, UC) with Code Value zero-length
 //!   (PS3.3 8.8), Long Code Value added when only Code Value was asked.
 //!
-//! Invalid identifiers (A900): a key of ours with another VR than its own (UN is decoded
-//! as text), a value that is not a date, time, date/time range, UID or number where one is
+//! Invalid identifiers (A900): a key of ours sent with a VR its value cannot be read as (a
+//! name as US, a date as FD, a number as OB), a value that is not a date, time, date/time range, UID or number where one is
 //! needed, several SPS items, a sequence key that is not a sequence, or a command-group
 //! (0000,xxxx) or file-meta (0002,xxxx) element.
 
@@ -106,6 +126,8 @@ use dicom_object::InMemDicomObject;
 use worklist_store::{EntryFilter, StepStatus, WorklistEntry};
 
 pub use charset::ResponseCharset;
+
+use charset::QueryCharset;
 
 use fields::Field;
 use matching::{DateRange, DateTimeMatcher, NumberMatcher, PnMatcher, TextMatcher, UidMatcher};
@@ -203,6 +225,8 @@ pub struct MwlQuery {
     unsupported: Vec<Tag>,
     /// Every key asked, for logs.
     requested: Vec<Tag>,
+    /// The query's Specific Character Set, read.
+    charset: QueryCharset,
 }
 
 impl MwlQuery {
@@ -238,7 +262,17 @@ impl MwlQuery {
             status: None,
             unsupported: Vec::new(),
             requested: Vec::new(),
+            charset: QueryCharset::NONE,
         })
+    }
+
+    /// The character set this query's responses prefer: the one its Specific Character
+    /// Set names when we can write it (`ISO_IR 100`, `ISO 2022 IR 6\ISO 2022 IR 100`, ...),
+    /// `ISO_IR 192` when it names a set we cannot write (`\ISO 2022 IR 87`), and
+    /// `configured` when it names none. Each response still falls back to `ISO_IR 192`
+    /// when one of its values does not fit (see [`response`](Self::response)).
+    pub fn response_charset(&self, configured: ResponseCharset) -> ResponseCharset {
+        self.charset.preferred(configured)
     }
 
     /// Restricts the query to steps scheduled on `station` unless the query itself puts a
@@ -328,7 +362,7 @@ impl MwlQuery {
     }
 
     /// The keys ignored for matching (a value on a key we do not store, a private key
-    /// with a value, an undecodable Specific Character Set).
+    /// with a value, a Specific Character Set with an unknown term).
     pub fn unsupported_keys(&self) -> &[Tag] {
         &self.unsupported
     }
@@ -343,11 +377,14 @@ impl MwlQuery {
     /// they were asked (step keys inside a one-item step sequence), zero-length where the
     /// entry has no value, and Specific Character Set (0008,0005) at the top level.
     ///
-    /// `charset` is a preference: when a value of this response cannot be represented in
+    /// `charset` is a preference (from [`response_charset`](Self::response_charset)): when
+    /// a value of this response cannot be represented in
     /// it (a `Ł` in Latin-1, an `é` in ASCII), the whole response is sent in UTF-8
     /// (`ISO_IR 192`) instead, so that nothing is lost or fails when it is written.
     /// [`charset_used`](Self::charset_used) tells which one was chosen (to log it); the
-    /// response's (0008,0005) always names it.
+    /// response's (0008,0005) always names it. dicom-rs cannot write `ISO_IR 148`: a
+    /// response in that set is written with [`encode_response`](Self::encode_response),
+    /// as the server does.
     pub fn response(&self, entry: &WorklistEntry, charset: ResponseCharset) -> InMemDicomObject {
         response::build(self, entry, charset)
     }

@@ -8,7 +8,9 @@ use dicom_dictionary_std::{StandardDataDictionary, tags};
 use dicom_encoding::text::{DefaultCharacterSetCodec, SpecificCharacterSet, TextCodec};
 use dicom_object::InMemDicomObject;
 use dicom_object::mem::InMemElement;
+use dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN;
 
+use super::charset::QueryCharset;
 use super::fields::{Field, Level, PROTOCOL_FIELDS, SPS_FIELDS};
 use super::matching::{
     DateRange, DateTimeMatcher, NumberMatcher, PnMatcher, TextMatcher, TimeRange, UidMatcher,
@@ -46,9 +48,9 @@ enum KeyError {
     /// A sequence where a primitive value belongs.
     #[error("{tag} ({vr}) must not be a sequence")]
     Sequence { tag: Tag, vr: VR },
-    /// A binary value where text belongs.
-    #[error("{tag} ({vr}) does not hold text")]
-    NotText { tag: Tag, vr: VR },
+    /// A value sent with a VR that cannot be read as the attribute's own.
+    #[error("{tag} must have VR {vr}; a value sent as {sent} cannot be read as {vr}")]
+    Unreadable { tag: Tag, vr: VR, sent: VR },
     /// A UN value that the query's character set cannot decode.
     #[error("{tag}: cannot decode the value: {source}")]
     Undecodable {
@@ -61,8 +63,11 @@ enum KeyError {
 /// The query being built.
 struct Builder {
     query: MwlQuery,
-    /// The query's character set term, to decode keys sent as UN.
+    /// The query's first character set term (the one dicom-rs decoded with), to decode
+    /// keys sent as UN or read with the default repertoire.
     charset: Option<String>,
+    /// What the query's character set means for its text.
+    text: QueryCharset,
 }
 
 pub(super) fn parse(identifier: &InMemDicomObject) -> Result<MwlQuery, QueryError> {
@@ -77,8 +82,10 @@ pub(super) fn parse(identifier: &InMemDicomObject) -> Result<MwlQuery, QueryErro
             status: None,
             unsupported: Vec::new(),
             requested: Vec::new(),
+            charset: QueryCharset::NONE,
         },
         charset: None,
+        text: QueryCharset::NONE,
     };
     if let Some(scs) = identifier.get(tags::SPECIFIC_CHARACTER_SET) {
         b.character_set(scs);
@@ -111,8 +118,9 @@ fn check_group(tag: Tag, level: Level) -> Result<(), QueryError> {
 }
 
 impl Builder {
-    /// Records the query's Specific Character Set; one dicom-rs could not have decoded the
-    /// text with is reported as unsupported.
+    /// Records the query's Specific Character Set (see [`QueryCharset::from_terms`]); one
+    /// with a term neither we nor dicom-rs know is reported as unsupported, since its text
+    /// may have been misread.
     fn character_set(&mut self, elem: &InMemElement) {
         let terms: Vec<String> = match elem.value() {
             Value::Primitive(p) => p
@@ -122,19 +130,19 @@ impl Builder {
                 .collect(),
             _ => vec!["?".to_owned()],
         };
-        let supported = match terms.as_slice() {
-            [] => true,
-            [one] => one.is_empty() || SpecificCharacterSet::from_code(one).is_some(),
-            _ => false,
-        };
-        if !supported {
+        let text = QueryCharset::from_terms(&terms);
+        if !text.understood {
             self.query.unsupported.push(tags::SPECIFIC_CHARACTER_SET);
         }
+        self.text = text;
+        self.query.charset = text;
         self.charset = terms.into_iter().next().filter(|t| !t.is_empty());
     }
 
     /// Parses the Scheduled Procedure Step Sequence.
     fn step_sequence(&mut self, elem: &InMemElement) -> Result<(), QueryError> {
+        let read = read_un(elem, Level::Top)?;
+        let elem = read.as_ref().unwrap_or(elem);
         let item = one_item(elem, Level::Top, "Scheduled Procedure Step Sequence")?;
         self.query.sps = Some(Vec::new());
         let mut any_key = false;
@@ -170,6 +178,8 @@ impl Builder {
     /// C.2.2.2.6): its one item's keys match and return the protocol code; an empty item
     /// or no item asks for Code Value, Coding Scheme Designator and Code Meaning.
     fn protocol_sequence(&mut self, elem: &InMemElement) -> Result<(), QueryError> {
+        let read = read_un(elem, Level::Sps)?;
+        let elem = read.as_ref().unwrap_or(elem);
         let item = one_item(elem, Level::Sps, "Scheduled Protocol Code Sequence")?;
         self.query.protocol = Some(Vec::new());
         let mut any_key = false;
@@ -223,15 +233,19 @@ impl Builder {
                 );
             }
             None => {
-                if !is_empty_key(elem) {
+                // A UN value read as its dictionary VR (a sequence's items too), so that
+                // an empty one is seen as empty; one that cannot be read keeps its bytes.
+                let read = match elem.vr() {
+                    VR::UN => read_un(elem, level).ok().flatten(),
+                    _ => None,
+                };
+                if !is_empty_key(read.as_ref().unwrap_or(elem)) {
                     self.query.unsupported.push(tag);
                 }
-                let vr = match elem.vr() {
-                    VR::UN => match StandardDataDictionary.by_tag(tag).map(|e| e.vr) {
-                        Some(VirtualVr::Exact(vr)) => vr,
-                        _ => VR::UN,
-                    },
-                    vr => vr,
+                // Returned with the attribute's own VR, whatever VR it was sent with.
+                let vr = match StandardDataDictionary.by_tag(tag).map(|e| e.vr) {
+                    Some(VirtualVr::Exact(vr)) => vr,
+                    _ => elem.vr(),
                 };
                 self.push_return(
                     level,
@@ -256,13 +270,11 @@ impl Builder {
         let tag = elem.tag();
         let err = |reason: &dyn std::fmt::Display| invalid_key(level, tag, reason);
         let vr = field.vr();
-        if elem.vr() != vr && elem.vr() != VR::UN {
-            return Err(err(&format_args!(
-                "{tag} must have VR {vr}, not {}",
-                elem.vr()
-            )));
-        }
-        let values = key_values(elem, vr, self.charset.as_deref()).map_err(|e| err(&e))?;
+        let values = key_values(elem, vr, self.charset.as_deref())
+            .map_err(|e| err(&e))?
+            .into_iter()
+            .map(|v| self.text.reread(v))
+            .collect();
         let Some(values) = non_universal(values) else {
             return Ok(());
         };
@@ -314,6 +326,33 @@ impl Builder {
         }
         Ok(())
     }
+}
+
+/// A key sent as UN with a defined length, read as its dictionary VR: a sequence's bytes
+/// are its items in Implicit VR Little Endian (PS3.5 6.2.2), and our transfer syntaxes are
+/// all Little Endian, so the value is read as an Implicit VR Little Endian element. The
+/// bytes pass the same length check as a whole identifier first. `None` when the key is
+/// not such a UN value; an error when its bytes cannot be read so.
+fn read_un(elem: &InMemElement, level: Level) -> Result<Option<InMemElement>, QueryError> {
+    let (VR::UN, Value::Primitive(PrimitiveValue::U8(bytes))) = (elem.vr(), elem.value()) else {
+        return Ok(None);
+    };
+    let tag = elem.tag();
+    let unreadable = |why: &dyn std::fmt::Display| {
+        invalid(
+            offending(level, tag),
+            format!("{tag} sent as UN cannot be read as its own VR: {why}"),
+        )
+    };
+    let len = u32::try_from(bytes.len()).map_err(|e| unreadable(&e))?;
+    let mut data = Vec::with_capacity(bytes.len() + 8);
+    data.extend_from_slice(&tag.group().to_le_bytes());
+    data.extend_from_slice(&tag.element().to_le_bytes());
+    data.extend_from_slice(&len.to_le_bytes());
+    data.extend_from_slice(bytes);
+    let ts = IMPLICIT_VR_LITTLE_ENDIAN.erased();
+    let obj = crate::wire_check::decode(&data, &ts).map_err(|e| unreadable(&e))?;
+    Ok(obj.get(tag).cloned())
 }
 
 /// The one item of a sequence key (`None`: no item, or a zero-length value); several
@@ -378,29 +417,46 @@ fn non_universal(values: Vec<String>) -> Option<Vec<String>> {
 }
 
 /// The values of a primitive key as decoded text: split on `\` (except for the
-/// single-valued text VRs), each trimmed of padding. A key sent as UN is decoded with the
-/// query's character set (the default repertoire for AE, CS, DA, TM, UI, DS).
+/// single-valued text VRs), each trimmed of padding.
+///
+/// `vr` is the attribute's own VR; the value may have been sent with another one (see
+/// [`readable_as`]). A value sent as UN is decoded as `vr`'s text: with the query's
+/// character set, or the default repertoire for AE, CS, DA, TM, UI, DS (every attribute we
+/// match on has a text VR, so the transfer syntax's byte order never matters). Numbers
+/// sent in binary (FD, FL, US, UL, ...) for a DS or IS attribute are written as decimal
+/// strings. Text sent with a VR dicom-rs decodes in the default repertoire (AE, AS, CS, UR)
+/// for an attribute whose VR follows the query's character set is decoded again with that
+/// set.
 fn key_values(elem: &InMemElement, vr: VR, charset: Option<&str>) -> Result<Vec<String>, KeyError> {
     let tag = elem.tag();
+    let sent = elem.vr();
     let prim = match elem.value() {
         Value::Primitive(p) => p,
         _ => return Err(KeyError::Sequence { tag, vr }),
     };
+    // No value reads as no value, whatever the VR.
+    if !readable_as(sent, vr) && !matches!(prim, PrimitiveValue::Empty) {
+        return Err(KeyError::Unreadable { tag, vr, sent });
+    }
+    let unreadable = || KeyError::Unreadable { tag, vr, sent };
     let raw: Vec<String> = match prim {
         PrimitiveValue::Empty => Vec::new(),
-        PrimitiveValue::Str(s) => vec![s.clone()],
-        PrimitiveValue::Strs(v) => v.to_vec(),
+        PrimitiveValue::Str(s) => vec![redecode(s.clone(), sent, vr, charset)],
+        PrimitiveValue::Strs(v) => v
+            .iter()
+            .map(|s| redecode(s.clone(), sent, vr, charset))
+            .collect(),
         PrimitiveValue::Date(v) => v.iter().map(|d| d.to_encoded()).collect(),
         PrimitiveValue::Time(v) => v.iter().map(|t| t.to_encoded()).collect(),
         PrimitiveValue::DateTime(v) => v.iter().map(|d| d.to_encoded()).collect(),
-        PrimitiveValue::U8(bytes) if elem.vr() == VR::UN => {
+        PrimitiveValue::U8(bytes) if sent == VR::UN => {
             vec![
                 decode_un(bytes, vr, charset)
                     .map_err(|source| KeyError::Undecodable { tag, source })?,
             ]
         }
-        other if matches!(vr, VR::DS) => vec![other.to_str().into_owned()],
-        _ => return Err(KeyError::NotText { tag, vr }),
+        other if is_number(vr) => numbers(other).ok_or_else(unreadable)?,
+        _ => return Err(unreadable()),
     };
     let split = !matches!(vr, VR::ST | VR::LT | VR::UT | VR::UR);
     Ok(raw
@@ -414,6 +470,90 @@ fn key_values(elem: &InMemElement, vr: VR, charset: Option<&str>) -> Result<Vec<
         })
         .map(|s| s.trim_matches([' ', '\0']).to_owned())
         .collect())
+}
+
+/// The text VRs: a value sent with one can be read as any other.
+fn is_text(vr: VR) -> bool {
+    matches!(
+        vr,
+        VR::AE
+            | VR::AS
+            | VR::CS
+            | VR::DA
+            | VR::DS
+            | VR::DT
+            | VR::IS
+            | VR::LO
+            | VR::LT
+            | VR::PN
+            | VR::SH
+            | VR::ST
+            | VR::TM
+            | VR::UC
+            | VR::UI
+            | VR::UR
+            | VR::UT
+    )
+}
+
+/// The decimal-string VRs, whose values a binary number can stand for.
+fn is_number(vr: VR) -> bool {
+    matches!(vr, VR::DS | VR::IS)
+}
+
+/// Whether a value sent as `sent` can be read as the attribute's own VR `vr`: the same
+/// VR, UN (its bytes are read as `vr`), text for text, or a binary number (FD, FL, US,
+/// UL, SS, SL, SV, UV) for a decimal string (DS, IS). Anything else (text sent as OB, a
+/// date sent as FD, a name sent as US) cannot be read.
+pub(super) fn readable_as(sent: VR, vr: VR) -> bool {
+    sent == vr
+        || sent == VR::UN
+        || (is_text(sent) && is_text(vr))
+        || (is_number(vr)
+            && matches!(
+                sent,
+                VR::FD | VR::FL | VR::US | VR::UL | VR::SS | VR::SL | VR::SV | VR::UV
+            ))
+}
+
+/// A binary number value as decimal strings, one per value; `None` for other values.
+fn numbers(p: &PrimitiveValue) -> Option<Vec<String>> {
+    fn all<T: ToString>(v: &[T]) -> Vec<String> {
+        v.iter().map(T::to_string).collect()
+    }
+    Some(match p {
+        PrimitiveValue::F64(v) => all(v),
+        PrimitiveValue::F32(v) => all(v),
+        PrimitiveValue::U16(v) => all(v),
+        PrimitiveValue::U32(v) => all(v),
+        PrimitiveValue::U64(v) => all(v),
+        PrimitiveValue::I16(v) => all(v),
+        PrimitiveValue::I32(v) => all(v),
+        PrimitiveValue::I64(v) => all(v),
+        _ => return None,
+    })
+}
+
+/// Text that dicom-rs decoded in the default repertoire because of the VR it was sent
+/// with (AE, AS, CS, UR), decoded again with the query's character set when the
+/// attribute's own VR follows it. The default decoder keeps each byte as one character, so
+/// the bytes are recovered exactly.
+fn redecode(s: String, sent: VR, vr: VR, charset: Option<&str>) -> String {
+    let default_read = |v: VR| matches!(v, VR::AE | VR::AS | VR::CS | VR::UR);
+    if s.is_ascii() || !default_read(sent) || default_read(vr) {
+        return s;
+    }
+    let Some(codec) = charset.and_then(SpecificCharacterSet::from_code) else {
+        return s;
+    };
+    let Some(bytes) = s
+        .chars()
+        .map(|c| u8::try_from(u32::from(c)).ok())
+        .collect::<Option<Vec<u8>>>()
+    else {
+        return s;
+    };
+    codec.decode(&bytes).unwrap_or(s)
 }
 
 fn decode_un(
@@ -449,7 +589,11 @@ fn is_empty_key(elem: &InMemElement) -> bool {
             PrimitiveValue::U8(b) => b.iter().all(|&c| c == b' ' || c == 0),
             _ => false,
         },
-        Value::Sequence(seq) => seq.items().iter().all(|item| item.iter().all(is_empty_key)),
+        // Group lengths (gggg,0000) in an item are no keys.
+        Value::Sequence(seq) => seq.items().iter().all(|item| {
+            item.iter()
+                .all(|e| e.tag().element() == 0x0000 || is_empty_key(e))
+        }),
         Value::PixelSequence(_) => false,
     }
 }

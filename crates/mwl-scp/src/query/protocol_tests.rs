@@ -172,7 +172,8 @@ fn several_items_or_a_primitive_are_refused() {
     let err = MwlQuery::parse(&obj).unwrap_err();
     assert_eq!(err.offending(), [SPS, PROTOCOL]);
 
-    let bad_vr = query(vec![item(&[(t::CODE_VALUE, VR::DA, "20261126")])]);
+    // A code sent as a binary number cannot be read as text.
+    let bad_vr = query(vec![item(&[(t::CODE_VALUE, VR::US, "7")])]);
     let err = MwlQuery::parse(&bad_vr).unwrap_err();
     assert_eq!(err.offending(), [SPS, PROTOCOL, t::CODE_VALUE]);
 }

@@ -747,21 +747,310 @@ fn two_sps_items_are_an_error_on_the_sequence() {
 }
 
 #[test]
-fn wrong_vr_is_an_error_naming_the_key() {
-    let (off, _) = parse_err(&q(&[(t::PATIENT_NAME, VR::LO, "DOE")], None));
+fn a_key_sent_with_another_text_vr_is_read_with_its_own() {
+    let e = entry();
+    let start_date = t::SCHEDULED_PROCEDURE_STEP_START_DATE;
+    let start_time = t::SCHEDULED_PROCEDURE_STEP_START_TIME;
+    // PN as LO, AE as SH, CS as LO, UI as LO: the value is read as the attribute's VR.
+    assert!(top(t::PATIENT_NAME, VR::LO, "doe", &e));
+    assert!(!top(t::PATIENT_NAME, VR::LO, "SMITH", &e));
+    assert!(step(t::SCHEDULED_STATION_AE_TITLE, VR::SH, "MRI_3T", &e));
+    assert!(!step(t::SCHEDULED_STATION_AE_TITLE, VR::SH, "MRI_7T", &e));
+    assert!(step(t::MODALITY, VR::LO, "MR\\CT", &e));
+    assert!(!step(t::MODALITY, VR::LO, "CT", &e));
+    let uid = "1.2.826.0.1.3680043.10.1.1";
+    assert!(top(t::STUDY_INSTANCE_UID, VR::LO, uid, &e));
+    // DA as DT and TM as DT: still date and time ranges.
+    assert!(step(start_date, VR::DT, "20261126", &e));
+    assert!(step(start_date, VR::DT, "20261120-20261130", &e));
+    assert!(!step(start_date, VR::DT, "20261127", &e));
+    assert!(step(start_time, VR::DT, "0900-1000", &e));
+    assert!(!step(start_time, VR::DT, "1000-1100", &e));
+    // A malformed value is still refused, naming the key.
+    let (off, _) = parse_err(&q(&[], Some(&[(start_date, VR::DT, "2026112612")])));
+    assert_eq!(off, vec![SPS, start_date]);
+}
+
+#[test]
+fn a_number_sent_in_binary_is_read_as_a_decimal_string() {
+    let weight = |value: PrimitiveValue, vr: VR| {
+        let mut obj = InMemDicomObject::new_empty();
+        obj.put(DataElement::new(t::PATIENT_WEIGHT, vr, value));
+        MwlQuery::parse(&obj).unwrap()
+    };
+    let e = entry(); // 72.5 kg
+    assert!(weight(PrimitiveValue::from(72.5f64), VR::FD).matches(&e));
+    assert!(!weight(PrimitiveValue::from(80.0f64), VR::FD).matches(&e));
+    assert!(weight(PrimitiveValue::from(72.5f32), VR::FL).matches(&e));
+    assert!(!weight(PrimitiveValue::from(72u16), VR::US).matches(&e));
+    let mut heavy = entry();
+    heavy.patient_weight_kg = Some(90.0);
+    assert!(weight(PrimitiveValue::from(90u16), VR::US).matches(&heavy));
+    assert!(weight(PrimitiveValue::from(90u32), VR::UL).matches(&heavy));
+    // Two values are a list, like `72.5\\90`.
+    let list = weight(
+        PrimitiveValue::F64([1.0, 90.0].into_iter().collect()),
+        VR::FD,
+    );
+    assert!(list.matches(&heavy));
+    assert!(!list.matches(&e));
+}
+
+#[test]
+fn a_value_that_cannot_be_read_as_its_vr_is_an_error_naming_the_key() {
+    let with = |tag: Tag, vr: VR, value: PrimitiveValue, in_step: bool| {
+        let mut obj = InMemDicomObject::new_empty();
+        let elem = DataElement::new(tag, vr, value);
+        if in_step {
+            obj.put(DataElement::new(
+                SPS,
+                VR::SQ,
+                Value::Sequence(DataSetSequence::from(vec![
+                    InMemDicomObject::from_element_iter([elem]),
+                ])),
+            ));
+        } else {
+            obj.put(elem);
+        }
+        parse_err(&obj)
+    };
+    // A name sent as a binary number.
+    let (off, reason) = with(t::PATIENT_NAME, VR::US, PrimitiveValue::from(7u16), false);
     assert_eq!(off, vec![t::PATIENT_NAME]);
-    let (off, _) = parse_err(&q(&[(t::STUDY_INSTANCE_UID, VR::LO, "")], None));
-    assert_eq!(off, vec![t::STUDY_INSTANCE_UID]);
-    let (off, _) = parse_err(&q(&[], Some(&[(t::MODALITY, VR::LO, "MR")])));
-    assert_eq!(off, vec![SPS, t::MODALITY]);
-    let (off, _) = parse_err(&q(
-        &[],
-        Some(&[(t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DT, "")]),
-    ));
-    assert_eq!(off, vec![SPS, t::SCHEDULED_PROCEDURE_STEP_START_DATE]);
+    assert!(reason.contains("(0010,0010)"), "{reason}");
+    assert!(reason.contains("US"), "{reason}");
+    // A date sent as FD: a number is no date.
+    let start = t::SCHEDULED_PROCEDURE_STEP_START_DATE;
+    let (off, reason) = with(start, VR::FD, PrimitiveValue::from(20261126f64), true);
+    assert_eq!(off, vec![SPS, start]);
+    assert!(reason.contains("(0040,0002)"), "{reason}");
+    // A weight sent as OB: bytes are no number.
+    let bytes = PrimitiveValue::U8([1u8, 2].into_iter().collect());
+    let (off, _) = with(t::PATIENT_WEIGHT, VR::OB, bytes, false);
+    assert_eq!(off, vec![t::PATIENT_WEIGHT]);
     // The sequence itself as a string.
     let (off, _) = parse_err(&q(&[(SPS, VR::LO, "MR")], None));
     assert_eq!(off, vec![SPS]);
+}
+
+#[test]
+fn text_decoded_in_the_default_repertoire_for_its_sent_vr_is_decoded_again() {
+    // A UTF-8 name sent as CS: dicom-rs reads CS in the default repertoire, one character
+    // per byte, so `é` (C3 A9) arrives as `Ã©`.
+    let query = parse(
+        &[(t::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 192")],
+        Some(&[(
+            t::SCHEDULED_PERFORMING_PHYSICIAN_NAME,
+            VR::CS,
+            "H\u{c3}\u{a9}bert^Anne",
+        )]),
+    );
+    assert!(query.matches(&entry()));
+}
+
+/// One item in Implicit VR Little Endian holding `(tag, text)` elements: what a sequence
+/// sent as UN carries.
+fn implicit_item(elements: &[(Tag, &str)]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (tag, text) in elements {
+        let mut v = text.as_bytes().to_vec();
+        if v.len() % 2 == 1 {
+            v.push(b' ');
+        }
+        body.extend_from_slice(&tag.group().to_le_bytes());
+        body.extend_from_slice(&tag.element().to_le_bytes());
+        body.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        body.extend_from_slice(&v);
+    }
+    let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+    item.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    item.extend_from_slice(&body);
+    item
+}
+
+fn un(tag: Tag, bytes: Vec<u8>) -> InMemElement {
+    DataElement::new(tag, VR::UN, PrimitiveValue::U8(bytes.into_iter().collect()))
+}
+
+#[test]
+fn a_sequence_sent_as_un_is_read_as_its_items() {
+    let with_step = |bytes: Vec<u8>| {
+        let mut obj = item(&[(t::PATIENT_ID, VR::LO, "")]);
+        obj.put(un(SPS, bytes));
+        MwlQuery::parse(&obj)
+    };
+    let mr = with_step(implicit_item(&[(t::MODALITY, "MR")])).unwrap();
+    assert!(mr.matches(&entry()));
+    let ct = with_step(implicit_item(&[(t::MODALITY, "CT")])).unwrap();
+    assert!(!ct.matches(&entry()));
+    let rsp = mr.response(&entry(), ResponseCharset::Utf8);
+    let step = rsp.get(SPS).and_then(|e| e.items()).unwrap();
+    assert_eq!(text(&step[0], t::MODALITY), "MR");
+    // Bytes that are no items: A900 naming the sequence.
+    let err = with_step(b"garbage!".to_vec()).unwrap_err();
+    assert_eq!(err.offending(), [SPS]);
+    // A sequence we do not store, as UN with an empty item: no value, so no FF01.
+    let mut obj = item(&[(t::PATIENT_ID, VR::LO, "")]);
+    obj.put(un(t::REFERENCED_STUDY_SEQUENCE, implicit_item(&[])));
+    let query = MwlQuery::parse(&obj).unwrap();
+    assert!(
+        !query.has_unsupported_keys(),
+        "{:?}",
+        query.unsupported_keys()
+    );
+    // ... and with a value in its item: FF01.
+    let mut obj = item(&[(t::PATIENT_ID, VR::LO, "")]);
+    obj.put(un(
+        t::REFERENCED_STUDY_SEQUENCE,
+        implicit_item(&[(t::REFERENCED_SOP_INSTANCE_UID, "1.2.3")]),
+    ));
+    let query = MwlQuery::parse(&obj).unwrap();
+    assert_eq!(query.unsupported_keys(), [t::REFERENCED_STUDY_SEQUENCE]);
+}
+
+#[test]
+fn an_empty_key_reads_as_empty_whatever_its_vr() {
+    let query = parse(
+        &[(t::PATIENT_NAME, VR::US, ""), (t::PATIENT_ID, VR::OB, "")],
+        Some(&[(t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::FD, "")]),
+    );
+    assert!(query.matches(&entry()));
+    assert!(query.matches(&bare()));
+    let rsp = query.response(&entry(), ResponseCharset::Utf8);
+    assert_eq!(rsp.get(t::PATIENT_NAME).map(|e| e.vr()), Some(VR::PN));
+}
+
+#[test]
+fn a_non_standard_vr_on_a_key_we_do_not_store_is_returned_with_the_dictionary_vr() {
+    let query = parse(
+        &[
+            (OTHER_PATIENT_IDS, VR::SH, ""),
+            (t::PATIENT_AGE, VR::LO, ""),
+        ],
+        None,
+    );
+    assert!(!query.has_unsupported_keys());
+    let rsp = query.response(&entry(), ResponseCharset::Utf8);
+    assert_eq!(rsp.get(OTHER_PATIENT_IDS).map(|e| e.vr()), Some(VR::LO));
+    assert_eq!(rsp.get(t::PATIENT_AGE).map(|e| e.vr()), Some(VR::AS));
+}
+
+#[test]
+fn group_lengths_are_no_keys_at_any_level() {
+    let length =
+        |group: u16| DataElement::new(Tag(group, 0x0000), VR::UL, PrimitiveValue::from(24u32));
+    let mut step_item = item(&[(t::MODALITY, VR::CS, "MR")]);
+    step_item.put(length(0x0040));
+    step_item.put(length(0x0008));
+    let mut study_item = item(&[(t::REFERENCED_SOP_INSTANCE_UID, VR::UI, "")]);
+    study_item.put(length(0x0008));
+    let mut obj = item(&[(t::PATIENT_ID, VR::LO, "")]);
+    obj.put(length(0x0010));
+    obj.put(length(0x0008));
+    obj.put(DataElement::new(
+        SPS,
+        VR::SQ,
+        Value::Sequence(DataSetSequence::from(vec![step_item])),
+    ));
+    obj.put(DataElement::new(
+        t::REFERENCED_STUDY_SEQUENCE,
+        VR::SQ,
+        Value::Sequence(DataSetSequence::from(vec![study_item])),
+    ));
+    let query = MwlQuery::parse(&obj).unwrap();
+    assert!(
+        !query.has_unsupported_keys(),
+        "{:?}",
+        query.unsupported_keys()
+    );
+    assert!(query.matches(&entry()));
+    let rsp = query.response(&entry(), ResponseCharset::Utf8);
+    assert!(rsp.get(Tag(0x0010, 0x0000)).is_none());
+}
+
+#[test]
+fn responses_prefer_the_query_character_set() {
+    let with_scs = |scs: &str| {
+        parse(
+            &[
+                (t::SPECIFIC_CHARACTER_SET, VR::CS, scs),
+                (t::PATIENT_NAME, VR::PN, ""),
+            ],
+            None,
+        )
+    };
+    let no_scs = parse(&[(t::PATIENT_NAME, VR::PN, "")], None);
+    // No character set in the query: the configured one.
+    assert_eq!(
+        no_scs.response_charset(ResponseCharset::Latin1),
+        ResponseCharset::Latin1
+    );
+    assert_eq!(
+        with_scs("").response_charset(ResponseCharset::Utf8),
+        ResponseCharset::Utf8
+    );
+    // A set we write: that one, whatever is configured.
+    for (scs, cs) in [
+        ("ISO_IR 100", ResponseCharset::Latin1),
+        ("ISO_IR 6", ResponseCharset::Ascii),
+        ("ISO_IR 101", ResponseCharset::Latin2),
+        ("ISO_IR 148", ResponseCharset::Latin5),
+        ("ISO 2022 IR 100", ResponseCharset::Latin1),
+        ("ISO 2022 IR 6\\ISO 2022 IR 100", ResponseCharset::Latin1),
+        ("ISO_IR 192", ResponseCharset::Utf8),
+    ] {
+        let query = with_scs(scs);
+        assert_eq!(query.response_charset(ResponseCharset::Utf8), cs, "{scs}");
+        assert_eq!(query.response_charset(ResponseCharset::Ascii), cs, "{scs}");
+        assert!(!query.has_unsupported_keys(), "{scs}");
+    }
+    // A set we cannot write: UTF-8, and no FF01 for it.
+    let japanese = with_scs("\\ISO 2022 IR 87");
+    assert_eq!(
+        japanese.response_charset(ResponseCharset::Latin1),
+        ResponseCharset::Utf8
+    );
+    assert!(!japanese.has_unsupported_keys());
+    assert!(japanese.matches(&entry()));
+
+    // Each response falls back on its own: a Latin-1 query, one name that fits and one
+    // that does not.
+    let latin1 = with_scs("ISO_IR 100");
+    let preferred = latin1.response_charset(ResponseCharset::Utf8);
+    let mut belanger = entry();
+    belanger.patient_name = Some("Bélanger^Sophie".into());
+    let mut polish = entry();
+    polish.patient_name = Some("Łukasz^Anna".into());
+    let mut out = Vec::new();
+    assert_eq!(
+        latin1.encode_response(&belanger, preferred, true, &mut out),
+        ResponseCharset::Latin1
+    );
+    assert!(out.windows(10).any(|w| w == b"ISO_IR 100"));
+    assert!(out.windows(8).any(|w| w == b"B\xe9langer"));
+    assert_eq!(
+        latin1.encode_response(&polish, preferred, true, &mut out),
+        ResponseCharset::Utf8
+    );
+    assert!(out.windows(10).any(|w| w == b"ISO_IR 192"));
+    assert!(out.windows(7).any(|w| w == "Łukasz".as_bytes()));
+}
+
+#[test]
+fn text_of_a_query_in_a_set_dicom_rs_lacks_is_read_in_that_set() {
+    // ISO_IR 148 (Turkish): dicom-rs does not know it and reads its bytes as ISO 8859-1,
+    // so Ş (DE) arrives as Þ.
+    let query = parse(
+        &[
+            (t::SPECIFIC_CHARACTER_SET, VR::CS, "ISO_IR 148"),
+            (t::PATIENT_NAME, VR::PN, "\u{de}ahin"),
+        ],
+        None,
+    );
+    let mut e = entry();
+    e.patient_name = Some("Şahin^Ayşe".into());
+    assert!(query.matches(&e));
+    assert!(!query.has_unsupported_keys());
 }
 
 #[test]
@@ -930,7 +1219,9 @@ fn undecodable_query_character_set_is_unsupported() {
     assert!(!ok.has_unsupported_keys());
     let ok = parse(&[(t::SPECIFIC_CHARACTER_SET, VR::CS, "")], None);
     assert!(!ok.has_unsupported_keys());
-    for scs in ["ISO_IR 999", "\\ISO 2022 IR 87"] {
+    // Known terms, even of sets we do not write, are read (see
+    // responses_prefer_the_query_character_set); unknown ones are not.
+    for scs in ["ISO_IR 999", "\\ISO 2022 IR 87\\KLINGON"] {
         let query = parse(&[(t::SPECIFIC_CHARACTER_SET, VR::CS, scs)], None);
         assert_eq!(
             query.unsupported_keys(),

@@ -140,12 +140,12 @@ fn server_from(t: &mut Table<'_>, problems: &mut Report) -> ServerConfig {
     let tls = tls_files(t, "[server.tls]", true, problems);
     // The set of terms is the SCP's (`ResponseCharset`); an empty value is refused here
     // rather than taken as the default repertoire.
-    let charset =
-        t.string("character_set", problems)
-            .map(|cs| match ResponseCharset::from_term(&cs) {
-                Some(known) if !cs.trim().is_empty() => Ok(known.term().to_string()),
-                _ => Err(cs),
-            });
+    let charset = t.string("character_set", problems).map(|cs| {
+        match ResponseCharset::from_config_term(&cs) {
+            Some(known) if !cs.trim().is_empty() => Ok(known.term().to_string()),
+            _ => Err(cs),
+        }
+    });
     if let Some(Err(cs)) = &charset {
         problems.problem(
             t.key("character_set"),
