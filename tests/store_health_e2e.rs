@@ -130,3 +130,121 @@ fn a_second_serve_on_one_database_exits_naming_the_first() {
     // The first one is untouched.
     findscu(site.port(), &["PatientID"], &[]).assert_success();
 }
+
+/// A small tmpfs mounted at a directory for the test's life (this machine's tests run as
+/// root, as CI does): a disk that really fills up.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(dir).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount a tmpfs (root needed)");
+        SmallDisk(dir.to_path_buf())
+    }
+
+    /// Fills what is left with one file; returns it.
+    fn fill(&self) -> std::path::PathBuf {
+        let path = self.0.join("filler");
+        let mut f = std::fs::File::create(&path).expect("filler");
+        let chunk = vec![0u8; 16 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Waits until `GET /readyz` answers `code`; returns its body.
+fn readyz_until(admin: u16, code: u16) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (got, body) = get(admin, "/readyz");
+        if got == code {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "/readyz never answered {code}: {got} {body}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// A full disk: the failing sync turns `/readyz` unready with the reason while consoles
+/// are still answered, and once space is back the next sync succeeds, `/readyz` is ready
+/// again, and the failed run is in `sync_runs` too (it was kept until it could be
+/// written).
+#[test]
+fn a_full_disk_is_seen_in_readyz_and_the_failed_sync_is_recorded_later() {
+    use common::config::SiteConfig;
+    use common::serve::{Serve, ServeOpts, runs};
+    use worklist_store::SyncOutcome;
+
+    let rt = common::harness::runtime();
+    let fake = common::harness::start_fake(&rt, "secret", bookings());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let disk = SmallDisk::mount(&dir.path().join("disk"), "2m");
+    let db = disk.0.join("worklist.db");
+    let admin = free_port();
+    let admin_table = admin_keys(admin);
+    let config = SiteConfig {
+        server: Some("ae_title = \"MWLBRIDGE\""),
+        admin: Some(&admin_table),
+        source_keys: "sync_interval = 1\nrequest_timeout = 5\n",
+        ..SiteConfig::new(&fake.base_url(), &db)
+    }
+    .write(&dir.path().join("c.toml"));
+    let serve = Serve::start(&config, &db, &ServeOpts::synced());
+    readyz_until(admin, 200);
+
+    // The disk fills up; Calpendo has new bookings to write.
+    let filler = disk.fill();
+    let mut more = bookings();
+    more.extend((0..400).map(|i| booking(900 + i, &format!("SUB9{i:03}_A_B"), "3T Diagnostic", 9)));
+    fake.set_bookings(more);
+    let body = readyz_until(admin, 503);
+    assert!(
+        body.contains("the last write to the database failed") && body.contains("full"),
+        "{body}"
+    );
+    let r = findscu(serve.port, &["PatientID"], &[]);
+    r.assert_success();
+
+    // Space is back.
+    std::fs::remove_file(&filler).expect("remove the filler");
+    readyz_until(admin, 200);
+    // The runs kept while the disk was full are written with the next one that can be.
+    let failed_for_space = |r: &worklist_store::SyncRun| {
+        r.outcome == SyncOutcome::Failed && r.error.as_deref().is_some_and(|e| e.contains("full"))
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let recorded = runs(&db);
+        if recorded.iter().any(failed_for_space)
+            && recorded.first().map(|r| r.outcome) == Some(SyncOutcome::Success)
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the failed run is never recorded: {recorded:?}\n{}",
+            serve.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let r = findscu(serve.port, &["PatientID"], &[]);
+    assert_eq!(r.patient_ids().len(), 440, "{}", serve.log());
+}

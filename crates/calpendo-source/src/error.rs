@@ -9,8 +9,6 @@
 //! response, not retried; a redirect that is not followed ([`RedirectRefused`]) is a
 //! configuration error, not retried.
 
-use std::fmt;
-
 use reqwest::StatusCode;
 use worklist_store::SourceError;
 use worklist_store::source::{ConfigFailure, FetchFailure};
@@ -48,108 +46,8 @@ impl Request {
     }
 }
 
-/// A response body larger than `max_response_bytes`: announced in `Content-Length`, or
-/// found while reading it chunk by chunk. The message names the request, the limit and
-/// the key, never the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseTooLarge {
-    /// The request, for messages (`booking list`, `booking details`, `MRI operator`).
-    pub request: &'static str,
-    /// The limit, in bytes.
-    pub limit: u64,
-    /// The key that sets it: `max_response_bytes`.
-    pub key: &'static str,
-    /// The `Content-Length` the server announced, when that was over the limit (then
-    /// nothing was read).
-    pub announced: Option<u64>,
-    /// The bytes received when reading stopped (the last chunk included).
-    pub read: u64,
-}
-
-impl fmt::Display for ResponseTooLarge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.announced {
-            Some(n) => write!(
-                f,
-                "the Calpendo {} response announces {n} bytes (Content-Length), more than \
-                 {} allows ({} bytes): refused without reading it",
-                self.request, self.key, self.limit
-            ),
-            None => write!(
-                f,
-                "the Calpendo {} response is larger than {} allows ({} bytes): reading \
-                 stopped after {} bytes",
-                self.request, self.key, self.limit, self.read
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ResponseTooLarge {}
-
-/// Why a redirect was not followed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RedirectRefusal {
-    /// To another scheme, host or port than the request's.
-    OtherOrigin,
-    /// One more than [`crate::source::MAX_REDIRECTS`] in a row.
-    TooMany,
-}
-
-/// A redirect that was not followed (nothing was sent to its target). Only redirects to
-/// the same scheme, host and port as the request are followed, at most
-/// [`crate::source::MAX_REDIRECTS`] in a row, so credentials never go elsewhere.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedirectRefused {
-    /// Why.
-    pub refusal: RedirectRefusal,
-    /// The redirect's status.
-    pub status: u16,
-    /// The origin (`scheme://host:port`) of the request's URL.
-    pub from: String,
-    /// The origin of the redirect's target.
-    pub to: String,
-}
-
-impl fmt::Display for RedirectRefused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.refusal {
-            RedirectRefusal::OtherOrigin => write!(
-                f,
-                "Calpendo at {} answered with a redirect (HTTP {}) to another host, {}; \
-                 a redirect is followed only to the same scheme, host and port, and nothing \
-                 was sent there. Check base_url (if {} is the Calpendo server's address now, \
-                 set base_url to it)",
-                self.from, self.status, self.to, self.to
-            ),
-            RedirectRefusal::TooMany => write!(
-                f,
-                "Calpendo at {} answered with more than {} redirects in a row (the last, \
-                 HTTP {}, to {}): a redirect loop; check base_url and api_path",
-                self.from,
-                crate::source::MAX_REDIRECTS,
-                self.status,
-                self.to
-            ),
-        }
-    }
-}
-
-impl std::error::Error for RedirectRefused {}
-
-/// The first error of type `T` in `e`'s chain.
-pub(crate) fn find_cause<'a, T: std::error::Error + 'static>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if let Some(t) = err.downcast_ref::<T>() {
-            return Some(t);
-        }
-        cur = err.source();
-    }
-    None
-}
+pub(crate) use bounded_http::find_cause;
+pub use bounded_http::{RedirectRefusal, RedirectRefused, ResponseTooLarge};
 
 /// How a request failed, after any retries.
 #[derive(Debug)]

@@ -62,7 +62,7 @@
 //! cycle (a failed operator look-up only leaves the operator out, as always). A redirect
 //! is followed only to the same scheme, host and port as the request, at most
 //! [`MAX_REDIRECTS`] in a row; any other is refused before anything is sent to its target
-//! ([`RedirectRefused`](crate::error::RedirectRefused)), so the Basic credentials never
+//! ([`RedirectRefused`](bounded_http::RedirectRefused)), so the Basic credentials never
 //! leave the configured server.
 //!
 //! Logs name bookings by id only: titles, subject IDs and names appear at TRACE level at
@@ -119,12 +119,10 @@ use worklist_store::source::{ConfigFailure, FetchFailure};
 use crate::booking::{Booking, ListedBooking, parse_list, parse_operator};
 use crate::config::CalpendoConfig;
 use crate::config::DETAIL_CACHE_ITEM_MAX_BYTES;
-use crate::error::{
-    AttemptError, Failure, RedirectRefusal, RedirectRefused, Request, ResponseTooLarge,
-    status_error,
-};
+use crate::error::{AttemptError, Failure, Request, ResponseTooLarge, status_error};
 use crate::mapping::{SkipReason, map_booking};
 use crate::query::{self, UrlError};
+use bounded_http::{BodyError, Follow, Redirects};
 
 mod bulk;
 
@@ -134,71 +132,39 @@ pub const RETRIES: u32 = 3;
 pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// The most redirects (each to the request's own scheme, host and port) followed in a
 /// row.
-pub const MAX_REDIRECTS: usize = 5;
+pub const MAX_REDIRECTS: usize = bounded_http::redirect::MAX_REDIRECTS;
 
 /// The redirect policy of every request: follow only to the first URL's origin (scheme,
-/// host, port), at most [`MAX_REDIRECTS`] times; else fail with [`RedirectRefused`]
-/// before anything is sent to the target.
+/// host, port), at most [`MAX_REDIRECTS`] times; else fail with
+/// [`bounded_http::RedirectRefused`] before anything is sent to the target.
 fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        let to = attempt.url().origin();
-        // `previous` holds the request's own URL first, then each URL redirected from.
-        let from = attempt.previous().first().map(Url::origin);
-        let refusal = match &from {
-            Some(from) if *from == to => {
-                (attempt.previous().len() > MAX_REDIRECTS).then_some(RedirectRefusal::TooMany)
-            }
-            _ => Some(RedirectRefusal::OtherOrigin),
-        };
-        match refusal {
-            None => attempt.follow(),
-            Some(refusal) => {
-                let refused = RedirectRefused {
-                    refusal,
-                    status: attempt.status().as_u16(),
-                    from: from.map_or_else(|| "?".into(), |o| o.ascii_serialization()),
-                    to: to.ascii_serialization(),
-                };
-                attempt.error(refused)
-            }
-        }
-    })
+    Redirects {
+        system: "Calpendo",
+        setting: "base_url",
+        follow: Follow::Any,
+    }
+    .policy()
 }
 
-/// Reads a response body of at most `limit` bytes, chunk by chunk: a `Content-Length`
-/// over the limit is refused before reading, and reading stops at the first chunk that
-/// passes it (so at most `limit` bytes and one chunk are ever held).
+/// Reads a response body of at most `limit` bytes ([`bounded_http::read_body`]).
 async fn read_body(
-    mut response: reqwest::Response,
+    response: reqwest::Response,
     limit: u64,
     req: Request,
 ) -> Result<Vec<u8>, AttemptError> {
-    let too_large = |announced: Option<u64>, read: u64| {
-        AttemptError::too_large(ResponseTooLarge {
-            request: req.what(),
-            limit,
-            key: "max_response_bytes",
-            announced,
-            read,
+    bounded_http::read_body(response, limit)
+        .await
+        .map_err(|e| match e {
+            BodyError::TooLarge { announced, read } => AttemptError::too_large(ResponseTooLarge {
+                system: "Calpendo",
+                request: req.what(),
+                limit,
+                key: "max_response_bytes",
+                announced,
+                read,
+            }),
+            BodyError::Transport(e) => AttemptError::from_body(e),
         })
-    };
-    let announced = response.content_length();
-    if let Some(n) = announced
-        && n > limit
-    {
-        return Err(too_large(Some(n), 0));
-    }
-    // Room for what is announced, up to 1 MiB; a larger body grows the buffer as it comes.
-    let initial = announced.unwrap_or(0).min(1024 * 1024);
-    let mut body = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
-    while let Some(chunk) = response.chunk().await.map_err(AttemptError::from_body)? {
-        let read = (body.len() + chunk.len()) as u64;
-        if read > limit {
-            return Err(too_large(None, read));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 /// The Calpendo data source.

@@ -15,107 +15,40 @@
 //! limit: [`ResponseTooLarge`], not retried); an error answer's body is read only up to
 //! [`ERROR_BODY_MAX`] for REDCap's message. A redirect is followed only when it keeps
 //! the POST (307, 308) and goes to the API URL's own scheme, host and port, at most
-//! [`MAX_REDIRECTS`] in a row; any other fails the request before anything is sent to its
-//! target ([`RedirectRefused`]). reqwest resends the form, token included, on a 307 or
+//! [`MAX_REDIRECTS`](bounded_http::redirect::MAX_REDIRECTS) in a row; any other fails the request before anything is sent to its
+//! target ([`RedirectRefused`](bounded_http::RedirectRefused)). reqwest resends the form, token included, on a 307 or
 //! 308: so the token only ever goes to the configured server.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
-use reqwest::{StatusCode, header};
+use reqwest::header;
 use serde_json::Value;
 use worklist_store::source::ConfigFailure;
 use worklist_store::source::Secret;
 use worklist_store::{SourceError, SourceMetrics};
 
-use crate::error::{
-    AttemptError, RedirectRefusal, RedirectRefused, Request, ResponseTooLarge, error_chain,
-};
+use bounded_http::{BodyError, Follow, Redirects, read_body};
+
+use crate::error::{AttemptError, Request, ResponseTooLarge, error_chain};
 
 /// The default back-off before the first retry (then doubled).
 pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_secs(1);
-/// The most redirects (307 or 308, each to the API URL's own scheme, host and port)
-/// followed in a row.
-pub const MAX_REDIRECTS: usize = 5;
 /// The most bytes of an error answer read for REDCap's message (`{"error": "..."}`); a
 /// longer one is answered without it.
 pub const ERROR_BODY_MAX: u64 = 64 * 1024;
 
 /// The redirect policy: follow a 307 or 308 to the first URL's origin (scheme, host,
-/// port), at most [`MAX_REDIRECTS`] times; else fail with [`RedirectRefused`] before
-/// anything is sent to the target.
+/// port), at most [`bounded_http::redirect::MAX_REDIRECTS`] times; else fail with
+/// [`bounded_http::RedirectRefused`] before anything is sent to the target.
 fn redirect_policy() -> reqwest::redirect::Policy {
-    reqwest::redirect::Policy::custom(|attempt| {
-        let to = attempt.url().origin();
-        // `previous` holds the request's own URL first, then each URL redirected from.
-        let from = attempt.previous().first().map(reqwest::Url::origin);
-        let status = attempt.status();
-        let refusal = match &from {
-            Some(from) if *from == to => {
-                if !matches!(
-                    status,
-                    StatusCode::TEMPORARY_REDIRECT | StatusCode::PERMANENT_REDIRECT
-                ) {
-                    Some(RedirectRefusal::MethodChange)
-                } else if attempt.previous().len() > MAX_REDIRECTS {
-                    Some(RedirectRefusal::TooMany)
-                } else {
-                    None
-                }
-            }
-            _ => Some(RedirectRefusal::OtherOrigin),
-        };
-        match refusal {
-            None => attempt.follow(),
-            Some(refusal) => {
-                let refused = RedirectRefused {
-                    refusal,
-                    status: status.as_u16(),
-                    from: from.map_or_else(|| "?".into(), |o| o.ascii_serialization()),
-                    to: to.ascii_serialization(),
-                };
-                attempt.error(refused)
-            }
-        }
-    })
-}
-
-/// How reading a body failed.
-enum BodyError {
-    /// Over the limit: announced, or found while reading.
-    TooLarge { announced: Option<u64>, read: u64 },
-    /// The body could not be read.
-    Transport(reqwest::Error),
-}
-
-/// Reads a body of at most `limit` bytes, chunk by chunk: a `Content-Length` over the
-/// limit is refused before reading, and reading stops at the first chunk that passes it
-/// (so at most `limit` bytes and one chunk are ever held).
-async fn read_body(mut response: reqwest::Response, limit: u64) -> Result<Vec<u8>, BodyError> {
-    let announced = response.content_length();
-    if let Some(n) = announced
-        && n > limit
-    {
-        return Err(BodyError::TooLarge {
-            announced: Some(n),
-            read: 0,
-        });
+    Redirects {
+        system: "REDCap",
+        setting: "the API URL (REDCAP_API_URL or api_url)",
+        follow: Follow::KeepingMethod,
     }
-    // Room for what is announced, up to 1 MiB; a larger body grows the buffer as it comes.
-    let initial = announced.unwrap_or(0).min(1024 * 1024);
-    let mut body = Vec::with_capacity(usize::try_from(initial).unwrap_or(0));
-    while let Some(chunk) = response.chunk().await.map_err(BodyError::Transport)? {
-        let read = (body.len() + chunk.len()) as u64;
-        if read > limit {
-            return Err(BodyError::TooLarge {
-                announced: None,
-                read,
-            });
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    .policy()
 }
 
 /// The `outcome` label values of the request counters, by index.
@@ -237,6 +170,7 @@ impl Client {
             Err(BodyError::TooLarge { announced, read }) => {
                 self.count(req, OUTCOME_ERROR);
                 return Err(AttemptError::too_large(ResponseTooLarge {
+                    system: "REDCap",
                     request: req.what(),
                     limit,
                     key: "max_response_bytes",

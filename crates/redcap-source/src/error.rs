@@ -12,8 +12,6 @@
 //! retried; a redirect that is not followed ([`RedirectRefused`]) is a configuration
 //! error, not retried.
 
-use std::fmt;
-
 use reqwest::StatusCode;
 use worklist_store::SourceError;
 use worklist_store::source::{ConfigFailure, FetchFailure};
@@ -48,115 +46,8 @@ impl Request {
     }
 }
 
-/// An answer's body larger than `max_response_bytes`: announced in `Content-Length`, or
-/// found while reading it chunk by chunk. The message names the request, the limit and
-/// the key, never the body.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ResponseTooLarge {
-    /// The request, for messages (`metadata (data dictionary)`, `record export`).
-    pub request: &'static str,
-    /// The limit, in bytes.
-    pub limit: u64,
-    /// The key that sets it: `max_response_bytes`.
-    pub key: &'static str,
-    /// The `Content-Length` the server announced, when that was over the limit (then
-    /// nothing was read).
-    pub announced: Option<u64>,
-    /// The bytes received when reading stopped (the last chunk included).
-    pub read: u64,
-}
-
-impl fmt::Display for ResponseTooLarge {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.announced {
-            Some(n) => write!(
-                f,
-                "the REDCap {} answer announces {n} bytes (Content-Length), more than {} \
-                 allows ({} bytes): refused without reading it",
-                self.request, self.key, self.limit
-            ),
-            None => write!(
-                f,
-                "the REDCap {} answer is larger than {} allows ({} bytes): reading stopped \
-                 after {} bytes",
-                self.request, self.key, self.limit, self.read
-            ),
-        }
-    }
-}
-
-impl std::error::Error for ResponseTooLarge {}
-
-/// Why a redirect was not followed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RedirectRefusal {
-    /// To another scheme, host or port than the API URL's.
-    OtherOrigin,
-    /// A 301, 302 or 303, which would turn the POST into a GET without the form.
-    MethodChange,
-    /// One more than [`crate::client::MAX_REDIRECTS`] in a row.
-    TooMany,
-}
-
-/// A redirect that was not followed (nothing was sent to its target). Only a 307 or 308
-/// to the API URL's own scheme, host and port is followed, at most
-/// [`crate::client::MAX_REDIRECTS`] in a row, so the token (in the POSTed form, which
-/// those resend) never goes elsewhere.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedirectRefused {
-    /// Why.
-    pub refusal: RedirectRefusal,
-    /// The redirect's status.
-    pub status: u16,
-    /// The origin (`scheme://host:port`) of the API URL.
-    pub from: String,
-    /// The origin of the redirect's target.
-    pub to: String,
-}
-
-impl fmt::Display for RedirectRefused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (from, status, to) = (&self.from, self.status, &self.to);
-        match self.refusal {
-            RedirectRefusal::OtherOrigin => write!(
-                f,
-                "REDCap at {from} answered with a redirect (HTTP {status}) to another host, \
-                 {to}; a redirect is followed only to the same scheme, host and port, and \
-                 nothing (no token) was sent there. Check the API URL (REDCAP_API_URL or \
-                 api_url; if {to} is the REDCap server's address now, set it there)"
-            ),
-            RedirectRefusal::MethodChange => write!(
-                f,
-                "REDCap at {from} answered with a redirect (HTTP {status}) to {to}, which \
-                 would turn the API POST into a GET without the form; it was not followed. \
-                 Set the API URL (REDCAP_API_URL or api_url) to the address it redirects to"
-            ),
-            RedirectRefusal::TooMany => write!(
-                f,
-                "REDCap at {from} answered with more than {} redirects in a row (the last, \
-                 HTTP {status}, to {to}): a redirect loop; check the API URL (REDCAP_API_URL \
-                 or api_url)",
-                crate::client::MAX_REDIRECTS
-            ),
-        }
-    }
-}
-
-impl std::error::Error for RedirectRefused {}
-
-/// The first error of type `T` in `e`'s chain.
-pub(crate) fn find_cause<'a, T: std::error::Error + 'static>(
-    e: &'a (dyn std::error::Error + 'static),
-) -> Option<&'a T> {
-    let mut cur = Some(e);
-    while let Some(err) = cur {
-        if let Some(t) = err.downcast_ref::<T>() {
-            return Some(t);
-        }
-        cur = err.source();
-    }
-    None
-}
+pub(crate) use bounded_http::find_cause;
+pub use bounded_http::{RedirectRefusal, RedirectRefused, ResponseTooLarge};
 
 /// One attempt's failure.
 #[derive(Debug)]

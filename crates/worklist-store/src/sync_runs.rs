@@ -212,11 +212,6 @@ mod tests {
         assert_eq!(newest[0].outcome, SyncOutcome::Failed);
         assert_eq!(store.recent_sync_runs(None, 10).expect("query").len(), 3);
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn a_refusal_of_the_guard_is_known_by_its_error() {
