@@ -460,16 +460,17 @@ fn calpendo_config_example() {
 
 /// The README's minimal Calpendo config: every status (the Pending booking too), no
 /// modality mapping. Pylantir would send the resource name ("3T Diagnostic") as the
-/// Modality; mwlbridge sends none.
+/// Modality; mwlbridge sends `OT` (other), as consoles such as GE's reject an item
+/// without a modality (issue 16 point 4).
 #[test]
 fn readme_calpendo_minimal() {
     switch_over(&Expect {
         file: "readme_calpendo_minimal.json",
         sources: &[("calpendo_mri", "calpendo")],
         rows: vec![
-            calpendo_row(101, "Doe_Jane", "", 9),
-            calpendo_row(102, "Roe_Rick", "", 10),
-            calpendo_row(104, "Pending_Pat", "", 12),
+            calpendo_row(101, "Doe_Jane", "OT", 9),
+            calpendo_row(102, "Roe_Rick", "OT", 10),
+            calpendo_row(104, "Pending_Pat", "OT", 12),
         ],
     });
 }
