@@ -493,3 +493,180 @@ fn a_broad_k6_1_query_with_every_sequence_is_answered_key_by_key() {
     assert_eq!(pending(&theirs.statuses), [0xFF00; 4], "{}", theirs.output);
     assert_same_as_wlmscpfs("K.6-1", &refs(&ours), &refs(&theirs));
 }
+
+// ---------------------------------------------------------------------------------------
+// 3. Group lengths inside items, sequences and items of defined length
+
+/// An element of a hand-encoded identifier.
+enum Node<'a> {
+    /// A value (text padded to even length with a space, UIDs with a NUL).
+    Value(Tag, VR, &'a str),
+    /// A sequence of defined length, its items of defined length.
+    Seq(Tag, Vec<Vec<Node<'a>>>),
+    /// A group length (gggg,0000) UL, computed when encoded.
+    GroupLength(u16),
+}
+
+/// Encodes `nodes` in Explicit VR (else Implicit VR) Little Endian with every sequence and
+/// item of defined length and each group length the byte count of its group's elements
+/// that follow it in the same data set, as PS3.5 7.2 defines it.
+fn encode_nodes(nodes: &[Node<'_>], explicit: bool) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (i, node) in nodes.iter().enumerate() {
+        match node {
+            Node::GroupLength(group) => {
+                let rest: usize = nodes[i + 1..]
+                    .iter()
+                    .filter(|n| node_group(n) == Some(*group))
+                    .map(|n| encode_nodes(std::slice::from_ref(n), explicit).len())
+                    .sum();
+                let len = u32::try_from(rest).expect("group fits");
+                header(&mut out, Tag(*group, 0x0000), VR::UL, 4, explicit);
+                out.extend_from_slice(&len.to_le_bytes());
+            }
+            Node::Value(tag, vr, v) => {
+                let mut bytes = v.as_bytes().to_vec();
+                if bytes.len() % 2 == 1 {
+                    bytes.push(if *vr == VR::UI { 0 } else { b' ' });
+                }
+                header(&mut out, *tag, *vr, bytes.len(), explicit);
+                out.extend_from_slice(&bytes);
+            }
+            Node::Seq(tag, items) => {
+                let mut body = Vec::new();
+                for item in items {
+                    let content = encode_nodes(item, explicit);
+                    body.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0]);
+                    let len = u32::try_from(content.len()).expect("item fits");
+                    body.extend_from_slice(&len.to_le_bytes());
+                    body.extend_from_slice(&content);
+                }
+                header(&mut out, *tag, VR::SQ, body.len(), explicit);
+                out.extend_from_slice(&body);
+            }
+        }
+    }
+    out
+}
+
+fn node_group(n: &Node<'_>) -> Option<u16> {
+    match n {
+        Node::Value(tag, ..) | Node::Seq(tag, _) => Some(tag.group()),
+        Node::GroupLength(_) => None,
+    }
+}
+
+/// An element header with a defined length.
+fn header(out: &mut Vec<u8>, tag: Tag, vr: VR, len: usize, explicit: bool) {
+    out.extend_from_slice(&tag.group().to_le_bytes());
+    out.extend_from_slice(&tag.element().to_le_bytes());
+    let len32 = u32::try_from(len).expect("length fits");
+    if !explicit {
+        out.extend_from_slice(&len32.to_le_bytes());
+        return;
+    }
+    out.extend_from_slice(vr.to_string().as_bytes());
+    if matches!(
+        vr,
+        VR::OB | VR::OW | VR::OF | VR::SQ | VR::UT | VR::UN | VR::UC | VR::UR
+    ) {
+        out.extend_from_slice(&[0, 0]);
+        out.extend_from_slice(&len32.to_le_bytes());
+    } else {
+        let len16 = u16::try_from(len).expect("short length fits");
+        out.extend_from_slice(&len16.to_le_bytes());
+    }
+}
+
+/// A console's query with a group length before each group, at the top level, inside the
+/// step item and inside its protocol code item, every sequence and item of defined length:
+/// the MR steps at MRI_3T today.
+fn query_with_group_lengths(today: &str) -> Vec<Node<'_>> {
+    use Node::{GroupLength as Gl, Seq, Value as V};
+    vec![
+        Gl(0x0008),
+        V(tags::ACCESSION_NUMBER, VR::SH, ""),
+        V(tags::REFERRING_PHYSICIAN_NAME, VR::PN, ""),
+        Gl(0x0010),
+        V(tags::PATIENT_NAME, VR::PN, ""),
+        V(tags::PATIENT_ID, VR::LO, ""),
+        Gl(0x0020),
+        V(tags::STUDY_INSTANCE_UID, VR::UI, ""),
+        Gl(0x0032),
+        V(tags::REQUESTED_PROCEDURE_DESCRIPTION, VR::LO, ""),
+        Gl(0x0040),
+        Seq(
+            tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE,
+            vec![vec![
+                Gl(0x0008),
+                V(tags::MODALITY, VR::CS, "MR"),
+                Gl(0x0040),
+                V(tags::SCHEDULED_STATION_AE_TITLE, VR::AE, "MRI_3T"),
+                V(tags::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DA, today),
+                V(tags::SCHEDULED_PROCEDURE_STEP_START_TIME, VR::TM, ""),
+                V(tags::SCHEDULED_PROCEDURE_STEP_DESCRIPTION, VR::LO, ""),
+                Seq(
+                    tags::SCHEDULED_PROTOCOL_CODE_SEQUENCE,
+                    vec![vec![
+                        Gl(0x0008),
+                        V(tags::CODE_VALUE, VR::SH, ""),
+                        V(tags::CODING_SCHEME_DESIGNATOR, VR::SH, ""),
+                        V(tags::CODE_MEANING, VR::LO, ""),
+                    ]],
+                ),
+                V(tags::SCHEDULED_PROCEDURE_STEP_ID, VR::SH, ""),
+            ]],
+        ),
+        V(tags::REQUESTED_PROCEDURE_ID, VR::SH, ""),
+    ]
+}
+
+/// Sends identifier bytes on an association of that transfer syntax.
+fn find_bytes(port: u16, bytes: &[u8], explicit: bool) -> Responses {
+    let mut c = if explicit {
+        Client::connect_explicit(port, "CONSOLE", AE)
+    } else {
+        Client::connect(port, "CONSOLE", AE)
+    }
+    .expect("associate");
+    let r = c.find_raw(bytes, Split::OnePdu, 1, None);
+    c.release();
+    r
+}
+
+#[test]
+fn group_lengths_in_items_and_defined_length_sequences_are_answered_with_ff00() {
+    let today = format_da(today());
+    let nodes = query_with_group_lengths(&today);
+    let p = pair();
+    for explicit in [true, false] {
+        let label = if explicit {
+            "Explicit VR"
+        } else {
+            "Implicit VR"
+        };
+        let bytes = encode_nodes(&nodes, explicit);
+        // What a console would have sent, read back: the keys to expect.
+        let ts = if explicit {
+            dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased()
+        } else {
+            dicom_transfer_syntax_registry::entries::IMPLICIT_VR_LITTLE_ENDIAN.erased()
+        };
+        let query = InMemDicomObject::read_dataset_with_ts(bytes.as_slice(), &ts)
+            .unwrap_or_else(|e| panic!("{label}: our encoding is valid DICOM: {e}"));
+        let query = flatten(&query);
+        assert!(
+            query.contains_key("(0040,0100)[0].(0040,0008)[0].(0008,0000)"),
+            "{label}: a group length inside the protocol code item: {query:#?}"
+        );
+        let ours = find_bytes(p.site.port(), &bytes, explicit);
+        // Never FF01 (a group length is no key) and never A900.
+        assert_eq!(ours.statuses, [0xFF00, 0xFF00, 0x0000], "{label}");
+        let ours: Vec<&InMemDicomObject> = ours.identifiers.iter().collect();
+        assert_answered(label, &query, &ours, &["SUB301", "SUB302"], "ISO_IR 192");
+        let theirs = find_bytes(p.wlmscpfs_port, &bytes, explicit);
+        assert_eq!(theirs.final_status(), Some(0x0000), "{label}: wlmscpfs");
+        let theirs: Vec<&InMemDicomObject> = theirs.identifiers.iter().collect();
+        assert_same_as_wlmscpfs(label, &ours, &theirs);
+    }
+}
