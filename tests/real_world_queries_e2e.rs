@@ -670,3 +670,73 @@ fn group_lengths_in_items_and_defined_length_sequences_are_answered_with_ff00() 
         assert_same_as_wlmscpfs(label, &ours, &theirs);
     }
 }
+
+// ---------------------------------------------------------------------------------------
+// 4. Private keys with their private creator
+
+#[test]
+fn ge_private_keys_with_their_creator_are_not_returned_and_draw_no_ff01() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = query_file("private_gems.dump", dir.path());
+    let query = query_keys(&file);
+    assert!(
+        query.contains_key("(0040,0100)[0].(0009,1001)"),
+        "{query:#?}"
+    );
+    let (ours, theirs) = ask_both(&file);
+    // The MR steps, today and tomorrow. The creator only reserves (0009,10xx) and the
+    // private keys are empty: nothing is unsupported (conformance 4.1, 4.2), so FF00.
+    assert_eq!(pending(&ours.statuses), [0xFF00; 3], "{}", ours.output);
+    // Private keys are never returned, at either level: `expected` leaves them out.
+    assert_answered(
+        "GEMS private",
+        &query,
+        &refs(&ours),
+        &["SUB301", "SUB302", "SUB304"],
+        "ISO_IR 192",
+    );
+    // wlmscpfs returns the same keys, but counts the private elements as unsupported
+    // keys (FF01), the creator included.
+    assert_eq!(pending(&theirs.statuses), [0xFF01; 3], "{}", theirs.output);
+    assert_same_as_wlmscpfs("GEMS private", &refs(&ours), &refs(&theirs));
+
+    // A value on a private key cannot be honoured: the items follow with FF01, the key
+    // still not returned.
+    let private = |t: u16| Tag(0x0009, t);
+    let el = |tag: Tag, vr: VR, v: &str| {
+        dicom_core::DataElement::new(tag, vr, dicom_core::PrimitiveValue::from(v))
+    };
+    let q = InMemDicomObject::from_element_iter([
+        el(private(0x0010), VR::LO, "GEMS_IDEN_01"),
+        el(private(0x1001), VR::LO, "X"),
+        dicom_core::DataElement::new(tags::PATIENT_ID, VR::LO, dicom_core::PrimitiveValue::Empty),
+    ]);
+    let r = find_bytes(pair().site.port(), &common::dicom_client::encode(&q), false);
+    assert_eq!(r.statuses, [0xFF01, 0xFF01, 0xFF01, 0xFF01, 0x0000]);
+    for rsp in &r.identifiers {
+        let keys: Vec<String> = flatten(rsp).into_keys().collect();
+        assert_eq!(keys, ["(0008,0005)", "(0010,0020)"]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// 5. A Latin-1 console
+
+#[test]
+fn a_latin1_wildcard_query_finds_the_accented_name_and_is_answered_in_latin1() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = query_file("latin1_wildcard.dump", dir.path());
+    let raw = std::fs::read(&file).expect("query file");
+    // dump2dcm kept the byte: B, E9, l, *.
+    assert!(raw.windows(4).any(|w| w == b"B\xe9l*"));
+    let query = query_keys(&file);
+    let (ours, theirs) = ask_both(&file);
+    // Bélanger, not Berg (the same first letter, no é).
+    assert_eq!(pending(&ours.statuses), [0xFF00], "{}", ours.output);
+    // Decoded through the response's ISO_IR 100: E9 read back as é (UTF-8's C3 A9 would
+    // read as "Ã©").
+    assert_answered("Latin-1", &query, &refs(&ours), &["SUB301"], "ISO_IR 100");
+    // wlmscpfs compares the query's bytes with its files' UTF-8 without converting
+    // either (its files are ISO_IR 192): B E9 l never meets B C3 A9 l, nothing matches.
+    assert!(theirs.responses.is_empty(), "{}", theirs.output);
+}
