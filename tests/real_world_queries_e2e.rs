@@ -406,13 +406,14 @@ fn assert_same_as_wlmscpfs(label: &str, ours: &[&InMemDicomObject], theirs: &[&I
     assert!(problems.is_empty(), "{label}:\n{}", problems.join("\n"));
 }
 
-/// Pending statuses only (the final one apart).
-fn pending(statuses: &[u16]) -> Vec<u16> {
-    statuses
-        .iter()
-        .copied()
-        .filter(|s| *s & 0xFF00 == 0xFF00)
-        .collect()
+/// The pending statuses (the final one apart), in hex.
+fn pending(statuses: &[u16]) -> Vec<String> {
+    hex(&statuses[..statuses.len().saturating_sub(1)])
+}
+
+/// Statuses in hex, as DICOM writes them.
+fn hex(statuses: &[u16]) -> Vec<String> {
+    statuses.iter().map(|s| format!("{s:04X}")).collect()
 }
 
 /// A query file sent by findscu to both servers: (ours, wlmscpfs).
@@ -446,7 +447,7 @@ fn a_ge_like_query_for_the_station_today_is_answered_key_by_key() {
     let query = query_keys(&file);
     let (ours, theirs) = ask_both(&file);
     // MRI_3T today: 301 and 302 (not the EEG lab's 303, not tomorrow's 304).
-    assert_eq!(pending(&ours.statuses), [0xFF00, 0xFF00], "{}", ours.output);
+    assert_eq!(pending(&ours.statuses), ["FF00", "FF00"], "{}", ours.output);
     assert_answered(
         "GE-like",
         &query,
@@ -465,7 +466,7 @@ fn a_ge_like_query_for_the_station_today_is_answered_key_by_key() {
     }
     assert_eq!(
         pending(&theirs.statuses),
-        [0xFF00, 0xFF00],
+        ["FF00", "FF00"],
         "{}",
         theirs.output
     );
@@ -482,7 +483,7 @@ fn a_broad_k6_1_query_with_every_sequence_is_answered_key_by_key() {
     let query = query_keys(&file);
     let (ours, theirs) = ask_both(&file);
     // Universal: every booking (all scheduled), today and tomorrow.
-    assert_eq!(pending(&ours.statuses), [0xFF00; 4], "{}", ours.output);
+    assert_eq!(pending(&ours.statuses), ["FF00"; 4], "{}", ours.output);
     assert_answered(
         "K.6-1",
         &query,
@@ -490,7 +491,7 @@ fn a_broad_k6_1_query_with_every_sequence_is_answered_key_by_key() {
         &["SUB301", "SUB302", "SUB303", "SUB304"],
         "ISO_IR 192",
     );
-    assert_eq!(pending(&theirs.statuses), [0xFF00; 4], "{}", theirs.output);
+    assert_eq!(pending(&theirs.statuses), ["FF00"; 4], "{}", theirs.output);
     assert_same_as_wlmscpfs("K.6-1", &refs(&ours), &refs(&theirs));
 }
 
@@ -661,11 +662,15 @@ fn group_lengths_in_items_and_defined_length_sequences_are_answered_with_ff00() 
         );
         let ours = find_bytes(p.site.port(), &bytes, explicit);
         // Never FF01 (a group length is no key) and never A900.
-        assert_eq!(ours.statuses, [0xFF00, 0xFF00, 0x0000], "{label}");
+        assert_eq!(hex(&ours.statuses), ["FF00", "FF00", "0000"], "{label}");
         let ours: Vec<&InMemDicomObject> = ours.identifiers.iter().collect();
         assert_answered(label, &query, &ours, &["SUB301", "SUB302"], "ISO_IR 192");
         let theirs = find_bytes(p.wlmscpfs_port, &bytes, explicit);
-        assert_eq!(theirs.final_status(), Some(0x0000), "{label}: wlmscpfs");
+        assert_eq!(
+            hex(&theirs.statuses),
+            ["FF00", "FF00", "0000"],
+            "{label}: wlmscpfs"
+        );
         let theirs: Vec<&InMemDicomObject> = theirs.identifiers.iter().collect();
         assert_same_as_wlmscpfs(label, &ours, &theirs);
     }
@@ -686,7 +691,7 @@ fn ge_private_keys_with_their_creator_are_not_returned_and_draw_no_ff01() {
     let (ours, theirs) = ask_both(&file);
     // The MR steps, today and tomorrow. The creator only reserves (0009,10xx) and the
     // private keys are empty: nothing is unsupported (conformance 4.1, 4.2), so FF00.
-    assert_eq!(pending(&ours.statuses), [0xFF00; 3], "{}", ours.output);
+    assert_eq!(pending(&ours.statuses), ["FF00"; 3], "{}", ours.output);
     // Private keys are never returned, at either level: `expected` leaves them out.
     assert_answered(
         "GEMS private",
@@ -697,7 +702,7 @@ fn ge_private_keys_with_their_creator_are_not_returned_and_draw_no_ff01() {
     );
     // wlmscpfs returns the same keys, but counts the private elements as unsupported
     // keys (FF01), the creator included.
-    assert_eq!(pending(&theirs.statuses), [0xFF01; 3], "{}", theirs.output);
+    assert_eq!(pending(&theirs.statuses), ["FF01"; 3], "{}", theirs.output);
     assert_same_as_wlmscpfs("GEMS private", &refs(&ours), &refs(&theirs));
 
     // A value on a private key cannot be honoured: the items follow with FF01, the key
@@ -712,7 +717,7 @@ fn ge_private_keys_with_their_creator_are_not_returned_and_draw_no_ff01() {
         dicom_core::DataElement::new(tags::PATIENT_ID, VR::LO, dicom_core::PrimitiveValue::Empty),
     ]);
     let r = find_bytes(pair().site.port(), &common::dicom_client::encode(&q), false);
-    assert_eq!(r.statuses, [0xFF01, 0xFF01, 0xFF01, 0xFF01, 0x0000]);
+    assert_eq!(hex(&r.statuses), ["FF01", "FF01", "FF01", "FF01", "0000"]);
     for rsp in &r.identifiers {
         let keys: Vec<String> = flatten(rsp).into_keys().collect();
         assert_eq!(keys, ["(0008,0005)", "(0010,0020)"]);
@@ -732,7 +737,7 @@ fn a_latin1_wildcard_query_finds_the_accented_name_and_is_answered_in_latin1() {
     let query = query_keys(&file);
     let (ours, theirs) = ask_both(&file);
     // Bélanger, not Berg (the same first letter, no é).
-    assert_eq!(pending(&ours.statuses), [0xFF00], "{}", ours.output);
+    assert_eq!(pending(&ours.statuses), ["FF00"], "{}", ours.output);
     // Decoded through the response's ISO_IR 100: E9 read back as é (UTF-8's C3 A9 would
     // read as "Ã©").
     assert_answered("Latin-1", &query, &refs(&ours), &["SUB301"], "ISO_IR 100");
