@@ -361,8 +361,8 @@ fn assert_answered(
 /// items: (path, ours, theirs), `None` for a key absent from the response.
 const DIFFERENCES: [(&str, Option<&str>, Option<&str>); 5] = [
     // PregnancyStatus: we hold none and return it zero-length (conformance 4.2); wlmscpfs
-    // answers 4 ("unknown", PS3.3 C.7.1.1) for a file that has none, as its data source
-    // sets this one US key from a number.
+    // answers 4 ("unknown") although the exported files have none (its data source
+    // handles this one US key apart from the text keys).
     ("(0010,21C0)", Some(""), Some("4")),
     // A return key is always returned (PS3.4 C.2.2.1.2): we send the Requested Procedure
     // Code Sequence zero-length; wlmscpfs leaves out a sequence its file lacks.
