@@ -209,6 +209,18 @@ fn query_keys(file: &Path) -> Flat {
     )
 }
 
+/// The data set of a DICOM file (after the preamble, `DICM` and the file meta group,
+/// whose length its (0002,0000) gives).
+fn data_set_bytes(file: &[u8]) -> &[u8] {
+    assert_eq!(file.get(128..132), Some(&b"DICM"[..]), "a DICOM file");
+    let meta_len = file
+        .get(140..144)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .expect("(0002,0000)");
+    &file[144 + meta_len as usize..]
+}
+
 fn findscu_file(port: u16, file: &Path) -> FindResult {
     findscu_raw(port, &Vec::<OsString>::new(), &[], Some(file))
 }
@@ -755,6 +767,13 @@ fn a_latin1_wildcard_query_finds_the_accented_name_and_is_answered_in_latin1() {
     // Decoded through the response's ISO_IR 100: E9 read back as é (UTF-8's C3 A9 would
     // read as "Ã©").
     assert_answered("Latin-1", &query, &refs(&ours), &["SUB301"], "ISO_IR 100");
+    // On the wire, é is the one Latin-1 byte E9: the same query's bytes sent again by the
+    // test client in Explicit VR (the file's transfer syntax) to read the response's bytes.
+    let r = find_bytes(pair().site.port(), data_set_bytes(&raw), true);
+    assert_eq!(hex(&r.statuses), ["FF00", "0000"]);
+    let rsp = &r.raw_identifiers[0];
+    assert!(rsp.windows(15).any(|w| w == b"B\xe9langer^Sophie"));
+    assert!(!rsp.windows(2).any(|w| w == b"\xc3\xa9"));
     // wlmscpfs compares the query's bytes with its files' UTF-8 without converting
     // either (its files are ISO_IR 192): B E9 l never meets B C3 A9 l, nothing matches.
     assert!(theirs.responses.is_empty(), "{}", theirs.output);
