@@ -110,7 +110,7 @@ pub(super) fn parse(identifier: &InMemDicomObject) -> Result<MwlQuery, QueryErro
 /// the others; group lengths (gggg,0000) and private creators (gggg,0010-00FF of an odd
 /// group, PS3.5 7.8.1) only describe the encoding or reserve a block of private
 /// elements: they are no keys at any level, are never returned and never make the status
-/// FF01 (GE consoles send `(0009,0010) GEMS_IDEN_01` with every query).
+/// FF01 (such as a GE console's `(0009,0010) GEMS_IDEN_01` beside its empty private keys).
 fn is_key(tag: Tag) -> bool {
     let private_creator = tag.group() % 2 == 1 && (0x0010..=0x00FF).contains(&tag.element());
     tag != tags::SPECIFIC_CHARACTER_SET && tag.element() != 0x0000 && !private_creator
