@@ -14,12 +14,11 @@
 mod common;
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use common::scp::{
-    AE, Guarded, OFFERED, Site, dump2dcm, findscu, findscu_raw, free_port, mwl_bookings, text,
-    wait_for_port,
+    Guarded, OFFERED, Site, dump2dcm, findscu, findscu_raw, mwl_bookings, text, wlmscpfs_for,
 };
 use common::today;
 use dicom_dictionary_std::tags;
@@ -40,40 +39,7 @@ static PAIR: OnceLock<Pair> = OnceLock::new();
 fn pair() -> &'static Pair {
     PAIR.get_or_init(|| {
         let site = Site::start(mwl_bookings(), "");
-        // wlmscpfs serves `<dfp>/<called AE title>/*.wl` (with a lockfile there).
-        let dfp = site.dir.join("wlmscpfs");
-        let config = site.config().to_str().expect("utf-8").to_string();
-        let out = common::run(&[
-            "export",
-            "--config",
-            &config,
-            "--dir",
-            dfp.join(AE).to_str().expect("utf-8"),
-        ]);
-        assert_eq!(out.status.code(), Some(0), "{}", common::stderr(&out));
-        // Retried on another port when the one found free was taken meanwhile.
-        let (wl, port) = (0..5)
-            .find_map(|_| {
-                let port = free_port();
-                let args: Vec<OsString> = vec![
-                    "--single-process".into(),
-                    "--data-files-path".into(),
-                    dfp.clone().into(),
-                    // Return the Specific Character Set of the files (ISO_IR 192).
-                    "--keep-char-set".into(),
-                    "-v".into(),
-                    port.to_string().into(),
-                ];
-                let mut wl = Guarded::spawn(
-                    Path::new("wlmscpfs"),
-                    &args,
-                    &[],
-                    &site.dir.join(format!("wlmscpfs-{port}.log")),
-                    None,
-                );
-                wait_for_port(port, &mut wl, "wlmscpfs").then_some((wl, port))
-            })
-            .expect("wlmscpfs listens");
+        let (wl, port) = wlmscpfs_for(&site);
         Pair {
             site,
             wlmscpfs_port: port,

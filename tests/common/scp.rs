@@ -299,6 +299,46 @@ impl Site {
     }
 }
 
+/// DCMTK's `wlmscpfs` serving the same worklist as `site`: `mwlbridge export` writes the
+/// site's items as worklist files into `<site dir>/wlmscpfs/<AE>/` (wlmscpfs serves
+/// `<data files path>/<called AE title>/*.wl`), and wlmscpfs answers with the files'
+/// Specific Character Set (ISO_IR 192). Its guard and port.
+pub fn wlmscpfs_for(site: &Site) -> (Guarded, u16) {
+    let dfp = site.dir.join("wlmscpfs");
+    let config = site.config().to_str().expect("utf-8").to_string();
+    let out = super::run(&[
+        "export",
+        "--config",
+        &config,
+        "--dir",
+        dfp.join(AE).to_str().expect("utf-8"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", super::stderr(&out));
+    // Retried on another port when the one found free was taken meanwhile.
+    (0..5)
+        .find_map(|_| {
+            let port = free_port();
+            let args: Vec<OsString> = vec![
+                "--single-process".into(),
+                "--data-files-path".into(),
+                dfp.clone().into(),
+                // Return the Specific Character Set of the files (ISO_IR 192).
+                "--keep-char-set".into(),
+                "-v".into(),
+                port.to_string().into(),
+            ];
+            let mut wl = Guarded::spawn(
+                Path::new("wlmscpfs"),
+                &args,
+                &[],
+                &site.dir.join(format!("wlmscpfs-{port}.log")),
+                None,
+            );
+            wait_for_port(port, &mut wl, "wlmscpfs").then_some((wl, port))
+        })
+        .expect("wlmscpfs listens")
+}
+
 /// What `findscu` printed and received.
 #[derive(Debug)]
 pub struct FindResult {

@@ -25,10 +25,11 @@
 //! is returned zero-length ("no value") and matches universally when it is empty or `*`;
 //! with another value it is *unsupported*: ignored for matching and reported through
 //! [`MwlQuery::unsupported_keys`] (status FF01). Private keys are unsupported when they
-//! carry a value and are never returned. Group lengths (gggg,0000) are no keys, at any
-//! level. A Specific Character Set with a term neither we nor dicom-rs know is also reported
-//! as unsupported, since text keys may then have been misread; known terms are not, even
-//! of sets we cannot write (`\ISO 2022 IR 87`).
+//! carry a value and are never returned. Group lengths (gggg,0000) and private creators
+//! (gggg,0010-00FF of an odd group) are no keys, at any level. A Specific Character Set
+//! with a term neither we nor dicom-rs know is also reported as unsupported, since text
+//! keys may then have been misread; known terms are not, even of sets we cannot write
+//! (`\ISO 2022 IR 87`).
 //!
 //! # Character sets
 //!

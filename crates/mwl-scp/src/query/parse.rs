@@ -93,7 +93,7 @@ pub(super) fn parse(identifier: &InMemDicomObject) -> Result<MwlQuery, QueryErro
     for elem in identifier.iter() {
         let tag = elem.tag();
         check_group(tag, Level::Top)?;
-        if tag == tags::SPECIFIC_CHARACTER_SET || tag.element() == 0x0000 {
+        if !is_key(tag) {
             continue;
         }
         b.query.requested.push(tag);
@@ -104,6 +104,16 @@ pub(super) fn parse(identifier: &InMemDicomObject) -> Result<MwlQuery, QueryErro
         }
     }
     Ok(b.query)
+}
+
+/// Whether an element of the identifier is a key. Specific Character Set says how to read
+/// the others; group lengths (gggg,0000) and private creators (gggg,0010-00FF of an odd
+/// group, PS3.5 7.8.1) only describe the encoding or reserve a block of private
+/// elements: they are no keys at any level, are never returned and never make the status
+/// FF01 (such as a GE console's `(0009,0010) GEMS_IDEN_01` beside its empty private keys).
+fn is_key(tag: Tag) -> bool {
+    let private_creator = tag.group() % 2 == 1 && (0x0010..=0x00FF).contains(&tag.element());
+    tag != tags::SPECIFIC_CHARACTER_SET && tag.element() != 0x0000 && !private_creator
 }
 
 /// Command-group and file-meta elements have no place in an identifier.
@@ -149,7 +159,7 @@ impl Builder {
         for inner in item.into_iter().flat_map(|i| i.iter()) {
             let t = inner.tag();
             check_group(t, Level::Sps)?;
-            if t == tags::SPECIFIC_CHARACTER_SET || t.element() == 0x0000 {
+            if !is_key(t) {
                 continue;
             }
             any_key = true;
@@ -186,7 +196,7 @@ impl Builder {
         for inner in item.into_iter().flat_map(|i| i.iter()) {
             let t = inner.tag();
             check_group(t, Level::Protocol)?;
-            if t == tags::SPECIFIC_CHARACTER_SET || t.element() == 0x0000 {
+            if !is_key(t) {
                 continue;
             }
             any_key = true;

@@ -1206,11 +1206,49 @@ fn private_keys_are_never_returned() {
         ],
         None,
     );
-    assert_eq!(query.unsupported_keys(), &[Tag(0x0029, 0x0010)]);
+    // The creator only reserves the block: no key, so no FF01 for empty private keys.
+    assert!(!query.has_unsupported_keys());
     let rsp = query.response(&entry(), ResponseCharset::Utf8);
     assert!(rsp.get(Tag(0x0029, 0x0010)).is_none());
     assert!(rsp.get(Tag(0x0029, 0x1010)).is_none());
     assert!(rsp.get(t::PATIENT_ID).is_some());
+}
+
+#[test]
+fn private_creators_are_no_keys_a_private_key_with_a_value_is_unsupported() {
+    let gems = (Tag(0x0009, 0x0010), VR::LO, "GEMS_IDEN_01");
+    // GE's shape: the creator and an empty private key, at the top and in the step item.
+    let query = parse(
+        &[
+            gems,
+            (Tag(0x0009, 0x1001), VR::LO, ""),
+            (t::PATIENT_ID, VR::LO, ""),
+        ],
+        Some(&[
+            gems,
+            (Tag(0x0009, 0x1001), VR::LO, ""),
+            (t::MODALITY, VR::CS, ""),
+        ]),
+    );
+    assert!(!query.has_unsupported_keys());
+    assert!(!query.requested_keys().contains(&Tag(0x0009, 0x0010)));
+    let rsp = query.response(&entry(), ResponseCharset::Utf8);
+    let step = rsp.get(SPS).unwrap().items().unwrap()[0].clone();
+    for obj in [&rsp, &step] {
+        assert!(obj.get(Tag(0x0009, 0x0010)).is_none());
+        assert!(obj.get(Tag(0x0009, 0x1001)).is_none());
+    }
+    assert!(step.get(t::MODALITY).is_some());
+    // A value on a private key cannot be honoured: FF01, naming the key, not the creator.
+    let query = parse(
+        &[
+            gems,
+            (Tag(0x0009, 0x1001), VR::LO, "X"),
+            (t::PATIENT_ID, VR::LO, ""),
+        ],
+        None,
+    );
+    assert_eq!(query.unsupported_keys(), &[Tag(0x0009, 0x1001)]);
 }
 
 #[test]
