@@ -51,8 +51,8 @@ fn checked(cmd: &mut Command) -> String {
 fn package() -> &'static Package {
     static PACKAGE: OnceLock<Package> = OnceLock::new();
     PACKAGE.get_or_init(|| {
-        let printed = checked(&mut Command::new(repo().join("scripts/package.sh")));
-        let arch = checked(&mut Command::new("dpkg").arg("--print-architecture"));
+        let printed = checked(Command::new(repo().join("scripts/package.sh")).current_dir(repo()));
+        let arch = checked(Command::new("dpkg").arg("--print-architecture"));
         let name = format!(
             "mwlbridge_{}-1_{}.deb",
             env!("CARGO_PKG_VERSION"),
@@ -69,9 +69,9 @@ fn package() -> &'static Package {
         let _ = std::fs::remove_dir_all(&work);
         std::fs::create_dir_all(&work).expect("target/package-e2e");
         let (root, control) = (work.join("root"), work.join("control"));
-        checked(&mut Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
-        checked(&mut Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
-        let listing = checked(&mut Command::new("dpkg-deb").arg("-c").arg(&deb))
+        checked(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root));
+        checked(Command::new("dpkg-deb").arg("-e").arg(&deb).arg(&control));
+        let listing = checked(Command::new("dpkg-deb").arg("-c").arg(&deb))
             .lines()
             .filter_map(|line| {
                 // -rwxr-xr-x root/root  12345 2026-12-06 03:00 ./usr/bin/mwlbridge
@@ -120,8 +120,7 @@ fn binary_unit_config_and_credentials_have_their_places_owners_and_modes() {
         entry("./etc/mwlbridge/credentials"),
         ("-rw-------", "root/root")
     );
-    let version =
-        checked(&mut Command::new(package().root.join("usr/bin/mwlbridge")).arg("--version"));
+    let version = checked(Command::new(package().root.join("usr/bin/mwlbridge")).arg("--version"));
     assert!(version.contains(env!("CARGO_PKG_VERSION")), "{version}");
 }
 
@@ -139,7 +138,7 @@ fn config_and_credentials_are_conffiles_and_dependencies_are_computed() {
         ]
     );
 
-    let info = checked(&mut Command::new("dpkg-deb").arg("-I").arg(&p.deb));
+    let info = checked(Command::new("dpkg-deb").arg("-I").arg(&p.deb));
     let depends = info
         .lines()
         .find_map(|l| l.trim().strip_prefix("Depends: "))
@@ -149,7 +148,7 @@ fn config_and_credentials_are_conffiles_and_dependencies_are_computed() {
     assert!(depends.contains("libc6 (>="), "{depends}");
     assert!(depends.contains("adduser"), "{depends}");
     assert!(depends.contains("ca-certificates"), "{depends}");
-    let arch = checked(&mut Command::new("dpkg").arg("--print-architecture"));
+    let arch = checked(Command::new("dpkg").arg("--print-architecture"));
     assert!(
         info.contains(&format!("Architecture: {}", arch.trim())),
         "{info}"
