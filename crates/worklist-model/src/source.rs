@@ -262,6 +262,15 @@ pub enum Fetched {
 }
 
 impl Fetched {
+    /// The window the entries are complete for (`window` for [`Fetched::Complete`], none
+    /// for changes only), and the entries.
+    pub fn into_parts(self, window: &SyncWindow) -> (Option<&SyncWindow>, Vec<WorklistEntry>) {
+        match self {
+            Fetched::Complete(entries) => (Some(window), entries),
+            Fetched::Changed(entries) => (None, entries),
+        }
+    }
+
     /// `complete` or `changed`, for logs.
     pub fn mode(&self) -> &'static str {
         match self {

@@ -75,51 +75,33 @@ pub enum MassChangeGuard {
 /// never held up, whatever their share.
 pub const MASS_CHANGE_MIN: u64 = 3;
 
-/// Applies a fetch of `source` inside `tx`: complete for `window`, or, with `None`, only
-/// changed entries (the rules: [`Store::reconcile`](crate::Store::reconcile)); `guard`
-/// looks at complete fetches. On error the caller drops `tx`, and nothing changes.
+/// Applies `fetch` inside `tx` (the rules: [`Store::reconcile`](crate::Store::reconcile));
+/// `guard` looks at complete fetches. On error the caller drops `tx`, and nothing
+/// changes.
 pub(crate) fn apply(
     tx: &Transaction<'_>,
-    source: &str,
-    window: Option<&SyncWindow>,
+    fetch: &Fetch<'_>,
     entries: Vec<WorklistEntry>,
-    on_cancel: OnCancel,
-    now: Timestamp,
     guard: MassChangeGuard,
 ) -> Result<ReconcileCounts, StoreError> {
-    let fetch = Fetch {
-        source,
-        window,
-        on_cancel,
-        now,
-    };
-    let (tally, refused) = apply_guarded(tx, &fetch, entries, guard, None)?;
+    let (counts, refused) = apply_guarded(tx, fetch, entries, guard, None)?;
     match refused {
         Some(refused) => Err(refused),
-        None => Ok(tally),
+        None => Ok(counts),
     }
 }
 
-/// Applies a fetch inside `tx` as [`apply`] does, and lists each change it makes; a fetch
+/// Applies `fetch` inside `tx` as [`apply`] does, and lists each change it makes; a fetch
 /// the guard would refuse is applied too, with the refusal returned beside it. For a dry
 /// run: the caller rolls `tx` back.
 pub(crate) fn preview(
     tx: &Transaction<'_>,
-    source: &str,
-    window: Option<&SyncWindow>,
+    fetch: &Fetch<'_>,
     entries: Vec<WorklistEntry>,
-    on_cancel: OnCancel,
-    now: Timestamp,
     guard: MassChangeGuard,
 ) -> Result<Preview, StoreError> {
-    let fetch = Fetch {
-        source,
-        window,
-        on_cancel,
-        now,
-    };
     let mut changes = Vec::new();
-    let (counts, refused) = apply_guarded(tx, &fetch, entries, guard, Some(&mut changes))?;
+    let (counts, refused) = apply_guarded(tx, fetch, entries, guard, Some(&mut changes))?;
     Ok(Preview {
         counts,
         changes,
@@ -182,12 +164,15 @@ impl std::fmt::Display for ChangeKind {
 }
 
 /// One fetch of a source, as the reconcile applies it.
-struct Fetch<'a> {
-    source: &'a str,
+pub(crate) struct Fetch<'a> {
+    /// The source's name.
+    pub source: &'a str,
     /// The window of a complete fetch; `None` for changes only.
-    window: Option<&'a SyncWindow>,
-    on_cancel: OnCancel,
-    now: Timestamp,
+    pub window: Option<&'a SyncWindow>,
+    /// What a cancelled or vanished entry becomes.
+    pub on_cancel: OnCancel,
+    /// When it is applied.
+    pub now: Timestamp,
 }
 
 /// Counts what a reconcile does and, for a preview, lists it.

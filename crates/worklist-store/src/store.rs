@@ -30,7 +30,7 @@ use crate::mpps::{
 };
 use crate::name_keys;
 use crate::pylantir::{self, ImportCounts, ImportItem};
-use crate::reconcile::{self, MassChangeGuard, Preview, ReconcileCounts};
+use crate::reconcile::{self, Fetch, MassChangeGuard, Preview, ReconcileCounts};
 use crate::schema;
 use crate::stream::{self, ScanEnd, Snapshot};
 use crate::sync_runs::{self, SyncOutcome, SyncRun};
@@ -320,9 +320,13 @@ impl Store {
         let mut conn = self.connections.writer()?;
         // IMMEDIATE, as in `write` (which says why).
         let tx = self.watched(conn.transaction_with_behavior(TransactionBehavior::Immediate))?;
-        let counts = self.observed(reconcile::apply(
-            &tx, source, window, entries, on_cancel, now, guard,
-        ))?;
+        let fetch = Fetch {
+            source,
+            window,
+            on_cancel,
+            now,
+        };
+        let counts = self.observed(reconcile::apply(&tx, &fetch, entries, guard))?;
         self.watched(tx.commit())?;
         if counts.changed_rows() {
             reconcile::refresh_statistics(&conn)?;
@@ -342,10 +346,7 @@ impl Store {
         now: Timestamp,
         guard: MassChangeGuard,
     ) -> Result<ReconcileCounts, StoreError> {
-        let (window, entries) = match fetched {
-            Fetched::Complete(entries) => (Some(window), entries),
-            Fetched::Changed(entries) => (None, entries),
-        };
+        let (window, entries) = fetched.into_parts(window);
         self.reconcile_in(source, window, entries, on_cancel, now, guard)
     }
 
@@ -363,13 +364,16 @@ impl Store {
         now: Timestamp,
         guard: MassChangeGuard,
     ) -> Result<Preview, StoreError> {
-        let (window, entries) = match fetched {
-            Fetched::Complete(entries) => (Some(window), entries),
-            Fetched::Changed(entries) => (None, entries),
+        let (window, entries) = fetched.into_parts(window);
+        let fetch = Fetch {
+            source,
+            window,
+            on_cancel,
+            now,
         };
         let mut conn = self.connections.writer()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let preview = reconcile::preview(&tx, source, window, entries, on_cancel, now, guard)?;
+        let preview = reconcile::preview(&tx, &fetch, entries, guard)?;
         tx.rollback()?;
         Ok(preview)
     }
