@@ -420,7 +420,11 @@ impl CalpendoSource {
             .build()
             .map_err(|e| {
                 SourceError::Config(ConfigFailure::Setup {
-                    message: format!("cannot build the HTTP client: {e}"),
+                    message: format!(
+                        "cannot build the HTTP client: {} (on a new machine: are the CA \
+                         certificates installed? Debian: ca-certificates)",
+                        crate::error::error_chain(&e)
+                    ),
                     source: Some(Box::new(e)),
                 })
             })?;

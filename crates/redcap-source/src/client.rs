@@ -87,7 +87,11 @@ impl Client {
             .build()
             .map_err(|e| {
                 SourceError::Config(ConfigFailure::Setup {
-                    message: format!("cannot build the HTTP client: {}", error_chain(&e)),
+                    message: format!(
+                        "cannot build the HTTP client: {} (on a new machine: are the CA \
+                         certificates installed? Debian: ca-certificates)",
+                        error_chain(&e)
+                    ),
                     source: Some(Box::new(e)),
                 })
             })?;
