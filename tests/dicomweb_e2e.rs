@@ -343,11 +343,21 @@ fn both_ways(
     (dimse, web_items)
 }
 
+/// A differential case: what, top-level matches, step matches, the web query, how many
+/// entries C-FIND finds.
+type Case<'a> = (
+    &'a str,
+    Vec<(&'a str, &'a str)>,
+    Vec<(&'a str, &'a str)>,
+    String,
+    usize,
+);
+
 #[test]
 fn searches_match_what_the_same_c_find_matches_with_the_same_values() {
     let today = today_da();
     let range = format!("{today}-{today}");
-    let cases: Vec<(&str, Vec<(&str, &str)>, Vec<(&str, &str)>, String, usize)> = vec![
+    let cases: Vec<Case> = vec![
         ("universal", vec![], vec![], String::new(), 8),
         (
             "PatientID",
