@@ -425,6 +425,10 @@ fn the_b36_example_shape() {
         assert_eq!(step["00400001"]["Value"][0], "MRI_3T");
         assert_eq!(step["00080060"]["Value"][0], "MR");
         assert_eq!(step["00400002"]["Value"][0], today_da());
+        // includefield=all: every step attribute beside the three matched.
+        for tag in ["00400003", "00400005", "00400008", "00400009", "00400020"] {
+            assert!(step.get(tag).is_some(), "{tag} in {step}");
+        }
         assert_eq!(item["00100010"]["vr"], "PN");
         assert!(
             item["00100010"]["Value"][0]["Alphabetic"].is_string(),
@@ -484,6 +488,11 @@ fn includefield_adds_attributes() {
         assert!(all[0].get(tag).is_some(), "{tag} in {}", all[0]);
     }
     assert!(all[0]["00400100"]["Value"][0].get("00400008").is_some());
+    // The step sequence named whole: every step attribute.
+    let whole = web()
+        .search("PatientID=SUB101&includefield=ScheduledProcedureStepSequence")
+        .items();
+    assert!(whole[0]["00400100"]["Value"][0].get("00400005").is_some());
 }
 
 #[test]

@@ -8,7 +8,9 @@
 //!   holding one item. An empty value is a universal key (returned, matches all). For a
 //!   UID, `,` separates a list like `\` does.
 //! - `includefield={attribute}[,{attribute}...]` (repeatable): return keys, or `all`: every
-//!   attribute we hold ([`MwlQuery::every_attribute_identifier`](mwl_scp::MwlQuery::every_attribute_identifier)).
+//!   attribute we hold ([`MwlQuery::every_attribute_identifier`], its step item key by key:
+//!   [`MwlQuery::every_step_attribute_item`]). Naming the step sequence itself
+//!   (`includefield=00400100`) asks for every step attribute.
 //!   Without `all`, the [`DEFAULT_TOP`] and [`DEFAULT_STEP`] keys are returned.
 //! - `fuzzymatching=true|false`: accepted, not applied (matching is PS3.4's, exact;
 //!   person names are already case-insensitive).
@@ -25,6 +27,7 @@ use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::{StandardDataDictionary, tags};
 use dicom_object::InMemDicomObject;
+use mwl_scp::MwlQuery;
 
 use crate::paging::{MAX_LIMIT, MAX_OFFSET};
 
@@ -185,6 +188,14 @@ impl Node {
                 .entry(first.tag)
                 .or_insert_with(|| Key::Sequence(Node::default()));
             return match key {
+                // The step sequence named whole: every step attribute, key by key, so
+                // that matching keys and default keys can stand beside them.
+                Key::Sequence(item)
+                    if rest.is_empty() && first.tag == tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE =>
+                {
+                    item.put_object(&MwlQuery::every_step_attribute_item());
+                    Ok(())
+                }
                 Key::Sequence(item) => item.put(parameter, rest, value),
                 Key::Value(..) => Err(refuse(parameter, "not a sequence")),
             };
@@ -327,7 +338,13 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Search, ParamError> {
         root.put(&name, &p, None)?;
     }
     if all {
-        root.put_object(&mwl_scp::MwlQuery::every_attribute_identifier());
+        let mut every = MwlQuery::every_attribute_identifier();
+        every.put(DataElement::new(
+            tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![MwlQuery::every_step_attribute_item()]),
+        ));
+        root.put_object(&every);
     } else {
         root.put_object(&default_identifier());
     }
@@ -406,8 +423,16 @@ mod tests {
             text(&item, tags::SCHEDULED_PROCEDURE_STEP_START_DATE).as_deref(),
             Some("20250101")
         );
-        // includefield=all: every top-level key we hold is asked.
+        // includefield=all: every top-level key we hold is asked, and every step key
+        // beside the three matched.
         assert!(s.identifier.get(tags::PATIENT_WEIGHT).is_some());
+        for tag in [
+            tags::SCHEDULED_PROCEDURE_STEP_END_TIME,
+            tags::SCHEDULED_PROTOCOL_CODE_SEQUENCE,
+            tags::SCHEDULED_PROCEDURE_STEP_STATUS,
+        ] {
+            assert!(item.get(tag).is_some(), "{tag}");
+        }
     }
 
     #[test]

@@ -274,6 +274,24 @@ impl MwlQuery {
         obj
     }
 
+    /// A Scheduled Procedure Step Sequence item asking, key by key, for what an empty
+    /// item asks: every step attribute zero-length, and the Scheduled Protocol Code
+    /// Sequence with one empty item. Unlike an empty item, it can take matching keys
+    /// beside (a DICOMweb search with `includefield=all` and a step key).
+    pub fn every_step_attribute_item() -> InMemDicomObject {
+        use dicom_core::{DataElement, PrimitiveValue};
+        let mut item = InMemDicomObject::new_empty();
+        for f in fields::SPS_FIELDS {
+            item.put(DataElement::new(f.tag(), f.vr(), PrimitiveValue::Empty));
+        }
+        item.put(DataElement::new(
+            dicom_dictionary_std::tags::SCHEDULED_PROTOCOL_CODE_SEQUENCE,
+            VR::SQ,
+            dicom_core::value::DataSetSequence::from(vec![InMemDicomObject::new_empty()]),
+        ));
+        item
+    }
+
     /// The character set this query's responses prefer: the one its Specific Character
     /// Set names when we can write it (`ISO_IR 100`, `ISO 2022 IR 6\ISO 2022 IR 100`, ...),
     /// `ISO_IR 192` when it names a set we cannot write (`\ISO 2022 IR 87`), and
