@@ -20,37 +20,60 @@ use dicom_core::header::Header;
 use dicom_core::value::Value as DicomValue;
 use dicom_core::{PrimitiveValue, VR};
 use dicom_object::InMemDicomObject;
+use dicom_object::mem::InMemElement;
+use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Number, Value, json};
 
-/// A data set as a DICOM JSON object; keys come out in tag order (the hex digits sort so).
-pub(crate) fn dataset(obj: &InMemDicomObject) -> Value {
-    let mut map = Map::new();
-    for e in obj {
-        let tag = e.tag();
-        let mut attr = Map::new();
-        attr.insert("vr".into(), Value::String(e.vr().to_string().to_owned()));
+/// A data set in the DICOM JSON model, written by serde: attributes in tag order, each
+/// with `vr` first, as PS3.18's examples show them.
+pub(crate) struct DataSet<'a>(pub(crate) &'a InMemDicomObject);
+
+impl Serialize for DataSet<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        for e in self.0 {
+            let tag = e.tag();
+            map.serialize_entry(
+                &format!("{:04X}{:04X}", tag.group(), tag.element()),
+                &Attribute(e),
+            )?;
+        }
+        map.end()
+    }
+}
+
+/// One attribute: `{"vr": ..., "Value": [...]}`.
+struct Attribute<'a>(&'a InMemElement);
+
+impl Serialize for Attribute<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let e = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("vr", e.vr().to_string())?;
         match e.value() {
             DicomValue::Sequence(seq) => {
                 if !seq.items().is_empty() {
-                    let items = seq.items().iter().map(dataset).collect();
-                    attr.insert("Value".into(), Value::Array(items));
+                    let items: Vec<DataSet<'_>> = seq.items().iter().map(DataSet).collect();
+                    map.serialize_entry("Value", &items)?;
                 }
             }
             DicomValue::Primitive(PrimitiveValue::Empty) => {}
             DicomValue::Primitive(v) => {
                 if let Some((key, value)) = primitive(e.vr(), v) {
-                    attr.insert(key.into(), value);
+                    map.serialize_entry(key, &value)?;
                 }
             }
             // Never in a worklist response.
             DicomValue::PixelSequence(_) => {}
         }
-        map.insert(
-            format!("{:04X}{:04X}", tag.group(), tag.element()),
-            Value::Object(attr),
-        );
+        map.end()
     }
-    Value::Object(map)
+}
+
+/// A data set as a [`Value`] (tests).
+#[cfg(test)]
+fn dataset(obj: &InMemDicomObject) -> Value {
+    serde_json::to_value(DataSet(obj)).unwrap_or(Value::Null)
 }
 
 /// The `Value` (or `InlineBinary`) of a primitive attribute; `None` when it holds no value.

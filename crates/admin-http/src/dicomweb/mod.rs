@@ -117,10 +117,20 @@ async fn search(
         .run(move |s| search_page(s, &query, offset, limit))
         .await
         .map_err(ApiError::store)?;
-    let body: Vec<serde_json::Value> = page.items.iter().map(json::dataset).collect();
+    let items: Vec<json::DataSet<'_>> = page.items.iter().map(json::DataSet).collect();
+    let body = serde_json::to_vec(&items).map_err(|e| {
+        tracing::error!(error = %e, "DICOMweb: a result could not be written as JSON");
+        ApiError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorBody {
+                error: "a result could not be written as JSON".into(),
+                fields: Vec::new(),
+            },
+        )
+    })?;
     let mut response = (
         [(header::CONTENT_TYPE, HeaderValue::from_static(DICOM_JSON))],
-        serde_json::Value::Array(body).to_string(),
+        body,
     )
         .into_response();
     if page.more {
