@@ -139,8 +139,12 @@ async fn search(
             .and_then(|h| h.to_str().ok())
             .filter(|h| !h.is_empty() && !h.contains(char::is_whitespace))
             .unwrap_or("mwlbridge");
-        let warning = format!("299 {host}: There are additional results that can be requested");
-        if let Ok(v) = HeaderValue::from_str(&warning) {
+        let warning = |host: &str| {
+            HeaderValue::from_str(&format!(
+                "299 {host}: There are additional results that can be requested"
+            ))
+        };
+        if let Ok(v) = warning(host).or_else(|_| warning("mwlbridge")) {
             response.headers_mut().insert(header::WARNING, v);
         }
     }
