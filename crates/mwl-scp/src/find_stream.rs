@@ -555,6 +555,37 @@ mod tests {
     }
 
     #[test]
+    fn search_pages_follow_the_c_find_order_and_say_whether_more_follow() {
+        let (_dir, store) = store(7);
+        let query = MwlQuery::every_attribute();
+        let id = |o: &InMemDicomObject| {
+            o.get(dicom_dictionary_std::tags::PATIENT_ID)
+                .and_then(|e| e.to_str().ok())
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        };
+        let page = |offset, limit| search_page(&store, &query, offset, limit).expect("page");
+        let first = page(0, 3);
+        assert_eq!(
+            first.items.iter().map(id).collect::<Vec<_>>(),
+            ["SUB0", "SUB1", "SUB2"]
+        );
+        assert!(first.more);
+        let last = page(4, 3);
+        assert_eq!(
+            last.items.iter().map(id).collect::<Vec<_>>(),
+            ["SUB4", "SUB5", "SUB6"]
+        );
+        assert!(!last.more, "exactly the rest: nothing more");
+        assert!(page(7, 3).items.is_empty());
+        // The same matches C-FIND's small path counts.
+        let SmallAnswer::Complete { matched, .. } = collect(&store, 100, usize::MAX, 100) else {
+            panic!("small");
+        };
+        assert_eq!(matched, 7);
+    }
+
+    #[test]
     fn small_answers_are_whole_and_large_ones_are_given_up() {
         let (_dir, store) = store(30);
         match collect(&store, usize::MAX, SMALL_ANSWER_BYTES, SMALL_SCAN_ROWS) {
