@@ -315,6 +315,15 @@ pub(crate) fn parse(pairs: &[(String, String)]) -> Result<Search, ParamError> {
             }
             _ => {
                 let p = path(name, name)?;
+                if p.first()
+                    .is_some_and(|a| a.tag == tags::SPECIFIC_CHARACTER_SET)
+                {
+                    return Err(refuse(
+                        name,
+                        "a search's values are Unicode (UTF-8 in the URL); it takes no \
+                         character set",
+                    ));
+                }
                 let value = match p.last() {
                     Some(a) if a.vr == VR::UI => value.replace(',', "\\"),
                     _ => value.clone(),
@@ -491,6 +500,7 @@ mod tests {
             ),
             (vec![("includefield", "Bogus")], "includefield=Bogus"),
             (vec![("PatientID", "a"), ("PatientID", "b")], "PatientID"),
+            (vec![("00080005", "ISO_IR 100")], "00080005"),
         ] {
             let e = parse(&pairs(&q)).expect_err("refused");
             assert_eq!(e.parameter, named, "{q:?}");
