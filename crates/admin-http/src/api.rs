@@ -123,7 +123,7 @@ impl ApiError {
         )
     }
 
-    fn store(e: impl std::fmt::Display) -> ApiError {
+    pub(crate) fn store(e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "admin API: the worklist database failed");
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -3,6 +3,8 @@
 //! - `GET /healthz`, `GET /readyz`, `GET /metrics`: unauthenticated, no subject data;
 //! - `/api/v1/...`: the REST API (JSON, OpenAPI document at `/api/v1/openapi.json`),
 //!   behind API tokens (`Authorization: Bearer`), read or write role;
+//! - `{base}/modality-scheduled-procedure-steps` (`/dicomweb` by default): the DICOMweb
+//!   worklist search, behind the same tokens (read role);
 //! - `/`: the server-rendered status page for the scan day (and `/stations/{AE}`, one
 //!   station's), after a login with a token.
 //!
@@ -18,6 +20,10 @@
 //!   every connection bounded ([`ServeLimits`]: header and idle timeouts, a connection
 //!   cap, a bounded shutdown).
 //! - `health`: `/healthz`, `/readyz`, `/metrics`, without authentication.
+//! - `dicomweb`: the DICOMweb worklist search (PS3.18 chapter 14) under
+//!   [`AdminSettings::dicomweb_base`], behind the API's tokens (read role): query
+//!   parameters to a C-FIND identifier, matched by `mwl-scp` exactly as a C-FIND, answered
+//!   in the DICOM JSON model.
 //! - `api`: the REST API's handlers under `/api/v1` and its OpenAPI document;
 //!   `api_types`: the JSON shapes they read and write (DICOM DA/TM in the site's zone);
 //!   `paging`: the lists' `limit`, `cursor` and `next` link.
@@ -50,6 +56,7 @@
 mod api;
 mod api_types;
 mod auth;
+mod dicomweb;
 mod health;
 mod page;
 mod paging;
@@ -95,6 +102,8 @@ pub struct AdminSettings {
     pub session_lifetime: Duration,
     /// Whether the interface is served over HTTPS (cookies are then marked `Secure`).
     pub https: bool,
+    /// Where DICOMweb is served (`/dicomweb`); `None`: not served.
+    pub dicomweb_base: Option<String>,
 }
 
 /// Everything the handlers share.
@@ -130,10 +139,15 @@ pub fn router(ctx: AdminContext) -> Router {
         refusals: Arc::new(refusals::Refusals::new(refusals::INTERVAL)),
         ctx,
     };
+    let dicomweb = match &state.ctx.settings.dicomweb_base {
+        Some(base) => dicomweb::routes(base),
+        None => Router::new(),
+    };
     Router::new()
         .merge(health::routes())
         .merge(api::routes())
         .merge(page::routes())
+        .merge(dicomweb)
         .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }

@@ -33,8 +33,9 @@
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use dicom_object::InMemDicomObject;
 use tokio::sync::{mpsc, oneshot};
-use worklist_store::{EntryFilter, Store, StoreError, WorklistEntry};
+use worklist_store::{EntryFilter, ScanEnd, Store, StoreError, WorklistEntry};
 
 use crate::dimse;
 use crate::query::{MwlQuery, ResponseCharset};
@@ -257,6 +258,75 @@ pub async fn small_answer(
         .map_err(|_| StoreError::Task("a C-FIND reader thread failed".into()))
 }
 
+/// A row of a [`scan_matches`] listing.
+#[derive(Debug, Clone, Copy)]
+pub enum Row<'a> {
+    /// A row the candidate filter let through but the query does not match.
+    Rejected,
+    /// An entry the query matches.
+    Match(&'a WorklistEntry),
+}
+
+/// The one place where a query meets the store: reads the rows `filter` (normally
+/// [`MwlQuery::candidate_filter`]) lets through, in the store's order, from one snapshot,
+/// and hands each to `visit`, as a [`Row::Match`] when [`MwlQuery::matches`] accepts it.
+/// Both C-FIND paths (small and streamed) and the DICOMweb search ([`search_page`]) go
+/// through it, so a web search matches exactly what the same C-FIND matches. Blocking.
+pub fn scan_matches(
+    store: &Store,
+    filter: &EntryFilter,
+    query: &MwlQuery,
+    mut visit: impl FnMut(Row<'_>) -> ControlFlow<()>,
+) -> Result<ScanEnd, StoreError> {
+    store.scan_entries(filter, |stored| {
+        if query.matches(&stored.entry) {
+            visit(Row::Match(&stored.entry))
+        } else {
+            visit(Row::Rejected)
+        }
+    })
+}
+
+/// One page of a search: the responses of the matches `offset..offset + limit`.
+#[derive(Debug, Clone)]
+pub struct SearchPage {
+    /// The response identifiers, as [`MwlQuery::response`] builds them (in UTF-8).
+    pub items: Vec<InMemDicomObject>,
+    /// Whether more matches follow this page.
+    pub more: bool,
+}
+
+/// The matches `offset..offset + limit` of `query`, in the store's order (the order of
+/// C-FIND's pending responses), as response identifiers in UTF-8 (`ISO_IR 192`), from one
+/// snapshot through [`scan_matches`]; reading stops at the first match past the page.
+/// Blocking: the DICOMweb worklist search (PS3.18 chapter 14).
+pub fn search_page(
+    store: &Store,
+    query: &MwlQuery,
+    offset: usize,
+    limit: usize,
+) -> Result<SearchPage, StoreError> {
+    let mut items = Vec::new();
+    let mut skipped = 0;
+    let mut more = false;
+    scan_matches(store, &query.candidate_filter(), query, |row| {
+        let Row::Match(entry) = row else {
+            return ControlFlow::Continue(());
+        };
+        if skipped < offset {
+            skipped += 1;
+            return ControlFlow::Continue(());
+        }
+        if items.len() == limit {
+            more = true;
+            return ControlFlow::Break(());
+        }
+        items.push(query.response(entry, ResponseCharset::Utf8));
+        ControlFlow::Continue(())
+    })?;
+    Ok(SearchPage { items, more })
+}
+
 /// Reads the matches of `filter` + `encoder.query` in one snapshot and encodes the
 /// responses of the first `limit` of them, counting the rest; gives up as soon as the
 /// encoded responses exceed `budget` bytes or more than `max_rows` rows were read.
@@ -275,21 +345,21 @@ pub fn collect_small(
     let mut rows = 0;
     let mut failure = None;
     let mut too_large = false;
-    store.scan_entries(filter, |stored| {
+    scan_matches(store, filter, &encoder.query, |row| {
         rows += 1;
         if rows > max_rows {
             too_large = true;
             return ControlFlow::Break(());
         }
-        if !encoder.query.matches(&stored.entry) {
+        let Row::Match(entry) = row else {
             return ControlFlow::Continue(());
-        }
+        };
         matched += 1;
         if matched > limit as u64 {
             // Past max_responses: only counted, for the log.
             return ControlFlow::Continue(());
         }
-        if let Err(e) = encoder.push(&stored.entry, &mut data, &mut items) {
+        if let Err(e) = encoder.push(entry, &mut data, &mut items) {
             failure = Some(e);
             return ControlFlow::Break(());
         }
@@ -389,19 +459,19 @@ fn produce(
     let mut matched: u64 = 0;
     let mut failure = None;
     let mut gone = false;
-    let scanned = store.scan_entries(filter, |stored| {
+    let scanned = scan_matches(store, filter, &encoder.query, |row| {
         if tx.is_closed() {
             gone = true;
             return ControlFlow::Break(());
         }
-        if !encoder.query.matches(&stored.entry) {
+        let Row::Match(entry) = row else {
             return ControlFlow::Continue(());
-        }
+        };
         matched += 1;
         if matched > limit as u64 {
             return ControlFlow::Continue(());
         }
-        if let Err(e) = encoder.push(&stored.entry, &mut data, &mut items) {
+        if let Err(e) = encoder.push(entry, &mut data, &mut items) {
             failure = Some(e);
             return ControlFlow::Break(());
         }
@@ -482,6 +552,37 @@ mod tests {
     fn collect(store: &Store, limit: usize, budget: usize, rows: usize) -> SmallAnswer {
         let filter = encoder().query.candidate_filter();
         collect_small(store, &filter, &encoder(), limit, budget, rows).expect("collect")
+    }
+
+    #[test]
+    fn search_pages_follow_the_c_find_order_and_say_whether_more_follow() {
+        let (_dir, store) = store(7);
+        let query = MwlQuery::every_attribute();
+        let id = |o: &InMemDicomObject| {
+            o.get(dicom_dictionary_std::tags::PATIENT_ID)
+                .and_then(|e| e.to_str().ok())
+                .map(|s| s.to_string())
+                .unwrap_or_default()
+        };
+        let page = |offset, limit| search_page(&store, &query, offset, limit).expect("page");
+        let first = page(0, 3);
+        assert_eq!(
+            first.items.iter().map(id).collect::<Vec<_>>(),
+            ["SUB0", "SUB1", "SUB2"]
+        );
+        assert!(first.more);
+        let last = page(4, 3);
+        assert_eq!(
+            last.items.iter().map(id).collect::<Vec<_>>(),
+            ["SUB4", "SUB5", "SUB6"]
+        );
+        assert!(!last.more, "exactly the rest: nothing more");
+        assert!(page(7, 3).items.is_empty());
+        // The same matches C-FIND's small path counts.
+        let SmallAnswer::Complete { matched, .. } = collect(&store, 100, usize::MAX, 100) else {
+            panic!("small");
+        };
+        assert_eq!(matched, 7);
     }
 
     #[test]

@@ -272,6 +272,7 @@ async fn admin_server(
             unready_after_intervals: a.unready_after_intervals,
             session_lifetime: a.session_lifetime,
             https: tls.is_some(),
+            dicomweb_base: a.dicomweb.enabled.then(|| a.dicomweb.base.clone()),
         },
         started_at: Timestamp::now(),
     });

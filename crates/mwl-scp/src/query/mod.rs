@@ -241,17 +241,7 @@ impl MwlQuery {
     /// we hold (all top-level keys and an empty step item): what a worklist file exported
     /// for another server carries.
     pub fn every_attribute() -> MwlQuery {
-        use dicom_core::{DataElement, PrimitiveValue};
-        use dicom_object::InMemDicomObject as Obj;
-        let mut obj = Obj::new_empty();
-        for f in fields::TOP_FIELDS {
-            obj.put(DataElement::new(f.tag(), f.vr(), PrimitiveValue::Empty));
-        }
-        obj.put(DataElement::new(
-            dicom_dictionary_std::tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE,
-            dicom_core::VR::SQ,
-            dicom_core::value::DataSetSequence::from(vec![Obj::new_empty()]),
-        ));
+        let obj = Self::every_attribute_identifier();
         // Every key here is one of ours with no value: parsing cannot fail.
         parse::parse(&obj).unwrap_or_else(|_| MwlQuery {
             top: Vec::new(),
@@ -265,6 +255,41 @@ impl MwlQuery {
             requested: Vec::new(),
             charset: QueryCharset::NONE,
         })
+    }
+
+    /// The identifier of [`every_attribute`](Self::every_attribute): every top-level key
+    /// we hold, zero-length, and a Scheduled Procedure Step Sequence with one empty item
+    /// (every step attribute). No Specific Character Set: the text is already decoded.
+    pub fn every_attribute_identifier() -> InMemDicomObject {
+        use dicom_core::{DataElement, PrimitiveValue};
+        let mut obj = InMemDicomObject::new_empty();
+        for f in fields::TOP_FIELDS {
+            obj.put(DataElement::new(f.tag(), f.vr(), PrimitiveValue::Empty));
+        }
+        obj.put(DataElement::new(
+            dicom_dictionary_std::tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE,
+            VR::SQ,
+            dicom_core::value::DataSetSequence::from(vec![InMemDicomObject::new_empty()]),
+        ));
+        obj
+    }
+
+    /// A Scheduled Procedure Step Sequence item asking, key by key, for what an empty
+    /// item asks: every step attribute zero-length, and the Scheduled Protocol Code
+    /// Sequence with one empty item. Unlike an empty item, it can take matching keys
+    /// beside (a DICOMweb search with `includefield=all` and a step key).
+    pub fn every_step_attribute_item() -> InMemDicomObject {
+        use dicom_core::{DataElement, PrimitiveValue};
+        let mut item = InMemDicomObject::new_empty();
+        for f in fields::SPS_FIELDS {
+            item.put(DataElement::new(f.tag(), f.vr(), PrimitiveValue::Empty));
+        }
+        item.put(DataElement::new(
+            dicom_dictionary_std::tags::SCHEDULED_PROTOCOL_CODE_SEQUENCE,
+            VR::SQ,
+            dicom_core::value::DataSetSequence::from(vec![InMemDicomObject::new_empty()]),
+        ));
+        item
     }
 
     /// The character set this query's responses prefer: the one its Specific Character

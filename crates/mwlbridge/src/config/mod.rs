@@ -149,6 +149,8 @@ pub struct AdminConfig {
     pub unready_after_intervals: u32,
     /// How long a status-page login lasts.
     pub session_lifetime: Duration,
+    /// `[admin.dicomweb]`: the DICOMweb worklist search.
+    pub dicomweb: DicomwebConfig,
     /// Whether the config has an `[admin]` section. Only then does a port that cannot be
     /// bound stop `serve`: an admin interface nobody asked for never takes the DICOM
     /// service down.
@@ -164,7 +166,28 @@ impl Default for AdminConfig {
             tls: None,
             unready_after_intervals: 3,
             session_lifetime: Duration::from_secs(12 * 3600),
+            dicomweb: DicomwebConfig::default(),
             explicit: false,
+        }
+    }
+}
+
+/// `[admin.dicomweb]`: DICOMweb on the admin interface (the worklist search of PS3.18
+/// chapter 14), behind the admin interface's tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DicomwebConfig {
+    /// Whether it is served.
+    pub enabled: bool,
+    /// The path it is served under: `/` and path segments of RFC 3986 unreserved
+    /// characters, no trailing `/` (`/dicomweb`).
+    pub base: String,
+}
+
+impl Default for DicomwebConfig {
+    fn default() -> Self {
+        DicomwebConfig {
+            enabled: true,
+            base: "/dicomweb".into(),
         }
     }
 }

@@ -189,6 +189,7 @@ fn admin_from(t: &mut Table<'_>, problems: &mut Report) -> AdminConfig {
     let unready = t.integer("unready_after_intervals", 1, 10_000, problems);
     let session_hours = t.integer("session_hours", 1, 24 * 30, problems);
     let tls = tls_files(t, "[admin.tls]", false, problems);
+    let dicomweb = dicomweb_from(t, problems);
     AdminConfig {
         enabled: enabled.unwrap_or(defaults.enabled),
         bind: bind.unwrap_or(defaults.bind),
@@ -198,7 +199,47 @@ fn admin_from(t: &mut Table<'_>, problems: &mut Report) -> AdminConfig {
         session_lifetime: session_hours.map_or(defaults.session_lifetime, |h| {
             Duration::from_secs(h as u64 * 3600)
         }),
+        dicomweb,
         explicit: true,
+    }
+}
+
+/// `[admin.dicomweb]`.
+fn dicomweb_from(t: &mut Table<'_>, problems: &mut Report) -> DicomwebConfig {
+    let defaults = DicomwebConfig::default();
+    let Some(mut d) = t.table("dicomweb", problems) else {
+        return defaults;
+    };
+    let enabled = d.boolean("enabled", problems);
+    let base = d.string("base", problems);
+    if let Some(b) = &base
+        && let Err(problem) = valid_base(b)
+    {
+        problems.problem(d.key("base"), problem);
+    }
+    d.reject_unknown(problems);
+    DicomwebConfig {
+        enabled: enabled.unwrap_or(defaults.enabled),
+        base: base
+            .filter(|b| valid_base(b).is_ok())
+            .unwrap_or(defaults.base),
+    }
+}
+
+/// Whether `base` can prefix the DICOMweb routes: `/`-separated non-empty segments of
+/// unreserved characters (RFC 3986), no trailing `/` (axum would read `{` as a parameter).
+fn valid_base(base: &str) -> Result<(), String> {
+    let segment_ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    };
+    match base.strip_prefix('/') {
+        Some(rest) if rest.split('/').all(segment_ok) => Ok(()),
+        _ => Err(format!(
+            "{base:?} is not a path like \"/dicomweb\": it must start with '/', have no \
+             trailing '/', and use only letters, digits, '-', '.', '_' and '~' in each segment"
+        )),
     }
 }
 

@@ -112,6 +112,27 @@ fn admin_defaults_to_loopback_8080() {
 }
 
 #[test]
+fn dicomweb_is_on_at_dicomweb_by_default_and_its_base_is_checked() {
+    let c = toml("").expect("valid");
+    assert_eq!(
+        c.admin.dicomweb,
+        DicomwebConfig {
+            enabled: true,
+            base: "/dicomweb".into()
+        }
+    );
+    let c = toml("[admin.dicomweb]\nenabled = false\nbase = \"/pacs/dicom-web\"\n").expect("valid");
+    assert!(!c.admin.dicomweb.enabled);
+    assert_eq!(c.admin.dicomweb.base, "/pacs/dicom-web");
+    for bad in ["dicomweb", "/dicomweb/", "/", "/a//b", "/{x}", "/dicom web"] {
+        let err = toml(&format!("[admin.dicomweb]\nbase = {bad:?}\n")).expect_err(bad);
+        assert_eq!(keys(&err), ["admin.dicomweb.base"], "{bad}");
+    }
+    let err = toml("[admin.dicomweb]\nenable = true\n").expect_err("unknown key");
+    assert_eq!(keys(&err), ["admin.dicomweb.enable"]);
+}
+
+#[test]
 fn admin_problems_and_the_reserved_source_name_are_reported() {
     let err = toml(
         r#"
