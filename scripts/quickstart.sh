@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Proves the README's Quick start as written: `cargo run --release -- demo` starts, answers
-# C-ECHO and the findscu command its banner prints with today's sample bookings, and stops
+# C-ECHO, the findscu command its banner prints with today's sample bookings, and the
+# DICOMweb search it prints with the same items, and stops
 # cleanly (exit 0) on SIGTERM, as on Ctrl-C. Run by scripts/test.sh after the tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,9 +44,16 @@ pending=$(grep -c "Find Response.*(Pending)" <<<"$answers" || true)
 [ "$pending" -gt 0 ] || fail "findscu found nothing for today: $answers"
 grep -q "Find Response.*(Success)" <<<"$answers" || fail "no final success: $answers"
 
+# The banner's DICOMweb search, as a user would paste it: today's steps as DICOM JSON.
+web=$(sed -n 's/^DICOMweb worklist search (PS3.18): //p' "$log")
+[ -n "$web" ] || fail "the banner has no DICOMweb search"
+found=$(eval "${web/curl /curl -sf }") || fail "the DICOMweb search failed: $web"
+web_items=$(grep -o '"00100020"' <<<"$found" | wc -l)
+[ "$web_items" -eq "$pending" ] || fail "DICOMweb found $web_items items, C-FIND $pending: $found"
+
 kill -TERM "$demo_pid"
 status=0
 wait "$cargo_pid" || status=$?
 demo_pid=""
 [ "$status" -eq 0 ] || fail "the demo exited with $status on SIGTERM"
-echo "quickstart: demo answered C-ECHO and today's C-FIND ($pending items), stopped cleanly"
+echo "quickstart: demo answered C-ECHO, today's C-FIND ($pending items) and its DICOMweb search, stopped cleanly"

@@ -72,9 +72,12 @@ pub async fn run(port: u16, admin_port: u16) -> Result<(), Failure> {
     if let Ok((addr, admin)) = ready_rx.await {
         println!("{}", demo_banner(addr, &fake.base_url(), dir.path(), today));
         if let (Some(admin), Some(token)) = (admin, token) {
+            let date = worklist_store::format_da(today);
             println!(
                 "\nAdmin interface: http://{admin}/  (sign in with the demo's write token)\n  {token}\n\
-                 REST API: curl -H \"Authorization: Bearer {token}\" http://{admin}/api/v1/worklist?date=today"
+                 REST API: curl -H \"Authorization: Bearer {token}\" http://{admin}/api/v1/worklist?date=today\n\
+                 DICOMweb worklist search (PS3.18): curl -H \"Authorization: Bearer {token}\" \
+                 \"http://{admin}/dicomweb/modality-scheduled-procedure-steps?00400100.00400002={date}&limit=20\""
             );
         }
     }
