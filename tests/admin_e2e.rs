@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use calpendo_fake::{FakeBooking, FakeCalpendo, FakeConfig, Fault, FaultScope};
 use common::config::SiteConfig;
+use common::http::Answer;
 use common::scp::{findscu, free_port, mwl_bookings, sps_item, text, write_server_config};
 use common::serve::{Serve, ServeOpts};
 use common::{booking, stderr, stdout, today};
 use dicom_dictionary_std::tags;
-use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use worklist_store::format_da;
@@ -79,34 +79,6 @@ impl Default for Options {
             unready_after_intervals: 3,
             tls: None,
         }
-    }
-}
-
-/// An HTTP answer.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
-    }
-
-    fn header(&self, name: &str) -> String {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    fn expect(&self, status: StatusCode) -> &Self {
-        assert_eq!(self.status, status, "body: {}", self.body);
-        self
     }
 }
 

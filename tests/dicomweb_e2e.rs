@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use calpendo_fake::{FakeCalpendo, FakeConfig};
 use common::config::SiteConfig;
+use common::http::Answer;
 use common::scp::{findscu, free_port, mwl_bookings};
 use common::serve::{Serve, ServeOpts};
 use common::{stderr, stdout, today};
@@ -22,7 +23,6 @@ use dicom_core::header::Header;
 use dicom_core::value::Value as DicomValue;
 use dicom_object::InMemDicomObject;
 use reqwest::StatusCode;
-use reqwest::header::HeaderMap;
 use serde_json::Value;
 use worklist_store::format_da;
 
@@ -55,43 +55,6 @@ const DEFAULT_STEP: [&str; 10] = [
     "ScheduledProcedureStepID",
     "ScheduledProcedureStepStatus",
 ];
-
-/// An HTTP answer.
-#[derive(Debug)]
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
-    }
-
-    fn header(&self, name: &str) -> String {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    fn expect(&self, status: StatusCode) -> &Self {
-        assert_eq!(self.status, status, "body: {}", self.body);
-        self
-    }
-
-    /// The answer's items (it must be a 200 JSON array).
-    fn items(&self) -> Vec<Value> {
-        self.expect(StatusCode::OK);
-        match self.json() {
-            Value::Array(items) => items,
-            other => panic!("not an array: {other}"),
-        }
-    }
-}
 
 /// The fake Calpendo and `mwlbridge serve`, with a read token. Fields drop in order.
 struct Web {

@@ -202,37 +202,12 @@ async fn pylantir_json_config_syncs_without_edits() {
 }
 
 #[cfg(unix)]
+/// `mwlbridge sync` (no `--once`) runs its cycles until SIGTERM, then exits 0.
 #[tokio::test(flavor = "multi_thread")]
 async fn sync_worker_stops_cleanly_on_sigterm() {
     let fake = fake(vec![booking(401, "SUB401_A_B", "3T Diagnostic", 9)]).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let config = write_config(dir.path(), &fake.base_url(), "sync_interval = 1");
-    let mut child = common::command(&["sync", "--config", config.to_str().expect("utf-8")])
-        .spawn()
-        .expect("spawn");
-    let db = dir.path().join("worklist.db");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    // Wait for at least two cycles: at start, then after the interval.
-    loop {
-        let runs = Store::open(&db)
-            .ok()
-            .and_then(|s| s.recent_sync_runs(None, 10).ok())
-            .map_or(0, |r| r.len());
-        if runs >= 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no sync cycles recorded");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let pid = child.id().to_string();
-    let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let waited = tokio::task::spawn_blocking(move || child.wait()).await;
-    let status = waited.expect("join").expect("wait");
-    assert_eq!(status.code(), Some(0), "clean exit on SIGTERM");
+    // Two cycles: at start, then after the interval; the helper asserts the clean exit.
+    sync_loop_log(&fake, 2).await;
 }
 
 /// A typo in a resource prefix used to drop that scanner without a word: the sync names
@@ -347,9 +322,10 @@ async fn a_sync_that_would_empty_the_day_is_refused_until_accepted() {
     assert_eq!(scheduled(), 0);
 }
 
-/// Runs `mwlbridge sync` (no `--once`) at a one-second interval against `fake` until three
-/// cycles are recorded, and returns its log (WARN and above).
-async fn log_of_three_cycles(fake: &calpendo_fake::FakeCalpendo) -> String {
+/// Runs `mwlbridge sync` (no `--once`) at a one-second interval against `fake` until
+/// `cycles` cycles are recorded, stops it with SIGTERM (it must exit 0), and returns its
+/// log (WARN and above).
+async fn sync_loop_log(fake: &calpendo_fake::FakeCalpendo, cycles: usize) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = write_config(dir.path(), &fake.base_url(), "sync_interval = 1");
     let log_path = dir.path().join("log");
@@ -365,10 +341,13 @@ async fn log_of_three_cycles(fake: &calpendo_fake::FakeCalpendo) -> String {
             .ok()
             .and_then(|s| s.recent_sync_runs(None, 10).ok())
             .map_or(0, |r| r.len());
-        if runs >= 3 {
+        if runs >= cycles {
             break;
         }
-        assert!(Instant::now() < deadline, "three sync cycles not recorded");
+        assert!(
+            Instant::now() < deadline,
+            "{cycles} sync cycles not recorded"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let pid = child.id().to_string();
@@ -388,7 +367,7 @@ async fn log_of_three_cycles(fake: &calpendo_fake::FakeCalpendo) -> String {
 async fn each_fallback_is_said_once() {
     let fake = fake(vec![booking(501, "SUB501_A_B", "3T Diagnostic", 9)]).await;
     fake.set_ignore_paths(true);
-    let log = log_of_three_cycles(&fake).await;
+    let log = sync_loop_log(&fake, 3).await;
     assert_eq!(log.matches("without the asked paths").count(), 1, "{log}");
     assert!(
         fake.stats().detail_requests >= 1,
@@ -397,7 +376,7 @@ async fn each_fallback_is_said_once() {
 
     let fake = common::fake(vec![booking(502, "SUB502_A_B", "3T Diagnostic", 9)]).await;
     fake.set_refuse_starts_with(true);
-    let log = log_of_three_cycles(&fake).await;
+    let log = sync_loop_log(&fake, 3).await;
     assert_eq!(
         log.matches("refused the resource prefixes").count(),
         1,

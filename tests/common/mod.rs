@@ -112,6 +112,7 @@ pub mod browser;
 pub mod config;
 pub mod dicom_client;
 pub mod harness;
+pub mod http;
 pub mod raw_pdu;
 pub mod scp;
 pub mod serve;
