@@ -3,6 +3,7 @@
 use dicom_core::Tag;
 use dicom_dictionary_std::tags;
 use dicom_encoding::TransferSyntax;
+use dicom_object::InMemDicomObject;
 use jiff::Timestamp;
 use worklist_store::{MppsError, PerformedStatus, Store};
 
@@ -35,7 +36,8 @@ pub struct Requester<'a> {
     pub own_station_only: bool,
 }
 
-/// Handles an N-CREATE-RQ: validates, stores, links and updates the worklist.
+/// Handles an N-CREATE-RQ: reads its Affected SOP Instance UID and data set, then
+/// [`create_dataset`].
 pub async fn create(
     store: &Store,
     who: &Requester<'_>,
@@ -43,8 +45,34 @@ pub async fn create(
     data: Option<&[u8]>,
     ts: &TransferSyntax,
 ) -> MppsOutcome {
+    let requested = command.text(tags::AFFECTED_SOP_INSTANCE_UID);
+    if requested.as_deref().is_some_and(|u| !valid_uid(u)) {
+        return MppsOutcome::failure(
+            status::INVALID_OBJECT_INSTANCE,
+            None,
+            "Affected SOP Instance UID is not a valid UID",
+        );
+    }
+    let uid = requested.unwrap_or_else(|| new_instance_uid(who.calling_ae));
+    let dataset = match decode(data, ts) {
+        Ok(d) => d,
+        Err(e) => {
+            return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e.to_string());
+        }
+    };
+    create_dataset(store, who, Some(uid), dataset).await
+}
+
+/// Creates the step `uid` (a new UID when `None`) from a decoded data set: validates,
+/// stores, links and updates the worklist. The one N-CREATE, for DIMSE and DICOMweb.
+pub async fn create_dataset(
+    store: &Store,
+    who: &Requester<'_>,
+    uid: Option<String>,
+    dataset: InMemDicomObject,
+) -> MppsOutcome {
     let calling_ae = who.calling_ae;
-    let uid = match command.text(tags::AFFECTED_SOP_INSTANCE_UID) {
+    let uid = match uid {
         Some(u) if !valid_uid(&u) => {
             return MppsOutcome::failure(
                 status::INVALID_OBJECT_INSTANCE,
@@ -54,12 +82,6 @@ pub async fn create(
         }
         Some(u) => u,
         None => new_instance_uid(calling_ae),
-    };
-    let dataset = match decode(data, ts) {
-        Ok(d) => d,
-        Err(e) => {
-            return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e.to_string());
-        }
     };
     let missing: Vec<Tag> = REQUIRED_ON_CREATE
         .into_iter()

@@ -29,8 +29,8 @@ use dicom_encoding::TransferSyntax;
 use dicom_object::InMemDicomObject;
 use worklist_store::MppsError;
 
-pub use self::create::{Requester, create};
-pub use self::set::set;
+pub use self::create::{Requester, create, create_dataset};
+pub use self::set::{set, set_dataset};
 pub use crate::config::MppsPolicy;
 use crate::connection::{AssocError, Peer, PeerStream};
 use crate::context::{AssocStats, Context};
@@ -164,6 +164,17 @@ impl MppsOutcome {
         }
         out
     }
+}
+
+/// The attributes of a step as stored (N-CREATE merged with each N-SET), for a
+/// retrieve.
+pub fn stored_attributes(
+    step: &worklist_store::PerformedStep,
+) -> Result<InMemDicomObject, crate::wire_check::WireError> {
+    crate::wire_check::decode(
+        &step.attributes[..],
+        &dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased(),
+    )
 }
 
 fn store_failure(e: MppsError, uid: String) -> MppsOutcome {

@@ -51,6 +51,17 @@ pub async fn set(
             return MppsOutcome::failure(status::PROCESSING_FAILURE, Some(uid), e.to_string());
         }
     };
+    set_dataset(store, who, uid, modifications).await
+}
+
+/// Applies a decoded modification list to the step `uid`: merges it and applies a status
+/// change. The one N-SET, for DIMSE and DICOMweb.
+pub async fn set_dataset(
+    store: &Store,
+    who: &Requester<'_>,
+    uid: String,
+    modifications: InMemDicomObject,
+) -> MppsOutcome {
     let requested = match requested_status(&modifications) {
         Ok(s) => s,
         Err(()) => {
