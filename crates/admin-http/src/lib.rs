@@ -104,6 +104,11 @@ pub struct AdminSettings {
     pub https: bool,
     /// Where DICOMweb is served (`/dicomweb`); `None`: not served.
     pub dicomweb_base: Option<String>,
+    /// MPPS bounds and authorization, as for DIMSE (the token's name is the calling AE).
+    pub mpps: mwl_scp::mpps::MppsPolicy,
+    /// `station_filter_by_calling_ae`: a web N-CREATE links only steps scheduled on the
+    /// token's name.
+    pub mpps_own_station_only: bool,
 }
 
 /// Everything the handlers share.

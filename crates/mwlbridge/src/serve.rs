@@ -273,6 +273,12 @@ async fn admin_server(
             session_lifetime: a.session_lifetime,
             https: tls.is_some(),
             dicomweb_base: a.dicomweb.enabled.then(|| a.dicomweb.base.clone()),
+            mpps: MppsPolicy {
+                max_stored_bytes: config.server.mpps_max_stored_bytes as usize,
+                max_sets: config.server.mpps_max_sets,
+                same_ae_only: config.server.mpps_same_ae_only,
+            },
+            mpps_own_station_only: config.server.station_filter_by_calling_ae,
         },
         started_at: Timestamp::now(),
     });

@@ -17,6 +17,8 @@
 //! `max_responses`: `limit` and `offset` page it.
 
 mod json;
+mod json_read;
+mod mpps;
 mod params;
 
 use axum::Router;
@@ -35,13 +37,15 @@ use crate::auth::Reader;
 /// The media type of every answer.
 pub(crate) const DICOM_JSON: &str = "application/dicom+json";
 
-/// The search's routes under `base` (`/dicomweb`).
+/// The search's and the MPPS service's routes under `base` (`/dicomweb`).
 pub(crate) fn routes(base: &str) -> Router<AppState> {
     let base = base.trim_end_matches('/');
-    Router::new().route(
-        &format!("{base}/modality-scheduled-procedure-steps"),
-        get(search),
-    )
+    Router::new()
+        .route(
+            &format!("{base}/modality-scheduled-procedure-steps"),
+            get(search),
+        )
+        .merge(mpps::routes(base))
 }
 
 /// Whether an `Accept` header lets us send DICOM JSON: absent, or one of its media ranges
