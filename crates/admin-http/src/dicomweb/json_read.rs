@@ -141,8 +141,7 @@ fn primitive(vr: VR, values: &[Value], at: &str) -> Result<PrimitiveValue, JsonR
         VR::SS => numbers!(I16, |v| signed(v).and_then(|n| i16::try_from(n).ok())),
         VR::SL => numbers!(I32, |v| signed(v).and_then(|n| i32::try_from(n).ok())),
         VR::SV => numbers!(I64, signed),
-        // JSON numbers are f64; an FL keeps the nearest f32.
-        #[allow(clippy::cast_possible_truncation)]
+        // JSON numbers are f64; an FL keeps the nearest f32 (`as` rounds).
         VR::FL => numbers!(F32, |v: &Value| v.as_f64().map(|n| n as f32)),
         VR::FD => numbers!(F64, |v: &Value| v.as_f64()),
         VR::AT => numbers!(Tags, |v: &Value| v.as_str().and_then(tag_of)),

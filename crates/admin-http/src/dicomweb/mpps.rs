@@ -112,11 +112,13 @@ fn answer(outcome: MppsOutcome, ok: StatusCode, location_base: &str) -> Result<R
         ));
     }
     let mut response = ok.into_response();
-    if let Some(uid) = &outcome.instance_uid {
-        if let Ok(v) = HeaderValue::from_str(&format!("{location_base}{uid}")) {
-            response.headers_mut().insert(header::LOCATION, v.clone());
-            response.headers_mut().insert(header::CONTENT_LOCATION, v);
-        }
+    if let Some(v) = outcome
+        .instance_uid
+        .as_ref()
+        .and_then(|uid| HeaderValue::from_str(&format!("{location_base}{uid}")).ok())
+    {
+        response.headers_mut().insert(header::LOCATION, v.clone());
+        response.headers_mut().insert(header::CONTENT_LOCATION, v);
     }
     Ok(response)
 }
