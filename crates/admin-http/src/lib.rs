@@ -5,6 +5,8 @@
 //!   behind API tokens (`Authorization: Bearer`), read or write role;
 //! - `{base}/modality-scheduled-procedure-steps` (`/dicomweb` by default): the DICOMweb
 //!   worklist search, behind the same tokens (read role);
+//! - `{base}/modality-performed-procedure-steps[/{uid}]`: the DICOMweb MPPS service
+//!   (create and update with a write token, retrieve with any);
 //! - `/`: the server-rendered status page for the scan day (and `/stations/{AE}`, one
 //!   station's), after a login with a token.
 //!
@@ -23,7 +25,9 @@
 //! - `dicomweb`: the DICOMweb worklist search (PS3.18 chapter 14) under
 //!   [`AdminSettings::dicomweb_base`], behind the API's tokens (read role): query
 //!   parameters to a C-FIND identifier, matched by `mwl-scp` exactly as a C-FIND, answered
-//!   in the DICOM JSON model.
+//!   in the DICOM JSON model; and the MPPS web service (PS3.18 chapter 15): DICOM JSON
+//!   bodies read by `json_read`, handed to `mwl-scp`'s own N-CREATE and N-SET, the token's
+//!   name standing for the calling AE title.
 //! - `api`: the REST API's handlers under `/api/v1` and its OpenAPI document;
 //!   `api_types`: the JSON shapes they read and write (DICOM DA/TM in the site's zone);
 //!   `paging`: the lists' `limit`, `cursor` and `next` link.

@@ -1,5 +1,7 @@
 //! DICOMweb on the admin interface: the Modality Scheduled Procedure Step (worklist)
-//! search of PS3.18 chapter 14, `GET {base}/modality-scheduled-procedure-steps`.
+//! search of PS3.18 chapter 14, `GET {base}/modality-scheduled-procedure-steps`, here;
+//! the Modality Performed Procedure Step service of chapter 15 in [`mpps`], its request
+//! bodies read by [`json_read`].
 //!
 //! # Life of a search
 //!
