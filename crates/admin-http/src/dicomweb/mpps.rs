@@ -46,7 +46,8 @@ pub(crate) fn routes(base: &str) -> Router<AppState> {
 
 /// The HTTP code of a DIMSE status: success is `ok`; a duplicate or a step already final
 /// conflicts (409); an unknown step is 404; a missing or invalid attribute or UID is 400;
-/// another token's step is 403; a size or update-count limit is 413.
+/// another token's step is 403; a size or update-count limit is 413. (A database failure,
+/// also 0110, is told apart by [`MppsOutcome::database_failed`]: 503.)
 pub(crate) fn http_status(dimse: u16, ok: StatusCode) -> StatusCode {
     match dimse {
         status::SUCCESS => ok,
@@ -106,8 +107,13 @@ fn answer(outcome: MppsOutcome, ok: StatusCode, location_base: &str) -> Result<R
             reason = outcome.comment.as_deref().unwrap_or(""),
             "DICOMweb MPPS request refused"
         );
+        let code = if outcome.database_failed {
+            StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            http_status(outcome.status, ok)
+        };
         return Err(error(
-            http_status(outcome.status, ok),
+            code,
             outcome.comment.unwrap_or_else(|| "refused".into()),
         ));
     }
@@ -235,4 +241,30 @@ async fn retrieve(
         body,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dimse_statuses_map_to_http_codes() {
+        for (dimse, http) in [
+            (status::SUCCESS, StatusCode::CREATED),
+            (status::DUPLICATE_SOP_INSTANCE, StatusCode::CONFLICT),
+            (status::PROCESSING_FAILURE, StatusCode::CONFLICT),
+            (status::NO_SUCH_OBJECT_INSTANCE, StatusCode::NOT_FOUND),
+            (status::MISSING_ATTRIBUTE, StatusCode::BAD_REQUEST),
+            (status::INVALID_ATTRIBUTE_VALUE, StatusCode::BAD_REQUEST),
+            (status::INVALID_OBJECT_INSTANCE, StatusCode::BAD_REQUEST),
+            (status::NOT_AUTHORIZED, StatusCode::FORBIDDEN),
+            (status::RESOURCE_LIMITATION, StatusCode::PAYLOAD_TOO_LARGE),
+        ] {
+            assert_eq!(
+                http_status(dimse, StatusCode::CREATED),
+                http,
+                "{dimse:#06x}"
+            );
+        }
+    }
 }

@@ -112,6 +112,9 @@ pub struct MppsOutcome {
     pub comment: Option<String>,
     /// Attribute Identifier List (0000,1005) for 0106.
     pub attributes: Vec<Tag>,
+    /// The worklist database failed. DIMSE says 0110, as for a step already final; the web
+    /// service tells the two apart (503, not 409).
+    pub database_failed: bool,
 }
 
 impl MppsOutcome {
@@ -121,6 +124,7 @@ impl MppsOutcome {
             instance_uid: Some(instance_uid),
             comment: None,
             attributes: Vec::new(),
+            database_failed: false,
         }
     }
 
@@ -130,6 +134,7 @@ impl MppsOutcome {
             instance_uid,
             comment: Some(comment.into()),
             attributes: Vec::new(),
+            database_failed: false,
         }
     }
 
@@ -196,11 +201,14 @@ fn store_failure(e: MppsError, uid: String) -> MppsOutcome {
         ),
         MppsError::Store(e) => {
             tracing::error!(error = %e, "MPPS not stored: the worklist database failed");
-            MppsOutcome::failure(
-                status::PROCESSING_FAILURE,
-                Some(uid),
-                "worklist database unavailable",
-            )
+            MppsOutcome {
+                database_failed: true,
+                ..MppsOutcome::failure(
+                    status::PROCESSING_FAILURE,
+                    Some(uid),
+                    "worklist database unavailable",
+                )
+            }
         }
     }
 }
