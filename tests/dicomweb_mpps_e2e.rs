@@ -325,6 +325,7 @@ fn a_step_created_over_dimse_is_retrieved_over_the_web() {
     ]);
     let r = client.request(MPPS, &command, Some(&encode(&data)));
     assert_eq!(r.final_status(), Some(0));
+    client.release();
 
     let (status, headers, text) = web.send(
         reqwest::Method::GET,
@@ -350,12 +351,40 @@ fn a_step_created_over_dimse_is_retrieved_over_the_web() {
     assert_eq!(value(step, "00080050"), accession.as_str());
 
     // The DIMSE step's creator is MRI_3T; with `mpps_same_ae_only` (the default) only the
-    // token of that name may update it.
+    // token of that name may update it. Discontinued as a wrong pick (DCM 110514), the
+    // scheduled step is offered again, as after the DIMSE N-SET.
+    assert_eq!(status_of(site, "SUB102"), "STARTED");
+    let wrong_pick = json!({
+        "00400252": {"vr": "CS", "Value": ["DISCONTINUED"]},
+        "00400281": {"vr": "SQ", "Value": [{
+            "00080100": {"vr": "SH", "Value": ["110514"]},
+            "00080102": {"vr": "SH", "Value": ["DCM"]},
+            "00080104": {"vr": "LO", "Value": ["Incorrect worklist entry selected"]}
+        }]}
+    });
     let (status, _, text) = web.send(
         reqwest::Method::PATCH,
         &format!("/{instance}"),
         Some(&web.write),
-        Some(json!({"00400252": {"vr": "CS", "Value": ["DISCONTINUED"]}}).to_string()),
+        Some(wrong_pick.to_string()),
     );
     assert_eq!(status, StatusCode::OK, "{text}");
+    assert_eq!(status_of(site, "SUB102"), "SCHEDULED");
+    assert!(offered(site, "SUB102"), "the wrong pick is offered again");
+}
+
+/// The step status the worklist sends for `patient_id`, asked explicitly.
+fn status_of(site: &Site, patient_id: &str) -> String {
+    let r = findscu(
+        site.port(),
+        &[
+            &format!("PatientID={patient_id}"),
+            "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus=SCHEDULED\\STARTED\\COMPLETED\\DISCONTINUED",
+        ],
+        &[],
+    );
+    text(
+        sps_item(r.by_patient_id(patient_id)),
+        tags::SCHEDULED_PROCEDURE_STEP_STATUS,
+    )
 }
