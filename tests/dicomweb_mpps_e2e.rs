@@ -6,7 +6,7 @@
 mod common;
 
 use common::dicom_client::{Client, encode, uid};
-use common::scp::{Site, findscu, free_port, sps_item, text};
+use common::scp::{Site, free_port, offered, scheduled, status_of};
 use common::{booking, stderr, stdout};
 use dicom_core::value::{DataSetSequence, PrimitiveValue};
 use dicom_core::{DataElement, VR};
@@ -99,29 +99,13 @@ impl Web {
     }
 }
 
-/// The identifiers a console copies from the worklist item of `patient_id`.
-fn scheduled(site: &Site, patient_id: &str) -> (String, String, String) {
-    let r = findscu(
-        site.port(),
-        &[
-            &format!("PatientID={patient_id}"),
-            "StudyInstanceUID",
-            "AccessionNumber",
-            "ScheduledProcedureStepSequence[0].ScheduledProcedureStepID",
-        ],
-        &[],
-    );
-    let item = r.by_patient_id(patient_id);
-    (
-        text(item, tags::STUDY_INSTANCE_UID),
-        text(item, tags::ACCESSION_NUMBER),
-        text(sps_item(item), tags::SCHEDULED_PROCEDURE_STEP_ID),
-    )
-}
-
 /// An N-CREATE body in DICOM JSON for the step of `patient_id`.
 fn create_json(site: &Site, patient_id: &str) -> String {
-    let (study, accession, sps) = scheduled(site, patient_id);
+    let common::scp::Scheduled {
+        study_uid: study,
+        accession,
+        sps_id: sps,
+    } = scheduled(site, patient_id);
     json!({
         "00400270": {"vr": "SQ", "Value": [{
             "00080050": {"vr": "SH", "Value": [accession]},
@@ -139,18 +123,6 @@ fn create_json(site: &Site, patient_id: &str) -> String {
         "00100020": {"vr": "LO", "Value": [patient_id]}
     })
     .to_string()
-}
-
-/// Whether a default query (no status key) offers `patient_id`.
-fn offered(site: &Site, patient_id: &str) -> bool {
-    findscu(
-        site.port(),
-        &["PatientID", "ScheduledProcedureStepSequence[0].Modality"],
-        &[],
-    )
-    .patient_ids()
-    .iter()
-    .any(|p| p == patient_id)
 }
 
 fn value<'a>(obj: &'a Value, key: &str) -> &'a Value {
@@ -281,7 +253,11 @@ fn a_step_created_and_completed_over_the_web_leaves_the_worklist() {
 fn a_step_created_over_dimse_is_retrieved_over_the_web() {
     let web = Web::start();
     let site = &web.site;
-    let (study, accession, sps) = scheduled(site, "SUB102");
+    let common::scp::Scheduled {
+        study_uid: study,
+        accession,
+        sps_id: sps,
+    } = scheduled(site, "SUB102");
     let el = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v.to_string()));
     let item = InMemDicomObject::from_element_iter([
         el(tags::ACCESSION_NUMBER, VR::SH, &accession),
@@ -371,20 +347,4 @@ fn a_step_created_over_dimse_is_retrieved_over_the_web() {
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(status_of(site, "SUB102"), "SCHEDULED");
     assert!(offered(site, "SUB102"), "the wrong pick is offered again");
-}
-
-/// The step status the worklist sends for `patient_id`, asked explicitly.
-fn status_of(site: &Site, patient_id: &str) -> String {
-    let r = findscu(
-        site.port(),
-        &[
-            &format!("PatientID={patient_id}"),
-            "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus=SCHEDULED\\STARTED\\COMPLETED\\DISCONTINUED",
-        ],
-        &[],
-    );
-    text(
-        sps_item(r.by_patient_id(patient_id)),
-        tags::SCHEDULED_PROCEDURE_STEP_STATUS,
-    )
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use common::dicom_client::{Client, encode, uid};
-use common::scp::{Site, findscu, sps_item, text};
+use common::scp::{Scheduled, Site, findscu, offered, scheduled, sps_item, status_of, text};
 use common::serve::{Serve, ServeOpts};
 use common::{booking, stderr};
 use dicom_core::value::{DataSetSequence, PrimitiveValue};
@@ -15,32 +15,6 @@ use worklist_store::{PerformedStatus, StatusSetBy, StepStatus, Store};
 
 const MPPS: &str = "1.2.840.10008.3.1.2.3.3";
 const STATUS_KEY: &str = "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus";
-
-/// The identifiers a console copies from a worklist item into its MPPS.
-struct Scheduled {
-    study_uid: String,
-    accession: String,
-    sps_id: String,
-}
-
-fn scheduled(site: &Site, patient_id: &str) -> Scheduled {
-    let r = findscu(
-        site.port(),
-        &[
-            &format!("PatientID={patient_id}"),
-            "StudyInstanceUID",
-            "AccessionNumber",
-            "ScheduledProcedureStepSequence[0].ScheduledProcedureStepID",
-        ],
-        &[],
-    );
-    let item = r.by_patient_id(patient_id);
-    Scheduled {
-        study_uid: text(item, tags::STUDY_INSTANCE_UID),
-        accession: text(item, tags::ACCESSION_NUMBER),
-        sps_id: text(sps_item(item), tags::SCHEDULED_PROCEDURE_STEP_ID),
-    }
-}
 
 fn el(tag: Tag, vr: VR, v: &str) -> DataElement<InMemDicomObject> {
     DataElement::new(tag, vr, PrimitiveValue::from(v.to_string()))
@@ -129,34 +103,6 @@ fn n_set(client: &mut Client, instance: &str, status: &str) -> u16 {
 
 fn mpps_client(site: &Site) -> Client {
     Client::connect_with(site.port(), "MRI_3T", "MWLBRIDGE", &[MPPS]).expect("associate")
-}
-
-/// The step status the worklist sends for `patient_id`, asked explicitly.
-fn status_of(site: &Site, patient_id: &str) -> String {
-    let r = findscu(
-        site.port(),
-        &[
-            &format!("PatientID={patient_id}"),
-            &format!("{STATUS_KEY}=SCHEDULED\\STARTED\\COMPLETED\\DISCONTINUED"),
-        ],
-        &[],
-    );
-    text(
-        sps_item(r.by_patient_id(patient_id)),
-        tags::SCHEDULED_PROCEDURE_STEP_STATUS,
-    )
-}
-
-/// Whether a default query (no status key) offers `patient_id`.
-fn offered(site: &Site, patient_id: &str) -> bool {
-    findscu(
-        site.port(),
-        &["PatientID", "ScheduledProcedureStepSequence[0].Modality"],
-        &[],
-    )
-    .patient_ids()
-    .iter()
-    .any(|p| p == patient_id)
 }
 
 fn site() -> Site {

@@ -18,6 +18,7 @@ use super::{booking, today};
 use calpendo_fake::{FakeBooking, FakeCalpendo, FakeConfig};
 use dicom_core::Tag;
 use dicom_core::header::Header as _;
+use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
 /// Our AE title in these tests.
@@ -681,3 +682,58 @@ pub fn mwl_bookings() -> Vec<FakeBooking> {
 pub const OFFERED: [&str; 8] = [
     "SUB101", "SUB102", "SUB103", "SUB104", "SUB105", "SUB106", "SUB108", "SUB110",
 ];
+
+/// The identifiers a console copies from a worklist item into its MPPS.
+pub struct Scheduled {
+    pub study_uid: String,
+    pub accession: String,
+    pub sps_id: String,
+}
+
+/// The [`Scheduled`] identifiers of `patient_id`'s worklist item, as `findscu` gets them.
+pub fn scheduled(site: &Site, patient_id: &str) -> Scheduled {
+    let r = findscu(
+        site.port(),
+        &[
+            &format!("PatientID={patient_id}"),
+            "StudyInstanceUID",
+            "AccessionNumber",
+            "ScheduledProcedureStepSequence[0].ScheduledProcedureStepID",
+        ],
+        &[],
+    );
+    let item = r.by_patient_id(patient_id);
+    Scheduled {
+        study_uid: text(item, tags::STUDY_INSTANCE_UID),
+        accession: text(item, tags::ACCESSION_NUMBER),
+        sps_id: text(sps_item(item), tags::SCHEDULED_PROCEDURE_STEP_ID),
+    }
+}
+
+/// The step status the worklist sends for `patient_id`, asked explicitly.
+pub fn status_of(site: &Site, patient_id: &str) -> String {
+    let r = findscu(
+        site.port(),
+        &[
+            &format!("PatientID={patient_id}"),
+            "ScheduledProcedureStepSequence[0].ScheduledProcedureStepStatus=SCHEDULED\\STARTED\\COMPLETED\\DISCONTINUED",
+        ],
+        &[],
+    );
+    text(
+        sps_item(r.by_patient_id(patient_id)),
+        tags::SCHEDULED_PROCEDURE_STEP_STATUS,
+    )
+}
+
+/// Whether a default query (no status key) offers `patient_id`.
+pub fn offered(site: &Site, patient_id: &str) -> bool {
+    findscu(
+        site.port(),
+        &["PatientID", "ScheduledProcedureStepSequence[0].Modality"],
+        &[],
+    )
+    .patient_ids()
+    .iter()
+    .any(|p| p == patient_id)
+}
