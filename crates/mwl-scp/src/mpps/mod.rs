@@ -4,7 +4,11 @@
 //!
 //! `handle` answers one request on the MPPS presentation context: [`create`] or [`set`]
 //! decides the [`MppsOutcome`], which is counted, logged when refused, and sent.
-//! `dataset` reads the request's values and encodes what is stored.
+//! `dataset` reads the request's values and encodes what is stored. [`create_dataset`]
+//! and [`set_dataset`] are the N-CREATE and N-SET on a decoded data set: the DIMSE
+//! handlers call them after decoding, and the admin interface's DICOMweb MPPS service
+//! after reading DICOM JSON, so both follow the same rules; [`stored_attributes`] reads a
+//! step back for its retrieve.
 //!
 //! Who may change a status: here, a request is checked (an N-CREATE must report IN
 //! PROGRESS; an N-SET a known term, never on a step already COMPLETED or DISCONTINUED),
