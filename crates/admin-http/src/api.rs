@@ -303,7 +303,7 @@ async fn list_worklist(
             let mut last = None;
             let mut more = false;
             s.scan_entries(&filter, |e| {
-                let key = EntryKey::of(&e);
+                let key = EntryKey::of(e);
                 if after.as_ref().is_some_and(|a| key <= *a) {
                     return ControlFlow::Continue(());
                 }
@@ -311,7 +311,7 @@ async fn list_worklist(
                     more = true;
                     return ControlFlow::Break(());
                 }
-                page.push(EntryView::from(&e));
+                page.push(EntryView::from(e));
                 last = Some(key);
                 ControlFlow::Continue(())
             })?;

@@ -127,6 +127,11 @@ pub async fn run(
             config.file.display()
         )))
     })?;
+    // Queries read the worklist from memory, kept fresh after every write.
+    match store.enable_read_model() {
+        Some(entries) => tracing::info!(entries, "worklist held in memory for queries"),
+        None => tracing::info!("worklist not held in memory: queries read the database"),
+    }
     let scp = scp_config(config)?;
     let addr = SocketAddr::new(config.server.bind, config.server.port);
     let listener = TcpListener::bind(addr)

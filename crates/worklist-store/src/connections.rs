@@ -11,6 +11,7 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::error::StoreError;
 use crate::health::Watch;
+use crate::read_model::ReadModel;
 
 /// How many idle reader connections are kept.
 const READER_POOL: usize = 8;
@@ -75,6 +76,9 @@ pub(crate) struct Connections {
     watch: Watch,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// The entries in memory, when enabled ([`Connections::read_model`]).
+    read_model: ReadModel,
+    read_model_enabled: std::sync::atomic::AtomicBool,
 }
 
 impl Connections {
@@ -85,7 +89,26 @@ impl Connections {
             path,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
+            read_model: ReadModel::default(),
+            read_model_enabled: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// The read model of this file (used by scans once enabled).
+    pub(crate) fn read_model(&self) -> &ReadModel {
+        &self.read_model
+    }
+
+    /// Whether scans use the read model.
+    pub(crate) fn read_model_enabled(&self) -> bool {
+        self.read_model_enabled
+            .load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    /// Makes scans use the read model from now on.
+    pub(crate) fn enable_read_model(&self) {
+        self.read_model_enabled
+            .store(true, std::sync::atomic::Ordering::Release);
     }
 
     /// The database file.

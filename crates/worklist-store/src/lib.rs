@@ -19,6 +19,8 @@
 //! - `entries`: the SQL of `worklist_entries` (get, list, insert, update, status,
 //!   delete, purge).
 //! - [`stream`]: [`Snapshot`], one read transaction scanned row by row (the C-FIND path).
+//! - [`read_model`]: the entries held in memory for [`Store::scan_entries`] (C-FIND's
+//!   and the DICOMweb search's listings), kept fresh through `worklist_generation`.
 //! - [`reconcile`]: one fetch of a source applied to the stored entries; [`ReconcileCounts`].
 //! - [`manual`]: manual entries of the administrator ([`MANUAL_SOURCE`]).
 //! - [`mpps`]: performed procedure steps and the entries they link to.
@@ -63,6 +65,7 @@ pub mod manual;
 pub mod mpps;
 mod name_keys;
 pub mod pylantir;
+pub mod read_model;
 pub mod reconcile;
 mod row;
 pub mod schema;

@@ -148,6 +148,27 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE performed_steps ADD COLUMN set_count INTEGER NOT NULL DEFAULT 0;
     "#,
+    // 9: a counter every change of worklist_entries bumps, in whichever process makes it,
+    // so the read model (crate::read_model) knows when its copy is out of date.
+    r#"
+    CREATE TABLE worklist_generation (
+        id  INTEGER PRIMARY KEY CHECK (id = 1),
+        n   INTEGER NOT NULL
+    );
+    INSERT INTO worklist_generation (id, n) VALUES (1, 0);
+    CREATE TRIGGER worklist_generation_insert AFTER INSERT ON worklist_entries
+    BEGIN
+        UPDATE worklist_generation SET n = n + 1 WHERE id = 1;
+    END;
+    CREATE TRIGGER worklist_generation_update AFTER UPDATE ON worklist_entries
+    BEGIN
+        UPDATE worklist_generation SET n = n + 1 WHERE id = 1;
+    END;
+    CREATE TRIGGER worklist_generation_delete AFTER DELETE ON worklist_entries
+    BEGIN
+        UPDATE worklist_generation SET n = n + 1 WHERE id = 1;
+    END;
+    "#,
 ];
 
 /// The schema version this build writes.
@@ -247,7 +268,8 @@ mod tests {
                 "pylantir_imports",
                 "store_settings",
                 "sync_runs",
-                "worklist_entries"
+                "worklist_entries",
+                "worklist_generation"
             ]
         );
         let mode: String = conn

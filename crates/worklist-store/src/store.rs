@@ -212,13 +212,43 @@ impl Store {
         self.connections.with_reader(|conn| stream::read(conn, f))
     }
 
-    /// [`Snapshot::scan_entries`] in a snapshot of its own.
+    /// Calls `f` with each entry matching `filter`, in listing order, from one committed
+    /// state of the database: [`Snapshot::scan_entries`] in a snapshot of its own, or,
+    /// once [`Store::enable_read_model`] was called and the model holds the database as
+    /// it is now, the same entries from memory (see [`read_model`](crate::read_model)).
+    /// The entry lent to `f` may be reused for the next one.
     pub fn scan_entries(
         &self,
         filter: &EntryFilter,
-        f: impl FnMut(StoredEntry) -> ControlFlow<()>,
+        mut f: impl FnMut(&StoredEntry) -> ControlFlow<()>,
     ) -> Result<ScanEnd, StoreError> {
-        self.read_snapshot(|snapshot| snapshot.scan_entries(filter, f))
+        if self.connections.read_model_enabled()
+            && let Some(image) = self.connections.read_model().current(&self.connections)
+        {
+            return Ok(image.scan(filter, f));
+        }
+        self.read_snapshot(|snapshot| snapshot.scan_entries(filter, |e| f(&e)))
+    }
+
+    /// Whether scans read the worklist from memory now: the read model is enabled and
+    /// holds the database as it is (when it does not, a rebuild starts).
+    pub fn read_model_is_current(&self) -> bool {
+        self.connections.read_model_enabled()
+            && self
+                .connections
+                .read_model()
+                .current(&self.connections)
+                .is_some()
+    }
+
+    /// Keeps the worklist in memory for [`Store::scan_entries`] from now on (`serve`),
+    /// building it now. Every clone of this store shares it. Returns how many entries it
+    /// holds (`None`: none, the store is too large or could not be read; scans then read
+    /// the database, and the model is tried again after the next write).
+    pub fn enable_read_model(&self) -> Option<usize> {
+        let held = self.connections.read_model().build_now(&self.connections);
+        self.connections.enable_read_model();
+        held
     }
 
     /// How many entries the store holds.

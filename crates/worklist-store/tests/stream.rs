@@ -62,8 +62,8 @@ fn scanned(store: &Store, filter: &EntryFilter) -> Vec<(String, String)> {
     let end = store
         .scan_entries(filter, |s| {
             out.push((
-                s.entry.source_record_id,
-                s.entry.patient_name.unwrap_or_default(),
+                s.entry.source_record_id.clone(),
+                s.entry.patient_name.clone().unwrap_or_default(),
             ));
             ControlFlow::Continue(())
         })
