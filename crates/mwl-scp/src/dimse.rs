@@ -458,9 +458,88 @@ pub fn encode_message(
     Ok(out)
 }
 
+/// [`encode_message`] appended to `out`, written directly: the same bytes, without the
+/// intermediate values (a pending C-FIND response per matching entry goes this way).
+pub fn encode_message_into(
+    out: &mut Vec<u8>,
+    context_id: u8,
+    command: &[u8],
+    data: Option<&[u8]>,
+    peer_max_pdu: u32,
+) {
+    let frag = max_fragment(peer_max_pdu);
+    let budget = frag + 6;
+    // The fragments of one value, each with whether it is the last.
+    let fragments = |bytes: &'_ [u8]| -> Vec<(usize, usize, bool)> {
+        if bytes.is_empty() {
+            return vec![(0, 0, true)];
+        }
+        let n = bytes.len().div_ceil(frag);
+        (0..n)
+            .map(|i| (i * frag, ((i + 1) * frag).min(bytes.len()), i + 1 == n))
+            .collect()
+    };
+    // Fills in the length of the PDU that starts at `start`.
+    let close = |out: &mut Vec<u8>, start: usize| {
+        let length = (out.len() - start - 6) as u32;
+        out[start + 2..start + 6].copy_from_slice(&length.to_be_bytes());
+    };
+    let mut pdu_start: Option<usize> = None;
+    let mut used = 0usize;
+    let values = std::iter::once((command, true)).chain(data.map(|d| (d, false)));
+    for (bytes, is_command) in values {
+        for (from, to, last) in fragments(bytes) {
+            let size = to - from + 6;
+            if let Some(start) = pdu_start
+                && used + size > budget
+            {
+                close(out, start);
+                pdu_start = None;
+                used = 0;
+            }
+            if pdu_start.is_none() {
+                pdu_start = Some(out.len());
+                // P-DATA-TF, reserved, length (filled in by `close`).
+                out.extend_from_slice(&[0x04, 0, 0, 0, 0, 0]);
+            }
+            used += size;
+            out.extend_from_slice(&((to - from + 2) as u32).to_be_bytes());
+            out.push(context_id);
+            out.push(u8::from(is_command) | (u8::from(last) << 1));
+            out.extend_from_slice(&bytes[from..to]);
+        }
+    }
+    if let Some(start) = pdu_start {
+        close(out, start);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_written_directly_are_the_pdus_dicom_ul_writes() {
+        let bytes = |n: usize| (0..n).map(|i| i as u8).collect::<Vec<u8>>();
+        for max_pdu in [0, 16, 100, 1024, 16_384] {
+            for command in [0, 1, 90, 200] {
+                for data in [None, Some(0), Some(1), Some(95), Some(1000), Some(40_000)] {
+                    let (command, data) = (bytes(command), data.map(bytes));
+                    let expected = encode_message(7, &command, data.as_deref(), max_pdu)
+                        .expect("dicom-ul writes it");
+                    let mut out = vec![0xAA];
+                    encode_message_into(&mut out, 7, &command, data.as_deref(), max_pdu);
+                    assert_eq!(out[0], 0xAA, "appended");
+                    assert_eq!(
+                        &out[1..],
+                        expected,
+                        "max {max_pdu}, data {:?}",
+                        data.map(|d| d.len())
+                    );
+                }
+            }
+        }
+    }
 
     fn echo_rq(message_id: u16) -> Vec<u8> {
         let obj = InMemDicomObject::command_from_element_iter([

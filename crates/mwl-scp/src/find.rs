@@ -42,7 +42,7 @@ use dicom_object::InMemDicomObject;
 use dicom_ul::pdu::{PDataValueType, Pdu};
 use worklist_store::{EntryFilter, StoreError};
 
-use crate::connection::{AssocError, Peer, PeerStream, ProtocolError};
+use crate::connection::{AssocError, Peer, PeerStream};
 use crate::context::{AssocStats, Context};
 use crate::dimse::{self, Message, command, sop_class, status};
 use crate::find_stream::{
@@ -346,7 +346,6 @@ impl<S: PeerStream> Find<'_, S> {
                 Ok(all_read(matched, limit))
             }
             Ok(Ok(SmallAnswer::Large)) => self.stream(filter, encoder, limit).await,
-            Ok(Err(ProduceError::Encode(e))) => Err(ProtocolError::Encode(e).into()),
             Ok(Err(ProduceError::Store(e))) | Err(e) => Ok(FindOutcome::StoreUnavailable(e.into())),
         }
     }
@@ -371,9 +370,6 @@ impl<S: PeerStream> Find<'_, S> {
                 Some(StreamEvent::Done { matched }) => return Ok(all_read(matched, limit)),
                 Some(StreamEvent::Failed(ProduceError::Store(e))) => {
                     return Ok(FindOutcome::StoreUnavailable(e.into()));
-                }
-                Some(StreamEvent::Failed(ProduceError::Encode(e))) => {
-                    return Err(ProtocolError::Encode(e).into());
                 }
                 None => return Ok(FindOutcome::StoreUnavailable(StoreFailure::StreamEnded)),
             }

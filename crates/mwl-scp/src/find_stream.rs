@@ -129,9 +129,6 @@ pub enum ProduceError {
     /// The store failed (the database is unavailable or holds an unreadable row).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// A response could not be encoded into PDUs (the association cannot go on).
-    #[error("encoding a C-FIND response: {0}")]
-    Encode(#[source] dimse::EncodeError),
 }
 
 /// How the pending responses of one query are encoded.
@@ -153,25 +150,18 @@ pub struct ResponseEncoder {
 
 impl ResponseEncoder {
     /// Appends the PDUs of the pending response for `entry` to `out`.
-    fn push(
-        &self,
-        entry: &WorklistEntry,
-        data: &mut Vec<u8>,
-        out: &mut Items,
-    ) -> Result<(), ProduceError> {
+    fn push(&self, entry: &WorklistEntry, data: &mut Vec<u8>, out: &mut Items) {
         data.clear();
         self.query
             .encode_response(entry, self.charset, self.explicit, data);
-        let pdus = dimse::encode_message(
+        dimse::encode_message_into(
+            &mut out.bytes,
             self.context_id,
             &self.pending_command,
             Some(data),
             self.peer_max_pdu,
-        )
-        .map_err(ProduceError::Encode)?;
-        out.bytes.extend_from_slice(&pdus);
+        );
         out.ends.push(out.bytes.len());
-        Ok(())
     }
 }
 
@@ -343,7 +333,6 @@ pub fn collect_small(
     let mut data = Vec::with_capacity(1024);
     let mut matched: u64 = 0;
     let mut rows = 0;
-    let mut failure = None;
     let mut too_large = false;
     scan_matches(store, filter, &encoder.query, |row| {
         rows += 1;
@@ -359,19 +348,13 @@ pub fn collect_small(
             // Past max_responses: only counted, for the log.
             return ControlFlow::Continue(());
         }
-        if let Err(e) = encoder.push(entry, &mut data, &mut items) {
-            failure = Some(e);
-            return ControlFlow::Break(());
-        }
+        encoder.push(entry, &mut data, &mut items);
         if items.byte_len() > budget {
             too_large = true;
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
     })?;
-    if let Some(e) = failure {
-        return Err(e);
-    }
     Ok(if too_large {
         SmallAnswer::Large
     } else {
@@ -457,7 +440,6 @@ fn produce(
     let mut items = fresh();
     let mut data = Vec::with_capacity(1024);
     let mut matched: u64 = 0;
-    let mut failure = None;
     let mut gone = false;
     let scanned = scan_matches(store, filter, &encoder.query, |row| {
         if tx.is_closed() {
@@ -471,10 +453,7 @@ fn produce(
         if matched > limit as u64 {
             return ControlFlow::Continue(());
         }
-        if let Err(e) = encoder.push(entry, &mut data, &mut items) {
-            failure = Some(e);
-            return ControlFlow::Break(());
-        }
+        encoder.push(entry, &mut data, &mut items);
         if items.byte_len() >= STREAM_CHUNK_BYTES {
             let full = std::mem::replace(&mut items, fresh());
             if tx.blocking_send(StreamEvent::Items(full)).is_err() {
@@ -487,10 +466,9 @@ fn produce(
     if gone {
         return;
     }
-    let last = match (scanned, failure) {
-        (_, Some(e)) => StreamEvent::Failed(e),
-        (Err(e), None) => StreamEvent::Failed(e.into()),
-        (Ok(_), None) => {
+    let last = match scanned {
+        Err(e) => StreamEvent::Failed(e.into()),
+        Ok(_) => {
             if !items.is_empty() && tx.blocking_send(StreamEvent::Items(items)).is_err() {
                 return;
             }

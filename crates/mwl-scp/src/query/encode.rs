@@ -7,6 +7,8 @@
 //! test below checks that dicom-rs reads these bytes back as exactly the object
 //! `response` builds.
 
+use std::borrow::Cow;
+
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
 use worklist_store::WorklistEntry;
@@ -30,14 +32,9 @@ fn put_header(out: &mut Vec<u8>, tag: Tag, vr: VR, len: u32, explicit: bool) {
     }
 }
 
-fn text_bytes(value: &str, charset: ResponseCharset) -> Vec<u8> {
-    // `charset` was chosen because every value fits in it; UTF-8 bytes are only a
-    // formality for a value that (impossibly) does not.
-    charset
-        .encode(value)
-        .unwrap_or_else(|| value.as_bytes().to_vec())
-}
-
+/// Writes the element of `key` with its value (`None`: zero-length), padded to even
+/// length. Text is copied as it is when the set writes it as UTF-8 does (every set we
+/// write is ASCII-compatible), and converted otherwise.
 fn put_value(
     out: &mut Vec<u8>,
     key: &ReturnKey,
@@ -49,19 +46,56 @@ fn put_value(
         put_header(out, key.tag, VR::SQ, 0, explicit);
         return;
     }
-    let mut bytes = value.map(|v| text_bytes(v, charset)).unwrap_or_default();
-    if bytes.len() % 2 == 1 {
-        bytes.push(if key.vr == VR::UI { 0 } else { b' ' });
+    let converted;
+    let bytes: &[u8] = match value {
+        None => &[],
+        Some(v) if charset == ResponseCharset::Utf8 || v.is_ascii() => v.as_bytes(),
+        // `charset` was chosen because every value fits in it; UTF-8 bytes are only a
+        // formality for a value that (impossibly) does not.
+        Some(v) => {
+            converted = charset.encode(v).unwrap_or_else(|| v.as_bytes().to_vec());
+            &converted
+        }
+    };
+    let odd = bytes.len() % 2 == 1;
+    put_header(
+        out,
+        key.tag,
+        key.vr,
+        (bytes.len() + usize::from(odd)) as u32,
+        explicit,
+    );
+    out.extend_from_slice(bytes);
+    if odd {
+        out.push(if key.vr == VR::UI { 0 } else { b' ' });
     }
-    put_header(out, key.tag, key.vr, bytes.len() as u32, explicit);
-    out.extend_from_slice(&bytes);
 }
 
-fn value_of(key: &ReturnKey, entry: &WorklistEntry) -> Option<String> {
+/// The value sent for `key`, borrowed from the entry where it can be.
+fn value_of<'e>(key: &ReturnKey, entry: &'e WorklistEntry) -> Option<Cow<'e, str>> {
     match key.kind {
-        KeyKind::Field(f) => f.response_value(entry),
+        KeyKind::Field(f) => f.response_text(entry),
         KeyKind::NoValue | KeyKind::Protocol => None,
     }
+}
+
+/// Opens a sequence of one item of defined length: writes the sequence and item headers
+/// with lengths to fill in, and returns where the lengths are for [`close_item`].
+fn open_item(out: &mut Vec<u8>, tag: Tag, explicit: bool) -> (usize, usize) {
+    put_header(out, tag, VR::SQ, 0, explicit);
+    let sequence_length_at = out.len() - 4;
+    out.extend_from_slice(&0xFFFEu16.to_le_bytes());
+    out.extend_from_slice(&0xE000u16.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+    (sequence_length_at, out.len())
+}
+
+/// Fills in the lengths of the sequence [`open_item`] opened, now that its item is
+/// written.
+fn close_item(out: &mut [u8], (sequence_length_at, item_start): (usize, usize)) {
+    let item = (out.len() - item_start) as u32;
+    out[item_start - 4..item_start].copy_from_slice(&item.to_le_bytes());
+    out[sequence_length_at..sequence_length_at + 4].copy_from_slice(&(item + 8).to_le_bytes());
 }
 
 /// Writes the Scheduled Protocol Code Sequence: one item (`item`), or none.
@@ -76,19 +110,16 @@ fn put_protocol(
         put_header(out, tag, VR::SQ, 0, explicit);
         return;
     };
-    let mut bytes = Vec::with_capacity(96);
+    let opened = open_item(out, tag, explicit);
     for (k, v) in keys {
-        put_value(&mut bytes, k, v.as_deref(), charset, explicit);
+        put_value(out, k, v.as_deref(), charset, explicit);
     }
-    put_header(out, tag, VR::SQ, bytes.len() as u32 + 8, explicit);
-    out.extend_from_slice(&0xFFFEu16.to_le_bytes());
-    out.extend_from_slice(&0xE000u16.to_le_bytes());
-    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-    out.extend_from_slice(&bytes);
+    close_item(out, opened);
 }
 
 /// Writes the response identifier for `entry` into `out` (cleared first); returns the
-/// character set used (see [`super::MwlQuery::charset_used`]).
+/// character set used (see [`super::MwlQuery::charset_used`]). Allocates nothing but the
+/// formatted dates, times and numbers, and the protocol item when it is asked.
 pub(super) fn encode(
     q: &MwlQuery,
     entry: &WorklistEntry,
@@ -97,19 +128,17 @@ pub(super) fn encode(
     out: &mut Vec<u8>,
 ) -> ResponseCharset {
     out.clear();
-    let top: Vec<(&ReturnKey, Option<String>)> =
-        q.top.iter().map(|k| (k, value_of(k, entry))).collect();
-    let sps: Option<Vec<(&ReturnKey, Option<String>)>> = q
-        .sps
-        .as_ref()
-        .map(|keys| keys.iter().map(|k| (k, value_of(k, entry))).collect());
     let protocol = response::protocol_item(q, entry);
-    let fits = top
-        .iter()
-        .chain(sps.iter().flatten())
-        .map(|(_, v)| v)
-        .chain(protocol.iter().flatten().map(|(_, v)| v))
-        .all(|v| v.as_deref().is_none_or(|v| preferred.can_represent(v)));
+    let fits = preferred == ResponseCharset::Utf8
+        || (q
+            .top
+            .iter()
+            .chain(q.sps.iter().flatten())
+            .all(|k| value_of(k, entry).is_none_or(|v| preferred.can_represent(&v)))
+            && protocol
+                .iter()
+                .flatten()
+                .all(|(_, v)| v.as_deref().is_none_or(|v| preferred.can_represent(v))));
     let charset = if fits {
         preferred
     } else {
@@ -117,41 +146,36 @@ pub(super) fn encode(
     };
 
     let term = charset.term();
-    let mut cs = term.as_bytes().to_vec();
-    if cs.len() % 2 == 1 {
-        cs.push(b' ');
-    }
+    let odd = term.len() % 2 == 1;
     put_header(
         out,
         tags::SPECIFIC_CHARACTER_SET,
         VR::CS,
-        cs.len() as u32,
+        (term.len() + usize::from(odd)) as u32,
         explicit,
     );
-    out.extend_from_slice(&cs);
+    out.extend_from_slice(term.as_bytes());
+    if odd {
+        out.push(b' ');
+    }
 
     let sequence_tag = tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE;
-    let (before, after): (Vec<_>, Vec<_>) = top.iter().partition(|(k, _)| k.tag < sequence_tag);
-    for (k, v) in before {
-        put_value(out, k, v.as_deref(), charset, explicit);
+    for k in q.top.iter().filter(|k| k.tag < sequence_tag) {
+        put_value(out, k, value_of(k, entry).as_deref(), charset, explicit);
     }
-    if let Some(items) = &sps {
-        let mut item = Vec::with_capacity(256);
-        for (k, v) in items {
+    if let Some(keys) = &q.sps {
+        let opened = open_item(out, sequence_tag, explicit);
+        for k in keys {
             if k.kind == KeyKind::Protocol {
-                put_protocol(&mut item, protocol.as_deref(), charset, explicit);
+                put_protocol(out, protocol.as_deref(), charset, explicit);
             } else {
-                put_value(&mut item, k, v.as_deref(), charset, explicit);
+                put_value(out, k, value_of(k, entry).as_deref(), charset, explicit);
             }
         }
-        put_header(out, sequence_tag, VR::SQ, item.len() as u32 + 8, explicit);
-        out.extend_from_slice(&0xFFFEu16.to_le_bytes());
-        out.extend_from_slice(&0xE000u16.to_le_bytes());
-        out.extend_from_slice(&(item.len() as u32).to_le_bytes());
-        out.extend_from_slice(&item);
+        close_item(out, opened);
     }
-    for (k, v) in after {
-        put_value(out, k, v.as_deref(), charset, explicit);
+    for k in q.top.iter().filter(|k| k.tag >= sequence_tag) {
+        put_value(out, k, value_of(k, entry).as_deref(), charset, explicit);
     }
     charset
 }

@@ -208,29 +208,37 @@ impl Field {
     /// (sent zero-length). Type-1 descriptions are filled here: a description the entry
     /// lacks becomes the entry's display description, else its modality, else `Scan`.
     pub(crate) fn response_value(self, e: &WorklistEntry) -> Option<String> {
+        self.response_text(e).map(Cow::into_owned)
+    }
+
+    /// [`response_value`](Self::response_value), borrowed from the entry where it is
+    /// stored as sent (every text value; dates, times and numbers are formatted).
+    pub(crate) fn response_text(self, e: &WorklistEntry) -> Option<Cow<'_, str>> {
+        let owned = |v: Option<String>| v.map(Cow::Owned);
         match self {
-            Field::PatientBirthDate => e.patient_birth_date.map(format_da),
-            Field::PatientWeight => e.patient_weight_kg.and_then(format_ds),
-            Field::SpsStartDate => Some(format_da(e.start.date())),
-            Field::SpsStartTime => Some(format_tm(e.start.time())),
-            Field::SpsEndDate => e.end.map(|d| format_da(d.date())),
-            Field::SpsEndTime => e.end.map(|d| format_tm(d.time())),
+            Field::PatientBirthDate => owned(e.patient_birth_date.map(format_da)),
+            Field::PatientWeight => owned(e.patient_weight_kg.and_then(format_ds)),
+            Field::SpsStartDate => owned(Some(format_da(e.start.date()))),
+            Field::SpsStartTime => owned(Some(format_tm(e.start.time()))),
+            Field::SpsEndDate => owned(e.end.map(|d| format_da(d.date()))),
+            Field::SpsEndTime => owned(e.end.map(|d| format_tm(d.time()))),
             Field::SpsDescription | Field::RequestedProcedureDescription => Some(
                 self.text(e)
-                    .map(Cow::into_owned)
-                    .or_else(|| e.display_description().map(str::to_owned))
-                    .or_else(|| e.modality.clone())
-                    .unwrap_or_else(|| "Scan".to_owned()),
+                    .or_else(|| e.display_description().map(Cow::Borrowed))
+                    .or_else(|| e.modality.as_deref().map(Cow::Borrowed))
+                    .unwrap_or(Cow::Borrowed("Scan")),
             ),
             Field::ProtocolCodeValue => e
                 .protocol_code_value
-                .clone()
-                .filter(|v| v.chars().count() <= CODE_VALUE_MAX),
+                .as_deref()
+                .filter(|v| v.chars().count() <= CODE_VALUE_MAX)
+                .map(Cow::Borrowed),
             Field::ProtocolLongCodeValue => e
                 .protocol_code_value
-                .clone()
-                .filter(|v| v.chars().count() > CODE_VALUE_MAX),
-            other => other.text(e).map(Cow::into_owned),
+                .as_deref()
+                .filter(|v| v.chars().count() > CODE_VALUE_MAX)
+                .map(Cow::Borrowed),
+            other => other.text(e),
         }
     }
 }
