@@ -13,10 +13,12 @@
 //!    ([`find_stream`](crate::find_stream): a small answer whole, a large one streamed)
 //!    and sends one pending response per match (FF00; FF01 when the query has keys not
 //!    supported for matching), gathered into writes of about [`WRITE_BATCH`] bytes;
-//! 3. looks for a **C-CANCEL-RQ before every pending response**, without waiting
-//!    ([`Peer::pdu_if_sent`]): one naming this request's Message ID stops the query, one
-//!    naming another is ignored, any other PDU is set aside for after the final response.
-//!    A cancel is therefore honoured within one batch of its arrival. A C-CANCEL that
+//! 3. looks for a **C-CANCEL-RQ before the first pending response and before each
+//!    batch**, without waiting ([`Peer::pdu_if_sent`], one non-blocking system call; per
+//!    response it cost more than the response): one naming this request's Message ID
+//!    stops the query, one naming another is ignored, any other PDU is set aside for
+//!    after the final response. A cancel is therefore honoured within a batch or two of
+//!    its arrival. A C-CANCEL that
 //!    arrives after the final response is dropped by [`dispatch`](crate::dispatch);
 //! 4. ends with **one final response**, decided by its [`FindOutcome`]:
 //!
@@ -377,12 +379,12 @@ impl<S: PeerStream> Find<'_, S> {
     }
 
     /// Sends encoded pending responses in batches of about [`WRITE_BATCH`] bytes (one
-    /// system call for dozens of items), looking for a C-CANCEL before every item. What is
-    /// left below a batch stays in `batch` for the final response. Returns whether the
-    /// query was cancelled.
+    /// system call for dozens of items), looking for a C-CANCEL before each batch starts.
+    /// What is left below a batch stays in `batch` for the final response. Returns
+    /// whether the query was cancelled.
     async fn send_items(&mut self, items: &Items) -> Result<bool, AssocError> {
         for item in items.iter() {
-            if self.cancel_requested().await? {
+            if self.batch.is_empty() && self.cancel_requested().await? {
                 return Ok(true);
             }
             self.batch.extend_from_slice(item);
