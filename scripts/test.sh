@@ -31,6 +31,20 @@ if ! command -v cargo-deb >/dev/null 2>&1; then
     cargo install cargo-deb --locked --quiet
 fi
 
+# dicomweb-client (PyPI) and pydicom: the DICOMweb user agent of
+# tests/dicomweb_client_e2e.rs, in a virtualenv of their own under target/.
+requirements=tests/fixtures/dicomweb/requirements.txt
+venv=target/test-venv
+if ! cmp -s "$requirements" "$venv/requirements.txt" 2>/dev/null; then
+    echo "==> making $venv ($requirements)"
+    command -v python3 >/dev/null 2>&1 && python3 -c 'import venv, ensurepip' 2>/dev/null ||
+        { as_root apt-get update -qq && DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq python3-venv >/dev/null; }
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$venv/requirements.txt"
+fi
+
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
 
