@@ -7,9 +7,11 @@
 //! - [`queries`]: the named queries of the load generator.
 //! - [`stats`]: latency percentiles and the process's own CPU time.
 //! - [`procfs`]: CPU time and memory of other processes, from `/proc`.
+//! - [`web`]: the same named queries as DICOMweb searches, for `mwl-webload`.
 //!
 //! The binaries: `mwl-loadgen` (C-FIND load against any MWL SCP, a JSON or table
-//! report), `bench-query` (mwlbridge against wlmscpfs and Pylantir; its modules: `runner`
+//! report), `mwl-webload` (the same queries as DICOMweb searches against mwlbridge's
+//! admin interface, the same report), `bench-query` (mwlbridge against wlmscpfs and Pylantir; its modules: `runner`
 //! runs one size, `report` writes the Markdown, `plot` the gnuplot figure, `results` holds
 //! what is measured) and `bench-sync` (sync against a slow fake Calpendo).
 //!
@@ -29,3 +31,4 @@ pub mod client;
 pub mod procfs;
 pub mod queries;
 pub mod stats;
+pub mod web;

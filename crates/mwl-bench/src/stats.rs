@@ -68,6 +68,52 @@ pub struct LoadReport {
     pub phases: Vec<PhaseReport>,
 }
 
+impl LoadReport {
+    /// Prints the report as a table, one line per phase.
+    pub fn print_table(&self) {
+        println!(
+            "target {} (called AE {}), day {}, station {}",
+            self.target, self.called_ae, self.day, self.station
+        );
+        println!(
+            "{:<24} {:>7} {:>10} {:>8} {:>6} {:>9} {:>8} {:>8} {:>8} {:>9} {:>10} {:>8}",
+            "query",
+            "clients",
+            "mode",
+            "queries",
+            "errors",
+            "q/s",
+            "p50 ms",
+            "p95 ms",
+            "p99 ms",
+            "matches/q",
+            "items/s",
+            "own CPU"
+        );
+        for p in &self.phases {
+            println!(
+                "{:<24} {:>7} {:>10} {:>8} {:>6} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>10.0} {:>7.0}%",
+                p.query,
+                p.clients,
+                p.mode,
+                p.queries_ok,
+                p.errors,
+                p.qps,
+                p.latency_ms.p50,
+                p.latency_ms.p95,
+                p.latency_ms.p99,
+                p.matches_mean,
+                p.items_per_s,
+                p.loadgen_cpu_share * 100.0
+            );
+            for s in &p.error_samples {
+                println!("    error: {s}");
+            }
+        }
+        println!("own CPU: the load generator's CPU time / wall time (100% = one core busy)");
+    }
+}
+
 /// The nearest-rank percentile `q` (0..=1) of sorted values.
 pub fn percentile(sorted: &[u64], q: f64) -> u64 {
     if sorted.is_empty() {

@@ -264,7 +264,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print_table(&report);
+        report.print_table();
     }
     Ok(())
 }
@@ -560,47 +560,4 @@ async fn client_loop(
         let _ = tokio::time::timeout(Duration::from_secs(5), c.release()).await;
     }
     r
-}
-
-fn print_table(report: &LoadReport) {
-    println!(
-        "target {} (called AE {}), day {}, station {}",
-        report.target, report.called_ae, report.day, report.station
-    );
-    println!(
-        "{:<24} {:>7} {:>10} {:>8} {:>6} {:>9} {:>8} {:>8} {:>8} {:>9} {:>10} {:>8}",
-        "query",
-        "clients",
-        "mode",
-        "queries",
-        "errors",
-        "q/s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "matches/q",
-        "items/s",
-        "own CPU"
-    );
-    for p in &report.phases {
-        println!(
-            "{:<24} {:>7} {:>10} {:>8} {:>6} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>9.1} {:>10.0} {:>7.0}%",
-            p.query,
-            p.clients,
-            p.mode,
-            p.queries_ok,
-            p.errors,
-            p.qps,
-            p.latency_ms.p50,
-            p.latency_ms.p95,
-            p.latency_ms.p99,
-            p.matches_mean,
-            p.items_per_s,
-            p.loadgen_cpu_share * 100.0
-        );
-        for s in &p.error_samples {
-            println!("    error: {s}");
-        }
-    }
-    println!("own CPU: the load generator's CPU time / wall time (100% = one core busy)");
 }
