@@ -17,7 +17,7 @@
 //!    then the range listed first.
 //! 4. The `accept` query parameter (8.3.3.1: the header's syntax without wildcards, all
 //!    DICOM media types or none) is looked at first; its best type that the `Accept`
-//!    header also allows is chosen. Else the header's best. No `Accept` header and no
+//!    header also allows (exactly or through any wildcard of its type) is chosen. Else the header's best. No `Accept` header and no
 //!    parameter: DICOM JSON. Nothing acceptable: 406 naming what is offered (8.7.8.1).
 //! 5. The search answers a list, so it offers only JSON and the multipart forms: a bare
 //!    `application/dicom+xml` holds one `NativeDicomModel`, one data set, and PS3.18 keeps
@@ -192,16 +192,18 @@ pub(crate) fn negotiate(
         check_charset(&Some(c.clone()), "the charset query parameter")?;
     }
     let header_ranges = joined(headers, &header::ACCEPT).map(|h| parse_ranges(&h));
-    let weight_in_header = |r: Representation| match &header_ranges {
-        None => Some((1.0, 0, 0)),
-        Some(ranges) => weight(ranges, r),
+    // 8.3.3.1: the parameter's types must be compatible with the header, explicitly or
+    // through a wildcard (here any wildcard matching the type counts, not only the
+    // default's).
+    let allowed_by_header = |r: Representation| match &header_ranges {
+        None => true,
+        Some(ranges) => compatible(ranges, r),
     };
     let mut asked_bare_xml = false;
     if let Some(param) = &query.accept {
         let ranges = parse_ranges(param);
         check_accept_parameter(&ranges)?;
         asked_bare_xml |= weight(&ranges, Representation::Xml).is_some_and(|w| w.0 > 0.0);
-        let allowed_by_header = |r: Representation| weight_in_header(r).is_some_and(|w| w.0 > 0.0);
         if let Some(r) = best(target, &ranges, allowed_by_header) {
             return Ok(r);
         }
@@ -413,6 +415,28 @@ fn weight(ranges: &[Range], r: Representation) -> Option<(f32, u8, usize)> {
         .max_by(|a, b| a.1.cmp(&b.1).then(b.2.cmp(&a.2)))
 }
 
+/// Whether the most specific range of `ranges` naming `r`'s type, through a wildcard or
+/// exactly, accepts it.
+fn compatible(ranges: &[Range], r: Representation) -> bool {
+    let major = match r {
+        Representation::Json | Representation::Xml => "application",
+        Representation::MultipartXml | Representation::MultipartJson => "multipart",
+    };
+    ranges
+        .iter()
+        .filter_map(|range| {
+            let s = match &range.kind {
+                Kind::Any => Some(0),
+                Kind::AnySubtype(t) if t == major => Some(1),
+                Kind::Exact { .. } => specificity(range, r),
+                Kind::AnySubtype(_) => None,
+            }?;
+            Some((range.q, s))
+        })
+        .max_by(|a, b| a.1.cmp(&b.1))
+        .is_some_and(|(q, _)| q > 0.0)
+}
+
 /// The best offered representation in `ranges` that `allowed` lets through.
 fn best(
     target: Target,
@@ -605,7 +629,15 @@ mod tests {
     fn the_accept_query_parameter_comes_first() {
         let mx = "multipart/related; type=\"application/dicom+xml\"";
         assert_eq!(with(Target::List, None, Some(mx)), Some(MultipartXml));
-        assert_eq!(with(Target::List, Some("*/*"), Some(mx)), Some(Json));
+        // A wildcard in the header lets the parameter's type through (8.3.3.1).
+        assert_eq!(
+            with(Target::List, Some("*/*"), Some(mx)),
+            Some(MultipartXml)
+        );
+        assert_eq!(
+            with(Target::List, Some("multipart/*"), Some(mx)),
+            Some(MultipartXml)
+        );
         assert_eq!(with(Target::List, Some(mx), Some(mx)), Some(MultipartXml));
         // Not allowed by the header: the header decides.
         assert_eq!(
