@@ -21,8 +21,10 @@
 //!    parameter: DICOM JSON. Nothing acceptable: 406 naming what is offered (8.7.8.1).
 //! 5. The search answers a list, so it offers only JSON and the multipart forms: a bare
 //!    `application/dicom+xml` holds one `NativeDicomModel`, one data set, and PS3.18 keeps
-//!    single-part media types to resources of one item (10.4.4). The MPPS retrieve
-//!    answers one data set and offers all four.
+//!    single-part media types to resources of one item (said in 10.4.4 of the Studies
+//!    Service; Table 14.1.3-1 lists bare XML for the search without saying how a list
+//!    would fit one document). The MPPS retrieve answers one data set and offers all
+//!    four.
 //! 6. We send UTF-8 only: an `Accept-Charset` header or `charset` query parameter (8.3.3.2)
 //!    that lists neither `utf-8` (or `ISO_IR 192`) nor `*` with a weight above 0, or gives
 //!    `utf-8` `q=0`, is a 406.
