@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use calpendo_fake::{FakeCalpendo, FakeConfig};
 use common::config::SiteConfig;
+use common::dicomweb::{Flat, flat_json, flat_xml, multipart_parts, query_value};
 use common::http::Answer;
 use common::scp::{findscu, free_port, mwl_bookings};
 use common::serve::{Serve, ServeOpts};
@@ -184,10 +185,6 @@ fn today_da() -> String {
     format_da(today())
 }
 
-/// Attribute values by dotted path (`00400100.00080060`), as text: values joined by `\`,
-/// a person name as its groups joined by `=`; a sequence also gives its item count.
-type Flat = BTreeMap<String, String>;
-
 fn hex(tag: dicom_core::Tag) -> String {
     format!("{:04X}{:04X}", tag.group(), tag.element())
 }
@@ -219,50 +216,6 @@ fn flat_dicom(obj: &InMemDicomObject, prefix: &str, out: &mut Flat) {
                 out.insert(key, text);
             }
         }
-    }
-}
-
-/// A DICOM JSON object, flattened the same way.
-fn flat_json(obj: &Value, prefix: &str, out: &mut Flat) {
-    let Value::Object(map) = obj else {
-        panic!("not an object: {obj}")
-    };
-    for (tag, attr) in map {
-        if tag == "00080005" {
-            continue;
-        }
-        let key = format!("{prefix}{tag}");
-        let vr = attr["vr"].as_str().expect("vr");
-        let values = attr.get("Value").and_then(Value::as_array);
-        if vr == "SQ" {
-            let items = values.cloned().unwrap_or_default();
-            out.insert(key.clone(), format!("{} items", items.len()));
-            for item in &items {
-                flat_json(item, &format!("{key}."), out);
-            }
-            continue;
-        }
-        let text = values
-            .map(|vs| {
-                vs.iter()
-                    .map(|v| match v {
-                        Value::Null => String::new(),
-                        Value::String(s) => s.clone(),
-                        Value::Number(n) => n.to_string(),
-                        Value::Object(pn) => ["Alphabetic", "Ideographic", "Phonetic"]
-                            .iter()
-                            .map(|g| pn.get(*g).and_then(Value::as_str).unwrap_or_default())
-                            .collect::<Vec<_>>()
-                            .join("=")
-                            .trim_end_matches('=')
-                            .to_string(),
-                        other => panic!("unexpected value {other}"),
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\\")
-            })
-            .unwrap_or_default();
-        out.insert(key, text);
     }
 }
 
@@ -458,21 +411,159 @@ fn includefield_adds_attributes() {
     assert!(whole[0]["00400100"]["Value"][0].get("00400005").is_some());
 }
 
+const MULTIPART_XML: &str = "multipart/related; type=\"application/dicom+xml\"";
+const MULTIPART_JSON: &str = "multipart/related; type=\"application/dicom+json\"";
+
+/// The search's results as DICOM JSON, flattened, in order.
+fn json_results(query: &str) -> Vec<Flat> {
+    web()
+        .search(query)
+        .items()
+        .iter()
+        .map(|item| {
+            let mut f = Flat::new();
+            flat_json(item, "", &mut f);
+            f
+        })
+        .collect()
+}
+
+/// A search with the read token and `Accept: {accept}`: 200, `multipart/related` of
+/// `part_type`; its parts' `Content-Type`s and contents.
+fn multipart_results(query: &str, accept: &str, part_type: &str) -> Vec<(String, String)> {
+    let auth = format!("Bearer {}", web().token);
+    let a = web().get(query, Some(&auth), &[("accept", accept)]);
+    a.expect(StatusCode::OK);
+    let ct = a.header("content-type");
+    assert!(
+        ct.starts_with(&format!(
+            "multipart/related; type=\"{part_type}\"; boundary="
+        )),
+        "{ct}"
+    );
+    multipart_parts(&ct, &a.body)
+}
+
 #[test]
-fn only_dicom_json_is_offered() {
+fn every_media_type_holds_the_same_entries_and_values() {
+    let today = today_da();
+    for query in [
+        "includefield=all".to_string(),
+        "PatientID=SUB101".into(),
+        "PatientName=trem*&includefield=all".into(),
+        format!("00400100.00400002={today}&00400100.00080060=MR&limit=2&offset=1"),
+        "PatientID=NOBODY".into(),
+    ] {
+        let json = json_results(&query);
+        let xml = multipart_results(&query, MULTIPART_XML, "application/dicom+xml");
+        assert_eq!(xml.len(), json.len(), "{query}: one part per result");
+        for (i, ((ct, doc), expected)) in xml.iter().zip(&json).enumerate() {
+            assert_eq!(ct, "application/dicom+xml; charset=utf-8", "{query}");
+            assert!(
+                doc.starts_with("<?xml version=\"1.0\" encoding=\"UTF-8\"?>"),
+                "{doc}"
+            );
+            assert_eq!(&flat_xml(doc), expected, "{query}: result {i} in XML");
+        }
+        let parts = multipart_results(&query, MULTIPART_JSON, "application/dicom+json");
+        assert_eq!(parts.len(), json.len(), "{query}: one part per result");
+        for (i, ((ct, text), expected)) in parts.iter().zip(&json).enumerate() {
+            assert_eq!(ct, "application/dicom+json", "{query}");
+            let value: Value = serde_json::from_str(text).expect("a JSON part");
+            let array = value.as_array().expect("each part is an array");
+            assert_eq!(array.len(), 1, "{query}: one data set per part");
+            let mut f = Flat::new();
+            flat_json(&array[0], "", &mut f);
+            assert_eq!(&f, expected, "{query}: result {i} in a JSON part");
+        }
+    }
+    // The comparison compared something: names, and a sequence with its item.
+    let all = json_results("includefield=all");
+    assert_eq!(all.len(), 8);
+    assert!(all[0].get("00100010").is_some_and(|n| n.contains('^')));
+    assert_eq!(all[0].get("00400100").map(String::as_str), Some("1 items"));
+}
+
+#[test]
+fn multipart_pages_warn_and_boundaries_differ() {
+    let auth = format!("Bearer {}", web().token);
+    let a = web().get("limit=3", Some(&auth), &[("accept", MULTIPART_XML)]);
+    a.expect(StatusCode::OK);
+    assert!(a.header("warning").starts_with("299 "), "{:?}", a.headers);
+    let b = web().get("limit=3", Some(&auth), &[("accept", MULTIPART_XML)]);
+    assert_ne!(
+        a.header("content-type"),
+        b.header("content-type"),
+        "a boundary per response"
+    );
+    let parts = |x: &Answer| multipart_parts(&x.header("content-type"), &x.body);
+    assert_eq!(parts(&a), parts(&b), "the same parts");
+    assert_eq!(parts(&a).len(), 3);
+}
+
+#[test]
+fn the_accept_query_parameter_chooses_too() {
+    let auth = format!("Bearer {}", web().token);
+    let q = format!("PatientID=SUB101&accept={}", query_value(MULTIPART_XML));
+    let a = web().get(&q, Some(&auth), &[]);
+    a.expect(StatusCode::OK);
+    let parts = multipart_parts(&a.header("content-type"), &a.body);
+    assert_eq!(parts.len(), 1);
+    assert_eq!(
+        vec![flat_xml(&parts[0].1)],
+        json_results("PatientID=SUB101")
+    );
+    // Wildcards, or DICOM and non-DICOM types together, are malformed there: 400.
+    for bad in ["*/*", "application/dicom+json,text/html"] {
+        let a = web().get(&format!("accept={}", query_value(bad)), Some(&auth), &[]);
+        a.expect(StatusCode::BAD_REQUEST);
+        assert_eq!(a.json()["fields"][0]["field"], "accept", "{}", a.body);
+    }
+}
+
+#[test]
+fn unacceptable_media_types_and_charsets_are_406() {
     let auth = format!("Bearer {}", web().token);
     for refused in [
         "application/dicom+xml",
-        "multipart/related; type=\"application/dicom+xml\"",
+        "text/html",
+        "application/dicom+json;q=0",
+        "multipart/related; type=\"application/dicom\"",
+        "application/dicom+json; charset=iso-8859-1",
     ] {
         let a = web().get("", Some(&auth), &[("accept", refused)]);
         a.expect(StatusCode::NOT_ACCEPTABLE);
+        let error = a.json()["error"].as_str().unwrap_or_default().to_string();
+        for offered in ["application/dicom+json", MULTIPART_XML, MULTIPART_JSON] {
+            assert!(error.contains(offered), "{refused}: {error}");
+        }
+        assert!(!a.body.contains("SUB1"), "{}", a.body);
     }
-    for accepted in ["application/dicom+json", "*/*", "application/json"] {
+    // Bare XML holds one data set; the 406 says so.
+    let a = web().get("", Some(&auth), &[("accept", "application/dicom+xml")]);
+    assert!(a.body.contains("one data set"), "{}", a.body);
+    for accepted in [
+        "application/dicom+json",
+        "*/*",
+        "application/json",
+        "application/dicom+xml, application/json;q=0.5",
+    ] {
         let a = web().get("limit=1", Some(&auth), &[("accept", accepted)]);
         a.expect(StatusCode::OK);
         assert_eq!(a.header("content-type"), "application/dicom+json");
     }
+    for (charset, status) in [
+        ("iso-8859-1", StatusCode::NOT_ACCEPTABLE),
+        ("utf-8;q=0, *", StatusCode::NOT_ACCEPTABLE),
+        ("utf-8", StatusCode::OK),
+        ("iso-8859-1, *;q=0.1", StatusCode::OK),
+    ] {
+        let a = web().get("limit=1", Some(&auth), &[("accept-charset", charset)]);
+        a.expect(status);
+    }
+    let a = web().get("limit=1&charset=iso-8859-1", Some(&auth), &[]);
+    a.expect(StatusCode::NOT_ACCEPTABLE);
+    assert!(a.body.contains("UTF-8"), "{}", a.body);
 }
 
 #[test]

@@ -6,6 +6,7 @@
 mod common;
 
 use common::dicom_client::{Client, encode, uid};
+use common::dicomweb::{Flat, flat_json, flat_xml, multipart_parts};
 use common::scp::{Site, free_port, offered, scheduled, status_of};
 use common::{booking, stderr, stdout};
 use dicom_core::value::{DataSetSequence, PrimitiveValue};
@@ -201,6 +202,7 @@ fn a_step_created_and_completed_over_the_web_leaves_the_worklist() {
     let got: Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(value(&got, "00400252"), "IN PROGRESS");
     assert_eq!(value(&got, "00100010")["Alphabetic"], "Tremblay^Marie");
+    retrieved_alike_in_every_media_type(&web, uid, &got);
 
     let completed = json!({
         "00400252": {"vr": "CS", "Value": ["COMPLETED"]},
@@ -208,16 +210,17 @@ fn a_step_created_and_completed_over_the_web_leaves_the_worklist() {
         "00400251": {"vr": "TM", "Value": ["094500"]}
     })
     .to_string();
+    // The update of PS3.18 15.5: POST with the `update` query parameter.
     let (status, _, text) = web.send(
-        reqwest::Method::PATCH,
-        &format!("/{uid}"),
+        reqwest::Method::POST,
+        &format!("/{uid}?update"),
         Some(&web.read),
         Some(completed.clone()),
     );
     assert_eq!(status, StatusCode::FORBIDDEN, "{text}");
     let (status, _, text) = web.send(
-        reqwest::Method::PATCH,
-        &format!("/{uid}"),
+        reqwest::Method::POST,
+        &format!("/{uid}?update"),
         Some(&web.write),
         Some(completed.clone()),
     );
@@ -230,6 +233,17 @@ fn a_step_created_and_completed_over_the_web_leaves_the_worklist() {
     let (status, _, text) = web.send(
         reqwest::Method::PATCH,
         &format!("/{uid}"),
+        Some(&web.write),
+        Some(completed.clone()),
+    );
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "already COMPLETED (PATCH): {text}"
+    );
+    let (status, _, text) = web.send(
+        reqwest::Method::POST,
+        &format!("/{uid}?update"),
         Some(&web.write),
         Some(completed.clone()),
     );
@@ -347,4 +361,72 @@ fn a_step_created_over_dimse_is_retrieved_over_the_web() {
     assert_eq!(status, StatusCode::OK, "{text}");
     assert_eq!(status_of(site, "SUB102"), "SCHEDULED");
     assert!(offered(site, "SUB102"), "the wrong pick is offered again");
+}
+
+/// `GET {STEPS}/{uid}` with `Accept: {accept}` by the read token.
+fn retrieve_as(web: &Web, uid: &str, accept: &str) -> (StatusCode, String, String) {
+    let rb = web
+        .client
+        .get(web.url(&format!("{STEPS}/{uid}")))
+        .bearer_auth(&web.read)
+        .header("accept", accept);
+    web.site.block_on(async {
+        let r = rb.send().await.expect("HTTP request");
+        let status = r.status();
+        let ct = r
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, ct, r.text().await.expect("body"))
+    })
+}
+
+/// The retrieve of `uid` in XML and in both multipart forms holds what its JSON (`json`)
+/// holds; a media type it does not offer is a 406.
+fn retrieved_alike_in_every_media_type(web: &Web, uid: &str, json: &Value) {
+    let mut expected = Flat::new();
+    flat_json(json, "", &mut expected);
+    assert!(expected.contains_key("00400270.00400009"), "{expected:?}");
+
+    let (status, ct, doc) = retrieve_as(web, uid, "application/dicom+xml");
+    assert_eq!(status, StatusCode::OK, "{doc}");
+    assert_eq!(ct, "application/dicom+xml; charset=utf-8");
+    assert_eq!(flat_xml(&doc), expected, "the step in XML");
+    assert!(
+        doc.contains("<FamilyName>Tremblay</FamilyName><GivenName>Marie</GivenName>"),
+        "{doc}"
+    );
+
+    let (status, ct, body) = retrieve_as(
+        web,
+        uid,
+        "multipart/related; type=\"application/dicom+xml\"",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let parts = multipart_parts(&ct, &body);
+    assert_eq!(parts.len(), 1);
+    assert_eq!(
+        flat_xml(&parts[0].1),
+        expected,
+        "the step in a multipart XML part"
+    );
+
+    let (status, ct, body) = retrieve_as(
+        web,
+        uid,
+        "multipart/related; type=\"application/dicom+json\"",
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let parts = multipart_parts(&ct, &body);
+    assert_eq!(parts.len(), 1);
+    let part: Value = serde_json::from_str(&parts[0].1).expect("JSON part");
+    let mut f = Flat::new();
+    flat_json(&part[0], "", &mut f);
+    assert_eq!(f, expected, "the step in a multipart JSON part");
+
+    let (status, _, body) = retrieve_as(web, uid, "text/html");
+    assert_eq!(status, StatusCode::NOT_ACCEPTABLE, "{body}");
+    assert!(body.contains("application/dicom+xml"), "{body}");
 }

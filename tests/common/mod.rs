@@ -111,6 +111,7 @@ pub fn stderr(o: &Output) -> String {
 pub mod browser;
 pub mod config;
 pub mod dicom_client;
+pub mod dicomweb;
 pub mod harness;
 pub mod http;
 pub mod raw_pdu;

@@ -25,7 +25,8 @@
 //! - `dicomweb`: the DICOMweb worklist search (PS3.18 chapter 14) under
 //!   [`AdminSettings::dicomweb_base`], behind the API's tokens (read role): query
 //!   parameters to a C-FIND identifier, matched by `mwl-scp` exactly as a C-FIND, answered
-//!   in the DICOM JSON model; and the MPPS web service (PS3.18 chapter 15): DICOM JSON
+//!   in the media type `dicomweb::media` negotiates (DICOM JSON by default, the PS3.19
+//!   XML model, or either as `multipart/related`); and the MPPS web service (PS3.18 chapter 15): DICOM JSON
 //!   bodies read by `json_read`, handed to `mwl-scp`'s own N-CREATE and N-SET, the token's
 //!   name standing for the calling AE title.
 //! - `api`: the REST API's handlers under `/api/v1` and its OpenAPI document;

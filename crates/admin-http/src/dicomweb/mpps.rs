@@ -1,12 +1,15 @@
-//! The Modality Performed Procedure Step web service: an MPPS created, updated and
-//! retrieved over HTTP, in DICOM JSON only.
+//! The Modality Performed Procedure Step web service (PS3.18 chapter 15): an MPPS
+//! created, updated and retrieved over HTTP; request bodies in DICOM JSON.
 //!
-//! - `POST {base}/modality-performed-procedure-steps[/{uid}]`: the N-CREATE; the UID is the
-//!   path's, else the body's SOP Instance UID (0008,0018), else a new one. `201 Created`
-//!   with `Location` and `Content-Location` naming the step.
-//! - `PATCH {base}/modality-performed-procedure-steps/{uid}`: the N-SET. `200`.
-//! - `GET {base}/modality-performed-procedure-steps/{uid}`: the N-GET: the step's
-//!   attributes as stored, as one DICOM JSON object. `200`.
+//! - `POST {base}/modality-performed-procedure-steps/{uid}` (15.4), or without the UID:
+//!   the N-CREATE; the UID is the path's, else the body's SOP Instance UID (0008,0018),
+//!   else a new one. `201 Created` with `Location` and `Content-Location` naming the step.
+//! - `POST {base}/modality-performed-procedure-steps/{uid}?update` (15.5): the N-SET.
+//!   `200`. `PATCH` on the same path (without `update`) is kept as an alias: it was our
+//!   form before we read 15.5, and no other transaction uses it.
+//! - `GET {base}/modality-performed-procedure-steps/{uid}` (15.6): the N-GET: the step's
+//!   attributes as stored, in the representation [`media::negotiate`] picks for one data
+//!   set (DICOM JSON: one object; or XML, or either multipart form). `200`.
 //!
 //! Create and update run the DIMSE side's own N-CREATE and N-SET
 //! ([`create_dataset`], [`set_dataset`]): the same validation, limits, status protection
@@ -16,7 +19,7 @@
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -24,7 +27,8 @@ use dicom_dictionary_std::tags;
 use mwl_scp::dimse::status;
 use mwl_scp::mpps::{MppsOutcome, Requester, create_dataset, set_dataset, stored_attributes};
 
-use super::{DICOM_JSON, acceptable, json, json_read};
+use super::media::{self, DICOM_JSON};
+use super::{body, json_read};
 use crate::AppState;
 use crate::api::ApiError;
 use crate::api_types::ErrorBody;
@@ -175,19 +179,24 @@ async fn create_new(
     create(state, who.name, None, headers, &body, base).await
 }
 
-/// `POST {base}/modality-performed-procedure-steps/{uid}`.
+/// `POST {base}/modality-performed-procedure-steps/{uid}`: a create, or with the
+/// `update` query parameter an update (PS3.18 15.5).
 async fn create_named(
     Writer(who): Writer,
     State(state): State<AppState>,
     Path(uid): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    if pairs.iter().any(|(k, _)| k == "update") {
+        return set(state, who.name, uid, headers, &body).await;
+    }
     let base = location_base(&state);
     create(state, who.name, Some(uid), headers, &body, base).await
 }
 
-/// `PATCH {base}/modality-performed-procedure-steps/{uid}`.
+/// `PATCH {base}/modality-performed-procedure-steps/{uid}`: the same update.
 async fn update(
     Writer(who): Writer,
     State(state): State<AppState>,
@@ -195,8 +204,18 @@ async fn update(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let modifications = body_data_set(&headers, &body)?;
-    let requester = requester(&state, &who.name);
+    set(state, who.name, uid, headers, &body).await
+}
+
+async fn set(
+    state: AppState,
+    token_name: String,
+    uid: String,
+    headers: HeaderMap,
+    body: &[u8],
+) -> Result<Response, ApiError> {
+    let modifications = body_data_set(&headers, body)?;
+    let requester = requester(&state, &token_name);
     let outcome = set_dataset(&state.ctx.store, &requester, uid, modifications).await;
     answer(outcome, StatusCode::OK, &location_base(&state))
 }
@@ -206,14 +225,11 @@ async fn retrieve(
     _who: Reader,
     State(state): State<AppState>,
     Path(uid): Path<String>,
+    Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if !acceptable(&headers) {
-        return Err(error(
-            StatusCode::NOT_ACCEPTABLE,
-            format!("only {DICOM_JSON} is supported"),
-        ));
-    }
+    let (negotiation, _rest) = media::take_query_params(pairs);
+    let representation = media::negotiate(media::Target::One, &headers, &negotiation)?;
     let u = uid.clone();
     let step = state
         .ctx
@@ -229,16 +245,10 @@ async fn retrieve(
             "stored attributes unreadable",
         )
     })?;
-    let body = serde_json::to_vec(&json::DataSet(&dataset)).map_err(|e| {
-        tracing::error!(error = %e, "DICOMweb: a step could not be written as JSON");
-        error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the step could not be written as JSON",
-        )
-    })?;
+    let payload = body::one(representation, &dataset)?;
     Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static(DICOM_JSON))],
-        body,
+        [(header::CONTENT_TYPE, payload.content_type)],
+        payload.bytes,
     )
         .into_response())
 }
