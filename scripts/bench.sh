@@ -16,7 +16,7 @@
 #   BENCH_ROUNDS=2                    rounds (A B C A B C ...)
 #   BENCH_CLIENTS=8                   clients (universal: 1)
 #   BENCH_SERVERS=mwlbridge,wlmscpfs,pylantir
-#   BENCH_MIX=today-station-modality,patient-id,universal   (also: date-range, name-wildcard)
+#   BENCH_MIX=busy-station,today-station-modality,patient-id,universal   (also: date-range, name-wildcard)
 #   BENCH_PYLANTIR_VERSION=0.4.6      version installed into the venv
 #   BENCH_PYLANTIR_MAX=10000          largest size Pylantir is run at
 #   BENCH_DOC=docs/benchmarks.md      document to update ("" : none)
@@ -30,7 +30,7 @@ seconds=${BENCH_SECONDS:-5}
 rounds=${BENCH_ROUNDS:-2}
 clients=${BENCH_CLIENTS:-8}
 servers=${BENCH_SERVERS:-mwlbridge,wlmscpfs,pylantir}
-mix=${BENCH_MIX:-today-station-modality,patient-id,universal}
+mix=${BENCH_MIX:-busy-station,today-station-modality,patient-id,universal}
 pylantir_version=${BENCH_PYLANTIR_VERSION:-0.4.6}
 pylantir_max=${BENCH_PYLANTIR_MAX:-10000}
 doc=${BENCH_DOC-docs/benchmarks.md}

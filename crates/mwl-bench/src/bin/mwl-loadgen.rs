@@ -77,14 +77,17 @@ struct Args {
     /// Association use.
     #[arg(long, value_enum, default_value_t = Mode::Persistent)]
     mode: Mode,
-    /// Queries to run, in turn: today-station-modality, patient-id, universal,
+    /// Queries to run, in turn: busy-station, today-station-modality, patient-id, universal,
     /// date-range, name-wildcard.
     #[arg(long, value_delimiter = ',', default_value = "today-station-modality")]
     mix: Vec<String>,
     /// ScheduledStationAETitle of today-station-modality.
     #[arg(long, default_value = "MRI_DIAG_01")]
     station: String,
-    /// Modality of today-station-modality.
+    /// ScheduledStationAETitle of busy-station.
+    #[arg(long, default_value = "MRI_BUSY")]
+    busy_station: String,
+    /// Modality of today-station-modality and busy-station.
     #[arg(long, default_value = "MR")]
     modality: String,
     /// "Today" as YYYYMMDD (default: today in --timezone).
@@ -209,6 +212,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut params = QueryParams {
         day,
         station: args.station.clone(),
+        busy_station: args.busy_station.clone(),
         modality: args.modality.clone(),
         range_days: args.range_days,
         name_pattern: args.name_pattern.clone(),

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::args::{Args, STATION};
+use crate::args::{Args, BUSY_STATION, STATION};
 use crate::results::{Pooled, Results, ServerKind, SizeResult, pooled};
 
 pub(crate) const BEGIN: &str = "<!-- BEGIN query-benchmark: written by scripts/bench.sh (crates/mwl-bench/src/bin/bench-query.rs); edit there -->";
@@ -119,8 +119,11 @@ then runs each query for {secs} s per server and round, rounds interleaved (A B 
 usual return keys. Server CPU and memory come from `/proc` (the whole process tree for
 forking wlmscpfs), sampled every 50 ms. The load generator shares the 2 cores with the servers.
 
-Queries: **today-station-modality** = SPS start date today, ScheduledStationAETitle
-`{STATION}`, Modality `MR` ({clients} clients); **patient-id** = exact PatientID of a random
+Queries: **busy-station** = SPS start date today, ScheduledStationAETitle `{BUSY_STATION}`,
+Modality `MR`: the first fake fills today on its "3T Busy" resource with {busy} bookings in
+short slots (`calpendo-fake --busy-today`), the same at every size, so that this is the
+busiest console's default query ({clients} clients); **today-station-modality** = SPS start
+date today, ScheduledStationAETitle `{STATION}`, Modality `MR` ({clients} clients); **patient-id** = exact PatientID of a random
 offered subject ({clients} clients); **universal** = every item (1 client; compared in items/s).
 
 ```sh
@@ -130,6 +133,7 @@ target/release/mwl-loadgen --port 11112 --called-ae MWLBRIDGE --clients 8 --dura
 ```
 "#,
         per = args.per_source,
+        busy = args.busy_today,
         secs = r.seconds,
         rounds = r.rounds,
         clients = r.clients,
@@ -340,11 +344,14 @@ fn size_notes(r: &Results) -> Vec<String> {
     let mut notes = Vec::new();
     for size in &r.sizes {
         notes.push(format!(
-            "{} items: {} fake Calpendo(s)/source(s), {} days, {} items for {STATION} today.",
+            "{} items: {} fake Calpendo(s)/source(s), {} days, {} items for {STATION} today{}.",
             fmt_num(size.n as f64),
             size.sources,
             size.days,
-            size.today_station_items
+            size.today_station_items,
+            size.busy_station_items
+                .map(|b| format!(", {b} for {BUSY_STATION}"))
+                .unwrap_or_default()
         ));
         let rss: Vec<String> = size
             .runs

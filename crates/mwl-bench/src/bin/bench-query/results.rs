@@ -78,6 +78,9 @@ pub(crate) struct SizeResult {
     pub(crate) offered: u64,
     /// Items of today-station-modality in mwlbridge's store.
     pub(crate) today_station_items: u64,
+    /// Items of busy-station in mwlbridge's store (absent in older results).
+    #[serde(default)]
+    pub(crate) busy_station_items: Option<u64>,
     pub(crate) servers: BTreeMap<ServerKind, ServerInfo>,
     pub(crate) runs: Vec<Run>,
 }

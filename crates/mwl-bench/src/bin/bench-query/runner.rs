@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow, bail};
 use mwl_bench::procfs::{self, TreeMeter};
 use mwl_bench::stats::LoadReport;
 
-use crate::args::{AE, Args, STATION};
+use crate::args::{AE, Args, BUSY_STATION, STATION};
 use crate::configs::{PYLANTIR_LAUNCHER, mwlbridge_config, pylantir_config, split};
 use crate::machine::today;
 use crate::procs::{Proc, env_credentials, free_port, wait_port};
@@ -44,6 +44,7 @@ pub(crate) fn run_size(
     let loaded = sync_mwlbridge(args, &dir, &urls)?;
     result.offered = loaded.offered;
     result.today_station_items = loaded.today_station;
+    result.busy_station_items = Some(loaded.busy_station);
     result.days = loaded.days;
     let mut running: Vec<Server> = Vec::new();
     for &kind in servers {
@@ -98,11 +99,15 @@ fn start_fakes(
     let mut urls = Vec::new();
     for (i, &count) in groups.iter().enumerate() {
         let port = free_port()?;
+        // Only the first fake has the busy console: its day is the same at every size.
+        let busy = if i == 0 { args.busy_today } else { 0 };
         let mut p = Proc::spawn(
             "calpendo-fake",
             Command::new(args.bin_dir.join("calpendo-fake"))
                 .arg("--synthetic")
                 .arg(count.to_string())
+                .arg("--busy-today")
+                .arg(busy.to_string())
                 .arg("--seed")
                 .arg((i + 1).to_string())
                 .arg("--bind")
@@ -126,6 +131,8 @@ struct Loaded {
     offered: u64,
     /// Today's items of the benchmark station.
     today_station: u64,
+    /// Today's items of the busy station.
+    busy_station: u64,
     /// Days the entries span.
     days: usize,
     /// The offered entries' PatientIDs, one a line (for `patient-id`).
@@ -154,11 +161,20 @@ fn sync_mwlbridge(args: &Args, dir: &Path, urls: &[String]) -> anyhow::Result<Lo
     }
     let sync_s = t.elapsed().as_secs_f64();
     eprintln!("mwlbridge sync --once: {sync_s:.1} s");
-    let (stored, offered, today_station, days, ids) = store_facts(&dir.join("worklist.db"))?;
+    let facts = store_facts(&dir.join("worklist.db"))?;
+    let (stored, offered, today_station, busy_station, days) = (
+        facts.stored,
+        facts.offered,
+        facts.today_station,
+        facts.busy_station,
+        facts.days,
+    );
+    let ids = facts.patient_ids;
     let ids_file = dir.join("patient-ids.txt");
     std::fs::write(&ids_file, ids.join("\n") + "\n")?;
     eprintln!(
-        "{stored} entries ({offered} offered) over {days} days; {today_station} for {STATION} today"
+        "{stored} entries ({offered} offered) over {days} days; {today_station} for {STATION} \
+         today, {busy_station} for {BUSY_STATION}"
     );
     if today_station == 0 {
         eprintln!("warning: no item for {STATION} today: today-station-modality finds nothing");
@@ -168,6 +184,7 @@ fn sync_mwlbridge(args: &Args, dir: &Path, urls: &[String]) -> anyhow::Result<Lo
         sync_s,
         offered,
         today_station,
+        busy_station,
         days,
         ids_file,
     })
@@ -304,9 +321,23 @@ fn record_idle_memory(running: &mut [Server], result: &mut SizeResult) {
     }
 }
 
-/// Stored entries, offered entries, today's items of the benchmark station, days
+/// What the synced store holds.
+pub(crate) struct StoreFacts {
+    pub(crate) stored: u64,
+    pub(crate) offered: u64,
+    /// Today's offered MR items of [`STATION`].
+    pub(crate) today_station: u64,
+    /// Today's offered MR items of [`BUSY_STATION`].
+    pub(crate) busy_station: u64,
+    /// Days the entries span.
+    pub(crate) days: usize,
+    /// The offered entries' PatientIDs, sorted, once each.
+    pub(crate) patient_ids: Vec<String>,
+}
+
+/// Stored entries, offered entries, today's items of the benchmark stations, days
 /// spanned, and the offered entries' PatientIDs.
-pub(crate) fn store_facts(db: &Path) -> anyhow::Result<(u64, u64, u64, usize, Vec<String>)> {
+pub(crate) fn store_facts(db: &Path) -> anyhow::Result<StoreFacts> {
     use worklist_store::{EntryFilter, StepStatus, Store};
     let store = Store::open(db)?;
     let stored = store.count()?;
@@ -317,14 +348,16 @@ pub(crate) fn store_facts(db: &Path) -> anyhow::Result<(u64, u64, u64, usize, Ve
         .map(|s| &s.entry)
         .filter(|e| matches!(e.status, StepStatus::Scheduled | StepStatus::Started))
         .collect();
-    let today_station = offered
-        .iter()
-        .filter(|e| {
-            e.start.date() == day
-                && e.station_ae_title.as_deref() == Some(STATION)
-                && e.modality.as_deref() == Some("MR")
-        })
-        .count() as u64;
+    let today_on = |station: &str| {
+        offered
+            .iter()
+            .filter(|e| {
+                e.start.date() == day
+                    && e.station_ae_title.as_deref() == Some(station)
+                    && e.modality.as_deref() == Some("MR")
+            })
+            .count() as u64
+    };
     let days = all
         .iter()
         .map(|s| s.entry.start.date())
@@ -333,7 +366,14 @@ pub(crate) fn store_facts(db: &Path) -> anyhow::Result<(u64, u64, u64, usize, Ve
     let mut ids: Vec<String> = offered.iter().map(|e| e.patient_id.clone()).collect();
     ids.sort();
     ids.dedup();
-    Ok((stored, offered.len() as u64, today_station, days, ids))
+    Ok(StoreFacts {
+        stored,
+        offered: offered.len() as u64,
+        today_station: today_on(STATION),
+        busy_station: today_on(BUSY_STATION),
+        days,
+        patient_ids: ids,
+    })
 }
 
 pub(crate) fn start_pylantir(
@@ -441,6 +481,7 @@ pub(crate) fn load_run(
         .args(["--host", "127.0.0.1", "--port"])
         .arg(server.port.to_string())
         .args(["--called-ae", AE, "--station", STATION, "--mix", query])
+        .args(["--busy-station", BUSY_STATION])
         .arg("--clients")
         .arg(args.clients.to_string())
         .arg("--duration")
