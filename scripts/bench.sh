@@ -15,7 +15,7 @@
 #   BENCH_SECONDS=5                   seconds per server, query and round
 #   BENCH_ROUNDS=2                    rounds (A B C A B C ...)
 #   BENCH_CLIENTS=8                   clients (universal: 1)
-#   BENCH_SERVERS=mwlbridge,wlmscpfs,pylantir
+#   BENCH_SERVERS=mwlbridge,wlmscpfs,pylantir,replay   (replay: mwl-replay, the client's ceiling)
 #   BENCH_MIX=busy-station,today-station-modality,patient-id,universal   (also: date-range, name-wildcard)
 #   BENCH_PYLANTIR_VERSION=0.4.6      version installed into the venv
 #   BENCH_PYLANTIR_MAX=10000          largest size Pylantir is run at
@@ -29,7 +29,7 @@ sizes=${BENCH_SIZES:-1000 10000 100000}
 seconds=${BENCH_SECONDS:-5}
 rounds=${BENCH_ROUNDS:-2}
 clients=${BENCH_CLIENTS:-8}
-servers=${BENCH_SERVERS:-mwlbridge,wlmscpfs,pylantir}
+servers=${BENCH_SERVERS:-mwlbridge,wlmscpfs,pylantir,replay}
 mix=${BENCH_MIX:-busy-station,today-station-modality,patient-id,universal}
 pylantir_version=${BENCH_PYLANTIR_VERSION:-0.4.6}
 pylantir_max=${BENCH_PYLANTIR_MAX:-10000}

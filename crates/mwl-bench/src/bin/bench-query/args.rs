@@ -27,11 +27,12 @@ pub(crate) struct Args {
         default_value = "busy-station,today-station-modality,patient-id,universal"
     )]
     pub(crate) mix: Vec<String>,
-    /// Servers to measure.
+    /// Servers to measure (`replay`: `mwl-replay` with mwlbridge's recorded answers, the
+    /// client's ceiling).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "mwlbridge,wlmscpfs,pylantir"
+        default_value = "mwlbridge,wlmscpfs,pylantir,replay"
     )]
     pub(crate) servers: Vec<String>,
     /// Directory of mwlbridge, calpendo-fake and mwl-loadgen.

@@ -62,11 +62,19 @@ pub(crate) fn figure(p: &Pooled, query: &str) -> f64 {
     }
 }
 
-/// The servers, in the order of every table.
-const KINDS: [ServerKind; 3] = [
+/// The servers compared, in the order of the comparison table.
+const PEERS: [ServerKind; 3] = [
     ServerKind::Mwlbridge,
     ServerKind::Wlmscpfs,
     ServerKind::Pylantir,
+];
+
+/// Every server, in the order of the other tables.
+const KINDS: [ServerKind; 4] = [
+    ServerKind::Mwlbridge,
+    ServerKind::Wlmscpfs,
+    ServerKind::Pylantir,
+    ServerKind::Replay,
 ];
 
 /// The report's Markdown section: how it was measured, then the tables, targets and notes.
@@ -74,6 +82,7 @@ pub(crate) fn markdown(r: &Results, args: &Args, plot_name: Option<&str>) -> Str
     let mut s = String::new();
     intro(&mut s, r, args);
     comparison_table(&mut s, r);
+    crate::ceiling::section(&mut s, r);
     if let Some(name) = plot_name {
         let _ = writeln!(
             s,
@@ -159,7 +168,7 @@ fn comparison_table(s: &mut String, r: &Results) {
             let mut row = format!("| {} | {query} ({clients}) |", fmt_num(size.n as f64));
             let ours = pooled(size, ServerKind::Mwlbridge, query);
             let mut ratios = Vec::new();
-            for kind in KINDS {
+            for kind in PEERS {
                 match pooled(size, kind, query) {
                     Some(p) => {
                         let unit = if query == "universal" { " items/s" } else { "" };
@@ -327,6 +336,13 @@ fn notes(r: &Results) -> Vec<String> {
     notes.push(
         "wlmscpfs reads and parses every worklist file of the called AE's directory for each \
          query, in a child process per association; its CPU figures are the whole process tree."
+            .into(),
+    );
+    notes.push(
+        "Warm-up: before the rounds, each server answers 20 queries of each query of the mix \
+         (1 client); with the replay, mwlbridge then also answers each query once more for the \
+         recording (patient-id: every offered PatientID once). The replay's load time is that \
+         recording's."
             .into(),
     );
     notes.push(

@@ -14,6 +14,8 @@ pub(crate) enum ServerKind {
     Mwlbridge,
     Wlmscpfs,
     Pylantir,
+    /// `mwl-replay` with mwlbridge's recorded answers: the client's ceiling.
+    Replay,
 }
 
 impl ServerKind {
@@ -22,7 +24,8 @@ impl ServerKind {
             "mwlbridge" => Ok(ServerKind::Mwlbridge),
             "wlmscpfs" => Ok(ServerKind::Wlmscpfs),
             "pylantir" => Ok(ServerKind::Pylantir),
-            other => bail!("unknown server {other:?} (mwlbridge, wlmscpfs, pylantir)"),
+            "replay" => Ok(ServerKind::Replay),
+            other => bail!("unknown server {other:?} (mwlbridge, wlmscpfs, pylantir, replay)"),
         }
     }
     pub(crate) fn label(self) -> &'static str {
@@ -30,6 +33,7 @@ impl ServerKind {
             ServerKind::Mwlbridge => "mwlbridge",
             ServerKind::Wlmscpfs => "wlmscpfs",
             ServerKind::Pylantir => "Pylantir",
+            ServerKind::Replay => "replay",
         }
     }
 }

@@ -67,6 +67,14 @@ pub(crate) fn run_size(
     }
     running.sort_by_key(|s| s.kind);
     std::thread::sleep(Duration::from_secs(1));
+    for server in &mut running {
+        warm_up(args, server, &loaded.ids_file, &dir)?;
+    }
+    if servers.contains(&ServerKind::Replay) {
+        let (info, server) = start_replay(args, &running, &dir, &loaded.ids_file)?;
+        running.extend(server);
+        result.servers.insert(ServerKind::Replay, info);
+    }
     for round in 1..=args.rounds {
         for server in &mut running {
             for query in &args.mix {
@@ -86,6 +94,9 @@ pub(crate) fn run_size(
         }
     }
     record_idle_memory(&mut running, &mut result);
+    for server in &mut running {
+        server.proc.stop();
+    }
     Ok(result)
 }
 
@@ -206,6 +217,8 @@ fn load_server(
             info.load_s = Some(loaded.sync_s);
             info.items = Some(loaded.offered);
         }
+        // Started after the others' warm-up, from mwlbridge's answers.
+        ServerKind::Replay => {}
         ServerKind::Wlmscpfs if n > args.wlmscpfs_max => {
             info.skipped = Some(format!("above --wlmscpfs-max {}", args.wlmscpfs_max));
         }
@@ -291,14 +304,15 @@ fn start_server(args: &Args, kind: ServerKind, dir: &Path) -> anyhow::Result<Opt
                 .arg(port.to_string()),
             &dir.join("wlmscpfs.log"),
         )?,
-        ServerKind::Pylantir => return Ok(None),
+        // Pylantir runs since its load; the replay starts after the warm-up.
+        ServerKind::Pylantir | ServerKind::Replay => return Ok(None),
     };
     wait_port(port, &mut proc, Duration::from_secs(60))?;
     Ok(Some(Server { kind, proc, port }))
 }
 
 /// Records each server's memory after the load, settled (tokio's idle blocking threads
-/// exit after 10 s), and stops it.
+/// exit after 10 s).
 fn record_idle_memory(running: &mut [Server], result: &mut SizeResult) {
     std::thread::sleep(Duration::from_secs(12));
     for server in running {
@@ -317,8 +331,103 @@ fn record_idle_memory(running: &mut [Server], result: &mut SizeResult) {
             .filter(|r| r.server == server.kind)
             .map(|r| r.peak_tree_rss_kib)
             .max();
-        server.proc.stop();
     }
+}
+
+/// `mwl-loadgen` against `port` with the benchmark's stations, PatientIDs and timeout.
+fn loadgen(args: &Args, port: u16, mix: &str, ids_file: &Path) -> Command {
+    let mut cmd = Command::new(args.bin_dir.join("mwl-loadgen"));
+    cmd.args(["--host", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .args(["--called-ae", AE, "--station", STATION, "--mix", mix])
+        .args(["--busy-station", BUSY_STATION])
+        .arg("--query-timeout")
+        .arg(args.query_timeout.to_string())
+        .arg("--patient-ids")
+        .arg(ids_file)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` to its end, its output in `dir/<name>.log`; fails with the log's tail.
+fn run_logged(mut cmd: Command, name: &str, dir: &Path) -> anyhow::Result<()> {
+    let log = dir.join(format!("{name}.log"));
+    let out = std::fs::File::create(&log)?;
+    let status = cmd
+        .stdout(Stdio::from(out.try_clone()?))
+        .stderr(Stdio::from(out))
+        .status()
+        .with_context(|| format!("starting {name}"))?;
+    if !status.success() {
+        bail!(
+            "{name} failed: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Warm-up: every query of the mix, 1 client, [`WARM_UP_QUERIES`] each.
+fn warm_up(args: &Args, server: &Server, ids_file: &Path, dir: &Path) -> anyhow::Result<()> {
+    let mut cmd = loadgen(args, server.port, &args.mix.join(","), ids_file);
+    // --duration bounds it for a slow server (Pylantir's queries take seconds).
+    cmd.args([
+        "--clients",
+        "1",
+        "--queries",
+        WARM_UP_QUERIES,
+        "--duration",
+        "2",
+    ]);
+    let name = format!("warm-up-{}", server.kind.label().to_lowercase());
+    run_logged(cmd, &name, dir)
+}
+
+/// Queries of each kind in the warm-up.
+const WARM_UP_QUERIES: &str = "20";
+
+/// Records mwlbridge's answers to every query of the mix (`mwl-loadgen --record`; every
+/// PatientID for `patient-id`), then starts `mwl-replay` with them.
+fn start_replay(
+    args: &Args,
+    running: &[Server],
+    dir: &Path,
+    ids_file: &Path,
+) -> anyhow::Result<(ServerInfo, Option<Server>)> {
+    let Some(source) = running.iter().find(|s| s.kind == ServerKind::Mwlbridge) else {
+        let info = ServerInfo {
+            skipped: Some("needs mwlbridge to record its answers".into()),
+            ..ServerInfo::default()
+        };
+        return Ok((info, None));
+    };
+    let recording = dir.join("replay.rec");
+    let mut cmd = loadgen(args, source.port, &args.mix.join(","), ids_file);
+    cmd.arg("--record").arg(&recording);
+    let t = Instant::now();
+    run_logged(cmd, "replay-record", dir)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let port = free_port()?;
+    let mut proc = Proc::spawn(
+        "mwl-replay",
+        Command::new(args.bin_dir.join("mwl-replay"))
+            .arg("--recording")
+            .arg(&recording)
+            .arg("--port")
+            .arg(port.to_string()),
+        &dir.join("mwl-replay.log"),
+    )?;
+    wait_port(port, &mut proc, Duration::from_secs(60))?;
+    let info = ServerInfo {
+        load_s: Some(load_s),
+        ..ServerInfo::default()
+    };
+    let server = Server {
+        kind: ServerKind::Replay,
+        proc,
+        port,
+    };
+    Ok((info, Some(server)))
 }
 
 /// What the synced store holds.
@@ -477,23 +586,14 @@ pub(crate) fn load_run(
     let busy0 = procfs::machine_busy_ticks().unwrap_or(0);
     let window = Instant::now();
     let mut meter = TreeMeter::start(server.proc.pid());
-    let mut child = Command::new(args.bin_dir.join("mwl-loadgen"))
-        .args(["--host", "127.0.0.1", "--port"])
-        .arg(server.port.to_string())
-        .args(["--called-ae", AE, "--station", STATION, "--mix", query])
-        .args(["--busy-station", BUSY_STATION])
+    let mut child = loadgen(args, server.port, query, ids_file)
         .arg("--clients")
         .arg(args.clients.to_string())
         .arg("--duration")
         .arg(args.seconds.to_string())
-        .arg("--query-timeout")
-        .arg(args.query_timeout.to_string())
-        .arg("--patient-ids")
-        .arg(ids_file)
         .arg("--seed")
         .arg(round.to_string())
         .arg("--json")
-        .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
         .spawn()
