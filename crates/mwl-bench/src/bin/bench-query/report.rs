@@ -251,9 +251,9 @@ fn memory_table(s: &mut String, r: &Results) {
     let _ = writeln!(s, "Loading and memory:\n");
     let _ = writeln!(
         s,
-        "| items | server | loaded items | load time (s) | peak RSS MB (VmHWM, main process) | peak RSS during queries MB (sum over the process tree) | idle RSS after load MB (tree, 12 s after the last run) |"
+        "| items | server | loaded items | load time (s) | peak RSS MB (VmHWM, main process) | peak RSS during queries MB (sum over the process tree) | idle RSS after the warm-up MB (tree, 12 s after it) | idle RSS after load MB (tree, 12 s after the last run) |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for size in &r.sizes {
         for kind in KINDS {
             let Some(info) = size.servers.get(&kind) else {
@@ -262,7 +262,7 @@ fn memory_table(s: &mut String, r: &Results) {
             if let Some(why) = &info.skipped {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | skipped: {why} | | | | |",
+                    "| {} | {} | skipped: {why} | | | | | |",
                     fmt_num(size.n as f64),
                     kind.label()
                 );
@@ -270,13 +270,14 @@ fn memory_table(s: &mut String, r: &Results) {
             }
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 fmt_num(size.n as f64),
                 kind.label(),
                 info.items.map_or("–".into(), |i| fmt_num(i as f64)),
                 info.load_s.map_or("–".into(), |t| format!("{t:.1}")),
                 mib(info.vmhwm_kib),
                 mib(info.peak_load_rss_kib),
+                mib(info.warm_idle_rss_kib),
                 mib(info.idle_rss_kib),
             );
         }

@@ -70,6 +70,10 @@ pub(crate) struct ServerInfo {
     pub(crate) peak_load_rss_kib: Option<u64>,
     /// VmRSS sum of the process tree after the runs, settled, KiB.
     pub(crate) idle_rss_kib: Option<u64>,
+    /// VmRSS sum of the process tree after the warm-up (one pass of every query), settled,
+    /// before the rounds, KiB (absent in older results).
+    #[serde(default)]
+    pub(crate) warm_idle_rss_kib: Option<u64>,
 }
 
 /// Everything measured at one size.

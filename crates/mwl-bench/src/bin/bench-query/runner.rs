@@ -75,6 +75,7 @@ pub(crate) fn run_size(
         running.extend(server);
         result.servers.insert(ServerKind::Replay, info);
     }
+    record_memory(&mut running, &mut result, Moment::AfterWarmUp);
     for round in 1..=args.rounds {
         for server in &mut running {
             for query in &args.mix {
@@ -93,7 +94,7 @@ pub(crate) fn run_size(
             }
         }
     }
-    record_idle_memory(&mut running, &mut result);
+    record_memory(&mut running, &mut result, Moment::AfterLoad);
     for server in &mut running {
         server.proc.stop();
     }
@@ -311,20 +312,38 @@ fn start_server(args: &Args, kind: ServerKind, dir: &Path) -> anyhow::Result<Opt
     Ok(Some(Server { kind, proc, port }))
 }
 
-/// Records each server's memory after the load, settled (tokio's idle blocking threads
-/// exit after 10 s).
-fn record_idle_memory(running: &mut [Server], result: &mut SizeResult) {
-    std::thread::sleep(Duration::from_secs(12));
+/// When [`record_memory`] measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moment {
+    /// After the warm-up, before the rounds.
+    AfterWarmUp,
+    /// After the last round.
+    AfterLoad,
+}
+
+/// Seconds the servers idle before their memory is read: tokio's idle blocking threads
+/// exit after 10 s.
+pub(crate) const SETTLE_S: u64 = 12;
+
+/// Records each server's memory, idle and settled, after the warm-up or after the load
+/// (then also its peaks).
+fn record_memory(running: &mut [Server], result: &mut SizeResult, moment: Moment) {
+    std::thread::sleep(Duration::from_secs(SETTLE_S));
     for server in running {
         let pid = server.proc.pid();
         let info = result.servers.entry(server.kind).or_default();
-        info.vmhwm_kib = procfs::status_kib(pid, "VmHWM");
-        info.idle_rss_kib = Some(
+        let idle = Some(
             procfs::tree(pid)
                 .into_iter()
                 .filter_map(|p| procfs::status_kib(p, "VmRSS"))
                 .sum(),
         );
+        if moment == Moment::AfterWarmUp {
+            info.warm_idle_rss_kib = idle;
+            continue;
+        }
+        info.idle_rss_kib = idle;
+        info.vmhwm_kib = procfs::status_kib(pid, "VmHWM");
         info.peak_load_rss_kib = result
             .runs
             .iter()
