@@ -112,6 +112,9 @@ doc_args=()
 command_line="scripts/bench.sh"
 [ -n "${BENCH_SIZES:-}" ] && command_line="BENCH_SIZES=\"$sizes\" $command_line"
 [ -n "${BENCH_SECONDS:-}" ] && command_line="BENCH_SECONDS=$seconds $command_line"
+[ -n "${BENCH_ROUNDS:-}" ] && command_line="BENCH_ROUNDS=$rounds $command_line"
+[ -n "${BENCH_SERVERS:-}" ] && command_line="BENCH_SERVERS=$servers $command_line"
+[ -n "${BENCH_MIX:-}" ] && command_line="BENCH_MIX=$mix $command_line"
 
 say "sizes: $sizes; $seconds s per run, $rounds rounds, $clients clients; servers: $servers"
 exec target/release/bench-query \

@@ -138,7 +138,7 @@ offered subject ({clients} clients); **universal** = every item (1 client; compa
 ```sh
 scripts/bench.sh                                   # BENCH_SIZES="1000 10000 100000" BENCH_SECONDS=5 BENCH_ROUNDS=2
 target/release/mwl-loadgen --port 11112 --called-ae MWLBRIDGE --clients 8 --duration 10 \
-    --mix today-station-modality,patient-id,universal --patient-ids ids.txt   # any MWL SCP
+    --mix busy-station,patient-id,universal --patient-ids ids.txt   # any MWL SCP
 ```
 "#,
         per = args.per_source,
