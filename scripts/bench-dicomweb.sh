@@ -18,7 +18,7 @@ items=${BENCH_ITEMS:-10000}
 seconds=${BENCH_SECONDS:-5}
 rounds=${BENCH_ROUNDS:-3}
 clients=${BENCH_CLIENTS:-8}
-mix=${BENCH_MIX:-today-station-modality,patient-id,universal}
+mix=${BENCH_MIX:-busy-station,today-station-modality,patient-id,universal}
 work=target/bench/dicomweb-n$items
 bin=target/release
 
@@ -43,7 +43,7 @@ pids=()
 trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 
 fake_port=$(free_port)
-"$bin/calpendo-fake" --synthetic "$items" --bind "127.0.0.1:$fake_port" >"$work/calpendo-fake.log" 2>&1 &
+"$bin/calpendo-fake" --synthetic "$items" --busy-today 100 --bind "127.0.0.1:$fake_port" >"$work/calpendo-fake.log" 2>&1 &
 pids+=($!)
 wait_port "$fake_port"
 
@@ -78,7 +78,7 @@ enabled = $1
 base_url = "http://127.0.0.1:$fake_port"
 resources = ["3T", "EEG", "Mock"]
 resource_modality_mapping = { "3T" = "MR", "EEG" = "EEG", "Mock" = "OT" }
-station_aet_mapping = { "3T Diagnostic" = "MRI_DIAG_01", "3T Research" = "MRI_RES_01", "EEG" = "EEG_01", "Mock" = "MOCK_01" }
+station_aet_mapping = { "3T Busy" = "MRI_BUSY", "3T Diagnostic" = "MRI_DIAG_01", "3T Research" = "MRI_RES_01", "EEG" = "EEG_01", "Mock" = "MOCK_01" }
 window_future_days = 366
 max_workers = 32
 sync_interval = 86400

@@ -15,8 +15,8 @@
 #   BENCH_SECONDS=5                   seconds per server, query and round
 #   BENCH_ROUNDS=2                    rounds (A B C A B C ...)
 #   BENCH_CLIENTS=8                   clients (universal: 1)
-#   BENCH_SERVERS=mwlbridge,wlmscpfs,pylantir
-#   BENCH_MIX=today-station-modality,patient-id,universal   (also: date-range, name-wildcard)
+#   BENCH_SERVERS=mwlbridge,wlmscpfs,pylantir,replay   (replay: mwl-replay, the client's ceiling)
+#   BENCH_MIX=busy-station,today-station-modality,patient-id,universal   (also: date-range, name-wildcard)
 #   BENCH_PYLANTIR_VERSION=0.4.6      version installed into the venv
 #   BENCH_PYLANTIR_MAX=10000          largest size Pylantir is run at
 #   BENCH_DOC=docs/benchmarks.md      document to update ("" : none)
@@ -29,8 +29,8 @@ sizes=${BENCH_SIZES:-1000 10000 100000}
 seconds=${BENCH_SECONDS:-5}
 rounds=${BENCH_ROUNDS:-2}
 clients=${BENCH_CLIENTS:-8}
-servers=${BENCH_SERVERS:-mwlbridge,wlmscpfs,pylantir}
-mix=${BENCH_MIX:-today-station-modality,patient-id,universal}
+servers=${BENCH_SERVERS:-mwlbridge,wlmscpfs,pylantir,replay}
+mix=${BENCH_MIX:-busy-station,today-station-modality,patient-id,universal}
 pylantir_version=${BENCH_PYLANTIR_VERSION:-0.4.6}
 pylantir_max=${BENCH_PYLANTIR_MAX:-10000}
 doc=${BENCH_DOC-docs/benchmarks.md}
@@ -112,6 +112,9 @@ doc_args=()
 command_line="scripts/bench.sh"
 [ -n "${BENCH_SIZES:-}" ] && command_line="BENCH_SIZES=\"$sizes\" $command_line"
 [ -n "${BENCH_SECONDS:-}" ] && command_line="BENCH_SECONDS=$seconds $command_line"
+[ -n "${BENCH_ROUNDS:-}" ] && command_line="BENCH_ROUNDS=$rounds $command_line"
+[ -n "${BENCH_SERVERS:-}" ] && command_line="BENCH_SERVERS=$servers $command_line"
+[ -n "${BENCH_MIX:-}" ] && command_line="BENCH_MIX=$mix $command_line"
 
 say "sizes: $sizes; $seconds s per run, $rounds rounds, $clients clients; servers: $servers"
 exec target/release/bench-query \

@@ -321,6 +321,42 @@ pub fn synthetic_bookings(n: usize, first_day: Date, seed: u64) -> Vec<FakeBooki
     out
 }
 
+/// The resource of [`busy_day_bookings`]: a console booked in short slots all day.
+pub const BUSY_RESOURCE: &str = "3T Busy";
+
+/// Most bookings [`busy_day_bookings`] fits in one day (one-minute slots, 08:00–20:00).
+pub const BUSY_DAY_MAX: usize = 720;
+
+/// `count` (at most [`BUSY_DAY_MAX`]) `Approved` MR bookings on [`BUSY_RESOURCE`] on
+/// `day`, back to back in equal slots between 08:00 and 20:00 (100 bookings: 7 minutes
+/// each), with ids from `first_id` on. They model the busiest console's day, the worst
+/// case of its default "today, this station, this modality" query; the other fields
+/// vary as [`synthetic_bookings`]' do. The same arguments always give the same bookings.
+pub fn busy_day_bookings(count: usize, day: Date, first_id: i64, seed: u64) -> Vec<FakeBooking> {
+    let count = count.min(BUSY_DAY_MAX);
+    if count == 0 {
+        return Vec::new();
+    }
+    let mut rng = SplitMix64(seed ^ 0x6275_7379_6461_7921);
+    let slot = i64::try_from(BUSY_DAY_MAX / count).unwrap_or(1);
+    let opening = day.to_datetime(Time::constant(8, 0, 0, 0));
+    let mut out = Vec::with_capacity(count);
+    for i in 0..count {
+        let offset = slot * i64::try_from(i).unwrap_or(0);
+        let (Ok(start), Ok(end)) = (
+            opening.checked_add(SignedDuration::from_mins(offset)),
+            opening.checked_add(SignedDuration::from_mins(offset + slot)),
+        ) else {
+            break;
+        };
+        let id = first_id.saturating_add(i64::try_from(i).unwrap_or(0));
+        let mut b = synthetic_booking(&mut rng, id, start, end, BUSY_RESOURCE, "MRIScan");
+        b.status = "Approved".to_owned();
+        out.push(b);
+    }
+    out
+}
+
 fn synthetic_booking(
     rng: &mut SplitMix64,
     id: i64,
@@ -560,5 +596,23 @@ mod tests {
                 .all(|b| b.operator.is_none())
         );
         assert!(synthetic_bookings(0, first_day, 1).is_empty());
+    }
+
+    #[test]
+    fn busy_day_fills_one_resource_of_one_day() {
+        let day = date(2026, 11, 26);
+        let a = busy_day_bookings(100, day, 500, 3);
+        assert_eq!(a, busy_day_bookings(100, day, 500, 3));
+        assert_eq!(a.len(), 100);
+        assert!(a.iter().all(|b| b.resource == BUSY_RESOURCE
+            && b.status == "Approved"
+            && b.biskit_type == "MRIScan"
+            && b.start.date() == day
+            && b.end.time() <= Time::constant(20, 0, 0, 0)));
+        assert!(a.windows(2).all(|w| w[0].end <= w[1].start));
+        let ids: HashSet<i64> = a.iter().map(|b| b.id).collect();
+        assert_eq!(ids, (500..600).collect());
+        assert_eq!(busy_day_bookings(5000, day, 1, 1).len(), BUSY_DAY_MAX);
+        assert!(busy_day_bookings(0, day, 1, 1).is_empty());
     }
 }

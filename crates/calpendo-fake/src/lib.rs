@@ -12,7 +12,7 @@
 //! - this file: [`FakeCalpendo`] (the handle), [`FakeConfig`], [`FakeBooking`], faults and
 //!   statistics.
 //! - `fixture`: loading a JSON fixture of bookings ([`load_fixture`]) and generating many
-//!   ([`synthetic_bookings`]).
+//!   ([`synthetic_bookings`], and the busiest console's day: [`busy_day_bookings`]).
 //! - `query`: the Calpendo query path language as Calpendo documents it
 //!   (`AND/status/EQ/Approved/OR/resource.name/STARTS_WITH/3T/CLOSE`: `AND OR NAND NOR`,
 //!   `CLOSE`, the text, time and number relations, `__NULL__`, `updated`), parsed and
@@ -59,7 +59,9 @@ mod query;
 mod render;
 mod server;
 
-pub use fixture::{FixtureError, load_fixture, synthetic_bookings};
+pub use fixture::{
+    BUSY_DAY_MAX, BUSY_RESOURCE, FixtureError, busy_day_bookings, load_fixture, synthetic_bookings,
+};
 
 /// A realistic day of bookings (plus one the day before and a few the day after), with
 /// dates relative to "today": load it with [`load_fixture`].

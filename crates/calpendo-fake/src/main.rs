@@ -8,7 +8,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use calpendo_fake::{FakeCalpendo, FakeConfig, SAMPLE_FIXTURE, load_fixture, synthetic_bookings};
+use calpendo_fake::{
+    BUSY_RESOURCE, FakeCalpendo, FakeConfig, SAMPLE_FIXTURE, busy_day_bookings, load_fixture,
+    synthetic_bookings,
+};
 use clap::Parser;
 
 /// A fake Calpendo HTTP server for tests, benchmarks and demos.
@@ -24,6 +27,10 @@ struct Args {
     /// Serve N synthetic bookings from today on instead of a fixture.
     #[arg(long, value_name = "N")]
     synthetic: Option<usize>,
+    /// Of the N synthetic bookings, this many fill today on the resource "3T Busy" in
+    /// short slots (the busiest console's day; at most 720).
+    #[arg(long, default_value_t = 0, requires = "synthetic")]
+    busy_today: usize,
     /// Seed of the synthetic bookings.
     #[arg(long, default_value_t = 1, requires = "synthetic")]
     seed: u64,
@@ -58,7 +65,16 @@ async fn run(args: Args) -> Result<(), Box<dyn std::error::Error>> {
         .map_err(|e| format!("unknown time zone {:?}: {e}", args.timezone))?;
     let today = jiff::Timestamp::now().to_zoned_datetime(tz).date();
     let bookings = match (&args.synthetic, &args.fixture) {
-        (Some(n), _) => synthetic_bookings(*n, today, args.seed),
+        (Some(n), _) => {
+            let busy = args.busy_today.min(*n);
+            let mut bookings = synthetic_bookings(n - busy, today, args.seed);
+            let first_id = 100_000 + i64::try_from(bookings.len()).unwrap_or(0);
+            bookings.extend(busy_day_bookings(busy, today, first_id, args.seed));
+            if busy > 0 {
+                eprintln!("calpendo-fake: {} of them today on {BUSY_RESOURCE:?}", busy);
+            }
+            bookings
+        }
         (None, Some(path)) => {
             let text =
                 std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -51,6 +51,9 @@ pub enum ClientError {
     /// A response whose command set has no status.
     #[error("response command set without a status")]
     NoStatus,
+    /// A received PDU could not be re-encoded for a recording.
+    #[error("recording a PDU: {0}")]
+    Record(#[source] dicom_ul::pdu::WriteError),
     /// The A-RELEASE exchange failed.
     #[error("release: {0}")]
     Release(#[source] dicom_ul::association::Error),
@@ -124,9 +127,32 @@ impl Connection {
         })
     }
 
+    /// The presentation context ID the server accepted for MWL FIND.
+    pub fn context_id(&self) -> u8 {
+        self.context_id
+    }
+
     /// Sends a C-FIND with `identifier` (an Implicit VR LE data set) and reads every
     /// response until the final one.
     pub async fn find(&mut self, identifier: &[u8]) -> Result<FindOutcome, ClientError> {
+        self.find_inner(identifier, None).await
+    }
+
+    /// [`find`](Self::find), appending each P-DATA-TF PDU of the answer to `pdus` as it
+    /// came (re-encoded from dicom-ul's parse, which gives the same bytes).
+    pub async fn find_recorded(
+        &mut self,
+        identifier: &[u8],
+        pdus: &mut Vec<u8>,
+    ) -> Result<FindOutcome, ClientError> {
+        self.find_inner(identifier, Some(pdus)).await
+    }
+
+    async fn find_inner(
+        &mut self,
+        identifier: &[u8],
+        mut record: Option<&mut Vec<u8>>,
+    ) -> Result<FindOutcome, ClientError> {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);
         let command = find_command(id);
@@ -156,6 +182,9 @@ impl Connection {
         self.command_buf.clear();
         loop {
             let pdu = self.assoc.receive().await.map_err(ClientError::Receive)?;
+            if let (Some(out), Pdu::PData { .. }) = (record.as_deref_mut(), &pdu) {
+                dicom_ul::pdu::write_pdu(out, &pdu).map_err(ClientError::Record)?;
+            }
             let data = match pdu {
                 Pdu::PData { data } => data,
                 Pdu::AbortRQ { source } => return Err(ClientError::Aborted(source)),

@@ -7,11 +7,15 @@
 //! - [`queries`]: the named queries of the load generator.
 //! - [`stats`]: latency percentiles and the process's own CPU time.
 //! - [`procfs`]: CPU time and memory of other processes, from `/proc`.
+//! - [`replay`]: the client's ceiling: a server's recorded answers, their file, and the
+//!   upper-layer framing `mwl-replay` needs to send them back without work.
 //! - [`web`]: the same named queries as DICOMweb searches, for `mwl-webload`.
 //!
 //! The binaries: `mwl-loadgen` (C-FIND load against any MWL SCP, a JSON or table
-//! report), `mwl-webload` (the same queries as DICOMweb searches against mwlbridge's
-//! admin interface, the same report), `bench-query` (mwlbridge against wlmscpfs and Pylantir; its modules: `runner`
+//! report; `--record` keeps a server's answers), `mwl-replay` (answers with a recording:
+//! the ceiling), `mwl-webload` (the same queries as DICOMweb searches against mwlbridge's
+//! admin interface, the same report), `bench-query` (mwlbridge against wlmscpfs and
+//! Pylantir; its modules: `runner`
 //! runs one size, `report` writes the Markdown, `plot` the gnuplot figure, `results` holds
 //! what is measured) and `bench-sync` (sync against a slow fake Calpendo).
 //!
@@ -30,5 +34,6 @@
 pub mod client;
 pub mod procfs;
 pub mod queries;
+pub mod replay;
 pub mod stats;
 pub mod web;

@@ -7,11 +7,16 @@
 //!
 //! | name | matching keys |
 //! |---|---|
+//! | `busy-station` | SPS start date = the day, ScheduledStationAETitle = the busy station, Modality = the modality |
 //! | `today-station-modality` | SPS start date = the day, ScheduledStationAETitle = the station, Modality = the modality |
 //! | `patient-id` | PatientID = a random existing subject's ID |
 //! | `universal` | none: every item |
 //! | `date-range` | SPS start date = a range of `range_days` days from the day |
 //! | `name-wildcard` | PatientName = a wildcard pattern (`Sim*`) |
+//!
+//! `busy-station` is `today-station-modality` on the station the benchmark's data fills
+//! with ~100 steps today (`calpendo-fake --busy-today`): the worst case of a console's
+//! default query, whatever the worklist's size.
 
 use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
@@ -24,6 +29,8 @@ use crate::client::encode;
 /// A named query.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum QueryKind {
+    /// Today's items of the busiest station and the modality.
+    BusyStation,
     /// Today's items of one station and modality: a console's own worklist.
     TodayStationModality,
     /// One subject by exact PatientID.
@@ -38,7 +45,8 @@ pub enum QueryKind {
 
 impl QueryKind {
     /// Every query, in display order.
-    pub const ALL: [QueryKind; 5] = [
+    pub const ALL: [QueryKind; 6] = [
+        QueryKind::BusyStation,
         QueryKind::TodayStationModality,
         QueryKind::PatientId,
         QueryKind::Universal,
@@ -49,6 +57,7 @@ impl QueryKind {
     /// Its name on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
+            QueryKind::BusyStation => "busy-station",
             QueryKind::TodayStationModality => "today-station-modality",
             QueryKind::PatientId => "patient-id",
             QueryKind::Universal => "universal",
@@ -83,7 +92,9 @@ pub struct QueryParams {
     pub day: Date,
     /// ScheduledStationAETitle of `today-station-modality`.
     pub station: String,
-    /// Modality of `today-station-modality`.
+    /// ScheduledStationAETitle of `busy-station`.
+    pub busy_station: String,
+    /// Modality of `today-station-modality` and `busy-station`.
     pub modality: String,
     /// Length of the `date-range` range, in days (at least 1).
     pub range_days: u32,
@@ -170,6 +181,17 @@ fn identifier(k: &Keys<'_>) -> InMemDicomObject {
     obj
 }
 
+/// The encoded identifier of `patient-id` for `id`.
+pub fn patient_id_query(id: &str) -> Vec<u8> {
+    encode(&identifier(&Keys {
+        patient_id: id,
+        patient_name: "",
+        station: "",
+        date: "",
+        modality: "",
+    }))
+}
+
 /// The encoded identifier (Implicit VR LE) of one query of `kind`; `patient-id` picks
 /// its ID with `rng`. `None` for `patient-id` without IDs.
 pub fn build(kind: QueryKind, p: &QueryParams, rng: &mut Rng) -> Option<Vec<u8>> {
@@ -183,18 +205,19 @@ pub fn build(kind: QueryKind, p: &QueryParams, rng: &mut Rng) -> Option<Vec<u8>>
             date: &day,
             modality: &p.modality,
         },
+        QueryKind::BusyStation => Keys {
+            patient_id: "",
+            patient_name: "",
+            station: &p.busy_station,
+            date: &day,
+            modality: &p.modality,
+        },
         QueryKind::PatientId => {
             if p.patient_ids.is_empty() {
                 return None;
             }
             let id = &p.patient_ids[rng.below(p.patient_ids.len())];
-            return Some(encode(&identifier(&Keys {
-                patient_id: id,
-                patient_name: "",
-                station: "",
-                date: "",
-                modality: "",
-            })));
+            return Some(patient_id_query(id));
         }
         QueryKind::Universal => Keys {
             patient_id: "",
@@ -245,6 +268,7 @@ mod tests {
         let p = QueryParams {
             day: jiff::civil::date(2026, 11, 30),
             station: "S".into(),
+            busy_station: "BUSY".into(),
             modality: "MR".into(),
             range_days: 3,
             name_pattern: "Sim*".into(),
@@ -257,5 +281,8 @@ mod tests {
         let bytes = build(QueryKind::DateRange, &p, &mut rng).unwrap_or_default();
         let text = String::from_utf8_lossy(&bytes);
         assert!(text.contains("20261130-20261202"), "{text}");
+        let busy = build(QueryKind::BusyStation, &p, &mut rng).unwrap_or_default();
+        let text = String::from_utf8_lossy(&busy);
+        assert!(text.contains("BUSY") && text.contains("20261130"), "{text}");
     }
 }

@@ -23,6 +23,11 @@ pub fn search_params(
             ("00400100.00400001", p.station.clone()),
             ("00400100.00080060", p.modality.clone()),
         ],
+        QueryKind::BusyStation => vec![
+            ("00400100.00400002", day),
+            ("00400100.00400001", p.busy_station.clone()),
+            ("00400100.00080060", p.modality.clone()),
+        ],
         QueryKind::PatientId => {
             if p.patient_ids.is_empty() {
                 return None;
@@ -54,6 +59,7 @@ mod tests {
         QueryParams {
             day: jiff::civil::date(2026, 12, 6),
             station: "MRI_DIAG_01".into(),
+            busy_station: "MRI_BUSY".into(),
             modality: "MR".into(),
             range_days: 3,
             name_pattern: "Sim*".into(),
@@ -73,6 +79,8 @@ mod tests {
         assert_eq!(value(&q, "00400100.00400001"), Some("MRI_DIAG_01"));
         assert_eq!(value(&q, "00400100.00080060"), Some("MR"));
         assert_eq!(value(&q, "limit"), Some("500"));
+        let q = search_params(QueryKind::BusyStation, &p, &mut rng, 500).expect("q");
+        assert_eq!(value(&q, "00400100.00400001"), Some("MRI_BUSY"));
         let q = search_params(QueryKind::DateRange, &p, &mut rng, 5).expect("q");
         assert_eq!(value(&q, "00400100.00400002"), Some("20261206-20261208"));
         let q = search_params(QueryKind::Universal, &p, &mut rng, 5000).expect("q");

@@ -7,7 +7,8 @@
 //! association (`--mode persistent`) or a fresh association per query (`--mode fresh`).
 //! Reports per query: queries/s, latency percentiles, mean matches, errors (a final
 //! status other than 0000, a transport error or a timeout) and the load generator's own
-//! CPU share. `--json` prints the report as JSON for scripts.
+//! CPU share. `--json` prints the report as JSON for scripts. `--record FILE` runs
+//! each query once instead and keeps the server's answers for `mwl-replay`.
 //!
 //! ```text
 //! mwl-loadgen --port 11112 --called-ae MWLBRIDGE --clients 8 --duration 10 \
@@ -23,7 +24,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use clap::{Parser, ValueEnum};
 use mwl_bench::client::{ClientError, Connection, FindOutcome, Target};
-use mwl_bench::queries::{QueryKind, QueryParams, Rng, build, format_da};
+use mwl_bench::queries::{QueryKind, QueryParams, Rng, build, format_da, patient_id_query};
+use mwl_bench::replay::recording::Recording;
 use mwl_bench::stats::{LoadReport, PhaseReport, own_cpu_time, summarize};
 
 /// How clients use associations.
@@ -77,14 +79,17 @@ struct Args {
     /// Association use.
     #[arg(long, value_enum, default_value_t = Mode::Persistent)]
     mode: Mode,
-    /// Queries to run, in turn: today-station-modality, patient-id, universal,
+    /// Queries to run, in turn: busy-station, today-station-modality, patient-id, universal,
     /// date-range, name-wildcard.
     #[arg(long, value_delimiter = ',', default_value = "today-station-modality")]
     mix: Vec<String>,
     /// ScheduledStationAETitle of today-station-modality.
     #[arg(long, default_value = "MRI_DIAG_01")]
     station: String,
-    /// Modality of today-station-modality.
+    /// ScheduledStationAETitle of busy-station.
+    #[arg(long, default_value = "MRI_BUSY")]
+    busy_station: String,
+    /// Modality of today-station-modality and busy-station.
     #[arg(long, default_value = "MR")]
     modality: String,
     /// "Today" as YYYYMMDD (default: today in --timezone).
@@ -116,6 +121,10 @@ struct Args {
     /// Seed of the patient-id picks.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Record instead of loading: run each query of the mix once (patient-id: once per
+    /// PatientID) and write the answers' PDUs to this file, for `mwl-replay`.
+    #[arg(long, value_name = "FILE")]
+    record: Option<PathBuf>,
     /// Print JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -209,6 +218,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut params = QueryParams {
         day,
         station: args.station.clone(),
+        busy_station: args.busy_station.clone(),
         modality: args.modality.clone(),
         range_days: args.range_days,
         name_pattern: args.name_pattern.clone(),
@@ -228,6 +238,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
         if params.patient_ids.is_empty() {
             bail!("no PatientIDs for the patient-id query");
         }
+    }
+    if let Some(path) = &args.record {
+        return record(&target, &kinds, &params, path).await;
     }
     let params = Arc::new(params);
     let mut report = LoadReport {
@@ -266,6 +279,49 @@ async fn run(args: Args) -> anyhow::Result<()> {
     } else {
         report.print_table();
     }
+    Ok(())
+}
+
+/// Runs each query of `kinds` once on one association (patient-id: once per PatientID)
+/// and writes the answers to `path` as a [`Recording`].
+async fn record(
+    target: &Target,
+    kinds: &[QueryKind],
+    params: &QueryParams,
+    path: &std::path::Path,
+) -> anyhow::Result<()> {
+    let mut conn = Connection::open(target).await?;
+    let mut rec = Recording::new(target.max_pdu, conn.context_id());
+    let mut rng = Rng::new(0);
+    for &kind in kinds {
+        let identifiers: Vec<Vec<u8>> = if kind == QueryKind::PatientId {
+            params
+                .patient_ids
+                .iter()
+                .map(|id| patient_id_query(id))
+                .collect()
+        } else {
+            build(kind, params, &mut rng).into_iter().collect()
+        };
+        let (mut matches, count) = (0u64, identifiers.len());
+        for identifier in identifiers {
+            let mut pdus = Vec::new();
+            let outcome = conn.find_recorded(&identifier, &mut pdus).await?;
+            if outcome.status != 0 {
+                bail!("{}: final status {:04X}", kind.name(), outcome.status);
+            }
+            matches += outcome.matches;
+            rec.insert(identifier, pdus);
+        }
+        eprintln!(
+            "recorded {}: {count} quer{}, {matches} matches",
+            kind.name(),
+            if count == 1 { "y" } else { "ies" }
+        );
+    }
+    conn.release().await?;
+    std::fs::write(path, rec.to_bytes()).with_context(|| format!("{}", path.display()))?;
+    eprintln!("{} answers written to {}", rec.len(), path.display());
     Ok(())
 }
 

@@ -40,14 +40,17 @@ struct Args {
     /// Seconds per query of the mix (at most 3600).
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Queries to run, in turn: today-station-modality, patient-id, universal,
+    /// Queries to run, in turn: busy-station, today-station-modality, patient-id, universal,
     /// date-range, name-wildcard.
     #[arg(long, value_delimiter = ',', default_value = "today-station-modality")]
     mix: Vec<String>,
     /// ScheduledStationAETitle of today-station-modality.
     #[arg(long, default_value = "MRI_DIAG_01")]
     station: String,
-    /// Modality of today-station-modality.
+    /// ScheduledStationAETitle of busy-station.
+    #[arg(long, default_value = "MRI_BUSY")]
+    busy_station: String,
+    /// Modality of today-station-modality and busy-station.
     #[arg(long, default_value = "MR")]
     modality: String,
     /// "Today" as YYYYMMDD (default: today in --timezone).
@@ -138,6 +141,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let mut params = QueryParams {
         day,
         station: args.station.clone(),
+        busy_station: args.busy_station.clone(),
         modality: args.modality.clone(),
         range_days: args.range_days,
         name_pattern: args.name_pattern.clone(),

@@ -24,14 +24,15 @@ pub(crate) struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "today-station-modality,patient-id,universal"
+        default_value = "busy-station,today-station-modality,patient-id,universal"
     )]
     pub(crate) mix: Vec<String>,
-    /// Servers to measure.
+    /// Servers to measure (`replay`: `mwl-replay` with mwlbridge's recorded answers, the
+    /// client's ceiling).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "mwlbridge,wlmscpfs,pylantir"
+        default_value = "mwlbridge,wlmscpfs,pylantir,replay"
     )]
     pub(crate) servers: Vec<String>,
     /// Directory of mwlbridge, calpendo-fake and mwl-loadgen.
@@ -59,6 +60,10 @@ pub(crate) struct Args {
     /// ~280 days, inside the 366-day sync window.
     #[arg(long, default_value_t = 10_000)]
     pub(crate) per_source: usize,
+    /// Bookings of the first fake Calpendo that fill today on its "3T Busy" resource
+    /// (station BUSY_STATION), for `busy-station`; the same at every size.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) busy_today: usize,
     /// Seconds one query may take before it counts as an error.
     #[arg(long, default_value_t = 180.0)]
     pub(crate) query_timeout: f64,
@@ -81,3 +86,6 @@ pub(crate) struct Args {
 pub(crate) const AE: &str = "MWLBRIDGE";
 /// The station whose today's MR steps `today-station-modality` asks for.
 pub(crate) const STATION: &str = "MRI_DIAG_01";
+/// The station whose today's MR steps `busy-station` asks for ("3T Busy" of the first
+/// source).
+pub(crate) const BUSY_STATION: &str = "MRI_BUSY";

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use crate::args::AE;
+use crate::args::{AE, BUSY_STATION};
 
 /// Splits `n` bookings over ⌈n / per_source⌉ sources.
 pub(crate) fn split(n: usize, per_source: usize) -> Vec<usize> {
@@ -47,7 +47,7 @@ enabled = {enabled}
 base_url = "{url}"
 resources = ["3T", "EEG", "Mock"]
 resource_modality_mapping = {{ "3T" = "MR", "EEG" = "EEG", "Mock" = "OT" }}
-station_aet_mapping = {{ "3T Diagnostic" = "MRI_DIAG_{g:02}", "3T Research" = "MRI_RES_{g:02}", "EEG" = "EEG_{g:02}", "Mock" = "MOCK_{g:02}" }}
+station_aet_mapping = {{ "3T Busy" = "{BUSY_STATION}", "3T Diagnostic" = "MRI_DIAG_{g:02}", "3T Research" = "MRI_RES_{g:02}", "EEG" = "EEG_{g:02}", "Mock" = "MOCK_{g:02}" }}
 window_future_days = 366
 max_workers = 32
 sync_interval = 86400
@@ -75,7 +75,7 @@ pub(crate) fn pylantir_config(dir: &Path, urls: &[String]) -> anyhow::Result<Str
                 "config": {
                     "base_url": url,
                     "api_path": "/webdav",
-                    "resources": ["3T Diagnostic", "3T Research", "EEG Lab Room A", "Mock Scanner"],
+                    "resources": ["3T Busy", "3T Diagnostic", "3T Research", "EEG Lab Room A", "Mock Scanner"],
                     "timezone": "America/Edmonton",
                     "resource_modality_mapping": {"3T": "MR", "EEG": "EEG", "Mock": "OT"}
                 },

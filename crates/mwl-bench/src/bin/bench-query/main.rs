@@ -8,11 +8,15 @@
 //! mwlbridge's 366-day window) and one Calpendo source per fake; `mwlbridge sync --once`
 //! into a fresh database; `mwlbridge export` for wlmscpfs; Pylantir's own sync; then
 //! the servers, and rounds of `mwl-loadgen` runs (one per server and query: A B C A B C)
-//! while this program samples each server's CPU time and memory from `/proc`.
+//! while this program samples each server's CPU time and memory from `/proc`. With
+//! `replay` among the servers, mwlbridge's answers are recorded after the warm-up and
+//! `mwl-replay` serves them in the same rounds: the client's ceiling, and each query's
+//! share of it (`ceiling`).
 //! Writes the results as JSON, a Markdown section (optionally into docs/benchmarks.md
 //! between markers) and a gnuplot plot.
 
 mod args;
+mod ceiling;
 mod configs;
 mod machine;
 mod plot;
@@ -44,7 +48,7 @@ fn main() -> anyhow::Result<()> {
         .iter()
         .map(|s| ServerKind::parse(s.trim()))
         .collect::<Result<_, _>>()?;
-    for bin in ["mwlbridge", "calpendo-fake", "mwl-loadgen"] {
+    for bin in ["mwlbridge", "calpendo-fake", "mwl-loadgen", "mwl-replay"] {
         let p = args.bin_dir.join(bin);
         if !p.exists() {
             bail!(

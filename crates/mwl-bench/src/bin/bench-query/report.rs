@@ -8,7 +8,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use crate::args::{Args, STATION};
+use crate::args::{Args, BUSY_STATION, STATION};
 use crate::results::{Pooled, Results, ServerKind, SizeResult, pooled};
 
 pub(crate) const BEGIN: &str = "<!-- BEGIN query-benchmark: written by scripts/bench.sh (crates/mwl-bench/src/bin/bench-query.rs); edit there -->";
@@ -62,11 +62,19 @@ pub(crate) fn figure(p: &Pooled, query: &str) -> f64 {
     }
 }
 
-/// The servers, in the order of every table.
-const KINDS: [ServerKind; 3] = [
+/// The servers compared, in the order of the comparison table.
+const PEERS: [ServerKind; 3] = [
     ServerKind::Mwlbridge,
     ServerKind::Wlmscpfs,
     ServerKind::Pylantir,
+];
+
+/// Every server, in the order of the other tables.
+const KINDS: [ServerKind; 4] = [
+    ServerKind::Mwlbridge,
+    ServerKind::Wlmscpfs,
+    ServerKind::Pylantir,
+    ServerKind::Replay,
 ];
 
 /// The report's Markdown section: how it was measured, then the tables, targets and notes.
@@ -74,6 +82,7 @@ pub(crate) fn markdown(r: &Results, args: &Args, plot_name: Option<&str>) -> Str
     let mut s = String::new();
     intro(&mut s, r, args);
     comparison_table(&mut s, r);
+    crate::ceiling::section(&mut s, r);
     if let Some(name) = plot_name {
         let _ = writeln!(
             s,
@@ -119,17 +128,21 @@ then runs each query for {secs} s per server and round, rounds interleaved (A B 
 usual return keys. Server CPU and memory come from `/proc` (the whole process tree for
 forking wlmscpfs), sampled every 50 ms. The load generator shares the 2 cores with the servers.
 
-Queries: **today-station-modality** = SPS start date today, ScheduledStationAETitle
-`{STATION}`, Modality `MR` ({clients} clients); **patient-id** = exact PatientID of a random
+Queries: **busy-station** = SPS start date today, ScheduledStationAETitle `{BUSY_STATION}`,
+Modality `MR`: the first fake fills today on its "3T Busy" resource with {busy} bookings in
+short slots (`calpendo-fake --busy-today`), the same at every size, so that this is the
+busiest console's default query ({clients} clients); **today-station-modality** = SPS start
+date today, ScheduledStationAETitle `{STATION}`, Modality `MR` ({clients} clients); **patient-id** = exact PatientID of a random
 offered subject ({clients} clients); **universal** = every item (1 client; compared in items/s).
 
 ```sh
 scripts/bench.sh                                   # BENCH_SIZES="1000 10000 100000" BENCH_SECONDS=5 BENCH_ROUNDS=2
 target/release/mwl-loadgen --port 11112 --called-ae MWLBRIDGE --clients 8 --duration 10 \
-    --mix today-station-modality,patient-id,universal --patient-ids ids.txt   # any MWL SCP
+    --mix busy-station,patient-id,universal --patient-ids ids.txt   # any MWL SCP
 ```
 "#,
         per = args.per_source,
+        busy = args.busy_today,
         secs = r.seconds,
         rounds = r.rounds,
         clients = r.clients,
@@ -155,7 +168,7 @@ fn comparison_table(s: &mut String, r: &Results) {
             let mut row = format!("| {} | {query} ({clients}) |", fmt_num(size.n as f64));
             let ours = pooled(size, ServerKind::Mwlbridge, query);
             let mut ratios = Vec::new();
-            for kind in KINDS {
+            for kind in PEERS {
                 match pooled(size, kind, query) {
                     Some(p) => {
                         let unit = if query == "universal" { " items/s" } else { "" };
@@ -238,9 +251,9 @@ fn memory_table(s: &mut String, r: &Results) {
     let _ = writeln!(s, "Loading and memory:\n");
     let _ = writeln!(
         s,
-        "| items | server | loaded items | load time (s) | peak RSS MB (VmHWM, main process) | peak RSS during queries MB (sum over the process tree) | idle RSS after load MB (tree, 12 s after the last run) |"
+        "| items | server | loaded items | load time (s) | peak RSS MB (VmHWM, main process) | peak RSS during queries MB (sum over the process tree) | idle RSS after the warm-up MB (tree, 12 s after it) | idle RSS after load MB (tree, 12 s after the last run) |"
     );
-    let _ = writeln!(s, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(s, "|---|---|---|---|---|---|---|---|");
     for size in &r.sizes {
         for kind in KINDS {
             let Some(info) = size.servers.get(&kind) else {
@@ -249,7 +262,7 @@ fn memory_table(s: &mut String, r: &Results) {
             if let Some(why) = &info.skipped {
                 let _ = writeln!(
                     s,
-                    "| {} | {} | skipped: {why} | | | | |",
+                    "| {} | {} | skipped: {why} | | | | | |",
                     fmt_num(size.n as f64),
                     kind.label()
                 );
@@ -257,13 +270,14 @@ fn memory_table(s: &mut String, r: &Results) {
             }
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
                 fmt_num(size.n as f64),
                 kind.label(),
                 info.items.map_or("–".into(), |i| fmt_num(i as f64)),
                 info.load_s.map_or("–".into(), |t| format!("{t:.1}")),
                 mib(info.vmhwm_kib),
                 mib(info.peak_load_rss_kib),
+                mib(info.warm_idle_rss_kib),
                 mib(info.idle_rss_kib),
             );
         }
@@ -326,6 +340,13 @@ fn notes(r: &Results) -> Vec<String> {
             .into(),
     );
     notes.push(
+        "Warm-up: before the rounds, each server answers 20 queries of each query of the mix \
+         (1 client); with the replay, mwlbridge then also answers each query once more for the \
+         recording (patient-id: every offered PatientID once). The replay's load time is that \
+         recording's."
+            .into(),
+    );
+    notes.push(
         "Cancelled bookings are DISCONTINUED in mwlbridge and not offered (nor exported), so \
          mwlbridge and wlmscpfs hold ~95% of N."
             .into(),
@@ -340,11 +361,14 @@ fn size_notes(r: &Results) -> Vec<String> {
     let mut notes = Vec::new();
     for size in &r.sizes {
         notes.push(format!(
-            "{} items: {} fake Calpendo(s)/source(s), {} days, {} items for {STATION} today.",
+            "{} items: {} fake Calpendo(s)/source(s), {} days, {} items for {STATION} today{}.",
             fmt_num(size.n as f64),
             size.sources,
             size.days,
-            size.today_station_items
+            size.today_station_items,
+            size.busy_station_items
+                .map(|b| format!(", {b} for {BUSY_STATION}"))
+                .unwrap_or_default()
         ));
         let rss: Vec<String> = size
             .runs

@@ -14,6 +14,8 @@ pub(crate) enum ServerKind {
     Mwlbridge,
     Wlmscpfs,
     Pylantir,
+    /// `mwl-replay` with mwlbridge's recorded answers: the client's ceiling.
+    Replay,
 }
 
 impl ServerKind {
@@ -22,7 +24,8 @@ impl ServerKind {
             "mwlbridge" => Ok(ServerKind::Mwlbridge),
             "wlmscpfs" => Ok(ServerKind::Wlmscpfs),
             "pylantir" => Ok(ServerKind::Pylantir),
-            other => bail!("unknown server {other:?} (mwlbridge, wlmscpfs, pylantir)"),
+            "replay" => Ok(ServerKind::Replay),
+            other => bail!("unknown server {other:?} (mwlbridge, wlmscpfs, pylantir, replay)"),
         }
     }
     pub(crate) fn label(self) -> &'static str {
@@ -30,6 +33,7 @@ impl ServerKind {
             ServerKind::Mwlbridge => "mwlbridge",
             ServerKind::Wlmscpfs => "wlmscpfs",
             ServerKind::Pylantir => "Pylantir",
+            ServerKind::Replay => "replay",
         }
     }
 }
@@ -66,6 +70,10 @@ pub(crate) struct ServerInfo {
     pub(crate) peak_load_rss_kib: Option<u64>,
     /// VmRSS sum of the process tree after the runs, settled, KiB.
     pub(crate) idle_rss_kib: Option<u64>,
+    /// VmRSS sum of the process tree after the warm-up (one pass of every query), settled,
+    /// before the rounds, KiB (absent in older results).
+    #[serde(default)]
+    pub(crate) warm_idle_rss_kib: Option<u64>,
 }
 
 /// Everything measured at one size.
@@ -78,6 +86,9 @@ pub(crate) struct SizeResult {
     pub(crate) offered: u64,
     /// Items of today-station-modality in mwlbridge's store.
     pub(crate) today_station_items: u64,
+    /// Items of busy-station in mwlbridge's store (absent in older results).
+    #[serde(default)]
+    pub(crate) busy_station_items: Option<u64>,
     pub(crate) servers: BTreeMap<ServerKind, ServerInfo>,
     pub(crate) runs: Vec<Run>,
 }

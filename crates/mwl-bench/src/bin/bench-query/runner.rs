@@ -9,7 +9,7 @@ use anyhow::{Context, anyhow, bail};
 use mwl_bench::procfs::{self, TreeMeter};
 use mwl_bench::stats::LoadReport;
 
-use crate::args::{AE, Args, STATION};
+use crate::args::{AE, Args, BUSY_STATION, STATION};
 use crate::configs::{PYLANTIR_LAUNCHER, mwlbridge_config, pylantir_config, split};
 use crate::machine::today;
 use crate::procs::{Proc, env_credentials, free_port, wait_port};
@@ -44,6 +44,7 @@ pub(crate) fn run_size(
     let loaded = sync_mwlbridge(args, &dir, &urls)?;
     result.offered = loaded.offered;
     result.today_station_items = loaded.today_station;
+    result.busy_station_items = Some(loaded.busy_station);
     result.days = loaded.days;
     let mut running: Vec<Server> = Vec::new();
     for &kind in servers {
@@ -66,6 +67,15 @@ pub(crate) fn run_size(
     }
     running.sort_by_key(|s| s.kind);
     std::thread::sleep(Duration::from_secs(1));
+    for server in &mut running {
+        warm_up(args, server, &loaded.ids_file, &dir)?;
+    }
+    if servers.contains(&ServerKind::Replay) {
+        let (info, server) = start_replay(args, &running, &dir, &loaded.ids_file)?;
+        running.extend(server);
+        result.servers.insert(ServerKind::Replay, info);
+    }
+    record_memory(&mut running, &mut result, Moment::AfterWarmUp);
     for round in 1..=args.rounds {
         for server in &mut running {
             for query in &args.mix {
@@ -84,7 +94,10 @@ pub(crate) fn run_size(
             }
         }
     }
-    record_idle_memory(&mut running, &mut result);
+    record_memory(&mut running, &mut result, Moment::AfterLoad);
+    for server in &mut running {
+        server.proc.stop();
+    }
     Ok(result)
 }
 
@@ -98,11 +111,15 @@ fn start_fakes(
     let mut urls = Vec::new();
     for (i, &count) in groups.iter().enumerate() {
         let port = free_port()?;
+        // Only the first fake has the busy console: its day is the same at every size.
+        let busy = if i == 0 { args.busy_today } else { 0 };
         let mut p = Proc::spawn(
             "calpendo-fake",
             Command::new(args.bin_dir.join("calpendo-fake"))
                 .arg("--synthetic")
                 .arg(count.to_string())
+                .arg("--busy-today")
+                .arg(busy.to_string())
                 .arg("--seed")
                 .arg((i + 1).to_string())
                 .arg("--bind")
@@ -126,6 +143,8 @@ struct Loaded {
     offered: u64,
     /// Today's items of the benchmark station.
     today_station: u64,
+    /// Today's items of the busy station.
+    busy_station: u64,
     /// Days the entries span.
     days: usize,
     /// The offered entries' PatientIDs, one a line (for `patient-id`).
@@ -154,11 +173,20 @@ fn sync_mwlbridge(args: &Args, dir: &Path, urls: &[String]) -> anyhow::Result<Lo
     }
     let sync_s = t.elapsed().as_secs_f64();
     eprintln!("mwlbridge sync --once: {sync_s:.1} s");
-    let (stored, offered, today_station, days, ids) = store_facts(&dir.join("worklist.db"))?;
+    let facts = store_facts(&dir.join("worklist.db"))?;
+    let (stored, offered, today_station, busy_station, days) = (
+        facts.stored,
+        facts.offered,
+        facts.today_station,
+        facts.busy_station,
+        facts.days,
+    );
+    let ids = facts.patient_ids;
     let ids_file = dir.join("patient-ids.txt");
     std::fs::write(&ids_file, ids.join("\n") + "\n")?;
     eprintln!(
-        "{stored} entries ({offered} offered) over {days} days; {today_station} for {STATION} today"
+        "{stored} entries ({offered} offered) over {days} days; {today_station} for {STATION} \
+         today, {busy_station} for {BUSY_STATION}"
     );
     if today_station == 0 {
         eprintln!("warning: no item for {STATION} today: today-station-modality finds nothing");
@@ -168,6 +196,7 @@ fn sync_mwlbridge(args: &Args, dir: &Path, urls: &[String]) -> anyhow::Result<Lo
         sync_s,
         offered,
         today_station,
+        busy_station,
         days,
         ids_file,
     })
@@ -189,6 +218,8 @@ fn load_server(
             info.load_s = Some(loaded.sync_s);
             info.items = Some(loaded.offered);
         }
+        // Started after the others' warm-up, from mwlbridge's answers.
+        ServerKind::Replay => {}
         ServerKind::Wlmscpfs if n > args.wlmscpfs_max => {
             info.skipped = Some(format!("above --wlmscpfs-max {}", args.wlmscpfs_max));
         }
@@ -274,39 +305,167 @@ fn start_server(args: &Args, kind: ServerKind, dir: &Path) -> anyhow::Result<Opt
                 .arg(port.to_string()),
             &dir.join("wlmscpfs.log"),
         )?,
-        ServerKind::Pylantir => return Ok(None),
+        // Pylantir runs since its load; the replay starts after the warm-up.
+        ServerKind::Pylantir | ServerKind::Replay => return Ok(None),
     };
     wait_port(port, &mut proc, Duration::from_secs(60))?;
     Ok(Some(Server { kind, proc, port }))
 }
 
-/// Records each server's memory after the load, settled (tokio's idle blocking threads
-/// exit after 10 s), and stops it.
-fn record_idle_memory(running: &mut [Server], result: &mut SizeResult) {
-    std::thread::sleep(Duration::from_secs(12));
+/// When [`record_memory`] measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moment {
+    /// After the warm-up, before the rounds.
+    AfterWarmUp,
+    /// After the last round.
+    AfterLoad,
+}
+
+/// Seconds the servers idle before their memory is read: tokio's idle blocking threads
+/// exit after 10 s.
+pub(crate) const SETTLE_S: u64 = 12;
+
+/// Records each server's memory, idle and settled, after the warm-up or after the load
+/// (then also its peaks).
+fn record_memory(running: &mut [Server], result: &mut SizeResult, moment: Moment) {
+    std::thread::sleep(Duration::from_secs(SETTLE_S));
     for server in running {
         let pid = server.proc.pid();
         let info = result.servers.entry(server.kind).or_default();
-        info.vmhwm_kib = procfs::status_kib(pid, "VmHWM");
-        info.idle_rss_kib = Some(
+        let idle = Some(
             procfs::tree(pid)
                 .into_iter()
                 .filter_map(|p| procfs::status_kib(p, "VmRSS"))
                 .sum(),
         );
+        if moment == Moment::AfterWarmUp {
+            info.warm_idle_rss_kib = idle;
+            continue;
+        }
+        info.idle_rss_kib = idle;
+        info.vmhwm_kib = procfs::status_kib(pid, "VmHWM");
         info.peak_load_rss_kib = result
             .runs
             .iter()
             .filter(|r| r.server == server.kind)
             .map(|r| r.peak_tree_rss_kib)
             .max();
-        server.proc.stop();
     }
 }
 
-/// Stored entries, offered entries, today's items of the benchmark station, days
+/// `mwl-loadgen` against `port` with the benchmark's stations, PatientIDs and timeout.
+fn loadgen(args: &Args, port: u16, mix: &str, ids_file: &Path) -> Command {
+    let mut cmd = Command::new(args.bin_dir.join("mwl-loadgen"));
+    cmd.args(["--host", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .args(["--called-ae", AE, "--station", STATION, "--mix", mix])
+        .args(["--busy-station", BUSY_STATION])
+        .arg("--query-timeout")
+        .arg(args.query_timeout.to_string())
+        .arg("--patient-ids")
+        .arg(ids_file)
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs `cmd` to its end, its output in `dir/<name>.log`; fails with the log's tail.
+fn run_logged(mut cmd: Command, name: &str, dir: &Path) -> anyhow::Result<()> {
+    let log = dir.join(format!("{name}.log"));
+    let out = std::fs::File::create(&log)?;
+    let status = cmd
+        .stdout(Stdio::from(out.try_clone()?))
+        .stderr(Stdio::from(out))
+        .status()
+        .with_context(|| format!("starting {name}"))?;
+    if !status.success() {
+        bail!(
+            "{name} failed: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+    Ok(())
+}
+
+/// Warm-up: every query of the mix, 1 client, [`WARM_UP_QUERIES`] each.
+fn warm_up(args: &Args, server: &Server, ids_file: &Path, dir: &Path) -> anyhow::Result<()> {
+    let mut cmd = loadgen(args, server.port, &args.mix.join(","), ids_file);
+    // --duration bounds it for a slow server (Pylantir's queries take seconds).
+    cmd.args([
+        "--clients",
+        "1",
+        "--queries",
+        WARM_UP_QUERIES,
+        "--duration",
+        "2",
+    ]);
+    let name = format!("warm-up-{}", server.kind.label().to_lowercase());
+    run_logged(cmd, &name, dir)
+}
+
+/// Queries of each kind in the warm-up.
+const WARM_UP_QUERIES: &str = "20";
+
+/// Records mwlbridge's answers to every query of the mix (`mwl-loadgen --record`; every
+/// PatientID for `patient-id`), then starts `mwl-replay` with them.
+fn start_replay(
+    args: &Args,
+    running: &[Server],
+    dir: &Path,
+    ids_file: &Path,
+) -> anyhow::Result<(ServerInfo, Option<Server>)> {
+    let Some(source) = running.iter().find(|s| s.kind == ServerKind::Mwlbridge) else {
+        let info = ServerInfo {
+            skipped: Some("needs mwlbridge to record its answers".into()),
+            ..ServerInfo::default()
+        };
+        return Ok((info, None));
+    };
+    let recording = dir.join("replay.rec");
+    let mut cmd = loadgen(args, source.port, &args.mix.join(","), ids_file);
+    cmd.arg("--record").arg(&recording);
+    let t = Instant::now();
+    run_logged(cmd, "replay-record", dir)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let port = free_port()?;
+    let mut proc = Proc::spawn(
+        "mwl-replay",
+        Command::new(args.bin_dir.join("mwl-replay"))
+            .arg("--recording")
+            .arg(&recording)
+            .arg("--port")
+            .arg(port.to_string()),
+        &dir.join("mwl-replay.log"),
+    )?;
+    wait_port(port, &mut proc, Duration::from_secs(60))?;
+    let info = ServerInfo {
+        load_s: Some(load_s),
+        ..ServerInfo::default()
+    };
+    let server = Server {
+        kind: ServerKind::Replay,
+        proc,
+        port,
+    };
+    Ok((info, Some(server)))
+}
+
+/// What the synced store holds.
+pub(crate) struct StoreFacts {
+    pub(crate) stored: u64,
+    pub(crate) offered: u64,
+    /// Today's offered MR items of [`STATION`].
+    pub(crate) today_station: u64,
+    /// Today's offered MR items of [`BUSY_STATION`].
+    pub(crate) busy_station: u64,
+    /// Days the entries span.
+    pub(crate) days: usize,
+    /// The offered entries' PatientIDs, sorted, once each.
+    pub(crate) patient_ids: Vec<String>,
+}
+
+/// Stored entries, offered entries, today's items of the benchmark stations, days
 /// spanned, and the offered entries' PatientIDs.
-pub(crate) fn store_facts(db: &Path) -> anyhow::Result<(u64, u64, u64, usize, Vec<String>)> {
+pub(crate) fn store_facts(db: &Path) -> anyhow::Result<StoreFacts> {
     use worklist_store::{EntryFilter, StepStatus, Store};
     let store = Store::open(db)?;
     let stored = store.count()?;
@@ -317,14 +476,16 @@ pub(crate) fn store_facts(db: &Path) -> anyhow::Result<(u64, u64, u64, usize, Ve
         .map(|s| &s.entry)
         .filter(|e| matches!(e.status, StepStatus::Scheduled | StepStatus::Started))
         .collect();
-    let today_station = offered
-        .iter()
-        .filter(|e| {
-            e.start.date() == day
-                && e.station_ae_title.as_deref() == Some(STATION)
-                && e.modality.as_deref() == Some("MR")
-        })
-        .count() as u64;
+    let today_on = |station: &str| {
+        offered
+            .iter()
+            .filter(|e| {
+                e.start.date() == day
+                    && e.station_ae_title.as_deref() == Some(station)
+                    && e.modality.as_deref() == Some("MR")
+            })
+            .count() as u64
+    };
     let days = all
         .iter()
         .map(|s| s.entry.start.date())
@@ -333,7 +494,14 @@ pub(crate) fn store_facts(db: &Path) -> anyhow::Result<(u64, u64, u64, usize, Ve
     let mut ids: Vec<String> = offered.iter().map(|e| e.patient_id.clone()).collect();
     ids.sort();
     ids.dedup();
-    Ok((stored, offered.len() as u64, today_station, days, ids))
+    Ok(StoreFacts {
+        stored,
+        offered: offered.len() as u64,
+        today_station: today_on(STATION),
+        busy_station: today_on(BUSY_STATION),
+        days,
+        patient_ids: ids,
+    })
 }
 
 pub(crate) fn start_pylantir(
@@ -437,22 +605,14 @@ pub(crate) fn load_run(
     let busy0 = procfs::machine_busy_ticks().unwrap_or(0);
     let window = Instant::now();
     let mut meter = TreeMeter::start(server.proc.pid());
-    let mut child = Command::new(args.bin_dir.join("mwl-loadgen"))
-        .args(["--host", "127.0.0.1", "--port"])
-        .arg(server.port.to_string())
-        .args(["--called-ae", AE, "--station", STATION, "--mix", query])
+    let mut child = loadgen(args, server.port, query, ids_file)
         .arg("--clients")
         .arg(args.clients.to_string())
         .arg("--duration")
         .arg(args.seconds.to_string())
-        .arg("--query-timeout")
-        .arg(args.query_timeout.to_string())
-        .arg("--patient-ids")
-        .arg(ids_file)
         .arg("--seed")
         .arg(round.to_string())
         .arg("--json")
-        .stdin(Stdio::null())
         .stdout(Stdio::from(out))
         .stderr(Stdio::from(err))
         .spawn()
