@@ -4,7 +4,8 @@
 //!
 //! - [`client`]: a small async MWL C-FIND client (dicom-ul) that counts responses
 //!   without decoding the identifiers, so that the load generator stays cheap.
-//! - [`queries`]: the named queries of the load generator.
+//! - [`queries`]: the named queries of the load generator; [`query_args`]: their
+//!   command-line options, shared by `mwl-loadgen` and `mwl-webload`.
 //! - [`stats`]: latency percentiles and the process's own CPU time.
 //! - [`procfs`]: CPU time and memory of other processes, from `/proc`.
 //! - [`replay`]: the client's ceiling: a server's recorded answers, their file, and the
@@ -34,6 +35,7 @@
 pub mod client;
 pub mod procfs;
 pub mod queries;
+pub mod query_args;
 pub mod replay;
 pub mod stats;
 pub mod web;

@@ -25,6 +25,7 @@ use anyhow::{Context, anyhow, bail};
 use clap::{Parser, ValueEnum};
 use mwl_bench::client::{ClientError, Connection, FindOutcome, Target};
 use mwl_bench::queries::{QueryKind, QueryParams, Rng, build, format_da, patient_id_query};
+use mwl_bench::query_args::QueryArgs;
 use mwl_bench::replay::recording::Recording;
 use mwl_bench::stats::{LoadReport, PhaseReport, own_cpu_time, summarize};
 
@@ -83,27 +84,9 @@ struct Args {
     /// date-range, name-wildcard.
     #[arg(long, value_delimiter = ',', default_value = "today-station-modality")]
     mix: Vec<String>,
-    /// ScheduledStationAETitle of today-station-modality.
-    #[arg(long, default_value = "MRI_DIAG_01")]
-    station: String,
-    /// ScheduledStationAETitle of busy-station.
-    #[arg(long, default_value = "MRI_BUSY")]
-    busy_station: String,
-    /// Modality of today-station-modality and busy-station.
-    #[arg(long, default_value = "MR")]
-    modality: String,
-    /// "Today" as YYYYMMDD (default: today in --timezone).
-    #[arg(long)]
-    date: Option<String>,
-    /// The site's time zone, for the default --date.
-    #[arg(long, default_value = "America/Edmonton")]
-    timezone: String,
-    /// Days of the date-range query, from --date on.
-    #[arg(long, default_value_t = 3)]
-    range_days: u32,
-    /// PatientName pattern of name-wildcard.
-    #[arg(long, default_value = "Sim*")]
-    name_pattern: String,
+    /// The queries' options.
+    #[command(flatten)]
+    query: QueryArgs,
     /// File of PatientIDs (one per line) for patient-id; default: asked from the server
     /// with one universal query first.
     #[arg(long)]
@@ -163,26 +146,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_day(args: &Args) -> anyhow::Result<jiff::civil::Date> {
-    match &args.date {
-        Some(d) => {
-            let digits: String = d.chars().filter(|c| c.is_ascii_digit()).collect();
-            if digits.len() != 8 {
-                bail!("--date {d:?}: expected YYYYMMDD");
-            }
-            let num = |r: std::ops::Range<usize>| digits[r].parse::<i16>().unwrap_or(0);
-            jiff::civil::Date::new(num(0..4), num(4..6) as i8, num(6..8) as i8)
-                .map_err(|e| anyhow!("--date {d:?}: {e}"))
-        }
-        None => {
-            let tz = jiff::tz::TimeZoneDatabase::bundled()
-                .get(&args.timezone)
-                .map_err(|e| anyhow!("--timezone {:?}: {e}", args.timezone))?;
-            Ok(jiff::Timestamp::now().to_zoned_datetime(tz).date())
-        }
-    }
-}
-
 async fn run(args: Args) -> anyhow::Result<()> {
     let kinds: Vec<QueryKind> = args
         .mix
@@ -206,7 +169,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
     if args.clients == 0 || args.clients > 1000 || args.universal_clients == 0 {
         bail!("--clients and --universal-clients must be 1..=1000");
     }
-    let day = parse_day(&args)?;
+    let day = args.query.day()?;
     let target = Arc::new(Target {
         host: args.host.clone(),
         port: args.port,
@@ -215,15 +178,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         max_pdu: args.max_pdu,
         io_timeout: Duration::from_secs_f64(args.query_timeout),
     });
-    let mut params = QueryParams {
-        day,
-        station: args.station.clone(),
-        busy_station: args.busy_station.clone(),
-        modality: args.modality.clone(),
-        range_days: args.range_days,
-        name_pattern: args.name_pattern.clone(),
-        patient_ids: Vec::new(),
-    };
+    let mut params = args.query.params(day);
     if kinds.contains(&QueryKind::PatientId) {
         params.patient_ids = match &args.patient_ids {
             Some(path) => std::fs::read_to_string(path)
@@ -247,7 +202,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         target: format!("{}:{}", args.host, args.port),
         called_ae: args.called_ae.clone(),
         day: format_da(day),
-        station: args.station.clone(),
+        station: args.query.station.clone(),
         phases: Vec::new(),
     };
     for (i, kind) in kinds.iter().enumerate() {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow, bail};
 use clap::Parser;
 use mwl_bench::queries::{QueryKind, QueryParams, Rng, format_da};
+use mwl_bench::query_args::QueryArgs;
 use mwl_bench::stats::{LoadReport, PhaseReport, own_cpu_time, summarize};
 use mwl_bench::web::{SEARCH_PATH, search_params};
 use serde::de::IgnoredAny;
@@ -44,27 +45,9 @@ struct Args {
     /// date-range, name-wildcard.
     #[arg(long, value_delimiter = ',', default_value = "today-station-modality")]
     mix: Vec<String>,
-    /// ScheduledStationAETitle of today-station-modality.
-    #[arg(long, default_value = "MRI_DIAG_01")]
-    station: String,
-    /// ScheduledStationAETitle of busy-station.
-    #[arg(long, default_value = "MRI_BUSY")]
-    busy_station: String,
-    /// Modality of today-station-modality and busy-station.
-    #[arg(long, default_value = "MR")]
-    modality: String,
-    /// "Today" as YYYYMMDD (default: today in --timezone).
-    #[arg(long)]
-    date: Option<String>,
-    /// The site's time zone, for the default --date.
-    #[arg(long, default_value = "America/Edmonton")]
-    timezone: String,
-    /// Days of the date-range query, from --date on.
-    #[arg(long, default_value_t = 3)]
-    range_days: u32,
-    /// PatientName pattern of name-wildcard.
-    #[arg(long, default_value = "Sim*")]
-    name_pattern: String,
+    /// The queries' options.
+    #[command(flatten)]
+    query: QueryArgs,
     /// File of PatientIDs (one per line) for patient-id.
     #[arg(long)]
     patient_ids: Option<PathBuf>,
@@ -106,19 +89,6 @@ fn main() -> ExitCode {
     }
 }
 
-fn parse_day(args: &Args) -> anyhow::Result<jiff::civil::Date> {
-    match &args.date {
-        Some(d) => jiff::civil::Date::strptime("%Y%m%d", d)
-            .map_err(|e| anyhow!("--date {d:?}: expected YYYYMMDD ({e})")),
-        None => {
-            let tz = jiff::tz::TimeZoneDatabase::bundled()
-                .get(&args.timezone)
-                .map_err(|e| anyhow!("--timezone {:?}: {e}", args.timezone))?;
-            Ok(jiff::Timestamp::now().to_zoned_datetime(tz).date())
-        }
-    }
-}
-
 async fn run(args: Args) -> anyhow::Result<()> {
     let kinds: Vec<QueryKind> = args
         .mix
@@ -137,16 +107,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let token = std::env::var("MWL_WEBLOAD_TOKEN")
         .context("MWL_WEBLOAD_TOKEN: the admin interface's API token is not set")?;
     let url = format!("{}{SEARCH_PATH}", args.base.trim_end_matches('/'));
-    let day = parse_day(&args)?;
-    let mut params = QueryParams {
-        day,
-        station: args.station.clone(),
-        busy_station: args.busy_station.clone(),
-        modality: args.modality.clone(),
-        range_days: args.range_days,
-        name_pattern: args.name_pattern.clone(),
-        patient_ids: Vec::new(),
-    };
+    let day = args.query.day()?;
+    let mut params = args.query.params(day);
     if kinds.contains(&QueryKind::PatientId) {
         let path = args
             .patient_ids
@@ -167,7 +129,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         target: url.clone(),
         called_ae: "DICOMweb".into(),
         day: format_da(day),
-        station: args.station.clone(),
+        station: args.query.station.clone(),
         phases: Vec::new(),
     };
     for (i, &kind) in kinds.iter().enumerate() {
