@@ -117,7 +117,7 @@ pub enum CommandError {
     Malformed(#[source] Box<crate::wire_check::WireError>),
     /// dicom-rs cannot read it as Implicit VR Little Endian.
     #[error("command set is not valid DICOM: {0}")]
-    Decode(#[source] Box<dicom_object::ReadError>),
+    Decode(#[source] Box<crate::read_set::ReadSetError>),
     /// A required command element is missing or malformed.
     #[error("command set lacks a valid {0}")]
     Missing(&'static str),
@@ -138,9 +138,8 @@ impl Command {
     pub fn decode(bytes: &[u8]) -> Result<Command, CommandError> {
         crate::wire_check::check_lengths(bytes, false)
             .map_err(|e| CommandError::Malformed(Box::new(e)))?;
-        let object =
-            InMemDicomObject::read_dataset_with_ts(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
-                .map_err(|e| CommandError::Decode(Box::new(e)))?;
+        let object = crate::read_set::read(bytes, &IMPLICIT_VR_LITTLE_ENDIAN.erased())
+            .map_err(|e| CommandError::Decode(Box::new(e)))?;
         let field =
             u16_of(&object, tags::COMMAND_FIELD).ok_or(CommandError::Missing("Command Field"))?;
         let data_set_type = u16_of(&object, tags::COMMAND_DATA_SET_TYPE)

@@ -39,6 +39,8 @@
 //! - [`identity`]: mwlbridge's implementation class UID and version name (written into
 //!   exported files).
 //! - [`wire_check`]: a structural check of a received data set before dicom-rs decodes it.
+//! - [`read_set`]: dicom-rs reading a received data set, told where its bytes end (so
+//!   that reaching the end costs no error backtrace).
 //! - [`query`]: MWL query parsing, matching and responses; its module doc lists every
 //!   matching rule. **Person-name (PN) wildcard matching** is `PnMatcher` in
 //!   `query/matching.rs`.
@@ -90,6 +92,7 @@ pub mod mpps;
 mod peer_limits;
 mod pending;
 pub mod query;
+pub mod read_set;
 pub mod server;
 pub mod tls;
 pub mod wire_check;

@@ -98,7 +98,7 @@ pub enum WireError {
     TransferSyntax(String),
     /// dicom-rs could not decode the (structurally sound) data set.
     #[error("not a valid DICOM data set: {0}")]
-    Decode(#[source] Box<dicom_object::ReadError>),
+    Decode(#[source] Box<crate::read_set::ReadSetError>),
 }
 
 fn u16_at(b: &[u8], i: usize) -> Option<u16> {
@@ -329,8 +329,7 @@ pub fn decode(
     ts: &dicom_encoding::TransferSyntax,
 ) -> Result<dicom_object::InMemDicomObject, WireError> {
     check_lengths(bytes, explicit_vr(ts)?)?;
-    dicom_object::InMemDicomObject::read_dataset_with_ts(bytes, ts)
-        .map_err(|e| WireError::Decode(Box::new(e)))
+    crate::read_set::read(bytes, ts).map_err(|e| WireError::Decode(Box::new(e)))
 }
 
 #[cfg(test)]
