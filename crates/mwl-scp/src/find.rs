@@ -326,15 +326,15 @@ impl<S: PeerStream> Find<'_, S> {
         };
         let pending_command = dimse::encode_command(&self.response(true, pending, vec![]))?;
         let limit = self.cx.config.max_responses.unwrap_or(usize::MAX);
-        let encoder = ResponseEncoder {
-            query: query.clone(),
-            charset: query.response_charset(self.cx.config.charset),
+        let encoder = ResponseEncoder::new(
+            query.clone(),
+            query.response_charset(self.cx.config.charset),
             // The identifier was decoded: the transfer syntax is one we accept.
-            explicit: wire_check::explicit_vr(ts).unwrap_or(false),
-            context_id: self.context_id,
-            pending_command: pending_command.into(),
-            peer_max_pdu: self.peer.max_pdu(),
-        };
+            wire_check::explicit_vr(ts).unwrap_or(false),
+            self.context_id,
+            pending_command.into(),
+            self.peer.max_pdu(),
+        );
         self.batch.reserve(WRITE_BATCH + 4096);
         let filter = query.candidate_filter();
         // Every response of the query comes from one snapshot of the store. A small answer

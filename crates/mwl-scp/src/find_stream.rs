@@ -35,7 +35,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use dicom_object::InMemDicomObject;
 use tokio::sync::{mpsc, oneshot};
-use worklist_store::{EntryFilter, ScanEnd, Store, StoreError, WorklistEntry};
+use worklist_store::{
+    Derived, EntryFilter, ScanEnd, Store, StoreError, StoredEntry, WorklistEntry,
+};
 
 use crate::dimse;
 use crate::query::{MwlQuery, ResponseCharset};
@@ -135,30 +137,70 @@ pub enum ProduceError {
 #[derive(Debug, Clone)]
 pub struct ResponseEncoder {
     /// The query: matching and the keys to return.
-    pub query: Arc<MwlQuery>,
+    query: Arc<MwlQuery>,
     /// Preferred character set of the responses.
-    pub charset: ResponseCharset,
+    charset: ResponseCharset,
     /// Explicit VR Little Endian (else Implicit).
-    pub explicit: bool,
+    explicit: bool,
     /// Presentation context of the responses.
-    pub context_id: u8,
+    context_id: u8,
     /// The encoded pending C-FIND-RSP command (the same for every item).
-    pub pending_command: Arc<[u8]>,
+    pending_command: Arc<[u8]>,
     /// The peer's maximum PDU length.
-    pub peer_max_pdu: u32,
+    peer_max_pdu: u32,
+    /// [`MwlQuery::response_shape`] of `query`, `charset` and `explicit`: the name under
+    /// which the store keeps the encoded responses of this encoder.
+    shape: Arc<[u8]>,
 }
 
 impl ResponseEncoder {
-    /// Appends the PDUs of the pending response for `entry` to `out`.
-    fn push(&self, entry: &WorklistEntry, data: &mut Vec<u8>, out: &mut Items) {
-        data.clear();
-        self.query
-            .encode_response(entry, self.charset, self.explicit, data);
+    /// The encoder of `query`'s responses in `charset`, in Explicit VR Little Endian when
+    /// `explicit`, on presentation context `context_id`, each after `pending_command`,
+    /// in PDUs of at most `peer_max_pdu` bytes.
+    pub fn new(
+        query: Arc<MwlQuery>,
+        charset: ResponseCharset,
+        explicit: bool,
+        context_id: u8,
+        pending_command: Arc<[u8]>,
+        peer_max_pdu: u32,
+    ) -> ResponseEncoder {
+        let shape = query.response_shape(charset, explicit).into();
+        ResponseEncoder {
+            query,
+            charset,
+            explicit,
+            context_id,
+            pending_command,
+            peer_max_pdu,
+            shape,
+        }
+    }
+
+    /// Appends the PDUs of the pending response for `entry` to `out`: its identifier as
+    /// kept in `derived`, else encoded into `data` (and offered to `derived`).
+    fn push(
+        &self,
+        entry: &WorklistEntry,
+        derived: Derived<'_>,
+        data: &mut Vec<u8>,
+        out: &mut Items,
+    ) {
+        let identifier: &[u8] = match derived.get() {
+            Some(kept) => kept,
+            None => {
+                data.clear();
+                self.query
+                    .encode_response(entry, self.charset, self.explicit, data);
+                derived.keep(data);
+                data
+            }
+        };
         dimse::encode_message_into(
             &mut out.bytes,
             self.context_id,
             &self.pending_command,
-            Some(data),
+            Some(identifier),
             self.peer_max_pdu,
         );
         out.ends.push(out.bytes.len());
@@ -268,13 +310,29 @@ pub fn scan_matches(
     query: &MwlQuery,
     mut visit: impl FnMut(Row<'_>) -> ControlFlow<()>,
 ) -> Result<ScanEnd, StoreError> {
-    store.scan_entries(filter, |stored| {
+    scan_matches_derived(store, filter, query, None, |row, _| visit(row))
+}
+
+/// [`scan_matches`], lending with each row the bytes the store keeps for it under `shape`
+/// (an encoder's [`ResponseEncoder::shape`]; `None`: none are kept).
+fn scan_matches_derived(
+    store: &Store,
+    filter: &EntryFilter,
+    query: &MwlQuery,
+    shape: Option<&[u8]>,
+    mut visit: impl FnMut(Row<'_>, Derived<'_>) -> ControlFlow<()>,
+) -> Result<ScanEnd, StoreError> {
+    let mut each = |stored: &StoredEntry, derived: Derived<'_>| {
         if query.matches(&stored.entry) {
-            visit(Row::Match(&stored.entry))
+            visit(Row::Match(&stored.entry), derived)
         } else {
-            visit(Row::Rejected)
+            visit(Row::Rejected, derived)
         }
-    })
+    };
+    match shape {
+        Some(shape) => store.scan_entries_derived(filter, shape, each),
+        None => store.scan_entries(filter, |stored| each(stored, Derived::none())),
+    }
 }
 
 /// One page of a search: the responses of the matches `offset..offset + limit`.
@@ -334,27 +392,33 @@ pub fn collect_small(
     let mut matched: u64 = 0;
     let mut rows = 0;
     let mut too_large = false;
-    scan_matches(store, filter, &encoder.query, |row| {
-        rows += 1;
-        if rows > max_rows {
-            too_large = true;
-            return ControlFlow::Break(());
-        }
-        let Row::Match(entry) = row else {
-            return ControlFlow::Continue(());
-        };
-        matched += 1;
-        if matched > limit as u64 {
-            // Past max_responses: only counted, for the log.
-            return ControlFlow::Continue(());
-        }
-        encoder.push(entry, &mut data, &mut items);
-        if items.byte_len() > budget {
-            too_large = true;
-            return ControlFlow::Break(());
-        }
-        ControlFlow::Continue(())
-    })?;
+    scan_matches_derived(
+        store,
+        filter,
+        &encoder.query,
+        Some(&encoder.shape),
+        |row, derived| {
+            rows += 1;
+            if rows > max_rows {
+                too_large = true;
+                return ControlFlow::Break(());
+            }
+            let Row::Match(entry) = row else {
+                return ControlFlow::Continue(());
+            };
+            matched += 1;
+            if matched > limit as u64 {
+                // Past max_responses: only counted, for the log.
+                return ControlFlow::Continue(());
+            }
+            encoder.push(entry, derived, &mut data, &mut items);
+            if items.byte_len() > budget {
+                too_large = true;
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        },
+    )?;
     Ok(if too_large {
         SmallAnswer::Large
     } else {
@@ -441,28 +505,34 @@ fn produce(
     let mut data = Vec::with_capacity(1024);
     let mut matched: u64 = 0;
     let mut gone = false;
-    let scanned = scan_matches(store, filter, &encoder.query, |row| {
-        if tx.is_closed() {
-            gone = true;
-            return ControlFlow::Break(());
-        }
-        let Row::Match(entry) = row else {
-            return ControlFlow::Continue(());
-        };
-        matched += 1;
-        if matched > limit as u64 {
-            return ControlFlow::Continue(());
-        }
-        encoder.push(entry, &mut data, &mut items);
-        if items.byte_len() >= STREAM_CHUNK_BYTES {
-            let full = std::mem::replace(&mut items, fresh());
-            if tx.blocking_send(StreamEvent::Items(full)).is_err() {
+    let scanned = scan_matches_derived(
+        store,
+        filter,
+        &encoder.query,
+        Some(&encoder.shape),
+        |row, derived| {
+            if tx.is_closed() {
                 gone = true;
                 return ControlFlow::Break(());
             }
-        }
-        ControlFlow::Continue(())
-    });
+            let Row::Match(entry) = row else {
+                return ControlFlow::Continue(());
+            };
+            matched += 1;
+            if matched > limit as u64 {
+                return ControlFlow::Continue(());
+            }
+            encoder.push(entry, derived, &mut data, &mut items);
+            if items.byte_len() >= STREAM_CHUNK_BYTES {
+                let full = std::mem::replace(&mut items, fresh());
+                if tx.blocking_send(StreamEvent::Items(full)).is_err() {
+                    gone = true;
+                    return ControlFlow::Break(());
+                }
+            }
+            ControlFlow::Continue(())
+        },
+    );
     if gone {
         return;
     }
@@ -489,13 +559,19 @@ mod tests {
     fn store(n: usize) -> (tempfile::TempDir, Store) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path().join("worklist.db")).expect("open");
+        sync(&store, n, "Test");
+        (dir, store)
+    }
+
+    /// Syncs `n` scheduled steps on 2026-11-26 into `store`, named `Subject<i>^<given>`.
+    fn sync(store: &Store, n: usize, given: &str) {
         let day = date(2026, 11, 26);
         let entries = (0..n)
             .map(|i| {
                 let start = day.at(8 + (i / 60) as i8 % 10, (i % 60) as i8, 0, 0);
                 let mut e =
                     WorklistEntry::new("calpendo", format!("B{i}"), format!("SUB{i}"), start);
-                e.patient_name = Some(format!("Subject{i}^Test"));
+                e.patient_name = Some(format!("Subject{i}^{given}"));
                 e.modality = Some("MR".into());
                 e
             })
@@ -513,18 +589,17 @@ mod tests {
                 jiff::Timestamp::from_second(1_795_000_000).expect("timestamp"),
             )
             .expect("reconcile");
-        (dir, store)
     }
 
     fn encoder() -> ResponseEncoder {
-        ResponseEncoder {
-            query: Arc::new(MwlQuery::every_attribute()),
-            charset: ResponseCharset::Utf8,
-            explicit: false,
-            context_id: 1,
-            pending_command: Arc::from(&b"pending"[..]),
-            peer_max_pdu: 16_384,
-        }
+        ResponseEncoder::new(
+            Arc::new(MwlQuery::every_attribute()),
+            ResponseCharset::Utf8,
+            false,
+            1,
+            Arc::from(&b"pending"[..]),
+            16_384,
+        )
     }
 
     fn collect(store: &Store, limit: usize, budget: usize, rows: usize) -> SmallAnswer {
@@ -561,6 +636,36 @@ mod tests {
             panic!("small");
         };
         assert_eq!(matched, 7);
+    }
+
+    /// The bytes of a small answer of every entry.
+    fn answer_bytes(store: &Store) -> Vec<u8> {
+        match collect(store, usize::MAX, SMALL_ANSWER_BYTES, SMALL_SCAN_ROWS) {
+            SmallAnswer::Complete { items, .. } => items.bytes,
+            SmallAnswer::Large => panic!("a small answer"),
+        }
+    }
+
+    #[test]
+    fn kept_responses_equal_encoded_ones_and_follow_writes() {
+        let (dir, store) = store(40);
+        assert_eq!(store.enable_read_model(), Some(40));
+        // Another handle on the same database, reading SQLite and encoding every time.
+        let plain = Store::open(dir.path().join("worklist.db")).expect("open");
+        let encoded = answer_bytes(&plain);
+        assert_eq!(answer_bytes(&store), encoded, "first answer: encoded and kept");
+        assert_eq!(answer_bytes(&store), encoded, "second answer: kept bytes");
+        // A write makes a new image: nothing kept of the old one is sent again.
+        sync(&store, 40, "Renamed");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !store.read_model_is_current() {
+            assert!(std::time::Instant::now() < deadline, "the image is rebuilt");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let renamed = answer_bytes(&plain);
+        assert_ne!(renamed, encoded);
+        assert_eq!(answer_bytes(&store), renamed);
+        assert_eq!(answer_bytes(&store), renamed);
     }
 
     #[test]

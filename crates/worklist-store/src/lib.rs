@@ -21,6 +21,8 @@
 //! - [`stream`]: [`Snapshot`], one read transaction scanned row by row (the C-FIND path).
 //! - [`read_model`]: the entries held in memory for [`Store::scan_entries`] (C-FIND's
 //!   and the DICOMweb search's listings), kept fresh through `worklist_generation`.
+//! - [`derived`]: bytes derived from entries (encoded C-FIND responses) kept with the read
+//!   model's image, per shape, within a byte budget ([`Store::scan_entries_derived`]).
 //! - [`reconcile`]: one fetch of a source applied to the stored entries; [`ReconcileCounts`].
 //! - [`manual`]: manual entries of the administrator ([`MANUAL_SOURCE`]).
 //! - [`mpps`]: performed procedure steps and the entries they link to.
@@ -56,6 +58,7 @@
 
 pub mod api_tokens;
 mod connections;
+pub mod derived;
 mod entries;
 pub mod error;
 mod filter;
@@ -79,6 +82,7 @@ pub use worklist_model::{
 };
 
 pub use api_tokens::{TokenRecord, TokenRole, TokenStoreError};
+pub use derived::Derived;
 pub use error::StoreError;
 pub use filter::EntryFilter;
 pub use health::StoreProblem;

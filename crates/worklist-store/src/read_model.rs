@@ -40,6 +40,7 @@ use rusqlite::Connection;
 use worklist_model::{EntryMeta, StepStatus, StoredEntry, TEXT_ATTRIBUTES, WorklistEntry, pn};
 
 use crate::connections::{self, Connections, Create};
+use crate::derived::{Derived, DerivedCache};
 use crate::entries;
 use crate::error::StoreError;
 use crate::filter::EntryFilter;
@@ -194,6 +195,8 @@ pub(crate) struct Image {
     by_patient: HashMap<Box<str>, Vec<u32>>,
     by_station: HashMap<Box<str>, Vec<u32>>,
     by_modality: HashMap<Box<str>, Vec<u32>>,
+    /// Bytes derived from its entries (encoded responses), kept as long as it is.
+    derived: DerivedCache,
 }
 
 impl Image {
@@ -227,6 +230,7 @@ impl Image {
         }
         Image {
             generation,
+            derived: DerivedCache::new(stored.len()),
             records: stored,
             columns,
             by_patient,
@@ -248,6 +252,18 @@ impl Image {
         filter: &EntryFilter,
         mut f: impl FnMut(&StoredEntry) -> ControlFlow<()>,
     ) -> ScanEnd {
+        self.scan_derived(filter, None, |e, _| f(e))
+    }
+
+    /// [`scan`](Self::scan), lending with each entry its bytes derived in `shape`
+    /// (see [`derived`](crate::derived)).
+    pub(crate) fn scan_derived(
+        &self,
+        filter: &EntryFilter,
+        shape: Option<&[u8]>,
+        mut f: impl FnMut(&StoredEntry, Derived<'_>) -> ControlFlow<()>,
+    ) -> ScanEnd {
+        let slots = shape.and_then(|s| self.derived.shape(s));
         let positions: Option<&[u32]> = if let Some(v) = &filter.patient_id {
             Some(indexed(&self.by_patient, v))
         } else if let Some(v) = &filter.station_ae_title {
@@ -271,7 +287,7 @@ impl Image {
                 None => scratch = Some(record.to_stored()),
             }
             match &scratch {
-                Some(s) => f(s),
+                Some(s) => f(s, self.derived.derived(slots.as_ref(), pos)),
                 None => ControlFlow::Continue(()),
             }
         };

@@ -21,6 +21,7 @@ use worklist_model::{
 
 use crate::api_tokens::{self, TokenRecord, TokenRole, TokenStoreError};
 use crate::connections::{self, Connections, Create};
+use crate::derived::Derived;
 use crate::entries;
 use crate::error::StoreError;
 use crate::health::{self, StoreProblem};
@@ -228,6 +229,25 @@ impl Store {
             return Ok(image.scan(filter, f));
         }
         self.read_snapshot(|snapshot| snapshot.scan_entries(filter, |e| f(&e)))
+    }
+
+    /// [`Store::scan_entries`], lending with each entry its bytes derived in `shape`, a
+    /// description of how the caller makes bytes from an entry (see
+    /// [`derived`](crate::derived)): those kept from an earlier scan of the same entry in
+    /// the same committed state, or a place to keep them. Entries read from SQLite have
+    /// none ([`Derived::none`]).
+    pub fn scan_entries_derived(
+        &self,
+        filter: &EntryFilter,
+        shape: &[u8],
+        mut f: impl FnMut(&StoredEntry, Derived<'_>) -> ControlFlow<()>,
+    ) -> Result<ScanEnd, StoreError> {
+        if self.connections.read_model_enabled()
+            && let Some(image) = self.connections.read_model().current(&self.connections)
+        {
+            return Ok(image.scan_derived(filter, Some(shape), f));
+        }
+        self.read_snapshot(|snapshot| snapshot.scan_entries(filter, |e| f(&e, Derived::none())))
     }
 
     /// Whether scans read the worklist from memory now: the read model is enabled and

@@ -179,3 +179,37 @@ pub(super) fn encode(
     }
     charset
 }
+
+/// A description of everything [`encode`] takes from the query besides the entry: the
+/// preferred character set, the transfer syntax and the keys of each level (tag, VR, and
+/// what the key returns), so that two queries with equal shapes encode every entry to the
+/// same bytes. Sections are marked so that keys cannot move between levels unnoticed.
+pub(super) fn shape(q: &MwlQuery, preferred: ResponseCharset, explicit: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    out.push(u8::from(explicit));
+    out.extend_from_slice(preferred.term().as_bytes());
+    for (marker, keys) in [
+        (b'T', Some(q.top.as_slice())),
+        (b'S', q.sps.as_deref()),
+        (b'P', q.protocol.as_deref()),
+    ] {
+        let Some(keys) = keys else {
+            out.push(marker.to_ascii_lowercase());
+            continue;
+        };
+        out.push(marker);
+        out.extend_from_slice(&(keys.len() as u32).to_le_bytes());
+        for k in keys {
+            out.extend_from_slice(&k.tag.group().to_le_bytes());
+            out.extend_from_slice(&k.tag.element().to_le_bytes());
+            out.extend_from_slice(k.vr.to_string().as_bytes());
+            // A field is known by its tag at its level; the kind says whether it is one.
+            out.push(match k.kind {
+                KeyKind::Field(_) => b'f',
+                KeyKind::NoValue => b'n',
+                KeyKind::Protocol => b'p',
+            });
+        }
+    }
+    out
+}

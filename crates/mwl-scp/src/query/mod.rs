@@ -428,6 +428,13 @@ impl MwlQuery {
         encode::encode(self, entry, charset, explicit, out)
     }
 
+    /// What [`encode_response`](Self::encode_response) takes from this query: two queries
+    /// of equal shapes (with the same `charset` and `explicit`) encode every entry to the
+    /// same bytes, whatever their matching keys. C-FIND keeps encoded responses by it.
+    pub fn response_shape(&self, charset: ResponseCharset, explicit: bool) -> Vec<u8> {
+        encode::shape(self, charset, explicit)
+    }
+
     /// The character set [`response`](Self::response) uses for this entry: `preferred`
     /// when every returned value can be written in it, else [`ResponseCharset::Utf8`].
     pub fn charset_used(

@@ -2233,3 +2233,75 @@ fn station_restriction_applies_only_to_open_queries() {
     assert!(!named.restrict_to_station("EEG_LAB"));
     assert!(named.matches(&e));
 }
+
+/// Equal response shapes mean equal bytes for every entry (C-FIND keeps encoded responses
+/// by shape); matching values do not change a shape, return keys, their level, the
+/// character set and the transfer syntax do.
+#[test]
+fn equal_response_shapes_encode_every_entry_alike() {
+    let mut latin = entry();
+    latin.patient_name = Some("Łukasz^Zoë".into());
+    let mut protocol = entry();
+    protocol.set_protocol("BRAIN_ROUTINE", "GEHC");
+    let entries = [entry(), bare(), latin, protocol];
+    let step = |modality: &'static str| {
+        [
+            (t::MODALITY, VR::CS, modality),
+            (t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DA, ""),
+        ]
+    };
+    let queries = [
+        parse(&[(t::PATIENT_ID, VR::LO, "")], Some(&step(""))),
+        parse(&[(t::PATIENT_ID, VR::LO, "SUB1")], Some(&step("MR"))),
+        parse(&[(t::PATIENT_ID, VR::LO, "")], Some(&step("")[..1])),
+        parse(&[(t::PATIENT_NAME, VR::PN, "")], Some(&step(""))),
+        parse(&[(t::PATIENT_ID, VR::LO, "")], None),
+        parse(
+            &[
+                (t::PATIENT_ID, VR::LO, ""),
+                (t::MODALITY, VR::CS, ""),
+                (t::SCHEDULED_PROCEDURE_STEP_START_DATE, VR::DA, ""),
+            ],
+            None,
+        ),
+        parse(&[], Some(&[])),
+        MwlQuery::every_attribute(),
+    ];
+    let variants = [
+        (ResponseCharset::Utf8, false),
+        (ResponseCharset::Utf8, true),
+        (ResponseCharset::Latin1, false),
+    ];
+    let shape = |i: usize, v: usize| queries[i].response_shape(variants[v].0, variants[v].1);
+    assert_eq!(shape(0, 0), shape(1, 0), "matching values do not count");
+    for (i, j, v, w) in [
+        (0, 2, 0, 0),
+        (0, 3, 0, 0),
+        (4, 5, 0, 0),
+        (0, 0, 0, 1),
+        (0, 0, 0, 2),
+    ] {
+        assert_ne!(
+            shape(i, v),
+            shape(j, w),
+            "queries {i} and {j}, variants {v} and {w}"
+        );
+    }
+    for i in 0..queries.len() {
+        for j in 0..queries.len() {
+            for v in 0..variants.len() {
+                for w in 0..variants.len() {
+                    if shape(i, v) != shape(j, w) {
+                        continue;
+                    }
+                    for e in &entries {
+                        let (mut a, mut b) = (Vec::new(), Vec::new());
+                        queries[i].encode_response(e, variants[v].0, variants[v].1, &mut a);
+                        queries[j].encode_response(e, variants[w].0, variants[w].1, &mut b);
+                        assert_eq!(a, b, "queries {i} and {j}, variants {v} and {w}");
+                    }
+                }
+            }
+        }
+    }
+}
