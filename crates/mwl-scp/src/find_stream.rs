@@ -35,9 +35,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use dicom_object::InMemDicomObject;
 use tokio::sync::{mpsc, oneshot};
-use worklist_store::{
-    Derived, EntryFilter, ScanEnd, Store, StoreError, StoredEntry, WorklistEntry,
-};
+use worklist_store::{EntryFilter, Lent, ScanEnd, Store, StoreError, WorklistEntry};
 
 use crate::dimse;
 use crate::query::{MwlQuery, ResponseCharset};
@@ -177,21 +175,16 @@ impl ResponseEncoder {
         }
     }
 
-    /// Appends the PDUs of the pending response for `entry` to `out`: its identifier as
-    /// kept in `derived`, else encoded into `data` (and offered to `derived`).
-    fn push(
-        &self,
-        entry: &WorklistEntry,
-        derived: Derived<'_>,
-        data: &mut Vec<u8>,
-        out: &mut Items,
-    ) {
+    /// Appends the PDUs of the pending response for the entry `lent` to `out`: its
+    /// identifier as the store keeps it, else encoded into `data` (and offered to the store).
+    fn push(&self, lent: &mut Lent<'_>, data: &mut Vec<u8>, out: &mut Items) {
+        let derived = lent.derived();
         let identifier: &[u8] = match derived.get() {
             Some(kept) => kept,
             None => {
                 data.clear();
                 self.query
-                    .encode_response(entry, self.charset, self.explicit, data);
+                    .encode_response(&lent.entry().entry, self.charset, self.explicit, data);
                 derived.keep(data);
                 data
             }
@@ -310,29 +303,36 @@ pub fn scan_matches(
     query: &MwlQuery,
     mut visit: impl FnMut(Row<'_>) -> ControlFlow<()>,
 ) -> Result<ScanEnd, StoreError> {
-    scan_matches_derived(store, filter, query, None, |row, _| visit(row))
+    store.scan_entries(filter, |stored| {
+        if query.matches(&stored.entry) {
+            visit(Row::Match(&stored.entry))
+        } else {
+            visit(Row::Rejected)
+        }
+    })
 }
 
-/// [`scan_matches`], lending with each row the bytes the store keeps for it under `shape`
-/// (an encoder's [`ResponseEncoder::shape`]; `None`: none are kept).
-fn scan_matches_derived(
+/// [`scan_matches`] for C-FIND's encoders: hands `visit` each entry the query matches
+/// ([`Lent`], with the bytes the store keeps for it under `shape`, an encoder's
+/// [`ResponseEncoder::shape`]), and `None` for each row the candidate filter let through
+/// but the query does not match. When the filter is exact
+/// ([`MwlQuery::candidate_filter_is_exact`]) entries are not matched again, so one whose
+/// response is kept is never copied out of the store.
+fn scan_matches_lent(
     store: &Store,
     filter: &EntryFilter,
     query: &MwlQuery,
-    shape: Option<&[u8]>,
-    mut visit: impl FnMut(Row<'_>, Derived<'_>) -> ControlFlow<()>,
+    shape: &[u8],
+    mut visit: impl FnMut(Option<&mut Lent<'_>>) -> ControlFlow<()>,
 ) -> Result<ScanEnd, StoreError> {
-    let mut each = |stored: &StoredEntry, derived: Derived<'_>| {
-        if query.matches(&stored.entry) {
-            visit(Row::Match(&stored.entry), derived)
+    let exact = query.candidate_filter_is_exact();
+    store.scan_entries_derived(filter, shape, |mut lent| {
+        if exact || query.matches(&lent.entry().entry) {
+            visit(Some(&mut lent))
         } else {
-            visit(Row::Rejected, derived)
+            visit(None)
         }
-    };
-    match shape {
-        Some(shape) => store.scan_entries_derived(filter, shape, each),
-        None => store.scan_entries(filter, |stored| each(stored, Derived::none())),
-    }
+    })
 }
 
 /// One page of a search: the responses of the matches `offset..offset + limit`.
@@ -392,33 +392,27 @@ pub fn collect_small(
     let mut matched: u64 = 0;
     let mut rows = 0;
     let mut too_large = false;
-    scan_matches_derived(
-        store,
-        filter,
-        &encoder.query,
-        Some(&encoder.shape),
-        |row, derived| {
-            rows += 1;
-            if rows > max_rows {
-                too_large = true;
-                return ControlFlow::Break(());
-            }
-            let Row::Match(entry) = row else {
-                return ControlFlow::Continue(());
-            };
-            matched += 1;
-            if matched > limit as u64 {
-                // Past max_responses: only counted, for the log.
-                return ControlFlow::Continue(());
-            }
-            encoder.push(entry, derived, &mut data, &mut items);
-            if items.byte_len() > budget {
-                too_large = true;
-                return ControlFlow::Break(());
-            }
-            ControlFlow::Continue(())
-        },
-    )?;
+    scan_matches_lent(store, filter, &encoder.query, &encoder.shape, |row| {
+        rows += 1;
+        if rows > max_rows {
+            too_large = true;
+            return ControlFlow::Break(());
+        }
+        let Some(lent) = row else {
+            return ControlFlow::Continue(());
+        };
+        matched += 1;
+        if matched > limit as u64 {
+            // Past max_responses: only counted, for the log.
+            return ControlFlow::Continue(());
+        }
+        encoder.push(lent, &mut data, &mut items);
+        if items.byte_len() > budget {
+            too_large = true;
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    })?;
     Ok(if too_large {
         SmallAnswer::Large
     } else {
@@ -505,34 +499,28 @@ fn produce(
     let mut data = Vec::with_capacity(1024);
     let mut matched: u64 = 0;
     let mut gone = false;
-    let scanned = scan_matches_derived(
-        store,
-        filter,
-        &encoder.query,
-        Some(&encoder.shape),
-        |row, derived| {
-            if tx.is_closed() {
+    let scanned = scan_matches_lent(store, filter, &encoder.query, &encoder.shape, |row| {
+        if tx.is_closed() {
+            gone = true;
+            return ControlFlow::Break(());
+        }
+        let Some(lent) = row else {
+            return ControlFlow::Continue(());
+        };
+        matched += 1;
+        if matched > limit as u64 {
+            return ControlFlow::Continue(());
+        }
+        encoder.push(lent, &mut data, &mut items);
+        if items.byte_len() >= STREAM_CHUNK_BYTES {
+            let full = std::mem::replace(&mut items, fresh());
+            if tx.blocking_send(StreamEvent::Items(full)).is_err() {
                 gone = true;
                 return ControlFlow::Break(());
             }
-            let Row::Match(entry) = row else {
-                return ControlFlow::Continue(());
-            };
-            matched += 1;
-            if matched > limit as u64 {
-                return ControlFlow::Continue(());
-            }
-            encoder.push(entry, derived, &mut data, &mut items);
-            if items.byte_len() >= STREAM_CHUNK_BYTES {
-                let full = std::mem::replace(&mut items, fresh());
-                if tx.blocking_send(StreamEvent::Items(full)).is_err() {
-                    gone = true;
-                    return ControlFlow::Break(());
-                }
-            }
-            ControlFlow::Continue(())
-        },
-    );
+        }
+        ControlFlow::Continue(())
+    });
     if gone {
         return;
     }
@@ -552,8 +540,11 @@ fn produce(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dicom_core::value::{DataSetSequence, PrimitiveValue};
+    use dicom_core::{DataElement, Tag, VR};
+    use dicom_dictionary_std::tags;
     use jiff::civil::date;
-    use worklist_store::{OnCancel, SyncWindow};
+    use worklist_store::{OnCancel, StepStatus, SyncWindow};
 
     /// A store holding `n` scheduled steps on 2026-11-26, and its directory.
     fn store(n: usize) -> (tempfile::TempDir, Store) {
@@ -638,6 +629,138 @@ mod tests {
         assert_eq!(matched, 7);
     }
 
+    /// An identifier: top-level keys, and step keys in one step item.
+    fn identifier(top: &[(Tag, VR, &str)], step: &[(Tag, VR, &str)]) -> InMemDicomObject {
+        let element = |(tag, vr, v): &(Tag, VR, &str)| {
+            DataElement::new(*tag, *vr, PrimitiveValue::from(v.to_string()))
+        };
+        let mut obj = InMemDicomObject::from_element_iter(top.iter().map(element));
+        obj.put(DataElement::new(
+            tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![InMemDicomObject::from_element_iter(
+                step.iter().map(element),
+            )]),
+        ));
+        obj
+    }
+
+    /// Without matching again, a scan of an exact candidate filter lends exactly the
+    /// entries the query matches; with any other filter, entries are matched.
+    #[test]
+    fn entries_are_matched_again_unless_the_filter_is_exact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path().join("worklist.db")).expect("open");
+        let day = date(2026, 11, 26);
+        let statuses = [
+            StepStatus::Scheduled,
+            StepStatus::Started,
+            StepStatus::Completed,
+        ];
+        let entries = (0..120)
+            .map(|i| {
+                let start = day.saturating_add(jiff::Span::new().days(i % 3)).at(
+                    8 + (i % 9) as i8,
+                    0,
+                    0,
+                    0,
+                );
+                let mut e =
+                    WorklistEntry::new("calpendo", format!("B{i}"), format!("SUB{}", i % 7), start);
+                e.station_ae_title =
+                    Some(["MRI_A", "MRI_B", "EEG_1"][(i % 4).min(2) as usize].into());
+                e.modality = Some(["MR", "EEG"][(i % 5 == 0) as usize].into());
+                e.status = statuses[(i % 6).min(2) as usize];
+                e
+            })
+            .collect();
+        let window = SyncWindow {
+            start: day.at(0, 0, 0, 0),
+            end: date(2026, 11, 30).at(0, 0, 0, 0),
+        };
+        store
+            .reconcile(
+                "calpendo",
+                &window,
+                entries,
+                OnCancel::Discontinue,
+                jiff::Timestamp::from_second(1_795_000_000).expect("timestamp"),
+            )
+            .expect("reconcile");
+        assert_eq!(store.enable_read_model(), Some(120));
+        let (ae, mo, da, tm, st, pid, name) = (
+            tags::SCHEDULED_STATION_AE_TITLE,
+            tags::MODALITY,
+            tags::SCHEDULED_PROCEDURE_STEP_START_DATE,
+            tags::SCHEDULED_PROCEDURE_STEP_START_TIME,
+            tags::SCHEDULED_PROCEDURE_STEP_STATUS,
+            tags::PATIENT_ID,
+            tags::PATIENT_NAME,
+        );
+        let cases: Vec<(InMemDicomObject, bool)> = vec![
+            (identifier(&[], &[]), true),
+            (
+                identifier(
+                    &[],
+                    &[
+                        (ae, VR::AE, "MRI_A"),
+                        (mo, VR::CS, "MR"),
+                        (da, VR::DA, "20261126"),
+                    ],
+                ),
+                true,
+            ),
+            (
+                identifier(&[(pid, VR::LO, "SUB3")], &[(st, VR::CS, "COMPLETED")]),
+                true,
+            ),
+            (
+                identifier(
+                    &[],
+                    &[
+                        (da, VR::DA, "20261127-"),
+                        (st, VR::CS, "SCHEDULED\\STARTED"),
+                    ],
+                ),
+                true,
+            ),
+            (
+                identifier(&[], &[(da, VR::DA, "20261126"), (tm, VR::TM, "1000-1200")]),
+                false,
+            ),
+            (identifier(&[], &[(ae, VR::AE, "MRI_*")]), false),
+            (identifier(&[], &[(mo, VR::CS, "MR\\EEG")]), false),
+            (
+                identifier(&[(name, VR::PN, "")], &[(tm, VR::TM, "0900")]),
+                false,
+            ),
+        ];
+        let shape = encoder().shape;
+        for (i, (obj, exact)) in cases.iter().enumerate() {
+            let q = MwlQuery::parse(obj).expect("query");
+            assert_eq!(q.candidate_filter_is_exact(), *exact, "case {i}");
+            let filter = q.candidate_filter();
+            let mut matched = Vec::new();
+            scan_matches(&store, &filter, &q, |row| {
+                if let Row::Match(e) = row {
+                    matched.push(e.source_record_id.clone());
+                }
+                ControlFlow::Continue(())
+            })
+            .expect("scan");
+            let mut lent_ids = Vec::new();
+            scan_matches_lent(&store, &filter, &q, &shape, |row| {
+                if let Some(lent) = row {
+                    lent_ids.push(lent.entry().entry.source_record_id.clone());
+                }
+                ControlFlow::Continue(())
+            })
+            .expect("scan");
+            assert_eq!(lent_ids, matched, "case {i}");
+            assert!(!matched.is_empty() || i == 2, "case {i} matches something");
+        }
+    }
+
     /// The bytes of a small answer of every entry.
     fn answer_bytes(store: &Store) -> Vec<u8> {
         match collect(store, usize::MAX, SMALL_ANSWER_BYTES, SMALL_SCAN_ROWS) {
@@ -653,7 +776,11 @@ mod tests {
         // Another handle on the same database, reading SQLite and encoding every time.
         let plain = Store::open(dir.path().join("worklist.db")).expect("open");
         let encoded = answer_bytes(&plain);
-        assert_eq!(answer_bytes(&store), encoded, "first answer: encoded and kept");
+        assert_eq!(
+            answer_bytes(&store),
+            encoded,
+            "first answer: encoded and kept"
+        );
         assert_eq!(answer_bytes(&store), encoded, "second answer: kept bytes");
         // A write makes a new image: nothing kept of the old one is sent again.
         sync(&store, 40, "Renamed");

@@ -22,7 +22,9 @@
 //! - [`read_model`]: the entries held in memory for [`Store::scan_entries`] (C-FIND's
 //!   and the DICOMweb search's listings), kept fresh through `worklist_generation`.
 //! - [`derived`]: bytes derived from entries (encoded C-FIND responses) kept with the read
-//!   model's image, per shape, within a byte budget ([`Store::scan_entries_derived`]).
+//!   model's image, per shape, within a byte budget ([`Store::scan_entries_derived`]);
+//!   `lent`: an entry such a scan lends ([`Lent`]), copied out of the image only when
+//!   asked.
 //! - [`reconcile`]: one fetch of a source applied to the stored entries; [`ReconcileCounts`].
 //! - [`manual`]: manual entries of the administrator ([`MANUAL_SOURCE`]).
 //! - [`mpps`]: performed procedure steps and the entries they link to.
@@ -63,6 +65,7 @@ mod entries;
 pub mod error;
 mod filter;
 pub mod health;
+mod lent;
 pub mod lock;
 pub mod manual;
 pub mod mpps;
@@ -86,6 +89,7 @@ pub use derived::Derived;
 pub use error::StoreError;
 pub use filter::EntryFilter;
 pub use health::StoreProblem;
+pub use lent::Lent;
 pub use lock::{LockError, ServeLock};
 pub use manual::{MANUAL_SOURCE, ManualEntryError};
 pub use mpps::{CreatedLinks, LinkedSteps, MppsChange, MppsError, PerformedStep, ScheduledStepRef};

@@ -40,10 +40,11 @@ use rusqlite::Connection;
 use worklist_model::{EntryMeta, StepStatus, StoredEntry, TEXT_ATTRIBUTES, WorklistEntry, pn};
 
 use crate::connections::{self, Connections, Create};
-use crate::derived::{Derived, DerivedCache};
+use crate::derived::DerivedCache;
 use crate::entries;
 use crate::error::StoreError;
 use crate::filter::EntryFilter;
+use crate::lent::Lent;
 use crate::stream::{self, ScanEnd};
 
 /// A store with more entries than this is not held in memory: its scans read SQLite.
@@ -66,7 +67,7 @@ fn text_at(column: &str) -> usize {
 }
 
 /// One entry, compact: its text values in one allocation.
-struct Record {
+pub(crate) struct Record {
     start: DateTime,
     end: Option<DateTime>,
     birth: Option<Date>,
@@ -127,7 +128,7 @@ impl Record {
     }
 
     /// The entry, new.
-    fn to_stored(&self) -> StoredEntry {
+    pub(crate) fn to_stored(&self) -> StoredEntry {
         let text = |i| self.text(i).unwrap_or_default().to_string();
         let mut stored = StoredEntry {
             entry: WorklistEntry::new(text(SOURCE_AT), text(RECORD_ID_AT), "", self.start),
@@ -139,7 +140,7 @@ impl Record {
 
     /// Makes `into` this entry, reusing its strings: a value equal to the one `into`
     /// holds (a station, a modality, a description shared by many entries) is not copied.
-    fn fill(&self, into: &mut StoredEntry) {
+    pub(crate) fn fill(&self, into: &mut StoredEntry) {
         let e = &mut into.entry;
         for (i, attribute) in TEXT_ATTRIBUTES.iter().enumerate() {
             let value = self.text(i);
@@ -252,16 +253,16 @@ impl Image {
         filter: &EntryFilter,
         mut f: impl FnMut(&StoredEntry) -> ControlFlow<()>,
     ) -> ScanEnd {
-        self.scan_derived(filter, None, |e, _| f(e))
+        self.scan_derived(filter, None, |mut lent| f(lent.entry()))
     }
 
-    /// [`scan`](Self::scan), lending with each entry its bytes derived in `shape`
-    /// (see [`derived`](crate::derived)).
+    /// [`scan`](Self::scan), lending each entry with its bytes derived in `shape`
+    /// (see [`derived`](crate::derived)), made into a [`StoredEntry`] only when asked.
     pub(crate) fn scan_derived(
         &self,
         filter: &EntryFilter,
         shape: Option<&[u8]>,
-        mut f: impl FnMut(&StoredEntry, Derived<'_>) -> ControlFlow<()>,
+        mut f: impl FnMut(Lent<'_>) -> ControlFlow<()>,
     ) -> ScanEnd {
         let slots = shape.and_then(|s| self.derived.shape(s));
         let positions: Option<&[u32]> = if let Some(v) = &filter.patient_id {
@@ -282,14 +283,8 @@ impl Image {
             if !self.admits(record, filter) {
                 return ControlFlow::Continue(());
             }
-            match &mut scratch {
-                Some(s) => record.fill(s),
-                None => scratch = Some(record.to_stored()),
-            }
-            match &scratch {
-                Some(s) => f(s, self.derived.derived(slots.as_ref(), pos)),
-                None => ControlFlow::Continue(()),
-            }
+            let derived = self.derived.derived(slots.as_ref(), pos);
+            f(Lent::record(record, &mut scratch, derived))
         };
         let stopped = match positions {
             Some(list) => {

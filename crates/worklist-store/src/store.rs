@@ -25,6 +25,7 @@ use crate::derived::Derived;
 use crate::entries;
 use crate::error::StoreError;
 use crate::health::{self, StoreProblem};
+use crate::lent::Lent;
 use crate::manual::{self, MANUAL_SOURCE, ManualEntryError};
 use crate::mpps::{
     self, CreatedLinks, LinkedSteps, MppsChange, MppsError, PerformedStep, ScheduledStepRef,
@@ -231,23 +232,25 @@ impl Store {
         self.read_snapshot(|snapshot| snapshot.scan_entries(filter, |e| f(&e)))
     }
 
-    /// [`Store::scan_entries`], lending with each entry its bytes derived in `shape`, a
-    /// description of how the caller makes bytes from an entry (see
-    /// [`derived`](crate::derived)): those kept from an earlier scan of the same entry in
-    /// the same committed state, or a place to keep them. Entries read from SQLite have
-    /// none ([`Derived::none`]).
+    /// [`Store::scan_entries`], lending each entry ([`Lent`]: made into a [`StoredEntry`]
+    /// only when asked) with its bytes derived in `shape`, a description of how the caller
+    /// makes bytes from an entry (see [`derived`](crate::derived)): those kept from an
+    /// earlier scan of the same entry in the same committed state, or a place to keep
+    /// them. Entries read from SQLite have none ([`Derived::none`]).
     pub fn scan_entries_derived(
         &self,
         filter: &EntryFilter,
         shape: &[u8],
-        mut f: impl FnMut(&StoredEntry, Derived<'_>) -> ControlFlow<()>,
+        mut f: impl FnMut(Lent<'_>) -> ControlFlow<()>,
     ) -> Result<ScanEnd, StoreError> {
         if self.connections.read_model_enabled()
             && let Some(image) = self.connections.read_model().current(&self.connections)
         {
             return Ok(image.scan_derived(filter, Some(shape), f));
         }
-        self.read_snapshot(|snapshot| snapshot.scan_entries(filter, |e| f(&e, Derived::none())))
+        self.read_snapshot(|snapshot| {
+            snapshot.scan_entries(filter, |e| f(Lent::entry_of(&e, Derived::none())))
+        })
     }
 
     /// Whether scans read the worklist from memory now: the read model is enabled and

@@ -369,6 +369,30 @@ impl MwlQuery {
         }
     }
 
+    /// Whether [`candidate_filter`](Self::candidate_filter) keeps exactly the entries
+    /// [`matches`](Self::matches) accepts, so that a scan of it need not match again: the
+    /// query's only conditions are single exact values of Scheduled Station AE Title,
+    /// Modality and Patient ID (each at most once), its SPS start is whole days (no time
+    /// key), and its SPS end is universal. Statuses always go to the filter exactly.
+    ///
+    /// Like the filter, this relies on stored station AE titles, modalities and patient
+    /// IDs carrying no leading or trailing spaces.
+    pub fn candidate_filter_is_exact(&self) -> bool {
+        let mut seen: Vec<Field> = Vec::new();
+        self.start.time.is_none()
+            && self.end.is_universal()
+            && self.conditions.iter().all(|c| match c {
+                Condition::Text(
+                    f @ (Field::StationAeTitle | Field::Modality | Field::PatientId),
+                    m,
+                ) if m.exact_single().is_some() && !seen.contains(f) => {
+                    seen.push(*f);
+                    true
+                }
+                _ => false,
+            })
+    }
+
     /// The folded prefixes of the patient-name search key that the PatientName key
     /// admits ([`PnMatcher::name_key_prefixes`]); empty when it admits any name.
     fn patient_name_prefixes(&self) -> Vec<String> {
