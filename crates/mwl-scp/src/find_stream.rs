@@ -16,6 +16,18 @@
 //!   [`STREAM_CHUNK_BYTES`] at a time and at most [`STREAM_CHANNEL_CHUNKS`] ahead of the
 //!   writer. Memory per query is therefore bounded, whatever the number of matches.
 //!
+//! # Kept responses
+//!
+//! While the store holds the worklist in memory (its read model), it also keeps each
+//! entry's encoded response identifier, per *response shape*
+//! ([`MwlQuery::response_shape`]: the return keys, the character set, the transfer
+//! syntax), for as long as that committed state lasts (see `worklist_store::derived`).
+//! A query of a shape asked before copies the bytes instead of encoding the entry again;
+//! and when its candidate filter is exact ([`MwlQuery::candidate_filter_is_exact`]: the
+//! console's usual today + station + modality, a PatientID, every entry) the entry is not
+//! even copied out of the store to be matched. Any write makes a new image, whose cache
+//! starts empty: a kept response is never older than the worklist the query reads.
+//!
 //! The reader threads are the process's own, not tokio's blocking pool: a console slow
 //! to read a long answer holds a streaming thread, never a thread the sync worker, MPPS or
 //! other queries need. [`SMALL_READERS`] threads read small answers and
@@ -292,11 +304,13 @@ pub enum Row<'a> {
     Match(&'a WorklistEntry),
 }
 
-/// The one place where a query meets the store: reads the rows `filter` (normally
+/// Where a query meets the store: reads the rows `filter` (normally
 /// [`MwlQuery::candidate_filter`]) lets through, in the store's order, from one snapshot,
 /// and hands each to `visit`, as a [`Row::Match`] when [`MwlQuery::matches`] accepts it.
-/// Both C-FIND paths (small and streamed) and the DICOMweb search ([`search_page`]) go
-/// through it, so a web search matches exactly what the same C-FIND matches. Blocking.
+/// The DICOMweb search ([`search_page`]) goes through it; both C-FIND paths (small and
+/// streamed) go through its twin `scan_matches_lent`, which lends the same matches in the
+/// same order with their kept responses (a test holds the two to the same entries), so a
+/// web search matches exactly what the same C-FIND matches. Blocking.
 pub fn scan_matches(
     store: &Store,
     filter: &EntryFilter,

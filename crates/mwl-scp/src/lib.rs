@@ -25,9 +25,10 @@
 //!   pending responses, and `FindOutcome` (complete, cancelled, truncated, refused, store
 //!   unavailable), from which the final status, the metrics and the logs come.
 //! - [`find_stream`]: where a C-FIND's responses come from: one store snapshot, read,
-//!   matched and encoded on a few reader threads, whole or streamed;
-//!   [`find_stream::scan_matches`] is the one place a query meets the store, which the
-//!   DICOMweb search (`find_stream::search_page`, served by `admin-http`) shares.
+//!   matched and encoded (or copied, when the store keeps the encoded response) on a few
+//!   reader threads, whole or streamed; [`find_stream::scan_matches`] is where a query
+//!   meets the store, for the DICOMweb search (`find_stream::search_page`, served by
+//!   `admin-http`), and its twin `scan_matches_lent` for C-FIND.
 //! - [`mpps`]: the Modality Performed Procedure Step service (N-CREATE, N-SET).
 //! - `context`: what every handler is given (settings, store, metrics) and the
 //!   association's tally for its log line.
