@@ -11,8 +11,10 @@ use std::borrow::Cow;
 
 use dicom_core::{Tag, VR};
 use dicom_dictionary_std::tags;
-use worklist_store::WorklistEntry;
+use jiff::civil::{Date, Time};
+use worklist_store::{WorklistEntry, format_da, format_tm};
 
+use super::fields::Field;
 use super::{KeyKind, MwlQuery, ResponseCharset, ReturnKey, response};
 
 fn put_header(out: &mut Vec<u8>, tag: Tag, vr: VR, len: u32, explicit: bool) {
@@ -71,10 +73,92 @@ fn put_value(
     }
 }
 
+/// A value sent for a key: borrowed from the entry, or a date or time written on the
+/// stack (the SPS start and end are in every step item: formatting them into new strings
+/// was a fifth of the work of encoding an entry).
+enum Sent<'e> {
+    Text(Cow<'e, str>),
+    Digits(Digits),
+}
+
+impl Sent<'_> {
+    fn as_str(&self) -> &str {
+        match self {
+            Sent::Text(t) => t,
+            Sent::Digits(d) => d.as_str(),
+        }
+    }
+}
+
+/// A DICOM DA (`YYYYMMDD`) or TM (`HHMMSS`) value, on the stack.
+struct Digits {
+    bytes: [u8; 8],
+    len: usize,
+}
+
+impl Digits {
+    /// `parts`, each zero-padded to its width; `None` when one does not fit (a year
+    /// before 0 or after 9999).
+    fn new(parts: &[(i32, u32)]) -> Option<Digits> {
+        let mut d = Digits {
+            bytes: [b'0'; 8],
+            len: 0,
+        };
+        for &(value, width) in parts {
+            let mut v = u32::try_from(value).ok()?;
+            if v >= 10u32.pow(width) {
+                return None;
+            }
+            let end = d.len + width as usize;
+            for at in (d.len..end).rev() {
+                // One decimal digit: fits a u8.
+                d.bytes[at] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+            d.len = end;
+        }
+        Some(d)
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII digits were written.
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+/// The DA form of `d`, as [`worklist_store::format_da`] writes it.
+fn da(d: Date) -> Sent<'static> {
+    match Digits::new(&[
+        (d.year().into(), 4),
+        (d.month().into(), 2),
+        (d.day().into(), 2),
+    ]) {
+        Some(digits) => Sent::Digits(digits),
+        None => Sent::Text(Cow::Owned(format_da(d))),
+    }
+}
+
+/// The TM form of `t`, as [`worklist_store::format_tm`] writes it.
+fn tm(t: Time) -> Sent<'static> {
+    match Digits::new(&[
+        (t.hour().into(), 2),
+        (t.minute().into(), 2),
+        (t.second().into(), 2),
+    ]) {
+        Some(digits) => Sent::Digits(digits),
+        None => Sent::Text(Cow::Owned(format_tm(t))),
+    }
+}
+
 /// The value sent for `key`, borrowed from the entry where it can be.
-fn value_of<'e>(key: &ReturnKey, entry: &'e WorklistEntry) -> Option<Cow<'e, str>> {
+fn value_of<'e>(key: &ReturnKey, entry: &'e WorklistEntry) -> Option<Sent<'e>> {
     match key.kind {
-        KeyKind::Field(f) => f.response_text(entry),
+        KeyKind::Field(Field::SpsStartDate) => Some(da(entry.start.date())),
+        KeyKind::Field(Field::SpsStartTime) => Some(tm(entry.start.time())),
+        KeyKind::Field(Field::SpsEndDate) => entry.end.map(|e| da(e.date())),
+        KeyKind::Field(Field::SpsEndTime) => entry.end.map(|e| tm(e.time())),
+        KeyKind::Field(Field::PatientBirthDate) => entry.patient_birth_date.map(da),
+        KeyKind::Field(f) => f.response_text(entry).map(Sent::Text),
         KeyKind::NoValue | KeyKind::Protocol => None,
     }
 }
@@ -119,7 +203,7 @@ fn put_protocol(
 
 /// Writes the response identifier for `entry` into `out` (cleared first); returns the
 /// character set used (see [`super::MwlQuery::charset_used`]). Allocates nothing but the
-/// formatted dates, times and numbers, and the protocol item when it is asked.
+/// formatted numbers, and the protocol item when it is asked.
 pub(super) fn encode(
     q: &MwlQuery,
     entry: &WorklistEntry,
@@ -134,7 +218,7 @@ pub(super) fn encode(
             .top
             .iter()
             .chain(q.sps.iter().flatten())
-            .all(|k| value_of(k, entry).is_none_or(|v| preferred.can_represent(&v)))
+            .all(|k| value_of(k, entry).is_none_or(|v| preferred.can_represent(v.as_str())))
             && protocol
                 .iter()
                 .flatten()
@@ -161,7 +245,13 @@ pub(super) fn encode(
 
     let sequence_tag = tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE;
     for k in q.top.iter().filter(|k| k.tag < sequence_tag) {
-        put_value(out, k, value_of(k, entry).as_deref(), charset, explicit);
+        put_value(
+            out,
+            k,
+            value_of(k, entry).as_ref().map(Sent::as_str),
+            charset,
+            explicit,
+        );
     }
     if let Some(keys) = &q.sps {
         let opened = open_item(out, sequence_tag, explicit);
@@ -169,13 +259,25 @@ pub(super) fn encode(
             if k.kind == KeyKind::Protocol {
                 put_protocol(out, protocol.as_deref(), charset, explicit);
             } else {
-                put_value(out, k, value_of(k, entry).as_deref(), charset, explicit);
+                put_value(
+                    out,
+                    k,
+                    value_of(k, entry).as_ref().map(Sent::as_str),
+                    charset,
+                    explicit,
+                );
             }
         }
         close_item(out, opened);
     }
     for k in q.top.iter().filter(|k| k.tag >= sequence_tag) {
-        put_value(out, k, value_of(k, entry).as_deref(), charset, explicit);
+        put_value(
+            out,
+            k,
+            value_of(k, entry).as_ref().map(Sent::as_str),
+            charset,
+            explicit,
+        );
     }
     charset
 }
@@ -212,4 +314,27 @@ pub(super) fn shape(q: &MwlQuery, preferred: ResponseCharset, explicit: bool) ->
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jiff::civil::{date, time};
+
+    #[test]
+    fn dates_and_times_are_written_as_format_da_and_format_tm_write_them() {
+        for d in [
+            date(2026, 12, 6),
+            date(1, 1, 1),
+            date(999, 10, 31),
+            date(9999, 12, 31),
+            date(-5, 3, 4),
+            date(0, 1, 1),
+        ] {
+            assert_eq!(da(d).as_str(), format_da(d), "{d}");
+        }
+        for t in [time(0, 0, 0, 0), time(9, 5, 7, 999), time(23, 59, 59, 0)] {
+            assert_eq!(tm(t).as_str(), format_tm(t), "{t}");
+        }
+    }
 }
