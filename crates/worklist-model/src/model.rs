@@ -259,6 +259,23 @@ pub struct TextAttribute {
     /// Sets the entry's value. `None` leaves a [`Presence::Required`] field empty: only
     /// for decoders that report a missing value themselves.
     pub set: fn(&mut WorklistEntry, Option<String>),
+    /// Sets the entry's value to a copy of `v`, reusing the string the entry holds (no
+    /// allocation when it is long enough): for a scan that refills one entry from record
+    /// to record. `None` as for [`set`](Self::set).
+    pub assign: fn(&mut WorklistEntry, Option<&str>),
+}
+
+/// `slot` becomes `v`, reusing its string.
+fn assign_optional(slot: &mut Option<String>, v: Option<&str>) {
+    match (slot.as_mut(), v) {
+        (Some(s), Some(v)) => v.clone_into(s),
+        (_, v) => *slot = v.map(str::to_owned),
+    }
+}
+
+/// `slot` becomes `v` (empty for `None`), reusing its string.
+fn assign_required(slot: &mut String, v: Option<&str>) {
+    v.unwrap_or_default().clone_into(slot);
 }
 
 impl TextAttribute {
@@ -311,6 +328,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.patient_name.as_deref(),
         set: |e, v| e.patient_name = v,
+        assign: |e, v| assign_optional(&mut e.patient_name, v),
     },
     TextAttribute {
         column: "patient_id",
@@ -322,6 +340,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| Some(e.patient_id.as_str()),
         set: |e, v| e.patient_id = v.unwrap_or_default(),
+        assign: |e, v| assign_required(&mut e.patient_id, v),
     },
     TextAttribute {
         column: "patient_sex",
@@ -336,6 +355,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         },
         get: |e| e.patient_sex.as_deref(),
         set: |e, v| e.patient_sex = v,
+        assign: |e, v| assign_optional(&mut e.patient_sex, v),
     },
     TextAttribute {
         column: "study_instance_uid",
@@ -347,6 +367,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| Some(e.study_instance_uid.as_str()),
         set: |e, v| e.study_instance_uid = v.unwrap_or_default(),
+        assign: |e, v| assign_required(&mut e.study_instance_uid, v),
     },
     TextAttribute {
         column: "accession_number",
@@ -358,6 +379,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| Some(e.accession_number.as_str()),
         set: |e, v| e.accession_number = v.unwrap_or_default(),
+        assign: |e, v| assign_required(&mut e.accession_number, v),
     },
     TextAttribute {
         column: "study_description",
@@ -369,6 +391,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.study_description.as_deref(),
         set: |e, v| e.study_description = v,
+        assign: |e, v| assign_optional(&mut e.study_description, v),
     },
     TextAttribute {
         column: "referring_physician_name",
@@ -380,6 +403,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.referring_physician_name.as_deref(),
         set: |e, v| e.referring_physician_name = v,
+        assign: |e, v| assign_optional(&mut e.referring_physician_name, v),
     },
     TextAttribute {
         column: "requested_procedure_id",
@@ -391,6 +415,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| Some(e.requested_procedure_id.as_str()),
         set: |e, v| e.requested_procedure_id = v.unwrap_or_default(),
+        assign: |e, v| assign_required(&mut e.requested_procedure_id, v),
     },
     TextAttribute {
         column: "requested_procedure_description",
@@ -402,6 +427,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.requested_procedure_description.as_deref(),
         set: |e, v| e.requested_procedure_description = v,
+        assign: |e, v| assign_optional(&mut e.requested_procedure_description, v),
     },
     TextAttribute {
         column: "sps_id",
@@ -413,6 +439,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| Some(e.sps_id.as_str()),
         set: |e, v| e.sps_id = v.unwrap_or_default(),
+        assign: |e, v| assign_required(&mut e.sps_id, v),
     },
     TextAttribute {
         column: "station_ae_title",
@@ -424,6 +451,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.station_ae_title.as_deref(),
         set: |e, v| e.station_ae_title = v,
+        assign: |e, v| assign_optional(&mut e.station_ae_title, v),
     },
     TextAttribute {
         column: "station_name",
@@ -435,6 +463,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.station_name.as_deref(),
         set: |e, v| e.station_name = v,
+        assign: |e, v| assign_optional(&mut e.station_name, v),
     },
     TextAttribute {
         column: "modality",
@@ -446,6 +475,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.modality.as_deref(),
         set: |e, v| e.modality = v,
+        assign: |e, v| assign_optional(&mut e.modality, v),
     },
     TextAttribute {
         column: "performing_physician_name",
@@ -457,6 +487,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.performing_physician_name.as_deref(),
         set: |e, v| e.performing_physician_name = v,
+        assign: |e, v| assign_optional(&mut e.performing_physician_name, v),
     },
     TextAttribute {
         column: "sps_description",
@@ -468,6 +499,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.sps_description.as_deref(),
         set: |e, v| e.sps_description = v,
+        assign: |e, v| assign_optional(&mut e.sps_description, v),
     },
     TextAttribute {
         column: "sps_location",
@@ -481,6 +513,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.sps_location.as_deref(),
         set: |e, v| e.sps_location = v,
+        assign: |e, v| assign_optional(&mut e.sps_location, v),
     },
     TextAttribute {
         column: "protocol_code_value",
@@ -493,6 +526,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.protocol_code_value.as_deref(),
         set: |e, v| e.protocol_code_value = v,
+        assign: |e, v| assign_optional(&mut e.protocol_code_value, v),
     },
     TextAttribute {
         column: "protocol_coding_scheme",
@@ -504,6 +538,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.protocol_coding_scheme.as_deref(),
         set: |e, v| e.protocol_coding_scheme = v,
+        assign: |e, v| assign_optional(&mut e.protocol_coding_scheme, v),
     },
     TextAttribute {
         column: "protocol_code_meaning",
@@ -515,6 +550,7 @@ pub static TEXT_ATTRIBUTES: &[TextAttribute] = &[
         allowed: Allowed::Vr,
         get: |e| e.protocol_code_meaning.as_deref(),
         set: |e, v| e.protocol_code_meaning = v,
+        assign: |e, v| assign_optional(&mut e.protocol_code_meaning, v),
     },
 ];
 
@@ -655,6 +691,13 @@ mod tests {
             let optional = a.presence == Presence::Optional;
             (a.set)(&mut e, None);
             assert_eq!((a.get)(&e).is_none(), optional, "{}", a.column);
+            // `assign` is `set` with a borrowed value.
+            let mut assigned = WorklistEntry::default();
+            for v in [Some("VALUE"), Some("V2"), None, Some("LONGER VALUE")] {
+                (a.set)(&mut e, v.map(str::to_owned));
+                (a.assign)(&mut assigned, v);
+                assert_eq!(assigned, e, "{} assigned {v:?}", a.column);
+            }
         }
     }
 

@@ -145,7 +145,7 @@ impl Record {
         for (i, attribute) in TEXT_ATTRIBUTES.iter().enumerate() {
             let value = self.text(i);
             if (attribute.get)(e) != value {
-                (attribute.set)(e, value.map(str::to_owned));
+                (attribute.assign)(e, value);
             }
         }
         for (i, field) in [
