@@ -581,9 +581,17 @@ mod tests {
                 e
             })
             .collect();
+        put(store, entries, 1);
+    }
+
+    /// Syncs `entries` from 2026-11-26 for `days` days into `store`.
+    fn put(store: &Store, entries: Vec<WorklistEntry>, days: i64) {
+        let day = date(2026, 11, 26);
         let window = SyncWindow {
             start: day.at(0, 0, 0, 0),
-            end: date(2026, 11, 27).at(0, 0, 0, 0),
+            end: day
+                .saturating_add(jiff::Span::new().days(days))
+                .at(0, 0, 0, 0),
         };
         store
             .reconcile(
@@ -688,19 +696,7 @@ mod tests {
                 e
             })
             .collect();
-        let window = SyncWindow {
-            start: day.at(0, 0, 0, 0),
-            end: date(2026, 11, 30).at(0, 0, 0, 0),
-        };
-        store
-            .reconcile(
-                "calpendo",
-                &window,
-                entries,
-                OnCancel::Discontinue,
-                jiff::Timestamp::from_second(1_795_000_000).expect("timestamp"),
-            )
-            .expect("reconcile");
+        put(&store, entries, 4);
         assert_eq!(store.enable_read_model(), Some(120));
         let (ae, mo, da, tm, st, pid, name) = (
             tags::SCHEDULED_STATION_AE_TITLE,

@@ -132,36 +132,22 @@ impl<D: StatefulDecode> StatefulDecode for Bounded<D> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dicom_core::value::DataSetSequence;
     use dicom_core::{DataElement, VR};
     use dicom_dictionary_std::tags;
     use dicom_transfer_syntax_registry::entries::{
         EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
     };
 
+    /// wire_check's sample, with an element after its sequence: reading must not stop
+    /// before it.
     fn sample() -> InMemDicomObject {
-        let item = InMemDicomObject::from_element_iter([
-            DataElement::new(tags::MODALITY, VR::CS, PrimitiveValue::from("MR")),
-            DataElement::new(
-                tags::SCHEDULED_STATION_AE_TITLE,
-                VR::AE,
-                PrimitiveValue::Empty,
-            ),
-        ]);
-        InMemDicomObject::from_element_iter([
-            DataElement::new(tags::PATIENT_NAME, VR::PN, PrimitiveValue::from("DOE^JOHN")),
-            DataElement::new(
-                tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE,
-                VR::SQ,
-                DataSetSequence::from(vec![item]),
-            ),
-            // The last element: reading must not stop before it.
-            DataElement::new(
-                tags::REQUESTED_PROCEDURE_ID,
-                VR::SH,
-                PrimitiveValue::from("RP1 "),
-            ),
-        ])
+        let mut obj = crate::wire_check::tests::sample();
+        obj.put(DataElement::new(
+            tags::REQUESTED_PROCEDURE_ID,
+            VR::SH,
+            PrimitiveValue::from("RP1 "),
+        ));
+        obj
     }
 
     /// (0008,0005) `ISO_IR 100` and a Latin-1 PatientName, Implicit VR Little Endian.

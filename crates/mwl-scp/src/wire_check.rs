@@ -333,7 +333,7 @@ pub fn decode(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use dicom_core::value::{DataSetSequence, PrimitiveValue};
     use dicom_core::{DataElement, VR};
@@ -343,7 +343,8 @@ mod tests {
         EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN,
     };
 
-    fn sample() -> InMemDicomObject {
+    /// A data set with a step sequence of one item.
+    pub(crate) fn sample() -> InMemDicomObject {
         let item = InMemDicomObject::from_element_iter([
             DataElement::new(tags::MODALITY, VR::CS, PrimitiveValue::from("MR")),
             DataElement::new(
