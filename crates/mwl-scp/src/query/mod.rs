@@ -350,13 +350,7 @@ impl MwlQuery {
             })
         };
         let (from_date, to_date) = self.start.date_bounds();
-        let statuses = StepStatus::ALL
-            .into_iter()
-            .filter(|s| match &self.status {
-                None => s.offered_by_default(),
-                Some(m) => m.matches(Some(s.as_dicom())),
-            })
-            .collect();
+        let statuses = self.statuses();
         EntryFilter {
             from_date,
             to_date,
@@ -369,11 +363,23 @@ impl MwlQuery {
         }
     }
 
+    /// The statuses the status key admits (those offered by default without one).
+    fn statuses(&self) -> Vec<StepStatus> {
+        StepStatus::ALL
+            .into_iter()
+            .filter(|s| match &self.status {
+                None => s.offered_by_default(),
+                Some(m) => m.matches(Some(s.as_dicom())),
+            })
+            .collect()
+    }
+
     /// Whether [`candidate_filter`](Self::candidate_filter) keeps exactly the entries
     /// [`matches`](Self::matches) accepts, so that a scan of it need not match again: the
     /// query's only conditions are single exact values of Scheduled Station AE Title,
     /// Modality and Patient ID (each at most once), its SPS start is whole days (no time
-    /// key), and its SPS end is universal. Statuses always go to the filter exactly.
+    /// key), its SPS end is universal, and its status key admits at least one status (a
+    /// filter with no status admits every status).
     ///
     /// Like the filter, this relies on stored station AE titles, modalities and patient
     /// IDs carrying no leading or trailing spaces.
@@ -381,6 +387,7 @@ impl MwlQuery {
         let mut seen: Vec<Field> = Vec::new();
         self.start.time.is_none()
             && self.end.is_universal()
+            && !self.statuses().is_empty()
             && self.conditions.iter().all(|c| match c {
                 Condition::Text(
                     f @ (Field::StationAeTitle | Field::Modality | Field::PatientId),
