@@ -262,21 +262,9 @@ impl Image {
         &self,
         filter: &EntryFilter,
         shape: Option<&[u8]>,
-        f: impl FnMut(Lent<'_>) -> ControlFlow<()>,
-    ) -> ScanEnd {
-        self.scan_candidates(filter, shape, usize::MAX, f)
-            .unwrap_or(ScanEnd::Finished)
-    }
-
-    /// [`scan_derived`](Self::scan_derived) when `filter`'s index and date bounds leave
-    /// at most `max_candidates` entries to look at; `None` (nothing scanned) otherwise.
-    pub(crate) fn scan_candidates(
-        &self,
-        filter: &EntryFilter,
-        shape: Option<&[u8]>,
-        max_candidates: usize,
         mut f: impl FnMut(Lent<'_>) -> ControlFlow<()>,
-    ) -> Option<ScanEnd> {
+    ) -> ScanEnd {
+        let slots = shape.and_then(|s| self.derived.shape(s));
         let positions: Option<&[u32]> = if let Some(v) = &filter.patient_id {
             Some(indexed(&self.by_patient, v))
         } else if let Some(v) = &filter.station_ae_title {
@@ -289,23 +277,6 @@ impl Image {
         let date = |pos: usize| self.records[pos].start.date();
         let after_from = |pos: usize| filter.from_date.is_none_or(|d| date(pos) >= d);
         let until_to = |pos: usize| filter.to_date.is_none_or(|d| date(pos) <= d);
-        // The candidates: a run of an index's positions, or of all positions.
-        let (list, lo, hi) = match positions {
-            Some(list) => {
-                let lo = list.partition_point(|&p| !after_from(p as usize));
-                let hi = list.partition_point(|&p| until_to(p as usize)).max(lo);
-                (Some(list), lo, hi)
-            }
-            None => {
-                let n = self.records.len();
-                let lo = partition(n, |p| !after_from(p));
-                (None, lo, partition(n, until_to).max(lo))
-            }
-        };
-        if hi - lo > max_candidates {
-            return None;
-        }
-        let slots = shape.and_then(|s| self.derived.shape(s));
         let mut scratch: Option<StoredEntry> = None;
         let mut visit = |pos: usize| -> ControlFlow<()> {
             let record = &self.records[pos];
@@ -315,15 +286,24 @@ impl Image {
             let derived = self.derived.derived(slots.as_ref(), pos);
             f(Lent::record(record, &mut scratch, derived))
         };
-        let stopped = match list {
-            Some(list) => list[lo..hi].iter().any(|&p| visit(p as usize).is_break()),
-            None => (lo..hi).any(|p| visit(p).is_break()),
+        let stopped = match positions {
+            Some(list) => {
+                let lo = list.partition_point(|&p| !after_from(p as usize));
+                let hi = list.partition_point(|&p| until_to(p as usize)).max(lo);
+                list[lo..hi].iter().any(|&p| visit(p as usize).is_break())
+            }
+            None => {
+                let n = self.records.len();
+                let lo = partition(n, |p| !after_from(p));
+                let hi = partition(n, until_to).max(lo);
+                (lo..hi).any(|p| visit(p).is_break())
+            }
         };
-        Some(if stopped {
+        if stopped {
             ScanEnd::Stopped
         } else {
             ScanEnd::Finished
-        })
+        }
     }
 
     /// Whether `filter` admits `record`: the condition of `filter::condition`, evaluated
