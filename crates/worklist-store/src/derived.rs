@@ -13,6 +13,15 @@
 //! At most [`MAX_SHAPES`] shapes per image, and at most [`MAX_DERIVED_BYTES`] per image
 //! (the bytes kept plus 24 bytes per entry for each shape's slots); past either, entries
 //! are simply not kept, and callers make their bytes each time, as without the cache.
+//!
+//! # Which scans keep
+//!
+//! Only a scan of at least [`KEEP_FROM_CANDIDATES`] candidates keeps new bytes (and makes
+//! a new shape's slots); a smaller one uses what is kept but adds nothing. Encoding a
+//! handful of responses is a small part of such a query's cost, while its bytes would
+//! take the budget from the large answers, where encoding is most of it: PatientID
+//! queries touch one entry each, but a day of them touches most of the worklist, and at
+//! 100,000 entries they filled the budget before a universal query could keep anything.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -20,9 +29,15 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// Shapes (sets of return keys, character set, transfer syntax) kept per image. Consoles
 /// of one site ask a handful.
 pub const MAX_SHAPES: usize = 16;
-/// Bytes kept per image, slots included: 16 MiB holds every response of a 10,000-entry
-/// worklist for two shapes, or a week of 100,000 entries.
-pub const MAX_DERIVED_BYTES: usize = 16 << 20;
+/// Bytes kept per image, slots included: 24 MiB holds every response of a 10,000-entry
+/// worklist for six shapes (about 350 bytes per entry and shape), or two thirds of the
+/// universal answer of 100,000 entries, where the server stays under 100 MB at its peak
+/// (docs/benchmarks.md).
+pub const MAX_DERIVED_BYTES: usize = 24 << 20;
+
+/// Candidates (entries a scan visits, after its index and date range) from which a scan
+/// keeps new bytes; see [Which scans keep](self#which-scans-keep).
+pub const KEEP_FROM_CANDIDATES: usize = 16;
 
 /// One entry's bytes of one shape, made once.
 type Slot = OnceLock<Box<[u8]>>;
@@ -48,13 +63,15 @@ impl DerivedCache {
         }
     }
 
-    /// The slots of `shape`, made on first use; `None` when no more shapes fit.
-    pub(crate) fn shape(&self, shape: &[u8]) -> Option<Slots> {
+    /// The slots of `shape`; when it has none yet, made if `make` (`None` when not, or
+    /// when no more shapes fit).
+    pub(crate) fn shape(&self, shape: &[u8], make: bool) -> Option<Slots> {
         let mut shapes = self.shapes.lock().unwrap_or_else(|p| p.into_inner());
         if let Some((_, slots)) = shapes.iter().find(|(s, _)| &**s == shape) {
             return Some(Arc::clone(slots));
         }
-        if shapes.len() >= MAX_SHAPES
+        if !make
+            || shapes.len() >= MAX_SHAPES
             || !self.charge(self.entries * std::mem::size_of::<Slot>() + shape.len())
         {
             return None;
@@ -73,17 +90,24 @@ impl DerivedCache {
             .is_ok()
     }
 
-    /// The bytes of `shape` kept for the entry at `position`, through [`Derived`].
-    pub(crate) fn derived<'a>(&'a self, slots: Option<&'a Slots>, position: usize) -> Derived<'a> {
+    /// The bytes of `shape` kept for the entry at `position`, through [`Derived`]; with
+    /// `keep` false, new bytes are not kept (see [Which scans keep](self#which-scans-keep)).
+    pub(crate) fn derived<'a>(
+        &'a self,
+        slots: Option<&'a Slots>,
+        position: usize,
+        keep: bool,
+    ) -> Derived<'a> {
         Derived {
             slot: slots.and_then(|s| s.get(position)),
-            cache: Some(self),
+            cache: keep.then_some(self),
         }
     }
 }
 
 /// The derived bytes of one entry, for one shape: those kept, or a place to keep them.
-/// Entries read from SQLite (no image) have none, and keep nothing.
+/// Entries read from SQLite (no image) have none, and keep nothing; nor does a scan of
+/// few candidates (see [Which scans keep](self#which-scans-keep)).
 #[derive(Clone, Copy)]
 pub struct Derived<'a> {
     slot: Option<&'a Slot>,
@@ -125,36 +149,60 @@ mod tests {
     #[test]
     fn bytes_are_kept_per_shape_and_entry_within_bounds() {
         let cache = DerivedCache::new(3);
-        let a = cache.shape(b"a").expect("shape a");
-        let b = cache.shape(b"b").expect("shape b");
-        assert!(Arc::ptr_eq(&a, &cache.shape(b"a").expect("a again")));
-        let d = cache.derived(Some(&a), 1);
+        let a = cache.shape(b"a", true).expect("shape a");
+        let b = cache.shape(b"b", true).expect("shape b");
+        assert!(Arc::ptr_eq(&a, &cache.shape(b"a", false).expect("a again")));
+        let d = cache.derived(Some(&a), 1, true);
         assert_eq!(d.get(), None);
         d.keep(b"one");
         d.keep(b"other");
-        assert_eq!(cache.derived(Some(&a), 1).get(), Some(&b"one"[..]));
-        assert_eq!(cache.derived(Some(&b), 1).get(), None, "another shape");
-        assert_eq!(cache.derived(Some(&a), 2).get(), None, "another entry");
-        assert_eq!(cache.derived(Some(&a), 3).get(), None, "past the image");
+        assert_eq!(cache.derived(Some(&a), 1, true).get(), Some(&b"one"[..]));
+        assert_eq!(
+            cache.derived(Some(&b), 1, true).get(),
+            None,
+            "another shape"
+        );
+        assert_eq!(
+            cache.derived(Some(&a), 2, true).get(),
+            None,
+            "another entry"
+        );
+        assert_eq!(
+            cache.derived(Some(&a), 3, true).get(),
+            None,
+            "past the image"
+        );
+        cache.derived(Some(&b), 0, false).keep(b"not kept");
+        assert_eq!(
+            cache.derived(Some(&b), 0, true).get(),
+            None,
+            "kept by a small scan"
+        );
+        assert!(
+            cache.shape(b"new", false).is_none(),
+            "a small scan makes no shape"
+        );
         Derived::none().keep(b"x");
         assert_eq!(Derived::none().get(), None);
         for i in 2..MAX_SHAPES {
-            assert!(cache.shape(format!("s{i}").as_bytes()).is_some());
+            assert!(cache.shape(format!("s{i}").as_bytes(), true).is_some());
         }
-        assert!(cache.shape(b"one too many").is_none());
+        assert!(cache.shape(b"one too many", true).is_none());
     }
 
     #[test]
     fn nothing_is_kept_past_the_byte_budget() {
         let cache = DerivedCache::new(2);
-        let a = cache.shape(b"a").expect("shape");
+        let a = cache.shape(b"a", true).expect("shape");
         let big = vec![0u8; MAX_DERIVED_BYTES];
-        cache.derived(Some(&a), 0).keep(&big);
-        assert_eq!(cache.derived(Some(&a), 0).get(), None);
-        cache.derived(Some(&a), 1).keep(b"small");
-        assert_eq!(cache.derived(Some(&a), 1).get(), Some(&b"small"[..]));
+        cache.derived(Some(&a), 0, true).keep(&big);
+        assert_eq!(cache.derived(Some(&a), 0, true).get(), None);
+        cache.derived(Some(&a), 1, true).keep(b"small");
+        assert_eq!(cache.derived(Some(&a), 1, true).get(), Some(&b"small"[..]));
         assert!(
-            DerivedCache::new(MAX_DERIVED_BYTES).shape(b"x").is_none(),
+            DerivedCache::new(MAX_DERIVED_BYTES)
+                .shape(b"x", true)
+                .is_none(),
             "slots past the budget"
         );
     }

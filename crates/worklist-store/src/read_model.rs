@@ -6,8 +6,8 @@
 //!
 //! An [`Image`]: the entries of one committed state of the database, in the store's
 //! listing order (scheduled start, then row id), each as one [`Record`] (its text values
-//! in a single allocation, its other values inline), with indexes by Patient ID,
-//! Scheduled Station AE Title and Modality. An image is immutable: a scan holds an
+//! in a single allocation, its other values inline), with indexes by Patient ID (the
+//! positions sorted by it), Scheduled Station AE Title and Modality (maps). An image is immutable: a scan holds an
 //! `Arc` of it for as long as it runs, so a scan never sees a half-applied sync, whatever
 //! commits meanwhile. A newer state gets a new image, built in one read transaction and
 //! swapped in whole.
@@ -25,8 +25,8 @@
 //!
 //! # Bounds
 //!
-//! At most [`MAX_RESIDENT_ENTRIES`] entries are held (about 450 bytes each: 45 MB at
-//! 100,000); a larger store is read from SQLite, said once at WARN. While an image is
+//! At most [`MAX_RESIDENT_ENTRIES`] entries are held (about 450 bytes each with the
+//! indexes, measured: 45 MB at 100,000); a larger store is read from SQLite, said once at WARN. While an image is
 //! rebuilt the old one stays until the last scan using it ends.
 
 use std::collections::HashMap;
@@ -40,7 +40,7 @@ use rusqlite::Connection;
 use worklist_model::{EntryMeta, StepStatus, StoredEntry, TEXT_ATTRIBUTES, WorklistEntry, pn};
 
 use crate::connections::{self, Connections, Create};
-use crate::derived::DerivedCache;
+use crate::derived::{DerivedCache, KEEP_FROM_CANDIDATES};
 use crate::entries;
 use crate::error::StoreError;
 use crate::filter::EntryFilter;
@@ -192,8 +192,11 @@ pub(crate) struct Image {
     /// In listing order: scheduled start, then row id.
     records: Vec<Record>,
     columns: Columns,
-    /// Positions in `records` (ascending) of each Patient ID, station and modality.
-    by_patient: HashMap<Box<str>, Vec<u32>>,
+    /// Positions in `records` of the entries with a Patient ID, ordered by it, then by
+    /// position: the positions of one Patient ID are a run, ascending. (Most Patient IDs
+    /// have one or two entries: a map of them cost ~70 bytes per entry at 100,000, this 4.)
+    by_patient: Vec<u32>,
+    /// Positions in `records` (ascending) of each station and modality.
     by_station: HashMap<Box<str>, Vec<u32>>,
     by_modality: HashMap<Box<str>, Vec<u32>>,
     /// Bytes derived from its entries (encoded responses), kept as long as it is.
@@ -204,14 +207,12 @@ impl Image {
     /// The image of `stored` (in listing order), read at `generation`, with its indexes.
     fn new(generation: i64, stored: Vec<Record>) -> Image {
         let columns = Columns::new();
-        let mut by_patient: HashMap<Box<str>, Vec<u32>> = HashMap::new();
         let mut by_station: HashMap<Box<str>, Vec<u32>> = HashMap::new();
         let mut by_modality: HashMap<Box<str>, Vec<u32>> = HashMap::new();
         for (i, r) in stored.iter().enumerate() {
             // Positions fit: at most MAX_RESIDENT_ENTRIES records.
             let pos = i as u32;
             for (index, at) in [
-                (&mut by_patient, columns.patient_id),
                 (&mut by_station, columns.station),
                 (&mut by_modality, columns.modality),
             ] {
@@ -225,10 +226,17 @@ impl Image {
                 }
             }
         }
-        for index in [&mut by_patient, &mut by_station, &mut by_modality] {
+        for index in [&mut by_station, &mut by_modality] {
             index.values_mut().for_each(|l| l.shrink_to_fit());
             index.shrink_to_fit();
         }
+        let patient = |pos: &u32| stored[*pos as usize].text(columns.patient_id);
+        // Positions fit: at most MAX_RESIDENT_ENTRIES records.
+        let mut by_patient: Vec<u32> = (0..stored.len() as u32)
+            .filter(|p| patient(p).is_some())
+            .collect();
+        // Stable: ascending positions stay so within one Patient ID.
+        by_patient.sort_by(|a, b| patient(a).cmp(&patient(b)));
         Image {
             generation,
             derived: DerivedCache::new(stored.len()),
@@ -264,9 +272,8 @@ impl Image {
         shape: Option<&[u8]>,
         mut f: impl FnMut(Lent<'_>) -> ControlFlow<()>,
     ) -> ScanEnd {
-        let slots = shape.and_then(|s| self.derived.shape(s));
         let positions: Option<&[u32]> = if let Some(v) = &filter.patient_id {
-            Some(indexed(&self.by_patient, v))
+            Some(self.of_patient(v))
         } else if let Some(v) = &filter.station_ae_title {
             Some(indexed(&self.by_station, v))
         } else if let Some(v) = &filter.modality {
@@ -277,33 +284,50 @@ impl Image {
         let date = |pos: usize| self.records[pos].start.date();
         let after_from = |pos: usize| filter.from_date.is_none_or(|d| date(pos) >= d);
         let until_to = |pos: usize| filter.to_date.is_none_or(|d| date(pos) <= d);
+        // The candidates: an index's positions or all, within the date range.
+        let (list, lo, hi) = match positions {
+            Some(list) => {
+                let lo = list.partition_point(|&p| !after_from(p as usize));
+                (
+                    Some(list),
+                    lo,
+                    list.partition_point(|&p| until_to(p as usize)).max(lo),
+                )
+            }
+            None => {
+                let n = self.records.len();
+                let lo = partition(n, |p| !after_from(p));
+                (None, lo, partition(n, until_to).max(lo))
+            }
+        };
+        let keep = hi - lo >= KEEP_FROM_CANDIDATES;
+        let slots = shape.and_then(|s| self.derived.shape(s, keep));
         let mut scratch: Option<StoredEntry> = None;
         let mut visit = |pos: usize| -> ControlFlow<()> {
             let record = &self.records[pos];
             if !self.admits(record, filter) {
                 return ControlFlow::Continue(());
             }
-            let derived = self.derived.derived(slots.as_ref(), pos);
+            let derived = self.derived.derived(slots.as_ref(), pos, keep);
             f(Lent::record(record, &mut scratch, derived))
         };
-        let stopped = match positions {
-            Some(list) => {
-                let lo = list.partition_point(|&p| !after_from(p as usize));
-                let hi = list.partition_point(|&p| until_to(p as usize)).max(lo);
-                list[lo..hi].iter().any(|&p| visit(p as usize).is_break())
-            }
-            None => {
-                let n = self.records.len();
-                let lo = partition(n, |p| !after_from(p));
-                let hi = partition(n, until_to).max(lo);
-                (lo..hi).any(|p| visit(p).is_break())
-            }
+        let stopped = match list {
+            Some(list) => list[lo..hi].iter().any(|&p| visit(p as usize).is_break()),
+            None => (lo..hi).any(|p| visit(p).is_break()),
         };
         if stopped {
             ScanEnd::Stopped
         } else {
             ScanEnd::Finished
         }
+    }
+
+    /// The positions (ascending) of the entries of Patient ID `id`.
+    fn of_patient(&self, id: &str) -> &[u32] {
+        let patient = |pos: &u32| self.records[*pos as usize].text(self.columns.patient_id);
+        let lo = self.by_patient.partition_point(|p| patient(p) < Some(id));
+        let hi = self.by_patient.partition_point(|p| patient(p) <= Some(id));
+        &self.by_patient[lo..hi.max(lo)]
     }
 
     /// Whether `filter` admits `record`: the condition of `filter::condition`, evaluated
@@ -567,6 +591,45 @@ mod tests {
         assert_eq!(scratch, b);
         ra.fill(&mut scratch);
         assert_eq!(scratch, a);
+    }
+
+    /// Keeps `b"kept"` for each entry `filter` admits, then says how many entries of a
+    /// universal scan have bytes kept.
+    fn kept_after(image: &Image, filter: &EntryFilter) -> usize {
+        image.scan_derived(filter, Some(b"shape"), |lent| {
+            lent.derived().keep(b"kept");
+            ControlFlow::Continue(())
+        });
+        let mut kept = 0;
+        image.scan_derived(&EntryFilter::default(), Some(b"shape"), |lent| {
+            kept += usize::from(lent.derived().get().is_some());
+            ControlFlow::Continue(())
+        });
+        kept
+    }
+
+    #[test]
+    fn only_scans_of_many_candidates_keep_bytes() {
+        let n = KEEP_FROM_CANDIDATES + 4;
+        let records = (0..n as i64)
+            .map(|i| Record::new(&stored(i)).expect("record"))
+            .collect();
+        let image = Image::new(1, records);
+        let one_patient = EntryFilter {
+            patient_id: Some("SUB3".into()),
+            ..EntryFilter::default()
+        };
+        assert_eq!(kept_after(&image, &one_patient), 0, "one candidate");
+        // A universal scan looks at every entry: it keeps (and the small scan's check
+        // above kept nothing either, since it had too few candidates).
+        assert_eq!(kept_after(&image, &EntryFilter::default()), n);
+        // What a large scan kept serves a small one too.
+        let mut seen = None;
+        image.scan_derived(&one_patient, Some(b"shape"), |lent| {
+            seen = lent.derived().get().map(<[u8]>::to_vec);
+            ControlFlow::Continue(())
+        });
+        assert_eq!(seen.as_deref(), Some(&b"kept"[..]));
     }
 
     #[test]
