@@ -651,7 +651,8 @@ fn c_cancel_ends_the_query_with_fe00() {
     assert_eq!(again.responses.len(), CANCEL_ITEMS);
 
     // ...and on the same association after a cancel (Rust client). A C-CANCEL sent right
-    // behind the request ends it before (nearly) anything is sent.
+    // behind the request (in the same write) ends it before anything is sent, even when
+    // the answer is gathered without leaving the association's task.
     let mut c = Client::connect(site.port(), "CONSOLE", AE).expect("associate");
     let q = identifier(&[(tags::PATIENT_ID, VR::LO, "")], None);
     let id = c.message_id();

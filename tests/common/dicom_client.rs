@@ -286,29 +286,38 @@ impl Client {
             ),
         ]));
         let data_pdv = pdv(ctx, PDataValueType::Data, true, data.to_vec());
-        match split {
-            Split::OnePdu => {
-                self.send(vec![pdv(ctx, PDataValueType::Command, true, cmd), data_pdv])
-            }
-            Split::SeparatePdus => {
-                self.send(vec![pdv(ctx, PDataValueType::Command, true, cmd)]);
-                self.send(vec![data_pdv]);
-            }
+        let mut pdus = match split {
+            Split::OnePdu => vec![vec![pdv(ctx, PDataValueType::Command, true, cmd), data_pdv]],
+            Split::SeparatePdus => vec![
+                vec![pdv(ctx, PDataValueType::Command, true, cmd)],
+                vec![data_pdv],
+            ],
             Split::FragmentedCommand => {
                 let (a, b) = cmd.split_at(cmd.len() / 2);
-                self.send(vec![pdv(ctx, PDataValueType::Command, false, a.to_vec())]);
-                self.send(vec![pdv(ctx, PDataValueType::Command, true, b.to_vec())]);
-                self.send(vec![data_pdv]);
+                vec![
+                    vec![pdv(ctx, PDataValueType::Command, false, a.to_vec())],
+                    vec![pdv(ctx, PDataValueType::Command, true, b.to_vec())],
+                    vec![data_pdv],
+                ]
             }
-        }
+        };
         let cancel =
             cancel_after.map(|n| (n, pdv(ctx, PDataValueType::Command, true, cancel_rq(id))));
         match cancel {
             Some((0, c)) => {
-                self.send(vec![c]);
+                // Right behind the request: in the same write, so that the cancel has
+                // arrived by the time the server has read the request, however fast it
+                // answers.
+                pdus.push(vec![c]);
+                self.send_together(pdus);
                 self.receive_until_final(None)
             }
-            cancel => self.receive_until_final(cancel),
+            cancel => {
+                for p in pdus {
+                    self.send(p);
+                }
+                self.receive_until_final(cancel)
+            }
         }
     }
 
@@ -355,6 +364,15 @@ impl Client {
 
     fn send(&mut self, data: Vec<PDataValue>) {
         self.assoc.send(&Pdu::PData { data }).expect("send P-DATA");
+    }
+
+    /// Sends one P-DATA PDU for each of `pdus`, all in one write.
+    fn send_together(&mut self, pdus: Vec<Vec<PDataValue>>) {
+        let mut bytes = Vec::new();
+        for data in pdus {
+            dicom_ul::pdu::write_pdu(&mut bytes, &Pdu::PData { data }).expect("encode P-DATA");
+        }
+        std::io::Write::write_all(self.assoc.inner_stream(), &bytes).expect("send P-DATA");
     }
 
     /// Reads responses until a non-pending status; sends the cancel PDV once that many

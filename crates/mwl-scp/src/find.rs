@@ -48,7 +48,8 @@ use crate::connection::{AssocError, Peer, PeerStream};
 use crate::context::{AssocStats, Context};
 use crate::dimse::{self, Message, command, sop_class, status};
 use crate::find_stream::{
-    Items, ProduceError, ResponseEncoder, SmallAnswer, Stream, StreamEvent, small_answer,
+    Items, ProduceError, ResponseEncoder, SmallAnswer, Stream, StreamEvent, inline_answer,
+    small_answer,
 };
 use crate::metrics::FindStatus;
 use crate::query::{MwlQuery, QueryError};
@@ -338,9 +339,14 @@ impl<S: PeerStream> Find<'_, S> {
         self.batch.reserve(WRITE_BATCH + 4096);
         let filter = query.candidate_filter();
         // Every response of the query comes from one snapshot of the store. A small answer
-        // is read and encoded whole in one trip to a reader thread; a larger one is given
-        // up before anything of it is sent and streamed instead (find_stream.rs).
-        match small_answer(&self.cx.store, filter.clone(), encoder.clone(), limit).await {
+        // of few candidates in the in-memory worklist is gathered right here; another small
+        // answer is read and encoded whole in one trip to a reader thread; a larger one is
+        // given up before anything of it is sent and streamed instead (find_stream.rs).
+        let small = match inline_answer(&self.cx.store, &filter, &encoder, limit) {
+            Some(answer) => Ok(Ok(answer)),
+            None => small_answer(&self.cx.store, filter.clone(), encoder.clone(), limit).await,
+        };
+        match small {
             Ok(Ok(SmallAnswer::Complete { items, matched })) => {
                 if self.send_items(&items).await? {
                     return Ok(FindOutcome::Cancelled);

@@ -2,13 +2,16 @@
 //! few dedicated reader threads, matched and encoded there, handed to the association in
 //! pieces.
 //!
-//! Two paths, both reading one SQLite read transaction (so one query's responses never
-//! mix the worklist before and after a concurrent sync):
+//! Two paths, both reading one committed state of the store (one SQLite read transaction,
+//! or one image of the in-memory worklist), so one query's responses never mix the
+//! worklist before and after a concurrent sync:
 //!
 //! - **Small** ([`small_answer`]): the whole answer, encoded, in one buffer of at most
-//!   about [`SMALL_ANSWER_BYTES`], from at most [`SMALL_SCAN_ROWS`] rows read. Most
-//!   console queries (today's steps of one station, one patient) end here, in one trip to
-//!   a reader thread.
+//!   about [`SMALL_ANSWER_BYTES`], from at most [`SMALL_SCAN_ROWS`] rows read, in one
+//!   trip to a reader thread. Most console queries (today's steps of one station, one
+//!   patient) end here, and while the worklist is in memory they do not even take that
+//!   trip: [`inline_answer`] gathers them on the association's task when the filter leaves
+//!   at most [`INLINE_CANDIDATES`] entries to look at.
 //! - **Streamed** ([`Stream::start`]): an answer larger than that, or a query reading
 //!   more rows (a long scan would hold a small-answer thread), is abandoned before
 //!   anything of it was sent, and the query starts again (a new snapshot) as a producer
@@ -66,6 +69,10 @@ pub const STREAM_CHANNEL_CHUNKS: usize = 2;
 pub const SMALL_READERS: usize = 2;
 /// Streaming producers running at once, process-wide; more wait for one to finish.
 pub const MAX_STREAMING_QUERIES: usize = 2;
+/// A query whose filter leaves at most this many entries of the in-memory worklist to
+/// look at is answered on the association's own task ([`inline_answer`]): tens of
+/// microseconds at most, less than the two thread switches of a reader thread.
+pub const INLINE_CANDIDATES: usize = 256;
 
 /// A job of a reader thread.
 type Job = Box<dyn FnOnce() + Send + 'static>;
@@ -341,12 +348,17 @@ fn scan_matches_lent(
 ) -> Result<ScanEnd, StoreError> {
     let exact = query.candidate_filter_is_exact();
     store.scan_entries_derived(filter, shape, |mut lent| {
-        if exact || query.matches(&lent.entry().entry) {
-            visit(Some(&mut lent))
-        } else {
-            visit(None)
-        }
+        visit(matched(query, exact, &mut lent))
     })
+}
+
+/// `lent` when `query` matches it (without looking when the candidate filter is `exact`).
+fn matched<'a, 'b>(
+    query: &MwlQuery,
+    exact: bool,
+    lent: &'a mut Lent<'b>,
+) -> Option<&'a mut Lent<'b>> {
+    (exact || query.matches(&lent.entry().entry)).then_some(lent)
 }
 
 /// One page of a search: the responses of the matches `offset..offset + limit`.
@@ -401,37 +413,93 @@ pub fn collect_small(
     budget: usize,
     max_rows: usize,
 ) -> Result<SmallAnswer, ProduceError> {
-    let mut items = Items::default();
-    let mut data = Vec::with_capacity(1024);
-    let mut matched: u64 = 0;
-    let mut rows = 0;
-    let mut too_large = false;
+    let mut answer = Collector::new(encoder, limit, budget, max_rows);
     scan_matches_lent(store, filter, &encoder.query, &encoder.shape, |row| {
-        rows += 1;
-        if rows > max_rows {
-            too_large = true;
+        answer.row(row)
+    })?;
+    Ok(answer.finish())
+}
+
+/// [`collect_small`] without waiting, on the caller's thread, when the store holds the
+/// worklist in memory as it is now and `filter` leaves at most [`INLINE_CANDIDATES`]
+/// entries to look at (a console's day, a patient); `None`, with nothing read, otherwise
+/// (the caller then asks a reader thread, [`small_answer`]). Most console queries are
+/// answered so, without two thread switches each.
+pub fn inline_answer(
+    store: &Store,
+    filter: &EntryFilter,
+    encoder: &ResponseEncoder,
+    limit: usize,
+) -> Option<SmallAnswer> {
+    let exact = encoder.query.candidate_filter_is_exact();
+    let mut answer = Collector::new(encoder, limit, SMALL_ANSWER_BYTES, SMALL_SCAN_ROWS);
+    store.scan_resident_derived(filter, &encoder.shape, INLINE_CANDIDATES, |mut lent| {
+        answer.row(matched(&encoder.query, exact, &mut lent))
+    })?;
+    Some(answer.finish())
+}
+
+/// A small answer being gathered, row by row.
+struct Collector<'e> {
+    encoder: &'e ResponseEncoder,
+    limit: usize,
+    budget: usize,
+    max_rows: usize,
+    items: Items,
+    data: Vec<u8>,
+    matched: u64,
+    rows: usize,
+    too_large: bool,
+}
+
+impl<'e> Collector<'e> {
+    fn new(encoder: &'e ResponseEncoder, limit: usize, budget: usize, max_rows: usize) -> Self {
+        Collector {
+            encoder,
+            limit,
+            budget,
+            max_rows,
+            items: Items::default(),
+            data: Vec::with_capacity(1024),
+            matched: 0,
+            rows: 0,
+            too_large: false,
+        }
+    }
+
+    /// One row of the scan: a match (encoded unless past the limit) or `None`.
+    fn row(&mut self, row: Option<&mut Lent<'_>>) -> ControlFlow<()> {
+        self.rows += 1;
+        if self.rows > self.max_rows {
+            self.too_large = true;
             return ControlFlow::Break(());
         }
         let Some(lent) = row else {
             return ControlFlow::Continue(());
         };
-        matched += 1;
-        if matched > limit as u64 {
+        self.matched += 1;
+        if self.matched > self.limit as u64 {
             // Past max_responses: only counted, for the log.
             return ControlFlow::Continue(());
         }
-        encoder.push(lent, &mut data, &mut items);
-        if items.byte_len() > budget {
-            too_large = true;
+        self.encoder.push(lent, &mut self.data, &mut self.items);
+        if self.items.byte_len() > self.budget {
+            self.too_large = true;
             return ControlFlow::Break(());
         }
         ControlFlow::Continue(())
-    })?;
-    Ok(if too_large {
-        SmallAnswer::Large
-    } else {
-        SmallAnswer::Complete { items, matched }
-    })
+    }
+
+    fn finish(self) -> SmallAnswer {
+        if self.too_large {
+            SmallAnswer::Large
+        } else {
+            SmallAnswer::Complete {
+                items: self.items,
+                matched: self.matched,
+            }
+        }
+    }
 }
 
 /// What a streaming producer hands over.
@@ -808,6 +876,39 @@ mod tests {
         assert_ne!(renamed, encoded);
         assert_eq!(answer_bytes(&store), renamed);
         assert_eq!(answer_bytes(&store), renamed);
+    }
+
+    #[test]
+    fn inline_answers_come_only_from_a_current_in_memory_worklist_of_few_candidates() {
+        let (dir, store) = store(40);
+        let enc = encoder();
+        let filter = enc.query.candidate_filter();
+        assert!(
+            inline_answer(&store, &filter, &enc, usize::MAX).is_none(),
+            "not while the worklist is read from SQLite"
+        );
+        assert_eq!(store.enable_read_model(), Some(40));
+        let plain = Store::open(dir.path().join("worklist.db")).expect("open");
+        match inline_answer(&store, &filter, &enc, 5) {
+            Some(SmallAnswer::Complete { items, matched }) => {
+                assert_eq!((items.len(), matched), (5, 40));
+            }
+            other => panic!("an inline answer of 5: {other:?}"),
+        }
+        match inline_answer(&store, &filter, &enc, usize::MAX) {
+            Some(SmallAnswer::Complete { items, .. }) => {
+                assert_eq!(items.bytes, answer_bytes(&plain), "the same bytes");
+            }
+            other => panic!("an inline answer: {other:?}"),
+        }
+        // More candidates than INLINE_CANDIDATES: left to a reader thread.
+        sync(&store, INLINE_CANDIDATES + 1, "Test");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !store.read_model_is_current() {
+            assert!(std::time::Instant::now() < deadline, "the image is rebuilt");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(inline_answer(&store, &filter, &enc, usize::MAX).is_none());
     }
 
     #[test]

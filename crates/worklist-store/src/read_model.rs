@@ -270,8 +270,21 @@ impl Image {
         &self,
         filter: &EntryFilter,
         shape: Option<&[u8]>,
-        mut f: impl FnMut(Lent<'_>) -> ControlFlow<()>,
+        f: impl FnMut(Lent<'_>) -> ControlFlow<()>,
     ) -> ScanEnd {
+        self.scan_candidates(filter, shape, usize::MAX, f)
+            .unwrap_or(ScanEnd::Finished)
+    }
+
+    /// [`scan_derived`](Self::scan_derived) when `filter`'s index and date bounds leave
+    /// at most `max_candidates` entries to look at; `None` (nothing scanned) otherwise.
+    pub(crate) fn scan_candidates(
+        &self,
+        filter: &EntryFilter,
+        shape: Option<&[u8]>,
+        max_candidates: usize,
+        mut f: impl FnMut(Lent<'_>) -> ControlFlow<()>,
+    ) -> Option<ScanEnd> {
         let positions: Option<&[u32]> = if let Some(v) = &filter.patient_id {
             Some(self.of_patient(v))
         } else if let Some(v) = &filter.station_ae_title {
@@ -300,6 +313,9 @@ impl Image {
                 (None, lo, partition(n, until_to).max(lo))
             }
         };
+        if hi - lo > max_candidates {
+            return None;
+        }
         let keep = hi - lo >= KEEP_FROM_CANDIDATES;
         let slots = shape.and_then(|s| self.derived.shape(s, keep));
         let mut scratch: Option<StoredEntry> = None;
@@ -315,11 +331,11 @@ impl Image {
             Some(list) => list[lo..hi].iter().any(|&p| visit(p as usize).is_break()),
             None => (lo..hi).any(|p| visit(p).is_break()),
         };
-        if stopped {
+        Some(if stopped {
             ScanEnd::Stopped
         } else {
             ScanEnd::Finished
-        }
+        })
     }
 
     /// The positions (ascending) of the entries of Patient ID `id`.

@@ -253,6 +253,25 @@ impl Store {
         })
     }
 
+    /// [`Store::scan_entries_derived`] from memory only, for a caller that must not wait
+    /// (an async task): `None`, with nothing scanned, unless the read model holds the
+    /// database as it is now and `filter` leaves at most `max_candidates` of its entries
+    /// to look at (by its indexed column and dates). Never reads SQLite but for the
+    /// freshness check (`PRAGMA data_version`, no table read).
+    pub fn scan_resident_derived(
+        &self,
+        filter: &EntryFilter,
+        shape: &[u8],
+        max_candidates: usize,
+        f: impl FnMut(Lent<'_>) -> ControlFlow<()>,
+    ) -> Option<ScanEnd> {
+        if !self.connections.read_model_enabled() {
+            return None;
+        }
+        let image = self.connections.read_model().current(&self.connections)?;
+        image.scan_candidates(filter, Some(shape), max_candidates, f)
+    }
+
     /// Whether scans read the worklist from memory now: the read model is enabled and
     /// holds the database as it is (when it does not, a rebuild starts).
     pub fn read_model_is_current(&self) -> bool {
