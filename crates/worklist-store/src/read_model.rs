@@ -29,6 +29,7 @@
 //! indexes, measured: 45 MB at 100,000); a larger store is read from SQLite, said once at WARN. While an image is
 //! rebuilt the old one stays until the last scan using it ends.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -164,6 +165,14 @@ impl Record {
         e.status = self.status;
         into.meta.clone_from(&self.meta);
     }
+}
+
+thread_local! {
+    /// The entry the last scan on this thread lent (refilled from record to record), for
+    /// the next one: its strings are reused, so a query of one patient allocates nothing
+    /// for the values (station, modality, descriptions) it shares with the last one. A
+    /// scan takes it for its duration (a scan within a scan would start empty).
+    static SCRATCH: Cell<Option<StoredEntry>> = const { Cell::new(None) };
 }
 
 /// Where the indexed text values sit in a record.
@@ -318,7 +327,7 @@ impl Image {
         }
         let keep = hi - lo >= KEEP_FROM_CANDIDATES;
         let slots = shape.and_then(|s| self.derived.shape(s, keep));
-        let mut scratch: Option<StoredEntry> = None;
+        let mut scratch = SCRATCH.take();
         let mut visit = |pos: usize| -> ControlFlow<()> {
             let record = &self.records[pos];
             if !self.admits(record, filter) {
@@ -331,6 +340,7 @@ impl Image {
             Some(list) => list[lo..hi].iter().any(|&p| visit(p as usize).is_break()),
             None => (lo..hi).any(|p| visit(p).is_break()),
         };
+        SCRATCH.set(scratch);
         Some(if stopped {
             ScanEnd::Stopped
         } else {
@@ -342,8 +352,12 @@ impl Image {
     fn of_patient(&self, id: &str) -> &[u32] {
         let patient = |pos: &u32| self.records[*pos as usize].text(self.columns.patient_id);
         let lo = self.by_patient.partition_point(|p| patient(p) < Some(id));
-        let hi = self.by_patient.partition_point(|p| patient(p) <= Some(id));
-        &self.by_patient[lo..hi.max(lo)]
+        // A Patient ID has few entries: counted forward rather than searched again.
+        let run = self.by_patient[lo..]
+            .iter()
+            .take_while(|p| patient(p) == Some(id))
+            .count();
+        &self.by_patient[lo..lo + run]
     }
 
     /// Whether `filter` admits `record`: the condition of `filter::condition`, evaluated
