@@ -273,21 +273,21 @@ impl<S: PeerStream> Find<'_, S> {
             Err(refusal) => FindOutcome::Refused(refusal),
         };
         let (status, extra) = outcome.final_response();
-        let cmd = dimse::encode_command(&self.response(false, status, extra))?;
+        let cmd = self.response(false, status, extra)?;
         let pdus = dimse::encode_message(self.context_id, &cmd, None, self.peer.max_pdu())?;
         self.batch.extend_from_slice(&pdus);
         self.peer.write(&self.batch).await?;
         Ok(outcome)
     }
 
-    /// A C-FIND-RSP command set.
+    /// A C-FIND-RSP command set, encoded.
     fn response(
         &self,
         has_data_set: bool,
         status: u16,
         extra: Vec<DataElement<InMemDicomObject>>,
-    ) -> InMemDicomObject {
-        dimse::response_command(
+    ) -> Result<Vec<u8>, dimse::EncodeError> {
+        dimse::encode_response(
             command::C_FIND_RSP,
             self.sop_class,
             self.message_id,
@@ -325,7 +325,7 @@ impl<S: PeerStream> Find<'_, S> {
         } else {
             status::PENDING
         };
-        let pending_command = dimse::encode_command(&self.response(true, pending, vec![]))?;
+        let pending_command = self.response(true, pending, vec![])?;
         let limit = self.cx.config.max_responses.unwrap_or(usize::MAX);
         let encoder = ResponseEncoder::new(
             query.clone(),

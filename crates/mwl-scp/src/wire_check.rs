@@ -128,26 +128,15 @@ fn binary_unit(vr: &[u8; 2]) -> u32 {
 }
 
 /// The VR an implicit-VR reader gives a tag (by the dictionary; `UN` when unknown or
-/// ambiguous).
-fn implicit_vr(tag: Tag) -> [u8; 2] {
+/// ambiguous), and whether it is a sequence: one dictionary lookup.
+fn implicit_vr(tag: Tag) -> ([u8; 2], bool) {
     match StandardDataDictionary.by_tag(tag).map(|e| e.vr()) {
-        Some(VirtualVr::Exact(vr)) => {
-            let s = vr.to_string();
-            let b = s.as_bytes();
-            if b.len() == 2 { [b[0], b[1]] } else { *b"UN" }
-        }
+        Some(VirtualVr::Exact(vr)) => (vr.to_bytes(), vr == dicom_core::VR::SQ),
         // Ambiguous (US or SS, OB or OW ...): the 2-byte reading is the strictest common rule.
-        Some(VirtualVr::Xs) => *b"US",
-        Some(VirtualVr::Ox) | Some(VirtualVr::Px) => *b"OB",
-        _ => *b"UN",
+        Some(VirtualVr::Xs) => (*b"US", false),
+        Some(VirtualVr::Ox) | Some(VirtualVr::Px) => (*b"OB", false),
+        _ => (*b"UN", false),
     }
-}
-
-/// Whether an implicit-VR element is a sequence (by the dictionary).
-fn implicit_is_sequence(tag: Tag) -> bool {
-    StandardDataDictionary
-        .by_tag(tag)
-        .is_some_and(|e| matches!(e.vr(), VirtualVr::Exact(dicom_core::VR::SQ)))
 }
 
 /// One element header, read.
@@ -187,11 +176,12 @@ fn element_header(bytes: &[u8], pos: usize, tag: Tag, explicit: bool) -> Result<
     let short = || WireError::Truncated { at: pos };
     if !explicit {
         let len = u32_at(bytes, pos + 4).ok_or_else(short)?;
+        let (vr, sequence) = implicit_vr(tag);
         return Ok(Header {
             len,
             size: 8,
-            is_sequence: implicit_is_sequence(tag) || len == UNDEFINED,
-            vr: implicit_vr(tag),
+            is_sequence: sequence || len == UNDEFINED,
+            vr,
         });
     }
     let vr = bytes.get(pos + 4..pos + 6).ok_or_else(short)?;
