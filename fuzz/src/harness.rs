@@ -314,12 +314,15 @@ pub fn identifier(data: &[u8]) {
             Ok(q) => q,
             Err(e) => {
                 // What the server puts in the A900 response.
+                let head = dimse::ResponseHead {
+                    field: dimse::command::C_FIND_RSP,
+                    sop_class: mwl_scp::MWL_FIND,
+                    responding_to: 1,
+                    has_data_set: false,
+                    status: dimse::status::IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                };
                 let _ = dimse::response_command(
-                    dimse::command::C_FIND_RSP,
-                    mwl_scp::MWL_FIND,
-                    1,
-                    false,
-                    dimse::status::IDENTIFIER_DOES_NOT_MATCH_SOP_CLASS,
+                    head,
                     vec![
                         dimse::offending_elements(e.offending()),
                         dimse::error_comment(&e.to_string()),
@@ -357,14 +360,14 @@ pub fn command(data: &[u8]) {
     }
     if let Ok(cmd) = Command::decode(data) {
         // What the server answers with.
-        let rsp = dimse::response_command(
-            cmd.field | 0x8000,
-            cmd.affected_sop_class.as_deref().unwrap_or(""),
-            cmd.message_id.unwrap_or(0),
-            false,
-            0,
-            vec![],
-        );
+        let head = dimse::ResponseHead {
+            field: cmd.field | 0x8000,
+            sop_class: cmd.affected_sop_class.as_deref().unwrap_or(""),
+            responding_to: cmd.message_id.unwrap_or(0),
+            has_data_set: false,
+            status: 0,
+        };
+        let rsp = dimse::response_command(head, vec![]);
         let _ = dimse::encode_command(&rsp);
     }
 
@@ -628,14 +631,14 @@ pub fn mpps(data: &[u8]) {
             mwl_scp::mpps::set(&env.store, &who, &set, Some(body), ts).await
         }
     });
-    let rsp = dimse::response_command(
-        dimse::command::N_CREATE_RSP,
-        mwl_scp::mpps::MPPS,
-        1,
-        false,
-        outcome.status,
-        outcome.response_elements(),
-    );
+    let head = dimse::ResponseHead {
+        field: dimse::command::N_CREATE_RSP,
+        sop_class: mwl_scp::mpps::MPPS,
+        responding_to: 1,
+        has_data_set: false,
+        status: outcome.status,
+    };
+    let rsp = dimse::response_command(head, outcome.response_elements());
     dimse::encode_command(&rsp).expect("an MPPS response encodes");
 }
 

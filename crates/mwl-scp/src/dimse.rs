@@ -166,66 +166,73 @@ impl Command {
     }
 }
 
-/// Builds a response command set: command field, the SOP class, the request's message
-/// ID, the data set type and the status, plus any extra elements (ErrorComment, ...).
+/// What every response command set says.
+#[derive(Debug, Clone, Copy)]
+pub struct ResponseHead<'a> {
+    /// The command field (C-FIND-RSP, ...).
+    pub field: u16,
+    /// The SOP class (Affected SOP Class UID).
+    pub sop_class: &'a str,
+    /// The request's message ID.
+    pub responding_to: u16,
+    /// Whether a data set follows.
+    pub has_data_set: bool,
+    /// The status.
+    pub status: u16,
+}
+
+impl ResponseHead<'_> {
+    /// The Command Data Set Type value.
+    fn data_set_type(&self) -> u16 {
+        if self.has_data_set {
+            command::DATA_SET_PRESENT
+        } else {
+            command::NO_DATA_SET
+        }
+    }
+}
+
+/// Builds a response command set: `head`, plus any extra elements (ErrorComment, ...).
 pub fn response_command(
-    field: u16,
-    sop_class: &str,
-    responding_to: u16,
-    has_data_set: bool,
-    status: u16,
+    head: ResponseHead<'_>,
     extra: Vec<DataElement<InMemDicomObject>>,
 ) -> InMemDicomObject {
+    let us = |v: u16| PrimitiveValue::from(v);
     let mut elements = vec![
         DataElement::new(
             tags::AFFECTED_SOP_CLASS_UID,
             VR::UI,
-            PrimitiveValue::from(uid_value(sop_class)),
+            PrimitiveValue::from(uid_value(head.sop_class)),
         ),
-        DataElement::new(tags::COMMAND_FIELD, VR::US, PrimitiveValue::from(field)),
+        DataElement::new(tags::COMMAND_FIELD, VR::US, us(head.field)),
         DataElement::new(
             tags::MESSAGE_ID_BEING_RESPONDED_TO,
             VR::US,
-            PrimitiveValue::from(responding_to),
+            us(head.responding_to),
         ),
         DataElement::new(
             tags::COMMAND_DATA_SET_TYPE,
             VR::US,
-            PrimitiveValue::from(if has_data_set {
-                command::DATA_SET_PRESENT
-            } else {
-                command::NO_DATA_SET
-            }),
+            us(head.data_set_type()),
         ),
-        DataElement::new(tags::STATUS, VR::US, PrimitiveValue::from(status)),
+        DataElement::new(tags::STATUS, VR::US, us(head.status)),
     ];
     elements.extend(extra);
     InMemDicomObject::command_from_element_iter(elements)
 }
 
 /// [`response_command`], encoded (Implicit VR Little Endian, with its group length). A
-/// response of these five elements alone (every C-FIND pending response, most final
-/// ones) is written straight to bytes: building and walking a dicom-rs object for it
-/// was a tenth of a one-patient query's work. With `extra` elements it is built as
-/// before.
-pub fn encode_response(
-    field: u16,
-    sop_class: &str,
-    responding_to: u16,
-    has_data_set: bool,
-    status: u16,
+/// response of the head alone (every C-FIND pending response, most final ones) is
+/// written straight to bytes: building and walking a dicom-rs object for it was a tenth
+/// of a one-patient query's work. With `extra` elements it is built as before.
+pub fn encode_response_command(
+    head: ResponseHead<'_>,
     extra: Vec<DataElement<InMemDicomObject>>,
 ) -> Result<Vec<u8>, EncodeError> {
     if !extra.is_empty() {
-        let obj = response_command(field, sop_class, responding_to, has_data_set, status, extra);
-        return encode_command(&obj);
+        return encode_command(&response_command(head, extra));
     }
-    let data_set_type = if has_data_set {
-        command::DATA_SET_PRESENT
-    } else {
-        command::NO_DATA_SET
-    };
-    let uid = uid_value(sop_class);
+    let uid = uid_value(head.sop_class);
     let put = |out: &mut Vec<u8>, tag: Tag, value: &[u8]| {
         out.extend_from_slice(&tag.group().to_le_bytes());
         out.extend_from_slice(&tag.element().to_le_bytes());
@@ -235,18 +242,14 @@ pub fn encode_response(
     };
     let mut body = Vec::with_capacity(128);
     put(&mut body, tags::AFFECTED_SOP_CLASS_UID, uid.as_bytes());
-    put(&mut body, tags::COMMAND_FIELD, &field.to_le_bytes());
-    put(
-        &mut body,
-        tags::MESSAGE_ID_BEING_RESPONDED_TO,
-        &responding_to.to_le_bytes(),
-    );
-    put(
-        &mut body,
-        tags::COMMAND_DATA_SET_TYPE,
-        &data_set_type.to_le_bytes(),
-    );
-    put(&mut body, tags::STATUS, &status.to_le_bytes());
+    for (tag, value) in [
+        (tags::COMMAND_FIELD, head.field),
+        (tags::MESSAGE_ID_BEING_RESPONDED_TO, head.responding_to),
+        (tags::COMMAND_DATA_SET_TYPE, head.data_set_type()),
+        (tags::STATUS, head.status),
+    ] {
+        put(&mut body, tag, &value.to_le_bytes());
+    }
     let mut out = Vec::with_capacity(body.len() + 12);
     put(
         &mut out,
@@ -629,34 +632,34 @@ mod tests {
     fn responses_written_directly_are_the_command_sets_dicom_rs_writes() {
         let odd = "1.2.840.10008.5.1.4.31";
         let even = "1.2.840.10008.1.1";
-        for (field, class) in [(command::C_FIND_RSP, odd), (0x8030, even)] {
+        for (field, sop_class) in [(command::C_FIND_RSP, odd), (0x8030, even)] {
             for has_data_set in [true, false] {
                 for status in [status::SUCCESS, status::PENDING, status::CANCEL, 0xA700] {
-                    let id = 0xBEEF;
-                    let direct = encode_response(field, class, id, has_data_set, status, vec![])
-                        .expect("direct");
-                    let object = response_command(field, class, id, has_data_set, status, vec![]);
-                    let built = encode_command(&object).expect("dicom-rs");
-                    assert_eq!(
-                        direct, built,
-                        "{field:04X} {class} {has_data_set} {status:04X}"
-                    );
+                    let head = ResponseHead {
+                        field,
+                        sop_class,
+                        responding_to: 0xBEEF,
+                        has_data_set,
+                        status,
+                    };
+                    let direct = encode_response_command(head, vec![]).expect("direct");
+                    let built = encode_command(&response_command(head, vec![])).expect("dicom-rs");
+                    assert_eq!(direct, built, "{head:?}");
                 }
             }
         }
-        let comment = DataElement::new(tags::ERROR_COMMENT, VR::LO, PrimitiveValue::from("x "));
-        let extra = encode_response(
-            command::C_FIND_RSP,
-            odd,
-            1,
-            false,
-            0xA900,
-            vec![comment.clone()],
-        );
-        let object = response_command(command::C_FIND_RSP, odd, 1, false, 0xA900, vec![comment]);
+        let head = ResponseHead {
+            field: command::C_FIND_RSP,
+            sop_class: odd,
+            responding_to: 1,
+            has_data_set: false,
+            status: 0xA900,
+        };
+        let comment = || vec![error_comment("x")];
+        let built = encode_command(&response_command(head, comment())).expect("dicom-rs");
         assert_eq!(
-            extra.expect("extra"),
-            encode_command(&object).expect("dicom-rs")
+            encode_response_command(head, comment()).expect("extra"),
+            built
         );
     }
 

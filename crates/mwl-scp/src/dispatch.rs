@@ -29,16 +29,15 @@ pub(crate) async fn dispatch<S: PeerStream>(
     {
         // PS3.7 9.1: the SOP class must be the presentation context's.
         stats.failed += 1;
-        let rsp = dimse::response_command(
-            command::response_to(cmd.field),
-            asked,
-            cmd.id(),
-            false,
-            status::SOP_CLASS_NOT_SUPPORTED,
-            vec![dimse::error_comment(
-                "SOP class differs from the presentation context's",
-            )],
-        );
+        let head = dimse::ResponseHead {
+            field: command::response_to(cmd.field),
+            sop_class: asked,
+            responding_to: cmd.id(),
+            has_data_set: false,
+            status: status::SOP_CLASS_NOT_SUPPORTED,
+        };
+        let comment = "SOP class differs from the presentation context's";
+        let rsp = dimse::response_command(head, vec![dimse::error_comment(comment)]);
         return peer.send(message.context_id, &rsp).await;
     }
     let sop_class = abstract_syntax.as_str();
@@ -62,14 +61,14 @@ pub(crate) async fn dispatch<S: PeerStream>(
                 command = format!("{other:#06x}"),
                 "unsupported DIMSE operation"
             );
-            let rsp = dimse::response_command(
-                command::response_to(other),
+            let head = dimse::ResponseHead {
+                field: command::response_to(other),
                 sop_class,
-                cmd.id(),
-                false,
-                status::UNRECOGNIZED_OPERATION,
-                vec![],
-            );
+                responding_to: cmd.id(),
+                has_data_set: false,
+                status: status::UNRECOGNIZED_OPERATION,
+            };
+            let rsp = dimse::response_command(head, vec![]);
             peer.send(message.context_id, &rsp).await
         }
     }

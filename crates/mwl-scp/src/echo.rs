@@ -14,13 +14,13 @@ pub(crate) async fn handle<S: PeerStream>(
 ) -> Result<(), AssocError> {
     stats.echoes += 1;
     cx.metrics.echo();
-    let rsp = dimse::response_command(
-        command::C_ECHO_RSP,
+    let head = dimse::ResponseHead {
+        field: command::C_ECHO_RSP,
         sop_class,
-        message.command.id(),
-        false,
-        status::SUCCESS,
-        vec![],
-    );
+        responding_to: message.command.id(),
+        has_data_set: false,
+        status: status::SUCCESS,
+    };
+    let rsp = dimse::response_command(head, vec![]);
     peer.send(message.context_id, &rsp).await
 }

@@ -287,14 +287,14 @@ impl<S: PeerStream> Find<'_, S> {
         status: u16,
         extra: Vec<DataElement<InMemDicomObject>>,
     ) -> Result<Vec<u8>, dimse::EncodeError> {
-        dimse::encode_response(
-            command::C_FIND_RSP,
-            self.sop_class,
-            self.message_id,
+        let head = dimse::ResponseHead {
+            field: command::C_FIND_RSP,
+            sop_class: self.sop_class,
+            responding_to: self.message_id,
             has_data_set,
             status,
-            extra,
-        )
+        };
+        dimse::encode_response_command(head, extra)
     }
 
     /// The request's query, restricted to the caller's station when so configured.

@@ -94,14 +94,14 @@ pub(crate) async fn handle<S: PeerStream>(
             "MPPS request refused"
         );
     }
-    let rsp = dimse::response_command(
-        rsp_field,
-        MPPS,
-        cmd.id(),
-        false,
-        outcome.status,
-        outcome.response_elements(),
-    );
+    let head = dimse::ResponseHead {
+        field: rsp_field,
+        sop_class: MPPS,
+        responding_to: cmd.id(),
+        has_data_set: false,
+        status: outcome.status,
+    };
+    let rsp = dimse::response_command(head, outcome.response_elements());
     peer.send(message.context_id, &rsp).await
 }
 
