@@ -30,9 +30,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 /// of one site ask a handful.
 pub const MAX_SHAPES: usize = 16;
 /// Bytes kept per image, slots included: 24 MiB holds every response of a 10,000-entry
-/// worklist for six shapes (about 350 bytes per entry and shape), or two thirds of the
+/// worklist for six shapes (about 350 bytes per entry and shape), or about 70 % of the
 /// universal answer of 100,000 entries, where the server stays under 100 MB at its peak
-/// (docs/benchmarks.md).
+/// (docs/benchmarks.md, issue 19's third pass).
 pub const MAX_DERIVED_BYTES: usize = 24 << 20;
 
 /// Candidates (entries a scan visits, after its index and date range) from which a scan

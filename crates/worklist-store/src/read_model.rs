@@ -7,10 +7,10 @@
 //! An [`Image`]: the entries of one committed state of the database, in the store's
 //! listing order (scheduled start, then row id), each as one [`Record`] (its text values
 //! in a single allocation, its other values inline), with indexes by Patient ID (the
-//! positions sorted by it), Scheduled Station AE Title and Modality (maps). An image is immutable: a scan holds an
-//! `Arc` of it for as long as it runs, so a scan never sees a half-applied sync, whatever
-//! commits meanwhile. A newer state gets a new image, built in one read transaction and
-//! swapped in whole.
+//! positions sorted by it), Scheduled Station AE Title and Modality (maps). An image is
+//! immutable: a scan holds an `Arc` of it for as long as it runs, so a scan never sees a
+//! half-applied sync, whatever commits meanwhile. A newer state gets a new image, built in
+//! one read transaction and swapped in whole.
 //!
 //! # Freshness
 //!
@@ -26,8 +26,8 @@
 //! # Bounds
 //!
 //! At most [`MAX_RESIDENT_ENTRIES`] entries are held (about 450 bytes each with the
-//! indexes, measured: 45 MB at 100,000); a larger store is read from SQLite, said once at WARN. While an image is
-//! rebuilt the old one stays until the last scan using it ends.
+//! indexes, measured: 45 MB at 100,000); a larger store is read from SQLite, said once at
+//! WARN. While an image is rebuilt the old one stays until the last scan using it ends.
 
 use std::cell::Cell;
 use std::collections::HashMap;
@@ -418,6 +418,17 @@ fn admits_name(prefixes: &[String], name: Option<&str>) -> bool {
     })
 }
 
+/// Whether a freshness check may wait: for another check under way (the lock), or to
+/// open its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// A reader thread: it waits.
+    Yes,
+    /// An async task ([`Store::scan_resident_derived`](crate::Store::scan_resident_derived)):
+    /// when it would wait, it gets no answer and leaves the scan to a reader thread.
+    No,
+}
+
 /// What the freshness check last saw.
 struct Seen {
     /// Its own connection: `PRAGMA data_version` tells what other connections committed.
@@ -437,9 +448,17 @@ pub(crate) struct ReadModel {
 }
 
 impl ReadModel {
-    /// The database's generation now.
-    fn generation(&self, path: &Path) -> Result<i64, StoreError> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+    /// The database's generation now; `None` when `wait` is [`Wait::No`] and the check
+    /// would have to wait.
+    fn generation(&self, path: &Path, wait: Wait) -> Result<Option<i64>, StoreError> {
+        let mut seen = match wait {
+            Wait::Yes => self.seen.lock().unwrap_or_else(|p| p.into_inner()),
+            Wait::No => match self.seen.try_lock() {
+                Ok(guard) => guard,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(None),
+            },
+        };
         let seen = match &mut *seen {
             Some(s) => s,
             None => seen.insert(Seen {
@@ -450,6 +469,7 @@ impl ReadModel {
         };
         let conn = match &mut seen.conn {
             Some(c) => c,
+            None if wait == Wait::No => return Ok(None),
             None => seen.conn.insert(connections::open(path, Create::No)?),
         };
         // Cached: parsing the statement again was a fifth of the check's cost.
@@ -460,14 +480,16 @@ impl ReadModel {
             seen.generation = generation(conn)?;
             seen.data_version = data_version;
         }
-        Ok(seen.generation)
+        Ok(Some(seen.generation))
     }
 
     /// The image, when it holds the database as it is now; otherwise `None` (the caller
-    /// reads SQLite), and a rebuild starts unless one runs.
-    pub(crate) fn current(&self, connections: &Arc<Connections>) -> Option<Arc<Image>> {
-        let generation = match self.generation(connections.path()) {
-            Ok(g) => g,
+    /// reads SQLite), and a rebuild starts unless one runs. Also `None`, with nothing
+    /// started, when `wait` is [`Wait::No`] and the check would wait.
+    pub(crate) fn current(&self, connections: &Arc<Connections>, wait: Wait) -> Option<Arc<Image>> {
+        let generation = match self.generation(connections.path(), wait) {
+            Ok(Some(g)) => g,
+            Ok(None) => return None,
             Err(e) => {
                 tracing::debug!(error = %e, "read model: cannot check the generation");
                 return None;
@@ -503,9 +525,14 @@ impl ReadModel {
     }
 
     /// Builds the image now, on this thread (at start, so that the first queries find
-    /// it).
+    /// it), and opens the freshness check's connection, so that a check that may not
+    /// wait ([`Wait::No`]) has it from the first query on.
     pub(crate) fn build_now(&self, connections: &Connections) -> Option<usize> {
-        self.install(build(connections))
+        let held = self.install(build(connections));
+        if let Err(e) = self.generation(connections.path(), Wait::Yes) {
+            tracing::debug!(error = %e, "read model: cannot check the generation");
+        }
+        held
     }
 
     /// Makes `built` the current image; returns how many entries it holds.
@@ -662,6 +689,32 @@ mod tests {
             ControlFlow::Continue(())
         });
         assert_eq!(seen.as_deref(), Some(&b"kept"[..]));
+    }
+
+    #[test]
+    fn a_check_that_may_not_wait_gives_no_image_rather_than_wait() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("worklist.db");
+        crate::Store::open(&path).expect("store");
+        let writer = connections::open(&path, Create::No).expect("writer");
+        let conns = Arc::new(Connections::new(path, writer));
+        let model = conns.read_model();
+        // An image, but the check's connection is not open yet.
+        assert_eq!(model.install(build(&conns)), Some(0));
+        assert!(
+            model.current(&conns, Wait::No).is_none(),
+            "no connection opened yet"
+        );
+        assert_eq!(model.build_now(&conns), Some(0));
+        assert!(model.current(&conns, Wait::No).is_some());
+        let held = model.seen.lock().expect("lock");
+        assert!(
+            model.current(&conns, Wait::No).is_none(),
+            "a check under way"
+        );
+        drop(held);
+        assert!(model.current(&conns, Wait::No).is_some());
+        assert!(model.current(&conns, Wait::Yes).is_some());
     }
 
     #[test]

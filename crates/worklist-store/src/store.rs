@@ -32,6 +32,7 @@ use crate::mpps::{
 };
 use crate::name_keys;
 use crate::pylantir::{self, ImportCounts, ImportItem};
+use crate::read_model::Wait;
 use crate::reconcile::{self, Fetch, MassChangeGuard, Preview, ReconcileCounts};
 use crate::schema;
 use crate::stream::{self, ScanEnd, Snapshot};
@@ -225,7 +226,10 @@ impl Store {
         mut f: impl FnMut(&StoredEntry) -> ControlFlow<()>,
     ) -> Result<ScanEnd, StoreError> {
         if self.connections.read_model_enabled()
-            && let Some(image) = self.connections.read_model().current(&self.connections)
+            && let Some(image) = self
+                .connections
+                .read_model()
+                .current(&self.connections, Wait::Yes)
         {
             return Ok(image.scan(filter, f));
         }
@@ -244,7 +248,10 @@ impl Store {
         mut f: impl FnMut(Lent<'_>) -> ControlFlow<()>,
     ) -> Result<ScanEnd, StoreError> {
         if self.connections.read_model_enabled()
-            && let Some(image) = self.connections.read_model().current(&self.connections)
+            && let Some(image) = self
+                .connections
+                .read_model()
+                .current(&self.connections, Wait::Yes)
         {
             return Ok(image.scan_derived(filter, Some(shape), f));
         }
@@ -257,7 +264,8 @@ impl Store {
     /// (an async task): `None`, with nothing scanned, unless the read model holds the
     /// database as it is now and `filter` leaves at most `max_candidates` of its entries
     /// to look at (by its indexed column and dates). Never reads SQLite but for the
-    /// freshness check (`PRAGMA data_version`, no table read).
+    /// freshness check (`PRAGMA data_version`, no table read), and never waits for one
+    /// under way elsewhere: then it is `None` too.
     pub fn scan_resident_derived(
         &self,
         filter: &EntryFilter,
@@ -268,7 +276,12 @@ impl Store {
         if !self.connections.read_model_enabled() {
             return None;
         }
-        let image = self.connections.read_model().current(&self.connections)?;
+        // Never waits on the async task: a check under way elsewhere (or the first one,
+        // which opens its connection) leaves the query to a reader thread.
+        let image = self
+            .connections
+            .read_model()
+            .current(&self.connections, Wait::No)?;
         image.scan_candidates(filter, Some(shape), max_candidates, f)
     }
 
@@ -279,7 +292,7 @@ impl Store {
             && self
                 .connections
                 .read_model()
-                .current(&self.connections)
+                .current(&self.connections, Wait::Yes)
                 .is_some()
     }
 
