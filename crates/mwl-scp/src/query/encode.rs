@@ -21,7 +21,7 @@ fn put_header(out: &mut Vec<u8>, tag: Tag, vr: VR, len: u32, explicit: bool) {
     out.extend_from_slice(&tag.group().to_le_bytes());
     out.extend_from_slice(&tag.element().to_le_bytes());
     if explicit {
-        out.extend_from_slice(vr.to_string().as_bytes());
+        out.extend_from_slice(&vr.to_bytes());
         if matches!(vr, VR::SQ | VR::UC) {
             out.extend_from_slice(&[0, 0]);
             out.extend_from_slice(&len.to_le_bytes());
@@ -36,28 +36,31 @@ fn put_header(out: &mut Vec<u8>, tag: Tag, vr: VR, len: u32, explicit: bool) {
 
 /// Writes the element of `key` with its value (`None`: zero-length), padded to even
 /// length. Text is copied as it is when the set writes it as UTF-8 does (every set we
-/// write is ASCII-compatible), and converted otherwise.
+/// write is ASCII-compatible), and converted otherwise. Returns false, having written
+/// nothing, when `charset` cannot represent the value.
+#[must_use]
 fn put_value(
     out: &mut Vec<u8>,
     key: &ReturnKey,
     value: Option<&str>,
     charset: ResponseCharset,
     explicit: bool,
-) {
+) -> bool {
     if key.vr == VR::SQ {
         put_header(out, key.tag, VR::SQ, 0, explicit);
-        return;
+        return true;
     }
     let converted;
     let bytes: &[u8] = match value {
         None => &[],
         Some(v) if charset == ResponseCharset::Utf8 || v.is_ascii() => v.as_bytes(),
-        // `charset` was chosen because every value fits in it; UTF-8 bytes are only a
-        // formality for a value that (impossibly) does not.
-        Some(v) => {
-            converted = charset.encode(v).unwrap_or_else(|| v.as_bytes().to_vec());
-            &converted
-        }
+        Some(v) => match charset.can_represent(v).then(|| charset.encode(v)).flatten() {
+            Some(c) => {
+                converted = c;
+                &converted
+            }
+            None => return false,
+        },
     };
     let odd = bytes.len() % 2 == 1;
     put_header(
@@ -71,6 +74,7 @@ fn put_value(
     if odd {
         out.push(if key.vr == VR::UI { 0 } else { b' ' });
     }
+    true
 }
 
 /// A value sent for a key: borrowed from the entry, or a date or time written on the
@@ -182,28 +186,34 @@ fn close_item(out: &mut [u8], (sequence_length_at, item_start): (usize, usize)) 
     out[sequence_length_at..sequence_length_at + 4].copy_from_slice(&(item + 8).to_le_bytes());
 }
 
-/// Writes the Scheduled Protocol Code Sequence: one item (`item`), or none.
+/// Writes the Scheduled Protocol Code Sequence: one item (`item`), or none. False (see
+/// [`put_value`]) when `charset` cannot represent one of its values.
+#[must_use]
 fn put_protocol(
     out: &mut Vec<u8>,
     item: Option<&[(ReturnKey, Option<String>)]>,
     charset: ResponseCharset,
     explicit: bool,
-) {
+) -> bool {
     let tag = tags::SCHEDULED_PROTOCOL_CODE_SEQUENCE;
     let Some(keys) = item else {
         put_header(out, tag, VR::SQ, 0, explicit);
-        return;
+        return true;
     };
     let opened = open_item(out, tag, explicit);
     for (k, v) in keys {
-        put_value(out, k, v.as_deref(), charset, explicit);
+        if !put_value(out, k, v.as_deref(), charset, explicit) {
+            return false;
+        }
     }
     close_item(out, opened);
+    true
 }
 
 /// Writes the response identifier for `entry` into `out` (cleared first); returns the
-/// character set used (see [`super::MwlQuery::charset_used`]). Allocates nothing but the
-/// formatted numbers, and the protocol item when it is asked.
+/// character set used (see [`super::MwlQuery::charset_used`]): `preferred`, unless one of
+/// the values cannot be represented in it, and then UTF-8, the response written again.
+/// Allocates nothing but the formatted numbers, and the protocol item when it is asked.
 pub(super) fn encode(
     q: &MwlQuery,
     entry: &WorklistEntry,
@@ -211,24 +221,37 @@ pub(super) fn encode(
     explicit: bool,
     out: &mut Vec<u8>,
 ) -> ResponseCharset {
-    out.clear();
     let protocol = response::protocol_item(q, entry);
-    let fits = preferred == ResponseCharset::Utf8
-        || (q
-            .top
-            .iter()
-            .chain(q.sps.iter().flatten())
-            .all(|k| value_of(k, entry).is_none_or(|v| preferred.can_represent(v.as_str())))
-            && protocol
-                .iter()
-                .flatten()
-                .all(|(_, v)| v.as_deref().is_none_or(|v| preferred.can_represent(v))));
-    let charset = if fits {
-        preferred
-    } else {
-        ResponseCharset::Utf8
-    };
+    // One pass: checking every value first cost as much again as writing them.
+    if preferred != ResponseCharset::Utf8
+        && write_in(q, entry, protocol.as_deref(), preferred, explicit, out)
+    {
+        return preferred;
+    }
+    // Every value can be written in UTF-8.
+    let _ = write_in(
+        q,
+        entry,
+        protocol.as_deref(),
+        ResponseCharset::Utf8,
+        explicit,
+        out,
+    );
+    ResponseCharset::Utf8
+}
 
+/// Writes the response identifier for `entry` in `charset` into `out` (cleared first);
+/// false (`out` holding a part) when `charset` cannot represent one of its values.
+#[must_use]
+fn write_in(
+    q: &MwlQuery,
+    entry: &WorklistEntry,
+    protocol: Option<&[(ReturnKey, Option<String>)]>,
+    charset: ResponseCharset,
+    explicit: bool,
+    out: &mut Vec<u8>,
+) -> bool {
+    out.clear();
     let term = charset.term();
     let odd = term.len() % 2 == 1;
     put_header(
@@ -243,43 +266,39 @@ pub(super) fn encode(
         out.push(b' ');
     }
 
-    let sequence_tag = tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE;
-    for k in q.top.iter().filter(|k| k.tag < sequence_tag) {
+    let put = |out: &mut Vec<u8>, k: &ReturnKey| {
         put_value(
             out,
             k,
             value_of(k, entry).as_ref().map(Sent::as_str),
             charset,
             explicit,
-        );
+        )
+    };
+    let sequence_tag = tags::SCHEDULED_PROCEDURE_STEP_SEQUENCE;
+    for k in q.top.iter().filter(|k| k.tag < sequence_tag) {
+        if !put(out, k) {
+            return false;
+        }
     }
     if let Some(keys) = &q.sps {
         let opened = open_item(out, sequence_tag, explicit);
         for k in keys {
-            if k.kind == KeyKind::Protocol {
-                put_protocol(out, protocol.as_deref(), charset, explicit);
+            let written = if k.kind == KeyKind::Protocol {
+                put_protocol(out, protocol, charset, explicit)
             } else {
-                put_value(
-                    out,
-                    k,
-                    value_of(k, entry).as_ref().map(Sent::as_str),
-                    charset,
-                    explicit,
-                );
+                put(out, k)
+            };
+            if !written {
+                return false;
             }
         }
         close_item(out, opened);
     }
-    for k in q.top.iter().filter(|k| k.tag >= sequence_tag) {
-        put_value(
-            out,
-            k,
-            value_of(k, entry).as_ref().map(Sent::as_str),
-            charset,
-            explicit,
-        );
-    }
-    charset
+    q.top
+        .iter()
+        .filter(|k| k.tag >= sequence_tag)
+        .all(|k| put(out, k))
 }
 
 /// A description of everything [`encode`] takes from the query besides the entry: the

@@ -2199,6 +2199,10 @@ fn direct_encoding_equals_the_dicom_rs_object() {
                     let mut bytes = Vec::new();
                     let used = q.encode_response(e, charset, explicit, &mut bytes);
                     assert_eq!(used, q.charset_used(e, charset));
+                    // Written once: a response begun in another set is not left in front.
+                    let charset_tag = [0x08, 0x00, 0x05, 0x00];
+                    assert!(bytes.starts_with(&charset_tag));
+                    assert_eq!(bytes.windows(4).filter(|w| *w == charset_tag).count(), 1);
                     let decoded = InMemDicomObject::read_dataset_with_ts(&bytes[..], &ts)
                         .expect("dicom-rs reads the direct encoding");
                     let (mut got, mut want) = (Vec::new(), Vec::new());
