@@ -5,7 +5,7 @@
 use worklist_model::StoredEntry;
 
 use crate::derived::Derived;
-use crate::read_model::Record;
+use crate::read_model::Held;
 
 /// One entry of a scan, lent for the time of one call.
 pub struct Lent<'a> {
@@ -19,7 +19,7 @@ enum Source<'a> {
     /// Held by the read model: copied into `scratch` (reused from entry to entry) on the
     /// first [`Lent::entry`].
     Record {
-        record: &'a Record,
+        record: Held<'a>,
         scratch: &'a mut Option<StoredEntry>,
         filled: bool,
     },
@@ -36,7 +36,7 @@ impl<'a> Lent<'a> {
 
     /// An entry of the read model, to be copied into `scratch` when asked.
     pub(crate) fn record(
-        record: &'a Record,
+        record: Held<'a>,
         scratch: &'a mut Option<StoredEntry>,
         derived: Derived<'a>,
     ) -> Lent<'a> {
