@@ -54,7 +54,11 @@ fn put_value(
     let bytes: &[u8] = match value {
         None => &[],
         Some(v) if charset == ResponseCharset::Utf8 || v.is_ascii() => v.as_bytes(),
-        Some(v) => match charset.can_represent(v).then(|| charset.encode(v)).flatten() {
+        Some(v) => match charset
+            .can_represent(v)
+            .then(|| charset.encode(v))
+            .flatten()
+        {
             Some(c) => {
                 converted = c;
                 &converted
