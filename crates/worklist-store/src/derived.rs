@@ -8,11 +8,20 @@
 //! hands back were made from the same entry, in the same committed state: they live in the
 //! image, which is immutable, and go with it when a write makes a new one.
 //!
+//! # Layout
+//!
+//! A shape holds one 8-byte slot per entry, saying where the entry's bytes are, and the
+//! bytes themselves in chunks of about [`CHUNK_BYTES`]. A scan gathers what it keeps in a
+//! [`Gathered`] buffer of its own and publishes it as one chunk when the buffer is full
+//! and when the scan ends; only then do the entries' slots point at it. (The first
+//! layout, a 24-byte slot and an allocation per entry, charged 2.4 MB of slots at 100,000
+//! entries where this one charges 0.9 MB, and what the allocator rounded up went uncounted.)
+//!
 //! # Bounds
 //!
 //! At most [`MAX_SHAPES`] shapes per image, and at most [`MAX_DERIVED_BYTES`] per image
-//! (the bytes kept plus 24 bytes per entry for each shape's slots); past either, entries
-//! are simply not kept, and callers make their bytes each time, as without the cache.
+//! (the bytes kept, plus each shape's slots and chunk table); past either, entries are
+//! simply not kept, and callers make their bytes each time, as without the cache.
 //!
 //! # Which scans keep
 //!
@@ -23,34 +32,140 @@
 //! queries touch one entry each, but a day of them touches most of the worklist, and at
 //! 100,000 entries they filled the budget before a universal query could keep anything.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Shapes (sets of return keys, character set, transfer syntax) kept per image. Consoles
 /// of one site ask a handful.
 pub const MAX_SHAPES: usize = 16;
-/// Bytes kept per image, slots included: 26 MiB holds every response of a 10,000-entry
-/// worklist for seven shapes (about 350 bytes per entry and shape), or about 75 % of the
-/// universal answer of 100,000 entries, where the server stays under 100 MB at its peak
-/// (docs/benchmarks.md, issue 19's fourth pass: 95 MB; 28 MiB reached 97 MB).
-pub const MAX_DERIVED_BYTES: usize = 26 << 20;
+/// Bytes kept per image, slots and chunk tables included: 28 MiB holds every response of
+/// a 10,000-entry worklist for eight shapes (about 330 bytes per entry and shape), or
+/// nearly all of the universal answer of 100,000 entries, where the server stays under
+/// 100 MB at its peak (docs/benchmarks.md, issue 19's fourth pass: 97 MB under a mixed
+/// load, 29 MiB reached 98 MB).
+pub const MAX_DERIVED_BYTES: usize = 28 << 20;
 
 /// Candidates (entries a scan visits, after its index and date range) from which a scan
 /// keeps new bytes; see [Which scans keep](self#which-scans-keep).
 pub const KEEP_FROM_CANDIDATES: usize = 16;
 
-/// One entry's bytes of one shape, made once.
-type Slot = OnceLock<Box<[u8]>>;
+/// Bytes a scan gathers before it publishes them as a chunk.
+pub const CHUNK_BYTES: usize = 64 << 10;
 
-/// The slots of one shape: one per entry of the image.
-type Slots = Arc<[Slot]>;
+/// Chunks a shape can hold: a scan that keeps anything publishes at least one, so this
+/// also bounds the scans that add to a shape (past it, nothing more is kept).
+const MAX_CHUNKS: usize = 4096;
+
+/// Where an entry's bytes are, packed in a slot: the chunk's number plus one (0: none
+/// kept), the offset in the chunk and the length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Place {
+    chunk: usize,
+    offset: usize,
+    len: usize,
+}
+
+const LEN_BITS: u32 = 16;
+const OFFSET_BITS: u32 = 28;
+
+impl Place {
+    /// The slot value; `None` when a part does not fit its bits.
+    fn pack(self) -> Option<u64> {
+        let chunk = u64::try_from(self.chunk.checked_add(1)?).ok()?;
+        let offset = u64::try_from(self.offset).ok()?;
+        let len = u64::try_from(self.len).ok()?;
+        let fits = chunk < 1 << (64 - OFFSET_BITS - LEN_BITS)
+            && offset < 1 << OFFSET_BITS
+            && len < 1 << LEN_BITS;
+        fits.then_some(chunk << (OFFSET_BITS + LEN_BITS) | offset << LEN_BITS | len)
+    }
+
+    /// The place a slot value names; `None` for an empty slot.
+    fn unpack(v: u64) -> Option<Place> {
+        let chunk = (v >> (OFFSET_BITS + LEN_BITS)) as usize;
+        let mask = |bits: u32| (1u64 << bits) - 1;
+        (chunk != 0).then(|| Place {
+            chunk: chunk - 1,
+            offset: ((v >> LEN_BITS) & mask(OFFSET_BITS)) as usize,
+            len: (v & mask(LEN_BITS)) as usize,
+        })
+    }
+}
+
+/// The kept bytes of one shape.
+pub(crate) struct Kept {
+    /// One per entry of the image: a packed [`Place`], 0 when nothing is kept.
+    slots: Box<[AtomicU64]>,
+    /// Published chunks; a slot names one only once it is set.
+    chunks: Box<[OnceLock<Box<[u8]>>]>,
+    /// Chunks taken so far (some may not be set yet).
+    taken: AtomicUsize,
+}
+
+impl Kept {
+    fn new(entries: usize) -> Kept {
+        Kept {
+            slots: (0..entries).map(|_| AtomicU64::new(0)).collect(),
+            chunks: (0..MAX_CHUNKS).map(|_| OnceLock::new()).collect(),
+            taken: AtomicUsize::new(0),
+        }
+    }
+
+    /// What a shape of `entries` entries costs before any bytes are kept.
+    fn cost(entries: usize) -> usize {
+        entries * std::mem::size_of::<AtomicU64>()
+            + MAX_CHUNKS * std::mem::size_of::<OnceLock<Box<[u8]>>>()
+    }
+
+    /// The bytes kept for the entry at `position`, if any.
+    fn get(&self, position: usize) -> Option<&[u8]> {
+        let place = Place::unpack(self.slots.get(position)?.load(Ordering::Acquire))?;
+        let chunk = self.chunks.get(place.chunk)?.get()?;
+        chunk.get(place.offset..place.offset + place.len)
+    }
+
+    /// Makes what `gathered` holds a chunk and points its entries' slots at it (an entry
+    /// another scan kept meanwhile keeps those); `gathered` is emptied. A scan calls it
+    /// when it ends.
+    pub(crate) fn publish(&self, gathered: &mut Gathered) {
+        if gathered.entries.is_empty() {
+            return;
+        }
+        let chunk = self.taken.fetch_add(1, Ordering::Relaxed);
+        if let Some(cell) = self.chunks.get(chunk)
+            && cell.set(gathered.bytes.as_slice().into()).is_ok()
+        {
+            for &(position, offset, len) in &gathered.entries {
+                let place = Place { chunk, offset, len };
+                if let (Some(slot), Some(v)) = (self.slots.get(position), place.pack()) {
+                    // Set only if empty: a slot never changes once set.
+                    let _ = slot.compare_exchange(0, v, Ordering::Release, Ordering::Relaxed);
+                }
+            }
+        }
+        gathered.bytes.clear();
+        gathered.entries.clear();
+    }
+}
+
+/// What one scan keeps, until it is published: the bytes one after another, and each
+/// entry's position, offset and length.
+#[derive(Default)]
+pub(crate) struct Gathered {
+    bytes: Vec<u8>,
+    entries: Vec<(usize, usize, usize)>,
+}
+
+/// Each shape's description and kept bytes.
+type Shapes = Vec<(Box<[u8]>, Arc<Kept>)>;
 
 /// The derived bytes of one image.
 pub(crate) struct DerivedCache {
     /// Entries of the image: the length of each shape's slots.
     entries: usize,
-    shapes: Mutex<Vec<(Box<[u8]>, Slots)>>,
-    /// Bytes charged so far (slots and kept bytes).
+    shapes: Mutex<Shapes>,
+    /// Bytes charged so far (slots, chunk tables and kept bytes).
     charged: AtomicUsize,
 }
 
@@ -63,22 +178,22 @@ impl DerivedCache {
         }
     }
 
-    /// The slots of `shape`; when it has none yet, made if `make` (`None` when not, or
-    /// when no more shapes fit).
-    pub(crate) fn shape(&self, shape: &[u8], make: bool) -> Option<Slots> {
+    /// The kept bytes of `shape`; when it has none yet, made if `make` (`None` when not,
+    /// or when no more shapes fit).
+    pub(crate) fn shape(&self, shape: &[u8], make: bool) -> Option<Arc<Kept>> {
         let mut shapes = self.shapes.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((_, slots)) = shapes.iter().find(|(s, _)| &**s == shape) {
-            return Some(Arc::clone(slots));
+        if let Some((_, kept)) = shapes.iter().find(|(s, _)| &**s == shape) {
+            return Some(Arc::clone(kept));
         }
         if !make
             || shapes.len() >= MAX_SHAPES
-            || !self.charge(self.entries * std::mem::size_of::<Slot>() + shape.len())
+            || !self.charge(Kept::cost(self.entries) + shape.len())
         {
             return None;
         }
-        let slots: Slots = (0..self.entries).map(|_| Slot::new()).collect();
-        shapes.push((shape.into(), Arc::clone(&slots)));
-        Some(slots)
+        let kept = Arc::new(Kept::new(self.entries));
+        shapes.push((shape.into(), Arc::clone(&kept)));
+        Some(kept)
     }
 
     /// Takes `bytes` from the budget; false (nothing taken) when they do not fit.
@@ -90,17 +205,19 @@ impl DerivedCache {
             .is_ok()
     }
 
-    /// The bytes of `shape` kept for the entry at `position`, through [`Derived`]; with
-    /// `keep` false, new bytes are not kept (see [Which scans keep](self#which-scans-keep)).
+    /// The bytes of a shape (`kept`) kept for the entry at `position`, through
+    /// [`Derived`]; new bytes are gathered in `gather` (see [`Kept::publish`]), or not kept
+    /// when it is `None` (see [Which scans keep](self#which-scans-keep)).
     pub(crate) fn derived<'a>(
         &'a self,
-        slots: Option<&'a Slots>,
+        kept: Option<&'a Kept>,
         position: usize,
-        keep: bool,
+        gather: Option<&'a RefCell<Gathered>>,
     ) -> Derived<'a> {
         Derived {
-            slot: slots.and_then(|s| s.get(position)),
-            cache: keep.then_some(self),
+            kept,
+            position,
+            keeping: gather.map(|g| (self, g)),
         }
     }
 }
@@ -110,34 +227,46 @@ impl DerivedCache {
 /// few candidates (see [Which scans keep](self#which-scans-keep)).
 #[derive(Clone, Copy)]
 pub struct Derived<'a> {
-    slot: Option<&'a Slot>,
-    cache: Option<&'a DerivedCache>,
+    kept: Option<&'a Kept>,
+    position: usize,
+    keeping: Option<(&'a DerivedCache, &'a RefCell<Gathered>)>,
 }
 
 impl<'a> Derived<'a> {
     /// Nothing kept, nowhere to keep: an entry read from SQLite.
     pub fn none() -> Derived<'static> {
         Derived {
-            slot: None,
-            cache: None,
+            kept: None,
+            position: 0,
+            keeping: None,
         }
     }
 
     /// The bytes kept for this entry, if any.
     pub fn get(&self) -> Option<&'a [u8]> {
-        self.slot.and_then(|s| s.get()).map(|b| &**b)
+        self.kept.and_then(|k| k.get(self.position))
     }
 
     /// Keeps a copy of `bytes`, the entry's bytes of this shape, when the budget allows
-    /// (and none are kept yet).
+    /// (and none are kept yet). They are found once the scan publishes them: when it has
+    /// gathered [`CHUNK_BYTES`], and when it ends.
     pub fn keep(&self, bytes: &[u8]) {
-        let (Some(slot), Some(cache)) = (self.slot, self.cache) else {
+        let (Some(kept), Some((cache, gather))) = (self.kept, self.keeping) else {
             return;
         };
-        if slot.get().is_none() && cache.charge(bytes.len()) {
-            // Two scans may make the same bytes at once: the first kept wins, the other's
-            // charge stays spent (rare, and bounded by the budget anyway).
-            let _ = slot.set(bytes.into());
+        if self.get().is_some() || bytes.len() >= 1 << LEN_BITS || !cache.charge(bytes.len()) {
+            return;
+        }
+        let mut g = gather.borrow_mut();
+        if g.bytes.capacity() == 0 {
+            // A chunk's worth and one more response: the buffer never doubles.
+            g.bytes.reserve_exact(CHUNK_BYTES + 1024);
+        }
+        let offset = g.bytes.len();
+        g.bytes.extend_from_slice(bytes);
+        g.entries.push((self.position, offset, bytes.len()));
+        if g.bytes.len() >= CHUNK_BYTES {
+            kept.publish(&mut g);
         }
     }
 }
@@ -146,38 +275,68 @@ impl<'a> Derived<'a> {
 mod tests {
     use super::*;
 
+    /// Keeps `bytes` for `position` of `kept` as one scan does, published at once.
+    fn keep(cache: &DerivedCache, kept: &Kept, position: usize, bytes: &[u8]) {
+        let gather = RefCell::new(Gathered::default());
+        cache
+            .derived(Some(kept), position, Some(&gather))
+            .keep(bytes);
+        kept.publish(&mut gather.borrow_mut());
+    }
+
+    fn get<'a>(cache: &'a DerivedCache, kept: &'a Kept, position: usize) -> Option<&'a [u8]> {
+        cache.derived(Some(kept), position, None).get()
+    }
+
+    #[test]
+    fn places_pack_and_unpack() {
+        for place in [
+            Place {
+                chunk: 0,
+                offset: 0,
+                len: 0,
+            },
+            Place {
+                chunk: MAX_CHUNKS - 1,
+                offset: (1 << OFFSET_BITS) - 1,
+                len: (1 << LEN_BITS) - 1,
+            },
+        ] {
+            let v = place.pack().expect("fits");
+            assert_ne!(v, 0, "a kept place is never the empty slot");
+            assert_eq!(Place::unpack(v), Some(place));
+        }
+        assert_eq!(Place::unpack(0), None);
+        let too_long = Place {
+            chunk: 0,
+            offset: 0,
+            len: 1 << LEN_BITS,
+        };
+        assert_eq!(too_long.pack(), None);
+    }
+
     #[test]
     fn bytes_are_kept_per_shape_and_entry_within_bounds() {
         let cache = DerivedCache::new(3);
         let a = cache.shape(b"a", true).expect("shape a");
         let b = cache.shape(b"b", true).expect("shape b");
         assert!(Arc::ptr_eq(&a, &cache.shape(b"a", false).expect("a again")));
-        let d = cache.derived(Some(&a), 1, true);
-        assert_eq!(d.get(), None);
-        d.keep(b"one");
-        d.keep(b"other");
-        assert_eq!(cache.derived(Some(&a), 1, true).get(), Some(&b"one"[..]));
-        assert_eq!(
-            cache.derived(Some(&b), 1, true).get(),
-            None,
-            "another shape"
-        );
-        assert_eq!(
-            cache.derived(Some(&a), 2, true).get(),
-            None,
-            "another entry"
-        );
-        assert_eq!(
-            cache.derived(Some(&a), 3, true).get(),
-            None,
-            "past the image"
-        );
-        cache.derived(Some(&b), 0, false).keep(b"not kept");
-        assert_eq!(
-            cache.derived(Some(&b), 0, true).get(),
-            None,
-            "kept by a small scan"
-        );
+        assert_eq!(get(&cache, &a, 1), None);
+        keep(&cache, &a, 1, b"one");
+        keep(&cache, &a, 1, b"other");
+        assert_eq!(get(&cache, &a, 1), Some(&b"one"[..]));
+        assert_eq!(get(&cache, &b, 1), None, "another shape");
+        assert_eq!(get(&cache, &a, 2), None, "another entry");
+        assert_eq!(get(&cache, &a, 3), None, "past the image");
+        // Two scans gathered entry 2 before either published: the first published stays.
+        let (first, second) = (RefCell::default(), RefCell::default());
+        cache.derived(Some(&a), 2, Some(&first)).keep(b"first");
+        cache.derived(Some(&a), 2, Some(&second)).keep(b"second");
+        a.publish(&mut first.borrow_mut());
+        a.publish(&mut second.borrow_mut());
+        assert_eq!(get(&cache, &a, 2), Some(&b"first"[..]));
+        cache.derived(Some(&b), 0, None).keep(b"not kept");
+        assert_eq!(get(&cache, &b, 0), None, "kept by a small scan");
         assert!(
             cache.shape(b"new", false).is_none(),
             "a small scan makes no shape"
@@ -191,19 +350,51 @@ mod tests {
     }
 
     #[test]
-    fn nothing_is_kept_past_the_byte_budget() {
+    fn a_scan_publishes_when_its_chunk_is_full_and_at_its_end() {
+        let n = 2 * CHUNK_BYTES / 1000 + 2;
+        let cache = DerivedCache::new(n);
+        let kept = cache.shape(b"a", true).expect("shape");
+        let gather = RefCell::new(Gathered::default());
+        let bytes = |i: usize| vec![(i % 251) as u8; 1000];
+        for i in 0..n {
+            cache.derived(Some(&kept), i, Some(&gather)).keep(&bytes(i));
+        }
+        // The first chunk filled after 66 entries: those are found, the rest not yet.
+        let full = CHUNK_BYTES.div_ceil(1000);
+        assert_eq!(get(&cache, &kept, 0), Some(&bytes(0)[..]));
+        assert_eq!(get(&cache, &kept, full - 1), Some(&bytes(full - 1)[..]));
+        assert_eq!(get(&cache, &kept, n - 1), None, "gathered, not published");
+        kept.publish(&mut gather.borrow_mut());
+        for i in 0..n {
+            assert_eq!(get(&cache, &kept, i), Some(&bytes(i)[..]), "entry {i}");
+        }
+    }
+
+    #[test]
+    fn nothing_is_kept_past_the_byte_budget_or_the_chunk_table() {
         let cache = DerivedCache::new(2);
         let a = cache.shape(b"a", true).expect("shape");
-        let big = vec![0u8; MAX_DERIVED_BYTES];
-        cache.derived(Some(&a), 0, true).keep(&big);
-        assert_eq!(cache.derived(Some(&a), 0, true).get(), None);
-        cache.derived(Some(&a), 1, true).keep(b"small");
-        assert_eq!(cache.derived(Some(&a), 1, true).get(), Some(&b"small"[..]));
+        let too_long = vec![0u8; 1 << LEN_BITS];
+        keep(&cache, &a, 0, &too_long);
+        assert_eq!(get(&cache, &a, 0), None, "longer than a slot can say");
+        let left = MAX_DERIVED_BYTES - cache.charged.load(Ordering::Relaxed);
+        assert!(cache.charge(left - 4));
+        keep(&cache, &a, 0, b"small");
+        assert_eq!(get(&cache, &a, 0), None, "past the budget");
+        keep(&cache, &a, 1, b"tiny");
+        assert_eq!(get(&cache, &a, 1), Some(&b"tiny"[..]), "within it");
         assert!(
             DerivedCache::new(MAX_DERIVED_BYTES)
                 .shape(b"x", true)
                 .is_none(),
             "slots past the budget"
         );
+        let cache = DerivedCache::new(MAX_CHUNKS + 1);
+        let kept = cache.shape(b"a", true).expect("shape");
+        for i in 0..=MAX_CHUNKS {
+            keep(&cache, &kept, i, b"x");
+        }
+        assert_eq!(get(&cache, &kept, MAX_CHUNKS - 1), Some(&b"x"[..]));
+        assert_eq!(get(&cache, &kept, MAX_CHUNKS), None, "no chunk left");
     }
 }

@@ -29,7 +29,7 @@
 //! indexes, measured: 40 MB at 100,000); a larger store is read from SQLite, said once at
 //! WARN. While an image is rebuilt the old one stays until the last scan using it ends.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -44,7 +44,7 @@ use worklist_model::{
 };
 
 use crate::connections::{self, Connections, Create};
-use crate::derived::{DerivedCache, KEEP_FROM_CANDIDATES};
+use crate::derived::{DerivedCache, Gathered, KEEP_FROM_CANDIDATES};
 use crate::entries;
 use crate::error::StoreError;
 use crate::filter::EntryFilter;
@@ -403,14 +403,16 @@ impl Image {
             return None;
         }
         let keep = hi - lo >= KEEP_FROM_CANDIDATES;
-        let slots = shape.and_then(|s| self.derived.shape(s, keep));
+        let kept = shape.and_then(|s| self.derived.shape(s, keep));
+        let gather = RefCell::new(Gathered::default());
+        let keeping = keep.then_some(&gather);
         let mut scratch = SCRATCH.take();
         let mut visit = |pos: usize| -> ControlFlow<()> {
             let record = &self.records[pos];
             if !self.admits(record, filter) {
                 return ControlFlow::Continue(());
             }
-            let derived = self.derived.derived(slots.as_ref(), pos, keep);
+            let derived = self.derived.derived(kept.as_deref(), pos, keeping);
             let held = Held {
                 record,
                 times: &self.times,
@@ -422,6 +424,9 @@ impl Image {
             None => (lo..hi).any(|p| visit(p).is_break()),
         };
         SCRATCH.set(scratch);
+        if let Some(kept) = &kept {
+            kept.publish(&mut gather.borrow_mut());
+        }
         Some(if stopped {
             ScanEnd::Stopped
         } else {
