@@ -371,6 +371,40 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_scans_keep_each_entry_once_and_right() {
+        let n = 3000;
+        let cache = DerivedCache::new(n);
+        let kept = cache.shape(b"a", true).expect("shape");
+        // 100 bytes each: a chunk every 656 entries, so scans read each other's chunks.
+        let bytes = |i: usize| {
+            let mut b = format!("entry {i}").into_bytes();
+            b.resize(100, b'.');
+            b
+        };
+        std::thread::scope(|s| {
+            for t in 0..4 {
+                let (cache, kept) = (&cache, &kept);
+                s.spawn(move || {
+                    let gather = RefCell::new(Gathered::default());
+                    // Every entry, each scan from its own starting point.
+                    for k in 0..n {
+                        let i = (k + t * n / 4) % n;
+                        let d = cache.derived(Some(kept), i, Some(&gather));
+                        match d.get() {
+                            Some(b) => assert_eq!(b, &bytes(i)[..], "entry {i}"),
+                            None => d.keep(&bytes(i)),
+                        }
+                    }
+                    kept.publish(&mut gather.borrow_mut());
+                });
+            }
+        });
+        for i in 0..n {
+            assert_eq!(get(&cache, &kept, i), Some(&bytes(i)[..]), "entry {i}");
+        }
+    }
+
+    #[test]
     fn nothing_is_kept_past_the_byte_budget_or_the_chunk_table() {
         let cache = DerivedCache::new(2);
         let a = cache.shape(b"a", true).expect("shape");
