@@ -13,7 +13,9 @@
 //! A shape holds one 8-byte slot per entry, saying where the entry's bytes are, and the
 //! bytes themselves in chunks of about [`CHUNK_BYTES`]. A scan gathers what it keeps in a
 //! [`Gathered`] buffer of its own and publishes it as one chunk when the buffer is full
-//! and when the scan ends; only then do the entries' slots point at it. (The first
+//! and when the scan ends; only then do the entries' slots point at it. Entries another
+//! scan published meanwhile (two consoles asking the same large query at once) are left
+//! out of the chunk and given back to the budget, so each is kept once. (The first
 //! layout, a 24-byte slot and an allocation per entry, charged 2.4 MB of slots at 100,000
 //! entries where this one charges 0.9 MB, and what the allocator rounded up went uncounted.)
 //!
@@ -125,27 +127,54 @@ impl Kept {
         chunk.get(place.offset..place.offset + place.len)
     }
 
-    /// Makes what `gathered` holds a chunk and points its entries' slots at it (an entry
-    /// another scan kept meanwhile keeps those); `gathered` is emptied. A scan calls it
-    /// when it ends.
-    pub(crate) fn publish(&self, gathered: &mut Gathered) {
-        if gathered.entries.is_empty() {
-            return;
-        }
-        let chunk = self.taken.fetch_add(1, Ordering::Relaxed);
-        if let Some(cell) = self.chunks.get(chunk)
-            && cell.set(gathered.bytes.as_slice().into()).is_ok()
-        {
-            for &(position, offset, len) in &gathered.entries {
-                let place = Place { chunk, offset, len };
-                if let (Some(slot), Some(v)) = (self.slots.get(position), place.pack()) {
-                    // Set only if empty: a slot never changes once set.
-                    let _ = slot.compare_exchange(0, v, Ordering::Release, Ordering::Relaxed);
+    /// Whether every chunk is taken (nothing more can be kept).
+    fn full(&self) -> bool {
+        self.taken.load(Ordering::Relaxed) >= MAX_CHUNKS
+    }
+
+    /// Makes what `gathered` holds a chunk and points its entries' slots at it, leaving
+    /// out the entries another scan published meanwhile; `gathered` is emptied. Returns
+    /// the bytes left out.
+    fn publish(&self, gathered: &mut Gathered) -> usize {
+        // Two scans of one large query at once gather the same entries: each is kept
+        // (and charged) once, not once per scan.
+        let mut bytes = Vec::with_capacity(gathered.bytes.len());
+        let mut places = Vec::with_capacity(gathered.entries.len());
+        let mut left_out = 0;
+        for &(position, offset, len) in &gathered.entries {
+            let published = self
+                .slots
+                .get(position)
+                .is_none_or(|s| s.load(Ordering::Relaxed) != 0);
+            match gathered.bytes.get(offset..offset + len) {
+                Some(b) if !published => {
+                    places.push((position, bytes.len(), len));
+                    bytes.extend_from_slice(b);
                 }
+                _ => left_out += len,
             }
         }
         gathered.bytes.clear();
         gathered.entries.clear();
+        if places.is_empty() {
+            return left_out;
+        }
+        let chunk = self.taken.fetch_add(1, Ordering::Relaxed);
+        let Some(cell) = self.chunks.get(chunk) else {
+            return left_out + bytes.len();
+        };
+        if cell.set(bytes.into_boxed_slice()).is_err() {
+            // Never: each chunk number is taken once.
+            return left_out;
+        }
+        for (position, offset, len) in places {
+            let place = Place { chunk, offset, len };
+            if let (Some(slot), Some(v)) = (self.slots.get(position), place.pack()) {
+                // Set only if empty: a slot never changes once set.
+                let _ = slot.compare_exchange(0, v, Ordering::Release, Ordering::Relaxed);
+            }
+        }
+        left_out
     }
 }
 
@@ -194,6 +223,15 @@ impl DerivedCache {
         let kept = Arc::new(Kept::new(self.entries));
         shapes.push((shape.into(), Arc::clone(&kept)));
         Some(kept)
+    }
+
+    /// Publishes what a scan gathered for `kept` (see [`Kept::publish`]), giving back to
+    /// the budget the bytes left out. A scan calls it when it ends.
+    pub(crate) fn publish(&self, kept: &Kept, gathered: &mut Gathered) {
+        let left_out = kept.publish(gathered);
+        if left_out > 0 {
+            self.charged.fetch_sub(left_out, Ordering::Relaxed);
+        }
     }
 
     /// Takes `bytes` from the budget; false (nothing taken) when they do not fit.
@@ -254,7 +292,11 @@ impl<'a> Derived<'a> {
         let (Some(kept), Some((cache, gather))) = (self.kept, self.keeping) else {
             return;
         };
-        if self.get().is_some() || bytes.len() >= 1 << LEN_BITS || !cache.charge(bytes.len()) {
+        if self.get().is_some()
+            || bytes.len() >= 1 << LEN_BITS
+            || kept.full()
+            || !cache.charge(bytes.len())
+        {
             return;
         }
         let mut g = gather.borrow_mut();
@@ -266,7 +308,7 @@ impl<'a> Derived<'a> {
         g.bytes.extend_from_slice(bytes);
         g.entries.push((self.position, offset, bytes.len()));
         if g.bytes.len() >= CHUNK_BYTES {
-            kept.publish(&mut g);
+            cache.publish(kept, &mut g);
         }
     }
 }
@@ -281,7 +323,7 @@ mod tests {
         cache
             .derived(Some(kept), position, Some(&gather))
             .keep(bytes);
-        kept.publish(&mut gather.borrow_mut());
+        cache.publish(kept, &mut gather.borrow_mut());
     }
 
     fn get<'a>(cache: &'a DerivedCache, kept: &'a Kept, position: usize) -> Option<&'a [u8]> {
@@ -332,9 +374,15 @@ mod tests {
         let (first, second) = (RefCell::default(), RefCell::default());
         cache.derived(Some(&a), 2, Some(&first)).keep(b"first");
         cache.derived(Some(&a), 2, Some(&second)).keep(b"second");
-        a.publish(&mut first.borrow_mut());
-        a.publish(&mut second.borrow_mut());
+        cache.publish(&a, &mut first.borrow_mut());
+        let kept_once = cache.charged.load(Ordering::Relaxed);
+        cache.publish(&a, &mut second.borrow_mut());
         assert_eq!(get(&cache, &a, 2), Some(&b"first"[..]));
+        assert_eq!(
+            cache.charged.load(Ordering::Relaxed),
+            kept_once - b"second".len(),
+            "the second scan's bytes given back"
+        );
         cache.derived(Some(&b), 0, None).keep(b"not kept");
         assert_eq!(get(&cache, &b, 0), None, "kept by a small scan");
         assert!(
@@ -364,7 +412,7 @@ mod tests {
         assert_eq!(get(&cache, &kept, 0), Some(&bytes(0)[..]));
         assert_eq!(get(&cache, &kept, full - 1), Some(&bytes(full - 1)[..]));
         assert_eq!(get(&cache, &kept, n - 1), None, "gathered, not published");
-        kept.publish(&mut gather.borrow_mut());
+        cache.publish(&kept, &mut gather.borrow_mut());
         for i in 0..n {
             assert_eq!(get(&cache, &kept, i), Some(&bytes(i)[..]), "entry {i}");
         }
@@ -395,7 +443,7 @@ mod tests {
                             None => d.keep(&bytes(i)),
                         }
                     }
-                    kept.publish(&mut gather.borrow_mut());
+                    cache.publish(kept, &mut gather.borrow_mut());
                 });
             }
         });

@@ -425,7 +425,7 @@ impl Image {
         };
         SCRATCH.set(scratch);
         if let Some(kept) = &kept {
-            kept.publish(&mut gather.borrow_mut());
+            self.derived.publish(kept, &mut gather.borrow_mut());
         }
         Some(if stopped {
             ScanEnd::Stopped
