@@ -301,7 +301,7 @@ impl<'a> Derived<'a> {
         }
         let mut g = gather.borrow_mut();
         if g.bytes.capacity() == 0 {
-            // A chunk's worth and one more response: the buffer never doubles.
+            // A chunk and one more response of ordinary size: the buffer seldom grows.
             g.bytes.reserve_exact(CHUNK_BYTES + 1024);
         }
         let offset = g.bytes.len();
