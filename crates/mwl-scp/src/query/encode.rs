@@ -226,7 +226,7 @@ pub(super) fn encode(
     out: &mut Vec<u8>,
 ) -> ResponseCharset {
     let protocol = response::protocol_item(q, entry);
-    // One pass: checking every value first cost as much again as writing them.
+    // One pass: a check of every value first formatted each value twice.
     if preferred != ResponseCharset::Utf8
         && write_in(q, entry, protocol.as_deref(), preferred, explicit, out)
     {
